@@ -1,0 +1,3 @@
+from adamesh.cli import main
+
+raise SystemExit(main())

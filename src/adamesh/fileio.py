@@ -1,0 +1,76 @@
+"""Safe file output: check the destination early, write to a temporary file, rename at the end.
+
+A failed command must never leave a half-written file or clobber an earlier good result, so every
+writer in adamesh goes through `atomic_output`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from adamesh.errors import AdameshError
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail fast, before any heavy work, if `path` cannot be created."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir() and not path.suffix == "":
+        raise AdameshError(f"output path {path} is a directory; give a file name")
+    if not parent.exists():
+        raise AdameshError(f"cannot write {path}: folder {parent} does not exist")
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise AdameshError(f"cannot write {path}: folder {parent} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise AdameshError(f"cannot write {path}: the existing file is read-only")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; move it into place only if the block succeeds.
+
+    The temporary name keeps the suffix so libraries that choose a format by extension still work.
+    With ``directory=True`` a temporary folder is yielded and replaces `path` as a whole.
+    """
+    path = check_writable(path)
+    parent = path.parent
+    if directory:
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.partial-"))
+    else:
+        fd, name = tempfile.mkstemp(dir=parent, prefix=f".{path.stem}.partial-", suffix=path.suffix)
+        os.close(fd)
+        tmp = Path(name)
+    try:
+        yield tmp
+        if directory:
+            if path.exists():
+                old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.old-"))
+                os.replace(path, old / path.name)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        else:
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+    except BaseException:
+        if directory:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
+
+
+def cache_dir() -> Path:
+    """Where installed rigs and other caches live: $ADAMESH_CACHE, else ~/.cache/adamesh."""
+    root = os.environ.get("ADAMESH_CACHE")
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "adamesh"

@@ -1,0 +1,143 @@
+"""Rigs turn motion parameters into mesh vertices.
+
+Every rig has a neutral mesh (V, 3) in its own units, triangles (F, 3), per-vertex colours for the
+renderer, named vertex regions used by metrics (``lips``, ``upper_face``, ``eyes``, ``jaw``,
+``face``) and a neck ``pivot`` about which head rotation is applied. ``deform`` is written in torch,
+batched over frames and differentiable (for fitting and vertex losses); ``vertices`` is the numpy
+convenience around it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from adamesh.errors import RigError
+from adamesh.geometry import euler_to_matrix
+from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES, Motion, Space
+
+REGIONS = ("face", "lips", "upper_face", "eyes", "jaw")
+SKIN = (0.86, 0.69, 0.60)
+
+
+@dataclass(eq=False)
+class Rig:
+    """Base class. Subclasses implement `deform` for their parameter space."""
+
+    name: str
+    space: Space
+    neutral: np.ndarray  # (V, 3) float32, rig units
+    faces: np.ndarray  # (F, 3) int32
+    colors: np.ndarray  # (V, 3) float32 in [0, 1]
+    regions: dict[str, np.ndarray]  # region name -> vertex indices
+    pivot: np.ndarray  # (3,) neck pivot, rig units
+    units_per_meter: float = 1.0  # 100 for a rig modelled in centimetres
+    landmarks: np.ndarray | None = None  # (68,) vertex indices in Multi-PIE order, if known
+    info: dict = field(default_factory=dict)  # provenance, licence, missing shapes ...
+
+    def __post_init__(self):
+        self.neutral = np.ascontiguousarray(self.neutral, np.float32)
+        self.faces = np.ascontiguousarray(self.faces, np.int32)
+        self.colors = np.ascontiguousarray(self.colors, np.float32)
+        self.pivot = np.asarray(self.pivot, np.float32)
+        n = len(self.neutral)
+        if self.faces.size and (self.faces.min() < 0 or self.faces.max() >= n):
+            raise RigError(f"rig {self.name!r}: triangle indices out of range for {n} vertices")
+        if self.colors.shape != self.neutral.shape:
+            raise RigError(f"rig {self.name!r}: colours {self.colors.shape} vs vertices {self.neutral.shape}")
+        for key in REGIONS:
+            if key not in self.regions:
+                raise RigError(f"rig {self.name!r} lacks the vertex region {key!r}")
+        self.regions = {k: np.asarray(v, np.int64) for k, v in self.regions.items()}
+        self._torch: dict[str, torch.Tensor] = {}
+
+    @property
+    def n_vertices(self) -> int:
+        return len(self.neutral)
+
+    def tensor(self, key: str) -> torch.Tensor:
+        """A cached torch view of a numpy attribute (``neutral``, ``pivot`` ...)."""
+        if key not in self._torch:
+            self._torch[key] = torch.from_numpy(np.ascontiguousarray(getattr(self, key)))
+        return self._torch[key]
+
+    def deform(self, params: torch.Tensor) -> torch.Tensor:
+        """(T, C) parameters in ``self.space`` -> (T, V, 3) vertices. Differentiable."""
+        raise NotImplementedError
+
+    def vertices(self, params: np.ndarray | Motion, chunk: int = 256) -> np.ndarray:
+        """numpy (T, C) parameters or a Motion -> (T, V, 3) float32 vertices."""
+        if isinstance(params, Motion):
+            self.check(params)
+            params = params.params
+        params = np.asarray(params, np.float32)
+        if params.ndim == 1:
+            return self.vertices(params[None], chunk)[0]
+        out = np.empty((len(params), self.n_vertices, 3), np.float32)
+        with torch.no_grad():
+            for i in range(0, len(params), chunk):
+                out[i : i + chunk] = self.deform(torch.from_numpy(params[i : i + chunk])).numpy()
+        return out
+
+    def check(self, motion: Motion) -> None:
+        """Raise a clear error if the rig cannot play this motion."""
+        if motion.space.name != self.space.name:
+            raise RigError(
+                f"the motion is in the {motion.space.name!r} space but rig {self.name!r} takes "
+                f"{self.space.name!r}; choose a rig for that space (arkit: builtin, ict, gltf:PATH; "
+                "flame: flame:PATH)"
+            )
+
+    def rigid(self, verts: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor | None):
+        """Rotate (T, V, 3) vertices about the neck pivot by (T, 3) Euler angles and translate
+        by (T, 3) metres."""
+        pivot = self.tensor("pivot")
+        rot = euler_to_matrix(rotation[:, 0], rotation[:, 1], rotation[:, 2])  # (T, 3, 3)
+        out = (verts - pivot) @ rot.transpose(1, 2) + pivot
+        if translation is not None:
+            out = out + translation[:, None, :] * self.units_per_meter
+        return out
+
+    def describe(self) -> str:
+        lines = [
+            f"rig {self.name}: space {self.space.name}, {self.n_vertices} vertices, "
+            f"{len(self.faces)} triangles, {self.units_per_meter:g} units per metre"
+        ]
+        for key, idx in self.regions.items():
+            lines.append(f"  region {key}: {len(idx)} vertices")
+        for key, val in self.info.items():
+            lines.append(f"  {key}: {val}")
+        return "\n".join(lines)
+
+
+@dataclass(eq=False)
+class BlendshapeRig(Rig):
+    """A rig in the ``arkit`` space: neutral + sum of weighted ARKit blendshape deltas, then a rigid
+    head transform about the pivot. ``shapes`` is (52, V, 3) in ARKit order; shapes the source
+    lacks are zero and listed in ``missing``."""
+
+    shapes: np.ndarray = None  # (52, V, 3) float32 deltas
+    missing: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.space is not ARKIT:
+            raise RigError("a blendshape rig plays the arkit space")
+        self.shapes = np.ascontiguousarray(self.shapes, np.float32)
+        if self.shapes.shape != (52, self.n_vertices, 3):
+            raise RigError(f"rig {self.name!r}: shapes {self.shapes.shape} != (52, {self.n_vertices}, 3)")
+        self._torch["deltas"] = torch.from_numpy(self.shapes.reshape(52, -1))
+
+    @property
+    def shape_names(self) -> tuple[str, ...]:
+        return ARKIT_BLENDSHAPES
+
+    def deform(self, params: torch.Tensor) -> torch.Tensor:
+        s = self.space
+        weights = params[:, : s.n_expression]
+        verts = self.tensor("neutral") + (weights @ self.tensor("deltas")).view(len(params), -1, 3)
+        rot = params[:, s.rotation[0] : s.rotation[1]]
+        trans = params[:, s.translation[0] : s.translation[1]]
+        return self.rigid(verts, rot, trans)
