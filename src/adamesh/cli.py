@@ -1,2 +1,216 @@
-def main(argv=None):
+"""The `adamesh` command: a thin layer over the Python API.
+
+Every user error (AdameshError) prints one line ``adamesh: error: ...`` and exits 1; anything else
+is a bug and prints one line too, with the traceback only under ADAMESH_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+from adamesh import __version__
+from adamesh.errors import AdameshError
+
+
+def _warn(message, category, filename, lineno, file=None, line=None):
+    print(f"adamesh: warning: {message}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_render(args) -> None:
+    from adamesh.fileio import check_writable
+    from adamesh.motion import load_motion
+    from adamesh.render import render_motion
+    from adamesh.rigs import load_rig
+
+    check_writable(args.out)
+    motions = [load_motion(p) for p in args.motion]
+    rigs = [load_rig(r) for r in args.rig]
+    if len(rigs) == 1:
+        rigs = rigs * len(motions)
+    captions = args.captions.split("|") if args.captions else None
+    if captions and len(captions) != len(motions):
+        raise AdameshError(f"--captions has {len(captions)} entries for {len(motions)} motions")
+    stats = render_motion(motions, rigs, args.out, audio=args.audio, captions=captions, size=args.size,
+                          backend=args.renderer, antialias=args.antialias)  # fmt: skip
+    print(
+        f"wrote {args.out}: {stats['frames']} frames, {stats['seconds']:.2f} s at {stats['fps']:g} fps, "
+        f"{'with' if stats['audio'] else 'no'} audio ({stats['renderer']}, {stats['render_fps']:.0f} frames/s)"
+    )
+
+
+def cmd_export(args) -> None:
+    from adamesh.export import export
+    from adamesh.fileio import check_writable
+    from adamesh.motion import load_motion
+    from adamesh.rigs import load_rig
+
+    check_writable(args.out)
+    motion = load_motion(args.motion)
+    rig = load_rig(args.rig) if args.rig else None
+    path = export(motion, args.format, args.out, rig)
+    print(f"wrote {path} ({args.format}, {motion.n_frames} frames at {motion.fps:g} fps)")
+
+
+def cmd_rig_install(args) -> None:
+    from adamesh.rigs.ict import install_ict, load_ict
+
+    if args.name != "ict-facekit":
+        raise AdameshError(f"unknown rig {args.name!r}; installable: ict-facekit")
+    t0 = time.perf_counter()
+    path = install_ict(args.source, args.cache)
+    rig = load_ict(path)
+    print(f"installed ICT-FaceKit to {path} ({path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - t0:.1f} s)")
+    print(rig.describe())
+
+
+def cmd_rig_show(args) -> None:
+    from PIL import Image
+
+    from adamesh.fileio import atomic_output, check_writable
+    from adamesh.render import contact_sheet
+    from adamesh.rigs import load_rig
+
+    check_writable(args.out)
+    rig = load_rig(args.rig)
+    sheet = contact_sheet(rig, tile=args.tile, backend=args.renderer)
+    with atomic_output(args.out) as tmp:
+        Image.fromarray(sheet).save(tmp, format="PNG")
+    print(f"wrote {args.out}: contact sheet of rig {rig.name} ({sheet.shape[1]}x{sheet.shape[0]})")
+
+
+def cmd_rig_info(args) -> None:
+    from adamesh.rigs import load_rig
+
+    print(load_rig(args.rig).describe())
+
+
+def cmd_motion_demo(args) -> None:
+    import soundfile as sf
+
+    from adamesh.fileio import atomic_output, check_writable
+    from adamesh.testmotion import AUDIO_RATE, demo_motion
+
+    if args.seconds <= 0 or args.seconds > 3600:
+        raise AdameshError("--seconds must be between 0 and 3600")
+    out = Path(args.out)
+    wav = out.with_suffix(".wav")
+    check_writable(out)
+    motion, audio = demo_motion(args.seconds, args.fps)
+    with atomic_output(wav) as tmp:
+        sf.write(tmp, audio, AUDIO_RATE, format="WAV")
+    motion.audio = str(wav)
+    motion.save(out)
+    print(f"wrote {out} ({motion.n_frames} frames at {motion.fps:g} fps) and its audio {wav}")
+
+
+def cmd_motion_info(args) -> None:
+    from adamesh.motion import load_motion
+
+    m = load_motion(args.motion)
+    print(f"{args.motion}: space {m.space.name}, {m.n_frames} frames at {m.fps:g} fps ({m.duration:.2f} s)")
+    print(f"  audio: {m.audio or 'none'}")
+    print(f"  meta: {m.meta}")
+    active = [(c, float(abs(m.params[:, i]).max())) for i, c in enumerate(m.space.channels)]
+    active = [f"{c}={v:.2f}" for c, v in active if v > 1e-3]
+    print(f"  channels in use (max |value|): {', '.join(active) or 'none'}")
+
+
+def cmd_bench_render(args) -> None:
+    from adamesh.bench import bench_render
+
+    bench_render(args.rig, args.size, args.frames, args.renderer, args.antialias)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="adamesh", description="Speech to personalised 3D facial animation.")
+    p.add_argument("--version", action="version", version=f"adamesh {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    rig_help = "builtin, ict, ict:PATH, flame:PATH or gltf:PATH"
+
+    r = sub.add_parser("render", help="render motion files to an mp4 with speech")
+    r.add_argument("motion", nargs="+", help="motion file(s) (.npz); several are shown side by side")
+    r.add_argument("--rig", action="append", default=None, help=f"{rig_help} (once, or once per motion)")
+    r.add_argument("--audio", help="speech to mux (default: the audio the motion file names)")
+    r.add_argument("--out", required=True, help="output .mp4")
+    r.add_argument("--captions", help="panel captions separated by |, e.g. 'ground truth|generated'")
+    r.add_argument("--size", type=int, default=512, help="panel size in pixels (default 512)")
+    r.add_argument("--renderer", choices=["auto", "gl", "torch"], default=None, help="default: auto")
+    r.add_argument("--antialias", type=int, default=0, help="GL multisamples, e.g. 4 (slower); default 0")
+    r.set_defaults(func=cmd_render)
+
+    e = sub.add_parser("export", help="export a motion to glb, Live Link CSV, OBJ sequence or npz")
+    e.add_argument("motion")
+    e.add_argument("--format", required=True, choices=["glb", "csv", "obj", "npz"])
+    e.add_argument("--rig", help=f"{rig_help} (not needed for csv)")
+    e.add_argument("--out", required=True, help="output file (a folder for obj)")
+    e.set_defaults(func=cmd_export)
+
+    rg = sub.add_parser("rig", help="install, inspect and show rigs").add_subparsers(dest="rig_command", required=True)
+    ri = rg.add_parser("install", help="import ICT-FaceKit from a folder, zip or URL")
+    ri.add_argument("name", help="ict-facekit")
+    ri.add_argument("--from", dest="source", required=True, help="FaceXModel folder, repository zip, or URL")
+    ri.add_argument("--cache", help="where to write the rig file (default: $ADAMESH_CACHE/rigs)")
+    ri.set_defaults(func=cmd_rig_install)
+    rs = rg.add_parser("show", help="contact sheet: neutral and every shape, labelled")
+    rs.add_argument("rig", help=rig_help)
+    rs.add_argument("--out", required=True, help="output .png")
+    rs.add_argument("--tile", type=int, default=256, help="tile size in pixels (default 256)")
+    rs.add_argument("--renderer", choices=["auto", "gl", "torch"], default=None)
+    rs.set_defaults(func=cmd_rig_show)
+    rinfo = rg.add_parser("info", help="print a rig's size, regions and source")
+    rinfo.add_argument("rig", help=rig_help)
+    rinfo.set_defaults(func=cmd_rig_info)
+
+    mo = sub.add_parser("motion", help="make or inspect motion files").add_subparsers(dest="motion_command", required=True)
+    md = mo.add_parser("demo", help="write the test motion (and its audio, same name .wav)")
+    md.add_argument("--out", required=True, help="output motion .npz")
+    md.add_argument("--seconds", type=float, default=6.0)
+    md.add_argument("--fps", type=float, default=25.0)
+    md.set_defaults(func=cmd_motion_demo)
+    mi = mo.add_parser("info", help="summarise a motion file")
+    mi.add_argument("motion")
+    mi.set_defaults(func=cmd_motion_info)
+
+    b = sub.add_parser("bench", help="benchmarks that print numbers").add_subparsers(dest="bench_command", required=True)
+    br = b.add_parser("render", help="rendering speed (frames per second)")
+    br.add_argument("--rig", default="builtin", help=rig_help)
+    br.add_argument("--size", type=int, default=512)
+    br.add_argument("--frames", type=int, default=200)
+    br.add_argument("--renderer", choices=["auto", "gl", "torch"], default=None)
+    br.add_argument("--antialias", type=int, default=0)
+    br.set_defaults(func=cmd_bench_render)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "rig", None) is None and args.func is cmd_render:
+        args.rig = ["builtin"]
+    warnings.showwarning = _warn
+    try:
+        args.func(args)
+    except AdameshError as e:
+        print(f"adamesh: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("adamesh: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: one line, the traceback on request
+        if os.environ.get("ADAMESH_DEBUG"):
+            traceback.print_exc()
+        print(f"adamesh: internal error: {type(e).__name__}: {e} (set ADAMESH_DEBUG=1 for the traceback)",
+              file=sys.stderr)  # fmt: skip
+        return 3
     return 0

@@ -108,6 +108,12 @@ class GLRenderer:
         """(V, 3) vertices and normals -> (H, W, 3) uint8 image."""
         import moderngl
 
+        with self.ctx:  # several renderers (one per rig) may live in one process
+            return self._render(verts, normals)
+
+    def _render(self, verts: np.ndarray, normals: np.ndarray) -> np.ndarray:
+        import moderngl
+
         ctx = self.ctx
         self.pos.write(np.ascontiguousarray(verts, np.float32).tobytes())
         self.nrm.write(np.ascontiguousarray(normals, np.float32).tobytes())

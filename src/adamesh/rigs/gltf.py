@@ -1,0 +1,287 @@
+"""glTF 2.0 / GLB avatars whose morph targets carry ARKit names, as ARKit blendshape rigs.
+
+This is the convention of VRM "perfect sync" models, Ready Player Me avatars and heads captured on
+an iPhone: each mesh has morph targets named after Apple's 52 blendshapes (target names live in
+``mesh.extras.targetNames``). `load_gltf` walks the default scene, bakes every triangle primitive
+into world space in its rest pose (skins are ignored), merges them into one mesh and sums the
+deltas of targets that map to the same ARKit shape (Ready Player Me repeats the names on head,
+teeth and eyes). glTF is in metres, so ``units_per_meter`` is 1.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import urllib.parse
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pygltflib
+
+from adamesh.errors import AdameshWarning, RigError
+from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES
+from adamesh.rigs.base import SKIN, BlendshapeRig
+
+_DTYPES = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
+_WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
+_TRIANGLES = 4
+_ARKIT_LOWER = {n.lower(): n for n in ARKIT_BLENDSHAPES}
+
+
+def arkit_name(name: str) -> str | None:
+    """The ARKit shape a morph target name stands for, or None.
+
+    Case-insensitive; drops prefixes up to the last ``.`` or ``:`` (``blendShape1.jawOpen``,
+    ``ARKit:jawOpen``) and reads ``_L``/``_R``/``_Left``/``_Right`` as ``Left``/``Right``
+    (``eyeBlink_L`` -> ``eyeBlinkLeft``). A sided variant of an unsided shape (``browInnerUp_L``,
+    ``cheekPuff_R``) maps to that shape, so both halves are summed.
+    """
+    key = re.split(r"[.:]", name.strip())[-1].lower()
+    if key in _ARKIT_LOWER:
+        return _ARKIT_LOWER[key]
+    m = re.fullmatch(r"(.+?)_(l|r|left|right)", key)
+    if m is None:
+        return None
+    stem = m.group(1)
+    sided = stem + ("left" if m.group(2).startswith("l") else "right")
+    return _ARKIT_LOWER.get(sided) or _ARKIT_LOWER.get(stem)
+
+
+class _Reader:
+    """Buffers and accessors of one parsed glTF file."""
+
+    def __init__(self, gltf: pygltflib.GLTF2, path: Path):
+        self.gltf, self.path = gltf, path
+        self._buffers: dict[int, bytes] = {}
+
+    def buffer(self, i: int) -> bytes:
+        if i not in self._buffers:
+            uri = self.gltf.buffers[i].uri
+            if not uri:  # the GLB binary chunk
+                data = self.gltf.binary_blob()
+                if data is None:
+                    raise RigError(f"{self.path}: buffer {i} has no uri and the file has no binary chunk")
+            elif uri.startswith("data:"):
+                data = base64.b64decode(uri.partition(",")[2])
+            else:
+                sibling = self.path.parent / urllib.parse.unquote(uri)
+                try:
+                    data = sibling.read_bytes()
+                except OSError as e:
+                    raise RigError(f"{self.path}: cannot read its buffer {uri!r}: {e}") from None
+            self._buffers[i] = data
+        return self._buffers[i]
+
+    def _packed(self, view_index: int, offset: int, dtype, count: int, width: int) -> np.ndarray:
+        """(count, width) elements from a buffer view, honouring byteStride."""
+        view = self.gltf.bufferViews[view_index]
+        start = (view.byteOffset or 0) + offset
+        data = self.buffer(view.buffer)[start : (view.byteOffset or 0) + view.byteLength]
+        size = np.dtype(dtype).itemsize * width
+        stride = view.byteStride or size
+        if count == 0:
+            return np.zeros((0, width), dtype)
+        raw = np.frombuffer(data, np.uint8, count=(count - 1) * stride + size)
+        if stride != size:  # interleaved: gather each element's bytes out of its stride
+            raw = np.concatenate([raw, np.zeros(stride - size, np.uint8)]).reshape(count, stride)[:, :size]
+        return np.ascontiguousarray(raw).view(dtype).reshape(count, width)
+
+    def accessor(self, i: int) -> np.ndarray:
+        """Accessor `i` as a (count, width) array: float32 if float or normalized, else integers."""
+        acc = self.gltf.accessors[i]
+        dtype, width = _DTYPES[acc.componentType], _WIDTH[acc.type]
+        if acc.bufferView is None:  # no data: zeros, which the sparse part overrides
+            out = np.zeros((acc.count, width), dtype)
+        else:
+            out = self._packed(acc.bufferView, acc.byteOffset or 0, dtype, acc.count, width).copy()
+        if acc.sparse is not None and acc.sparse.count:
+            sp = acc.sparse
+            idx = self._packed(sp.indices.bufferView, sp.indices.byteOffset or 0,
+                               _DTYPES[sp.indices.componentType], sp.count, 1)[:, 0]  # fmt: skip
+            out[idx.astype(np.int64)] = self._packed(sp.values.bufferView, sp.values.byteOffset or 0,
+                                                     dtype, sp.count, width)  # fmt: skip
+        if dtype == np.float32:
+            return out
+        if acc.normalized:  # spec: signed types clamp at -1
+            return np.maximum(out.astype(np.float32) / np.iinfo(dtype).max, -1.0)
+        return out
+
+
+def _local_matrix(node: pygltflib.Node) -> np.ndarray:
+    if node.matrix:
+        return np.asarray(node.matrix, np.float64).reshape(4, 4).T  # stored column-major
+    x, y, z, w = node.rotation or (0.0, 0.0, 0.0, 1.0)
+    rot = np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])  # fmt: skip
+    m = np.eye(4)
+    m[:3, :3] = rot * np.asarray(node.scale or (1.0, 1.0, 1.0))  # T @ R @ S
+    m[:3, 3] = node.translation or (0.0, 0.0, 0.0)
+    return m
+
+
+def _mesh_instances(gltf: pygltflib.GLTF2) -> list[tuple[int, np.ndarray]]:
+    """(mesh index, world matrix) for every node with a mesh in the default scene."""
+    if gltf.scenes:
+        roots = gltf.scenes[gltf.scene or 0].nodes or []
+    else:  # no scene: every node that is nobody's child is a root
+        children = {c for n in gltf.nodes for c in n.children or []}
+        roots = [i for i in range(len(gltf.nodes)) if i not in children]
+    out, stack, seen = [], [(r, np.eye(4)) for r in reversed(roots)], set()  # depth first, in file order
+    while stack:
+        i, parent = stack.pop()
+        if i in seen:  # the node hierarchy must be a forest; a cycle would loop forever
+            raise ValueError(f"node {i} is reached twice in the scene")
+        seen.add(i)
+        node = gltf.nodes[i]
+        world = parent @ _local_matrix(node)
+        if node.mesh is not None:
+            out.append((node.mesh, world))
+        stack.extend((c, world) for c in reversed(node.children or []))
+    return out
+
+
+def _base_color(gltf: pygltflib.GLTF2, material: int | None) -> tuple[float, float, float]:
+    pbr = gltf.materials[material].pbrMetallicRoughness if material is not None else None
+    # A textured material's factor only tints the texture (usually white): we cannot sample
+    # textures here, so skin is the better guess.
+    if pbr is None or pbr.baseColorTexture is not None or not pbr.baseColorFactor:
+        return SKIN
+    return tuple(float(c) for c in pbr.baseColorFactor[:3])
+
+
+def _load_file(path: Path) -> pygltflib.GLTF2:
+    if not path.is_file():
+        raise RigError(f"glTF avatar {path} does not exist")
+    with open(path, "rb") as f:
+        is_glb = f.read(4) == b"glTF"  # GLB magic, whatever the suffix
+    try:
+        gltf = pygltflib.GLTF2.load_binary(str(path)) if is_glb else pygltflib.GLTF2.load_json(str(path))
+    except Exception as e:  # pygltflib raises anything from JSON, struct or attribute errors
+        raise RigError(f"{path} is not a readable glTF/GLB file: {type(e).__name__}: {e}") from None
+    if gltf is None or not str(getattr(gltf.asset, "version", "2.0")).startswith("2"):
+        raise RigError(f"{path} is not a glTF 2.0 file")
+    return gltf
+
+
+def load_gltf(path: str | Path) -> BlendshapeRig:
+    """A glTF/GLB avatar with ARKit-named morph targets as a blendshape rig."""
+    path = Path(path)
+    gltf = _load_file(path)
+    reader = _Reader(gltf, path)
+    verts, faces, colors, found_names = [], [], [], []
+    deltas: dict[str, list[tuple[int, np.ndarray]]] = {}  # ARKit name -> [(vertex offset, delta)]
+    n = 0
+    try:
+        for mesh_index, world in _mesh_instances(gltf):
+            mesh = gltf.meshes[mesh_index]
+            linear = world[:3, :3]
+            for prim in mesh.primitives:
+                if (prim.mode if prim.mode is not None else _TRIANGLES) != _TRIANGLES:
+                    continue
+                if prim.attributes.POSITION is None:
+                    continue
+                pos = reader.accessor(prim.attributes.POSITION).astype(np.float64)
+                has_idx = prim.indices is not None
+                tri = reader.accessor(prim.indices)[:, 0] if has_idx else np.arange(len(pos))
+                tri = tri.astype(np.int64)[: len(tri) // 3 * 3].reshape(-1, 3)
+                if np.linalg.det(linear) < 0:  # a mirroring transform flips the winding
+                    tri = tri[:, ::-1]
+                verts.append(pos @ linear.T + world[:3, 3])
+                faces.append(tri + n)
+                if prim.attributes.COLOR_0 is not None:
+                    col = reader.accessor(prim.attributes.COLOR_0)[:, :3].astype(np.float32)
+                else:
+                    col = np.tile(np.asarray(_base_color(gltf, prim.material), np.float32), (len(pos), 1))
+                colors.append(col)
+                names = (mesh.extras or {}).get("targetNames") or (prim.extras or {}).get("targetNames") or []
+                for t, target in enumerate(prim.targets or []):
+                    name = names[t] if t < len(names) else f"target{t}"
+                    found_names.append(name)
+                    key = arkit_name(name)
+                    # pygltflib leaves targets as dicts when it reads a file, Attributes when built
+                    acc = target.get("POSITION") if isinstance(target, dict) else target.POSITION
+                    if key is None or acc is None:
+                        continue
+                    deltas.setdefault(key, []).append((n, reader.accessor(acc).astype(np.float64) @ linear.T))
+                n += len(pos)
+    except RigError:
+        raise
+    except (ValueError, IndexError, KeyError, TypeError, AttributeError) as e:
+        raise RigError(f"{path} is a malformed glTF file: {type(e).__name__}: {e}") from None
+    if not verts or not sum(len(f) for f in faces):
+        raise RigError(f"{path} has no triangle meshes in its scene")
+    if not deltas:
+        seen = sorted(set(found_names))
+        listed = ", ".join(seen[:8]) + (" ..." if len(seen) > 8 else "") if seen else "none"
+        raise RigError(
+            f"{path} has no morph targets with ARKit names (jawOpen, eyeBlinkLeft, ...); "
+            f"target names found: {listed}"
+        )
+
+    neutral = np.concatenate(verts).astype(np.float32)
+    shapes = np.zeros((52, n, 3), np.float32)
+    for key, parts in deltas.items():
+        for offset, d in parts:
+            shapes[ARKIT_BLENDSHAPES.index(key), offset : offset + len(d)] += d
+    missing = tuple(s for s in ARKIT_BLENDSHAPES if s not in deltas)
+    if missing:
+        warnings.warn(
+            f"gltf avatar {path} lacks {len(missing)} ARKit shapes: {', '.join(missing)}; they are ignored",
+            AdameshWarning,
+            stacklevel=2,
+        )
+    regions, pivot = _regions(neutral, shapes)
+    return BlendshapeRig(
+        name=f"gltf:{path.name}",
+        space=ARKIT,
+        neutral=neutral,
+        faces=np.concatenate(faces),
+        colors=np.clip(np.concatenate(colors), 0.0, 1.0),
+        regions=regions,
+        pivot=pivot,
+        units_per_meter=1.0,
+        shapes=shapes,
+        missing=missing,
+        info={"source": str(path), "missing shapes": ", ".join(missing) or "none"},
+    )
+
+
+def _regions(neutral: np.ndarray, shapes: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Vertex regions and neck pivot guessed from what the shapes move (there are no landmarks)."""
+    norms = np.linalg.norm(shapes, axis=2)  # (52, V)
+
+    def moved(names: list[str], frac: float) -> np.ndarray:
+        """Vertices some shape in `names` moves by more than `frac` of that shape's largest move."""
+        hit = np.zeros(len(neutral), bool)
+        for name in names:
+            m = norms[ARKIT_BLENDSHAPES.index(name)]
+            if m.max() > 1e-9:
+                hit |= m > frac * m.max()
+        return np.nonzero(hit)[0]
+
+    face = np.nonzero(norms.max(0) > 1e-6)[0]  # the face is what the blendshapes animate
+    if not len(face):
+        face = np.arange(len(neutral))
+    eye_names = [s for s in ARKIT_BLENDSHAPES if s.startswith(("eyeBlink", "eyeLook"))]
+    eyes = moved(eye_names, 0.2)
+    # Upper face (brows, lids) for metrics: face vertices above the eyes' mean height.
+    split = neutral[eyes, 1].mean() if len(eyes) else neutral[face, 1].mean()
+    regions = {
+        "face": face,
+        "lips": moved(["mouthRollLower", "mouthRollUpper", "mouthFunnel", "mouthPucker"], 0.4),
+        "upper_face": face[neutral[face, 1] > split],
+        "eyes": eyes,
+        "jaw": moved(["jawOpen"], 0.5),
+    }
+    regions = {k: v if len(v) else face for k, v in regions.items()}  # never an empty region
+    # Head rotation pivots about the neck: at the height of the chin (the face's lowest moving
+    # point) and behind the face, a third of the face's depth back from its centroid.
+    pts = neutral[face]
+    centre = pts.mean(0)
+    depth = pts[:, 2].max() - pts[:, 2].min()
+    pivot = np.array([centre[0], pts[:, 1].min(), centre[2] - 0.3 * depth], np.float32)
+    return regions, pivot
