@@ -76,19 +76,20 @@ class _GlbBuilder:
         return len(self.doc.accessors) - 1
 
     def sparse_target(self, delta: np.ndarray) -> int:
-        """A morph target as a sparse accessor: only moved vertices are stored."""
-        idx = np.nonzero(np.abs(delta).max(1) > 0)[0].astype(np.uint32)
+        """A morph target as a sparse accessor: only vertices moved by more than a micrometre are
+        stored (scanned rigs carry float noise on every vertex)."""
+        idx = np.nonzero(np.abs(delta).max(1) > 1e-6)[0].astype(np.uint32)
         if len(idx) == 0:  # the spec needs at least one sparse entry
             idx = np.zeros(1, np.uint32)
         values = np.ascontiguousarray(delta[idx], np.float32)
         sparse = gl.Sparse(
             count=len(idx),
-            indices=gl.SparseIndices(bufferView=self.view(idx), componentType=gl.UNSIGNED_INT),
-            values=gl.SparseValues(bufferView=self.view(values)),
+            indices=gl.AccessorSparseIndices(bufferView=self.view(idx), componentType=gl.UNSIGNED_INT),
+            values=gl.AccessorSparseValues(bufferView=self.view(values)),
         )
         implicit_zeros = np.zeros((1 if len(idx) < len(delta) else 0, 3), np.float32)
         full = np.concatenate([values, implicit_zeros])
-        acc = gl.Accessor(componentType=gl.FLOAT, count=len(delta), type=gl.VEC3, sparse=sparse,
+        acc = gl.Accessor(componentType=gl.FLOAT, count=len(delta), type=gl.VEC3, sparse=sparse, byteOffset=None,
                           min=full.min(0).tolist(), max=full.max(0).tolist())  # fmt: skip
         self.doc.accessors.append(acc)
         return len(self.doc.accessors) - 1

@@ -206,7 +206,10 @@ def load_gltf(path: str | Path) -> BlendshapeRig:
                     acc = target.get("POSITION") if isinstance(target, dict) else target.POSITION
                     if key is None or acc is None:
                         continue
-                    deltas.setdefault(key, []).append((n, reader.accessor(acc).astype(np.float64) @ linear.T))
+                    delta = reader.accessor(acc).astype(np.float64)
+                    if delta.shape != pos.shape:
+                        raise ValueError(f"morph target {name!r}: {len(delta)} deltas, {len(pos)} vertices")
+                    deltas.setdefault(key, []).append((n, delta @ linear.T))
                 n += len(pos)
     except RigError:
         raise

@@ -1,0 +1,41 @@
+# Quick start: `make demo` and `make test`. Both create .venv if needed and install into it.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+OUT ?= out
+# On a machine without an NVIDIA GPU, pin the CPU build of torch (an unpinned torch pulls the CUDA
+# build and several GB of CUDA packages); a GPU machine gets the regular CUDA build.
+HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+TORCH := $(if $(HAS_CUDA),torch,torch==2.13.0)
+
+.PHONY: install test demo validator clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q "$(TORCH)"
+	echo "$(TORCH)" > $(VENV)/constraints.txt
+	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# The Khronos glTF validator (npm), used by the tests when node is present.
+validator:
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tools/gltf-validator && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "node/npm not found: the glTF validator test will be skipped"; fi
+
+test: install validator
+	$(BIN)/python -m pytest -q
+
+demo: install
+	@mkdir -p $(OUT)/demo
+	$(BIN)/adamesh motion demo --out $(OUT)/demo/test_motion.npz
+	$(BIN)/adamesh render $(OUT)/demo/test_motion.npz --rig builtin --out $(OUT)/demo/builtin_head.mp4
+	@echo "demo: the built-in head performing the test motion is in $(OUT)/demo/builtin_head.mp4"
+
+clean:
+	rm -rf $(VENV) $(OUT) tools/gltf-validator/node_modules

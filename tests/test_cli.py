@@ -1,0 +1,330 @@
+"""The `adamesh` command: outputs of the happy paths, and one clear error line (exit 1, no partial
+or clobbered output) for every kind of bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adamesh.cli import main
+from adamesh.motion import ARKIT, FLAME, Motion, load_motion
+
+DEMO_SECONDS, DEMO_FPS = 0.4, 25.0
+DEMO_FRAMES = 10  # 0.4 s at 25 fps
+
+
+def write_raw(path: Path, params: np.ndarray, space: str = "arkit") -> Path:
+    """A motion .npz written by hand with numpy, without adamesh's validation."""
+    channels = ARKIT.channels if space == "arkit" else FLAME.channels
+    with open(path, "wb") as f:
+        np.savez(f, format=np.array("adamesh.motion"), version=np.array(1), space=np.array(space),
+                 channels=np.array(channels), params=np.asarray(params), fps=np.array(25.0),
+                 audio=np.array(""), meta=np.array("{}"))  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    """The demo motion (0.4 s) and its wav, written once by `adamesh motion demo`."""
+    folder = tmp_path_factory.mktemp("demo")
+    out = folder / "demo.npz"
+    assert main(["motion", "demo", "--out", str(out), "--seconds", str(DEMO_SECONDS)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("bad")
+    corrupt = folder / "corrupt.npz"
+    corrupt.write_bytes(np.random.default_rng(1).bytes(2000))
+    nan = np.zeros((5, ARKIT.dim), np.float32)
+    nan[2, ARKIT.channels.index("jawOpen")] = np.nan
+    flame = folder / "flame.npz"
+    Motion(np.zeros((5, FLAME.dim), np.float32), space="flame").save(flame)
+    rig = folder / "corrupt_rig.npz"
+    rig.write_bytes(b"\x00garbage, not a zip\xff" * 50)
+    return {
+        "missing": folder / "missing.npz",
+        "corrupt": corrupt,
+        "nan": write_raw(folder / "nan.npz", nan),
+        "empty": write_raw(folder / "empty.npz", np.zeros((0, ARKIT.dim), np.float32)),
+        "flame": flame,
+        "corrupt_rig": rig,
+    }
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(os.listdir(folder))
+
+
+def assert_one_error(capsys, rc: int, *needles: str) -> str:
+    """Exit 1 and exactly one stderr line 'adamesh: error: ...' containing each needle."""
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    lines = err.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got: {err!r}"
+    assert lines[0].startswith("adamesh: error: "), lines[0]
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- motion
+
+
+def test_motion_demo_writes_motion_and_wav(demo, capsys):
+    import soundfile as sf
+
+    wav = demo.with_suffix(".wav")
+    assert demo.is_file() and wav.is_file()
+    assert sorted(p.name for p in demo.parent.iterdir()) == ["demo.npz", "demo.wav"]
+    m = load_motion(demo)
+    assert m.n_frames == DEMO_FRAMES and m.fps == DEMO_FPS and m.space is ARKIT
+    assert m.audio == str(wav.resolve())
+    assert m.channel("jawOpen").max() > 0.05  # the demo talks
+    info = sf.info(str(wav))
+    assert info.samplerate == 16000 and info.channels == 1
+    assert abs(info.frames / info.samplerate - DEMO_SECONDS) < 1e-3
+
+
+def test_motion_info_prints_frames(demo, capsys):
+    assert main(["motion", "info", str(demo)]) == 0
+    out = capsys.readouterr().out
+    assert f"{DEMO_FRAMES} frames" in out
+    assert "25 fps" in out and "space arkit" in out
+    assert "demo.wav" in out and "jawOpen=" in out
+
+
+def test_motion_info_of_bad_file(bad_inputs, capsys):
+    assert_one_error(capsys, main(["motion", "info", str(bad_inputs["nan"])]), "'jawOpen'", "frame 2")
+
+
+def test_motion_demo_bad_seconds(tmp_path, capsys):
+    rc = main(["motion", "demo", "--out", str(tmp_path / "d.npz"), "--seconds", "0"])
+    assert_one_error(capsys, rc, "--seconds")
+    assert listing(tmp_path) == []
+
+
+def test_motion_demo_into_missing_folder(tmp_path, capsys):
+    rc = main(["motion", "demo", "--out", str(tmp_path / "no" / "d.npz"), "--seconds", "0.2"])
+    assert_one_error(capsys, rc, "does not exist")
+    assert listing(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- render errors
+
+
+RENDER_ERRORS = {
+    # case: (motion key, extra args, words the message must contain)
+    "missing motion": ("missing", [], ["missing.npz", "does not exist"]),
+    "corrupt motion": ("corrupt", [], ["corrupt.npz", "not a readable motion file"]),
+    "nan motion": ("nan", [], ["nan.npz", "NaN", "frame 2", "'jawOpen'"]),
+    "zero frames": ("empty", [], ["empty.npz", "zero frames"]),
+    "space mismatch": ("flame", ["--rig", "builtin"], ["flame", "arkit"]),
+    "missing flame rig": ("demo", ["--rig", "flame:/nonexistent.pkl"], ["/nonexistent.pkl", "does not exist"]),
+    "corrupt ict rig": ("demo", ["--rig", "ict:CORRUPT_RIG"], ["corrupt_rig.npz"]),
+    "unknown rig": ("demo", ["--rig", "foo"], ["'foo'", "builtin"]),
+}
+
+
+@pytest.mark.parametrize("case", list(RENDER_ERRORS))
+def test_render_error(case, demo, bad_inputs, tmp_path, capsys):
+    key, extra, needles = RENDER_ERRORS[case]
+    motion = demo if key == "demo" else bad_inputs[key]
+    extra = [a.replace("CORRUPT_RIG", str(bad_inputs["corrupt_rig"])) for a in extra]
+    out = tmp_path / "out.mp4"
+    rc = main(["render", str(motion), "--out", str(out), "--size", "64", *extra])
+    assert_one_error(capsys, rc, *needles)
+    assert listing(tmp_path) == []  # no output, no hidden .partial file
+
+
+def test_render_into_missing_folder(demo, tmp_path, capsys):
+    out = tmp_path / "nowhere" / "out.mp4"
+    rc = main(["render", str(demo), "--out", str(out), "--size", "64"])
+    assert_one_error(capsys, rc, "does not exist", "nowhere")
+    assert listing(tmp_path) == []
+
+
+def test_render_into_read_only_folder(demo, tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user (root) who can write to read-only folders")
+        rc = main(["render", str(demo), "--out", str(ro / "out.mp4"), "--size", "64"])
+        assert_one_error(capsys, rc, "not writable")
+        assert listing(ro) == []
+    finally:
+        ro.chmod(0o755)
+
+
+def test_render_to_a_directory_path(demo, tmp_path, capsys):
+    (tmp_path / "out.mp4").mkdir()
+    rc = main(["render", str(demo), "--out", str(tmp_path / "out.mp4"), "--size", "64"])
+    assert_one_error(capsys, rc, "directory")
+    assert listing(tmp_path) == ["out.mp4"] and listing(tmp_path / "out.mp4") == []
+
+
+def test_render_missing_audio(tmp_path, capsys):
+    m = Motion(np.zeros((3, ARKIT.dim), np.float32), audio=str(tmp_path / "gone.wav"))
+    (tmp_path / "in").mkdir()
+    m.save(tmp_path / "in" / "m.npz")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    rc = main(["render", str(tmp_path / "in" / "m.npz"), "--out", str(out_dir / "x.mp4"), "--size", "64"])
+    assert_one_error(capsys, rc, "gone.wav")
+    assert listing(out_dir) == []
+
+
+def test_failed_render_keeps_existing_output(bad_inputs, tmp_path, capsys):
+    out = tmp_path / "keep.mp4"
+    out.write_bytes(b"an earlier good video")
+    rc = main(["render", str(bad_inputs["nan"]), "--out", str(out), "--size", "64"])
+    assert_one_error(capsys, rc, "NaN")
+    assert out.read_bytes() == b"an earlier good video"
+    assert listing(tmp_path) == ["keep.mp4"]
+
+
+def test_render_failing_midway_keeps_existing_output(demo, tmp_path, capsys):
+    """An odd frame size fails inside the encoder, after the temporary file exists."""
+    out = tmp_path / "keep.mp4"
+    out.write_bytes(b"an earlier good video")
+    rc = main(["render", str(demo), "--out", str(out), "--size", "63"])
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    assert "adamesh: error: video size 63x63 must be even" in err
+    assert "Traceback" not in err
+    assert out.read_bytes() == b"an earlier good video"
+    assert listing(tmp_path) == ["keep.mp4"]
+
+
+@pytest.mark.xfail(strict=True, reason="bug: the tqdm bar of write_video is not closed on error, so its "
+                   "debris shares stderr (and the line) with the error message")  # fmt: skip
+def test_render_failing_midway_prints_one_clean_line(demo, tmp_path, capsys):
+    rc = main(["render", str(demo), "--out", str(tmp_path / "x.mp4"), "--size", "63"])
+    assert_one_error(capsys, rc, "even")
+
+
+@pytest.mark.xfail(strict=True, reason="bug: --size 0 reaches the camera (ZeroDivisionError) instead of a user error")
+def test_render_size_zero_is_a_user_error(demo, tmp_path, capsys):
+    rc = main(["render", str(demo), "--out", str(tmp_path / "x.mp4"), "--size", "0"])
+    assert_one_error(capsys, rc, "size")
+    assert listing(tmp_path) == []
+
+
+def test_error_exit_code_of_the_real_command(tmp_path):
+    out = tmp_path / "x.mp4"
+    missing = tmp_path / "missing.npz"
+    p = subprocess.run([sys.executable, "-m", "adamesh", "render", str(missing), "--out", str(out), "--size", "64"],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert p.returncode == 1, p.stderr
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("adamesh: error: ") and "missing.npz" in lines[0]
+    assert "Traceback" not in p.stderr
+    assert p.stdout == ""
+    assert listing(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- render success
+
+
+def test_render_small_video(demo, tmp_path, capsys):
+    import av
+
+    out = tmp_path / "x.mp4"
+    rc = main(["render", str(demo), "--out", str(out), "--size", "64"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert f"{DEMO_FRAMES} frames" in captured.out and "with audio" in captured.out
+    assert listing(tmp_path) == ["x.mp4"]
+    with av.open(str(out)) as box:
+        video = [s for s in box.streams if s.type == "video"]
+        audio = [s for s in box.streams if s.type == "audio"]
+        assert len(video) == 1 and len(audio) == 1
+        assert video[0].codec_context.name == "h264"
+        assert audio[0].codec_context.name == "aac"
+        assert (video[0].codec_context.width, video[0].codec_context.height) == (64, 64)
+        duration = box.duration / av.time_base
+        assert abs(duration - DEMO_SECONDS) < 0.05
+        frames = list(box.decode(video=0))
+    assert len(frames) == DEMO_FRAMES
+    img = frames[0].to_ndarray(format="rgb24")
+    assert img.shape == (64, 64, 3) and img.std() > 5  # a face on a background, not a blank frame
+
+
+# --------------------------------------------------------------------------- export
+
+
+def test_export_csv_of_flame_motion_refused(bad_inputs, tmp_path, capsys):
+    out = tmp_path / "x.csv"
+    rc = main(["export", str(bad_inputs["flame"]), "--format", "csv", "--out", str(out)])
+    assert_one_error(capsys, rc, "flame", "arkit")
+    assert listing(tmp_path) == []
+
+
+def test_export_csv(demo, tmp_path, capsys):
+    out = tmp_path / "x.csv"
+    assert main(["export", str(demo), "--format", "csv", "--out", str(out)]) == 0
+    rows = out.read_text().splitlines()
+    assert len(rows) == 1 + DEMO_FRAMES
+    header = rows[0].split(",")
+    assert header[:2] == ["Timecode", "BlendShapeCount"] and len(header) == 2 + 52 + 9
+    assert rows[1].split(",")[0] == "00:00:00:00.000" and rows[1].split(",")[1] == "61"
+    assert listing(tmp_path) == ["x.csv"]
+
+
+def test_export_needs_rig(demo, tmp_path, capsys):
+    rc = main(["export", str(demo), "--format", "npz", "--out", str(tmp_path / "v.npz")])
+    assert_one_error(capsys, rc, "--rig")
+    assert listing(tmp_path) == []
+
+
+def test_export_bad_motion_keeps_existing_output(bad_inputs, tmp_path, capsys):
+    out = tmp_path / "x.csv"
+    out.write_text("old,csv\n")
+    rc = main(["export", str(bad_inputs["corrupt"]), "--format", "csv", "--out", str(out)])
+    assert_one_error(capsys, rc, "corrupt.npz")
+    assert out.read_text() == "old,csv\n"
+    assert listing(tmp_path) == ["x.csv"]
+
+
+def test_export_unknown_format_is_a_usage_error(demo, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["export", str(demo), "--format", "fbx", "--out", str(tmp_path / "x.fbx")])
+    assert e.value.code == 2
+    assert "invalid choice: 'fbx'" in capsys.readouterr().err
+    assert listing(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- rig
+
+
+def test_rig_show_contact_sheet(tmp_path, capsys):
+    from PIL import Image
+
+    out = tmp_path / "sheet.png"
+    assert main(["rig", "show", "builtin", "--out", str(out), "--tile", "64"]) == 0
+    with Image.open(out) as im:
+        assert im.format == "PNG"
+        assert im.size == (8 * 64, 7 * 64)  # 53 tiles (neutral + 52 shapes), 8 columns
+    assert listing(tmp_path) == ["sheet.png"]
+
+
+def test_rig_show_unknown_rig(tmp_path, capsys):
+    rc = main(["rig", "show", "foo", "--out", str(tmp_path / "s.png"), "--tile", "64"])
+    assert_one_error(capsys, rc, "'foo'")
+    assert listing(tmp_path) == []
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.startswith("adamesh ")
