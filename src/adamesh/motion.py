@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,7 +155,7 @@ class Motion:
         if isinstance(self.space, str):
             self.space = get_space(self.space)
         self.params = validate_params(self.params, self.space)
-        if not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and 0 < self.fps <= 1000):
+        if not (isinstance(self.fps, numbers.Real) and math.isfinite(self.fps) and 0 < self.fps <= 1000):
             raise MotionError(f"fps must be a positive number up to 1000, got {self.fps!r}")
         self.fps = float(self.fps)
 

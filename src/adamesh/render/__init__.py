@@ -145,6 +145,8 @@ def render_motion(
     """
     from adamesh.render.video import write_video
 
+    if size % 2:
+        raise AdameshError(f"--size {size} must be even (H.264 needs even frame sizes)")
     motions = [motions] if isinstance(motions, Motion) else list(motions)
     rigs = [rigs] * len(motions) if isinstance(rigs, Rig) else list(rigs)
     if len(rigs) != len(motions):

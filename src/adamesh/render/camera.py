@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from adamesh.errors import AdameshError
+
 BACKGROUND_TOP = np.array([0.80, 0.83, 0.87], np.float32)
 BACKGROUND_BOTTOM = np.array([0.55, 0.58, 0.63], np.float32)
 # Directional lights in view space (towards the light), with intensities; plus ambient.
@@ -64,6 +66,8 @@ def frame_rig(
 ) -> Camera:
     """A three-quarter-front camera (``yaw_deg`` towards the character's left) framing the face
     region of the rig's neutral mesh, so the head fills the picture in any units."""
+    if not (16 <= width <= 8192 and 16 <= height <= 8192):
+        raise AdameshError(f"image size {width}x{height} is out of range; use 16 to 8192 pixels")
     face = rig.neutral[rig.regions["face"]]
     lo, hi = face.min(0), face.max(0)
     center = (lo + hi) / 2

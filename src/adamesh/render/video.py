@@ -47,26 +47,26 @@ def write_video(
                 aus.bit_rate = 96000
                 aus.time_base = Fraction(1, AUDIO_RATE)
             a_pos = 0
-            bar = tqdm(total=n_frames, desc="render", unit="frame", disable=not progress, leave=False)
             count = 0
-            for img in frames:
-                if vs is None:
-                    h, w = img.shape[:2]
-                    if h % 2 or w % 2:
-                        raise AdameshError(f"video size {w}x{h} must be even for H.264")
-                    vs = box.add_stream("libx264", rate=rate)
-                    vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-                    vs.options = {"crf": str(crf), "preset": "veryfast"}
-                    vs.codec_context.time_base = 1 / rate
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-                frame.pts = count
-                box.mux(vs.encode(frame))
-                count += 1
-                bar.update(1)
-                if samples is not None:  # interleave: audio up to the current video time
-                    until = min(len(samples), int(round(count / fps * AUDIO_RATE)))
-                    a_pos = _mux_audio(box, aus, samples, a_pos, until)
-            bar.close()
+            with tqdm(total=n_frames, desc="render", unit="frame", disable=not progress, leave=False) as bar:
+                # the bar closes on errors too, so an error message starts on a clean line
+                for img in frames:
+                    if vs is None:
+                        h, w = img.shape[:2]
+                        if h % 2 or w % 2:
+                            raise AdameshError(f"video size {w}x{h} must be even for H.264")
+                        vs = box.add_stream("libx264", rate=rate)
+                        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+                        vs.options = {"crf": str(crf), "preset": "veryfast"}
+                        vs.codec_context.time_base = 1 / rate
+                    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+                    frame.pts = count
+                    box.mux(vs.encode(frame))
+                    count += 1
+                    bar.update(1)
+                    if samples is not None:  # interleave: audio up to the current video time
+                        until = min(len(samples), int(round(count / fps * AUDIO_RATE)))
+                        a_pos = _mux_audio(box, aus, samples, a_pos, until)
             if count != n_frames:
                 raise AdameshError(f"renderer produced {count} frames, expected {n_frames}")
             box.mux(vs.encode(None))
