@@ -199,30 +199,22 @@ def test_zero_frames():
         Motion(np.zeros((0, N_ARKIT), np.float32))
 
 
-def test_nan_names_frame_and_channel():
+@pytest.mark.parametrize(
+    "frame, channel, value, words",
+    [
+        (3, "mouthPucker", np.nan, ["NaN"]),
+        (2, "headX", -np.inf, ["inf"]),
+        (1, "jawOpen", 1.5, ["1.5"]),
+    ],
+)
+def test_bad_value_names_frame_and_channel(frame, channel, value, words):
     p = arkit_params(6)
-    p[3, ARKIT.channels.index("mouthPucker")] = np.nan
+    p[frame, ARKIT.channels.index(channel)] = value
     with pytest.raises(MotionError) as e:
         Motion(p)
     msg = str(e.value)
-    assert "NaN" in msg and "frame 3" in msg and "'mouthPucker'" in msg
-
-
-def test_inf_rejected():
-    p = arkit_params(4)
-    p[2, ARKIT.channels.index("headX")] = -np.inf
-    with pytest.raises(MotionError) as e:
-        Motion(p)
-    assert "inf" in str(e.value) and "frame 2" in str(e.value) and "'headX'" in str(e.value)
-
-
-def test_out_of_range_weight_names_channel():
-    p = arkit_params(4)
-    p[1, ARKIT.channels.index("jawOpen")] = 1.5
-    with pytest.raises(MotionError) as e:
-        Motion(p)
-    msg = str(e.value)
-    assert "'jawOpen'" in msg and "1.5" in msg and "frame 1" in msg
+    for word in words + [f"frame {frame}", f"'{channel}'"]:
+        assert word in msg, (word, msg)
 
 
 def test_negative_weight_rejected_and_rotation_limit():
