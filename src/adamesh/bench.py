@@ -7,7 +7,6 @@ import os
 import tempfile
 import time
 
-import numpy as np
 
 
 def bench_render(rig_spec: str = "builtin", size: int = 512, frames: int = 200, backend=None, antialias: int = 0):

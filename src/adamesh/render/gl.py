@@ -106,8 +106,6 @@ class GLRenderer:
 
     def render(self, verts: np.ndarray, normals: np.ndarray) -> np.ndarray:
         """(V, 3) vertices and normals -> (H, W, 3) uint8 image."""
-        import moderngl
-
         with self.ctx:  # several renderers (one per rig) may live in one process
             return self._render(verts, normals)
 
