@@ -9,6 +9,7 @@ convenience around it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,39 @@ from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES, Motion, Space
 
 REGIONS = ("face", "lips", "upper_face", "eyes", "jaw")
 SKIN = (0.86, 0.69, 0.60)
+EYE_WHITE, IRIS, PUPIL = (0.95, 0.95, 0.93), (0.28, 0.48, 0.66), (0.04, 0.04, 0.05)
+_ARKIT_LOWER = {n.lower(): n for n in ARKIT_BLENDSHAPES}
+
+
+def arkit_name(name: str) -> str | None:
+    """The ARKit shape a blendshape or morph target name stands for, or None.
+
+    Case-insensitive; drops prefixes up to the last ``.`` or ``:`` (``blendShape1.jawOpen``,
+    ``ARKit:jawOpen``) and reads ``_L``/``_R``/``_Left``/``_Right`` as ``Left``/``Right``
+    (``eyeBlink_L`` -> ``eyeBlinkLeft``). A sided variant of an unsided shape (``browInnerUp_L``,
+    ``cheekPuff_R``) maps to that shape, so both halves are summed.
+    """
+    key = re.split(r"[.:]", name.strip())[-1].lower()
+    if key in _ARKIT_LOWER:
+        return _ARKIT_LOWER[key]
+    m = re.fullmatch(r"(.+?)_(l|r|left|right)", key)
+    if m is None:
+        return None
+    stem = m.group(1)
+    sided = stem + ("left" if m.group(2).startswith("l") else "right")
+    return _ARKIT_LOWER.get(sided) or _ARKIT_LOWER.get(stem)
+
+
+def moved_vertices(shapes: np.ndarray, names: list[str], frac: float, upto: int | None = None) -> np.ndarray:
+    """Indices of vertices (below `upto`) that some ARKit shape in `names` moves by more than
+    `frac` of that shape's largest move there; `shapes` is (52, V, 3). Rigs without annotated
+    regions find their lips, jaw and eyes this way."""
+    hit = np.zeros(upto or shapes.shape[1], bool)
+    for name in names:
+        m = np.linalg.norm(shapes[ARKIT_BLENDSHAPES.index(name), : len(hit)], axis=1)
+        if m.max() > 1e-9:
+            hit |= m > frac * m.max()
+    return np.nonzero(hit)[0]
 
 
 @dataclass(eq=False)

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES
-from adamesh.rigs.base import SKIN, BlendshapeRig
+from adamesh.rigs.base import EYE_WHITE, IRIS, PUPIL, SKIN, BlendshapeRig
 
 # Head proportions (metres). The skin is an ellipsoid around the origin with these half-axes.
 AX, AY, AZ = 0.076, 0.112, 0.092
@@ -31,7 +31,6 @@ PIVOT = np.array([0.0, -0.085, -0.02])
 LIP = (0.74, 0.38, 0.38)
 BROW = (0.28, 0.19, 0.14)
 HAIR = (0.30, 0.22, 0.17)
-EYE_WHITE, IRIS, PUPIL = (0.95, 0.95, 0.93), (0.28, 0.48, 0.66), (0.04, 0.04, 0.05)
 TEETH, CAVITY, TONGUE = (0.96, 0.94, 0.86), (0.30, 0.06, 0.08), (0.78, 0.33, 0.36)
 
 
@@ -300,7 +299,6 @@ def _build() -> BlendshapeRig:  # noqa: C901 - one recipe, read top to bottom
     put("mouthClose", -0.5 * lo[:, None] * jaw_rot + 0.5 * up[:, None] * lip_gap)
     toward_mid = -np.sign(x) * np.clip(abs(x), 0, 0.03) / 0.03  # unit-ish pull to the midline
     corners = lambda s: bump(s * THETA_MOUTH, PHI_MOUTH, 0.14, 0.10)  # noqa: E731
-    both_corners = corners(1) + corners(-1)
     open_dir = np.where(LOWER, -1.0, 1.0)
     put(
         "mouthFunnel",

@@ -11,7 +11,6 @@ teeth and eyes). glTF is in metres, so ``units_per_meter`` is 1.
 from __future__ import annotations
 
 import base64
-import re
 import urllib.parse
 import warnings
 from pathlib import Path
@@ -21,31 +20,11 @@ import pygltflib
 
 from adamesh.errors import AdameshWarning, RigError
 from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES
-from adamesh.rigs.base import SKIN, BlendshapeRig
+from adamesh.rigs.base import SKIN, BlendshapeRig, arkit_name, moved_vertices
 
 _DTYPES = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
 _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
 _TRIANGLES = 4
-_ARKIT_LOWER = {n.lower(): n for n in ARKIT_BLENDSHAPES}
-
-
-def arkit_name(name: str) -> str | None:
-    """The ARKit shape a morph target name stands for, or None.
-
-    Case-insensitive; drops prefixes up to the last ``.`` or ``:`` (``blendShape1.jawOpen``,
-    ``ARKit:jawOpen``) and reads ``_L``/``_R``/``_Left``/``_Right`` as ``Left``/``Right``
-    (``eyeBlink_L`` -> ``eyeBlinkLeft``). A sided variant of an unsided shape (``browInnerUp_L``,
-    ``cheekPuff_R``) maps to that shape, so both halves are summed.
-    """
-    key = re.split(r"[.:]", name.strip())[-1].lower()
-    if key in _ARKIT_LOWER:
-        return _ARKIT_LOWER[key]
-    m = re.fullmatch(r"(.+?)_(l|r|left|right)", key)
-    if m is None:
-        return None
-    stem = m.group(1)
-    sided = stem + ("left" if m.group(2).startswith("l") else "right")
-    return _ARKIT_LOWER.get(sided) or _ARKIT_LOWER.get(stem)
 
 
 class _Reader:
@@ -255,30 +234,19 @@ def load_gltf(path: str | Path) -> BlendshapeRig:
 
 def _regions(neutral: np.ndarray, shapes: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Vertex regions and neck pivot guessed from what the shapes move (there are no landmarks)."""
-    norms = np.linalg.norm(shapes, axis=2)  # (52, V)
-
-    def moved(names: list[str], frac: float) -> np.ndarray:
-        """Vertices some shape in `names` moves by more than `frac` of that shape's largest move."""
-        hit = np.zeros(len(neutral), bool)
-        for name in names:
-            m = norms[ARKIT_BLENDSHAPES.index(name)]
-            if m.max() > 1e-9:
-                hit |= m > frac * m.max()
-        return np.nonzero(hit)[0]
-
-    face = np.nonzero(norms.max(0) > 1e-6)[0]  # the face is what the blendshapes animate
+    face = np.nonzero(np.linalg.norm(shapes, axis=2).max(0) > 1e-6)[0]  # the face is what the blendshapes animate
     if not len(face):
         face = np.arange(len(neutral))
     eye_names = [s for s in ARKIT_BLENDSHAPES if s.startswith(("eyeBlink", "eyeLook"))]
-    eyes = moved(eye_names, 0.2)
+    eyes = moved_vertices(shapes, eye_names, 0.2)
     # Upper face (brows, lids) for metrics: face vertices above the eyes' mean height.
     split = neutral[eyes, 1].mean() if len(eyes) else neutral[face, 1].mean()
     regions = {
         "face": face,
-        "lips": moved(["mouthRollLower", "mouthRollUpper", "mouthFunnel", "mouthPucker"], 0.4),
+        "lips": moved_vertices(shapes, ["mouthRollLower", "mouthRollUpper", "mouthFunnel", "mouthPucker"], 0.4),
         "upper_face": face[neutral[face, 1] > split],
         "eyes": eyes,
-        "jaw": moved(["jawOpen"], 0.5),
+        "jaw": moved_vertices(shapes, ["jawOpen"], 0.5),
     }
     regions = {k: v if len(v) else face for k, v in regions.items()}  # never an empty region
     # Head rotation pivots about the neck: at the height of the chin (the face's lowest moving

@@ -23,7 +23,7 @@ from adamesh.errors import RigError
 from adamesh.fileio import atomic_output, cache_dir
 from adamesh.geometry import triangulate
 from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES
-from adamesh.rigs.base import SKIN, BlendshapeRig
+from adamesh.rigs.base import EYE_WHITE, IRIS, PUPIL, SKIN, BlendshapeRig, arkit_name, moved_vertices
 
 CACHE_NAME = "ict-facekit.npz"
 # Upstream vertex ranges (README of ICT-FaceKit): keep face, head, sockets, mouth, teeth, eyeballs;
@@ -36,11 +36,6 @@ GUMS_TONGUE = (14062, 17039)
 TEETH = (17039, 21451)
 EYEBALLS = (21451, 24591)
 EYEBALL_SPLIT = 23021  # left eyeball 21451-23020, right 23021-24590
-
-
-def ict_name_to_arkit(name: str) -> str:
-    """``eyeBlink_L`` -> ``eyeBlinkLeft`` (ICT's _L is the character's left, as ARKit's Left)."""
-    return re.sub(r"_L$", "Left", re.sub(r"_R$", "Right", name))
 
 
 def _read_obj(text: str, with_faces: bool = False):
@@ -125,10 +120,8 @@ def import_ict(source: str | os.PathLike) -> dict[str, np.ndarray]:
             shape = _read_obj(src.read(f"{name}.obj"))
             if shape.shape != neutral.shape:
                 raise RigError(f"{name}.obj has {len(shape)} vertices, the neutral mesh {len(neutral)}")
-            arkit = ict_name_to_arkit(name)
-            arkit = {"browInnerUpLeft": "browInnerUp", "browInnerUpRight": "browInnerUp",
-                     "cheekPuffLeft": "cheekPuff", "cheekPuffRight": "cheekPuff"}.get(arkit, arkit)  # fmt: skip
-            if arkit not in ARKIT_BLENDSHAPES:
+            arkit = arkit_name(name)  # ICT's _L is the character's left; split shapes are summed
+            if arkit is None:
                 continue
             deltas[ARKIT_BLENDSHAPES.index(arkit)] += shape[:N_KEEP] - keep
             seen.append(arkit)
@@ -187,23 +180,17 @@ def _make_rig(a: dict, source: str) -> BlendshapeRig:
     neutral = a["neutral"].astype(np.float32)
     deltas = a["deltas"].astype(np.float32)
     n = len(neutral)
-    shape = {name: np.linalg.norm(deltas[i], axis=1) for i, name in enumerate(ARKIT_BLENDSHAPES)}
-
-    def moved(name, frac, lo=0, hi=n):
-        m = shape[name][lo:hi]
-        return np.nonzero(m > frac * m.max())[0] + lo
-
     lm = a["landmarks"].astype(np.int64)
     eye_y = neutral[lm[36:48], 1].mean()
     face = np.arange(FACE_END)
-    lips = np.union1d(moved("mouthRollLower", 0.4, 0, FACE_END), moved("mouthRollUpper", 0.4, 0, FACE_END))
-    eyes = np.union1d(np.arange(*EYEBALLS), np.union1d(moved("eyeBlinkLeft", 0.2), moved("eyeBlinkRight", 0.2)))
+    lips = moved_vertices(deltas, ["mouthRollLower", "mouthRollUpper"], 0.4, FACE_END)
+    eyes = np.union1d(np.arange(*EYEBALLS), moved_vertices(deltas, ["eyeBlinkLeft", "eyeBlinkRight"], 0.2))
     regions = {
         "face": face,
         "lips": lips,
         "upper_face": face[neutral[face, 1] > eye_y - 1.0],
         "eyes": eyes,
-        "jaw": moved("jawOpen", 0.5, 0, HEAD_END),
+        "jaw": moved_vertices(deltas, ["jawOpen"], 0.5, HEAD_END),
     }
     colors = np.tile(np.asarray(SKIN, np.float32), (n, 1))
     colors[MOUTH[0] : MOUTH[1]] = (0.45, 0.14, 0.15)
@@ -214,12 +201,12 @@ def _make_rig(a: dict, source: str) -> BlendshapeRig:
         center = ball.mean(0)
         rel = ball - center
         front = rel[:, 2] / np.linalg.norm(rel, axis=1)  # cos of the angle from the gaze (+z)
-        col = np.tile(np.array([0.95, 0.95, 0.93], np.float32), (hi - lo, 1))
-        col[front > 0.93] = (0.28, 0.48, 0.66)
-        col[front > 0.985] = (0.04, 0.04, 0.05)
+        col = np.tile(np.array(EYE_WHITE, np.float32), (hi - lo, 1))
+        col[front > 0.93] = IRIS
+        col[front > 0.985] = PUPIL
         colors[lo:hi] = col
     lip_mask = np.zeros(n, bool)
-    lip_mask[np.union1d(moved("mouthRollLower", 0.65, 0, FACE_END), moved("mouthRollUpper", 0.65, 0, FACE_END))] = True
+    lip_mask[moved_vertices(deltas, ["mouthRollLower", "mouthRollUpper"], 0.65, FACE_END)] = True
     colors[lip_mask] = (0.74, 0.42, 0.42)
     chin = neutral[lm[8]]
     neck = neutral[FACE_END:HEAD_END]
