@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from fractions import Fraction
+from numbers import Real
 
 import numpy as np
 import soundfile as sf
@@ -41,3 +42,12 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     y = resample_poly(x.astype(np.float64), ratio.numerator, ratio.denominator)
     n = int(math.floor(len(x) * rate_out / rate_in + 0.5))
     return y[:n].astype(np.float32)
+
+
+def frame_count(n_samples: int, sample_rate: int, fps: Real) -> int:
+    """Motion frames covering `n_samples` of audio: round(duration * fps), halves rounded up, at least 1.
+
+    Exact rational arithmetic, so audio features and motion always agree on the length.
+    """
+    n = Fraction(n_samples) * Fraction(fps).limit_denominator(1001) / sample_rate
+    return max(1, math.floor(n + Fraction(1, 2)))

@@ -1,0 +1,1 @@
+"""Training data: the synthetic corpus, the clip dataset, and readers for public data layouts."""
