@@ -1,4 +1,8 @@
-"""Audio loading: any format libsndfile reads (wav, flac, ogg, mp3), mono, resampled on request."""
+"""Audio loading: float32 mono in [-1, 1] at the requested rate, from any audio or video file.
+
+libsndfile (soundfile) reads wav, flac, ogg and mp3; anything else (m4a/aac, the speech track of a
+video) goes through FFmpeg (PyAV).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import os
 from fractions import Fraction
 from numbers import Real
 
+import av
 import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
@@ -19,28 +24,60 @@ SAMPLE_RATE = 16000  # the rate speech front-ends work at
 def load_audio(path: str | os.PathLike, sample_rate: int | None = SAMPLE_RATE) -> tuple[np.ndarray, int]:
     """Read `path` as float32 mono in [-1, 1]; resample to `sample_rate` (None keeps the file's).
 
-    Returns (samples, rate). Unreadable files raise AdameshError naming the file.
+    Returns (samples, rate). Channels are averaged; NaN and inf samples become 0. Files that cannot be
+    used raise AdameshError naming the file.
     """
-    if not os.path.isfile(path):
-        raise AdameshError(f"audio file {path} does not exist")
+    name = os.fspath(path)
+    if os.path.isdir(name):
+        raise AdameshError(f"{name} is a directory; give the path of an audio or video file")
+    if not os.path.isfile(name):
+        raise AdameshError(f"audio file {name} does not exist; check the path")
+    if os.path.getsize(name) == 0:
+        raise AdameshError(f"{name} is empty (0 bytes); give a recording with speech in it")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as e:
-        raise AdameshError(f"cannot read audio {path}: {e}") from None
+        data, rate = sf.read(name, dtype="float32", always_2d=True)
+    except sf.SoundFileError:
+        data, rate = _decode_with_ffmpeg(name)
+    if len(data) == 0:
+        raise AdameshError(f"{name} contains no audio samples; give a recording with speech in it")
+    # Before averaging, so one bad channel does not wipe out the other.
+    np.nan_to_num(data, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     mono = data.mean(axis=1)
     if sample_rate and rate != sample_rate:
-        mono = resample(mono, rate, sample_rate)
-        rate = sample_rate
-    return np.ascontiguousarray(mono, np.float32), int(rate)
+        mono, rate = resample(mono, rate, sample_rate), sample_rate
+    # Float files may exceed full scale, and the resampling filter rings past it next to clipped peaks.
+    return np.ascontiguousarray(np.clip(mono, -1.0, 1.0), np.float32), int(rate)
+
+
+def _decode_with_ffmpeg(name: str) -> tuple[np.ndarray, int]:
+    """The first audio stream of `name` as (samples, channels) float32, and its rate."""
+    try:
+        with av.open(name) as container:
+            if not container.streams.audio:
+                raise AdameshError(f"{name} has no audio track; give a file with speech in it")
+            stream = container.streams.audio[0]
+            # libswresample turns any sample format (s16, s32, flt, fltp, ...) into float planar,
+            # channels kept: we average them ourselves, FFmpeg's downmix weights them.
+            to_float = av.AudioResampler(format="fltp")
+            frames = [out for frame in container.decode(stream) for out in to_float.resample(frame)]
+            frames += to_float.resample(None)
+    except av.error.FFmpegError as e:
+        raise AdameshError(
+            f"cannot read {name} ({e.strerror}): it is corrupt or not an audio or video file; "
+            "re-export it as WAV") from None
+    if not frames:
+        return np.zeros((0, 1), np.float32), stream.rate
+    # The decoded rate, not the container's: HE-AAC headers state half the real rate.
+    return np.concatenate([f.to_ndarray() for f in frames], axis=1).T, frames[0].sample_rate
 
 
 def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Polyphase resampling (anti-aliased) between integer rates."""
+    """Polyphase resampling (anti-aliased) between integer rates; non-empty input stays non-empty."""
     if rate_in == rate_out:
         return x
     ratio = Fraction(rate_out, rate_in)
     y = resample_poly(x.astype(np.float64), ratio.numerator, ratio.denominator)
-    n = int(math.floor(len(x) * rate_out / rate_in + 0.5))
+    n = max(1, math.floor(len(x) * rate_out / rate_in + 0.5))
     return y[:n].astype(np.float32)
 
 
