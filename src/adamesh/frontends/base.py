@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from adamesh.errors import AdameshError
 from adamesh.audio import SAMPLE_RATE, frame_count, load_audio
 from adamesh.fileio import atomic_output, cache_dir
 
@@ -64,17 +66,72 @@ def nearest_rows(values: np.ndarray, rate: float, times: np.ndarray, offset: flo
     return values[idx]
 
 
+class KMeansUnits:
+    """Discrete semantic units as the nearest of k centroids (k-means fitted on a training corpus)."""
+
+    def __init__(self, centroids: np.ndarray):
+        self.centroids = np.ascontiguousarray(centroids, np.float32)
+
+    @classmethod
+    def fit(cls, rows: np.ndarray, k: int, seed: int = 0) -> "KMeansUnits":
+        from scipy.cluster.vq import kmeans2
+
+        rows = np.asarray(rows, np.float64)
+        if len(rows) < k:
+            raise AdameshError(f"cannot fit {k} units on only {len(rows)} feature frames; "
+                               "use fewer units or more training audio")
+        centroids, _ = kmeans2(rows, k, iter=30, minit="++", seed=np.random.default_rng(seed))
+        return cls(centroids)
+
+    def assign(self, features: np.ndarray) -> np.ndarray:
+        c = torch.from_numpy(self.centroids)
+        out = [torch.cdist(torch.from_numpy(chunk), c).argmin(1) for chunk in
+               np.array_split(np.asarray(features, np.float32), max(1, len(features) // 4096 + 1))]
+        return torch.cat(out).numpy().astype(np.int64)
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.centroids.tobytes()).hexdigest()[:16]
+
+
 class FrontEnd:
-    """Base class. Subclasses set `name`, `dim`, `n_units` and implement `compute`."""
+    """Base class. Subclasses set `name`, `dim`, `n_units` and implement `compute`.
+
+    Front-ends whose units are k-means clusters of their features (`mel`, `hubert`, `wav2vec2`)
+    hold a `KMeansUnits` fitted with `fit_units` on training audio and saved with the model; until
+    then their units are all 0.
+    """
 
     name: str = "base"
     dim: int = 0
     n_units: int = 0
     version: int = 1  # bump when the computation changes, so old cache entries are not reused
+    units_model: KMeansUnits | None = None
+
+    def options(self) -> dict:
+        """Constructor arguments that rebuild this front-end (see `frontends.make_frontend`)."""
+        return {}
 
     def config(self) -> dict:
-        """Everything the output depends on (saved with models, part of the cache key)."""
-        return {"name": self.name, "version": self.version}
+        """What `compute` depends on: the cache key. Fitted units are applied after the cache."""
+        return {"name": self.name, "version": self.version, **self.options()}
+
+    def unit_features(self, features: np.ndarray) -> np.ndarray:
+        """The part of the features that k-means units are computed from (all of it by default)."""
+        return features
+
+    def fit_units(self, features: list[Features], k: int, seed: int = 0, max_frames: int = 200_000) -> None:
+        """Fit k-means units on features of training audio (at most `max_frames` random frames)."""
+        rows = np.concatenate([self.unit_features(f.features) for f in features])
+        rng = np.random.default_rng(seed)
+        if len(rows) > max_frames:
+            rows = rows[rng.choice(len(rows), max_frames, replace=False)]
+        self.units_model = KMeansUnits.fit(rows, k, seed)
+        self.n_units = k
+
+    def assign_units(self, features: np.ndarray) -> np.ndarray:
+        if self.units_model is None:
+            return np.zeros(len(features), np.int64)
+        return self.units_model.assign(self.unit_features(features))
 
     def compute(self, audio: np.ndarray, n_frames: int, fps: float) -> Features:
         """Features for 16 kHz mono float32 `audio`, exactly `n_frames` rows at `fps`."""
@@ -82,8 +139,14 @@ class FrontEnd:
 
     def __call__(self, audio: np.ndarray, fps: float = DEFAULT_FPS, n_frames: int | None = None) -> Features:
         natural = frame_count(len(audio), SAMPLE_RATE, fps)
-        feats = self.compute(np.asarray(audio, np.float32), natural, fps)
+        feats = self.with_units(self.compute(np.asarray(audio, np.float32), natural, fps))
         return feats if n_frames is None else feats.fit(n_frames)
+
+    def with_units(self, feats: Features) -> Features:
+        """Replace the units by the fitted k-means units, if this front-end has them."""
+        if self.units_model is None:
+            return feats
+        return Features(feats.features, self.assign_units(feats.features), feats.fps)
 
     def key(self) -> str:
         blob = json.dumps(self.config(), sort_keys=True).encode()
@@ -119,14 +182,15 @@ class FeatureCache:
         if entry.is_file():
             try:
                 with np.load(entry) as z:
-                    feats = Features(z["features"], z["units"], float(z["fps"]))
+                    feats = frontend.with_units(Features(z["features"], z["units"], float(z["fps"])))
                 return feats if n_frames is None else feats.fit(n_frames)
             except (OSError, ValueError, KeyError):
                 pass  # a damaged entry is recomputed below
         audio, _ = load_audio(audio_path)
-        feats = frontend(audio, fps)
+        feats = frontend.compute(audio, frame_count(len(audio), SAMPLE_RATE, fps), fps)
         entry.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(entry) as tmp:
             np.savez(tmp, features=feats.features, units=feats.units, fps=np.float64(fps))
         (entry.parent / "config.json").write_text(json.dumps(frontend.config(), indent=1, sort_keys=True))
+        feats = frontend.with_units(feats)
         return feats if n_frames is None else feats.fit(n_frames)
