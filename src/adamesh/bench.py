@@ -7,6 +7,8 @@ import os
 import tempfile
 import time
 
+import numpy as np
+
 
 
 def bench_render(rig_spec: str = "builtin", size: int = 512, frames: int = 200, backend=None, antialias: int = 0):
@@ -48,3 +50,129 @@ def bench_render(rig_spec: str = "builtin", size: int = 512, frames: int = 200, 
     for name, fps in rows:
         print(f"  {name:<40s} {fps:8.1f} frames/s")
     return dict(rows)
+
+
+def _viseme_class(phone: str) -> str:
+    from adamesh.data.animation import _DIPHTHONGS, _VISEME_OF
+
+    return _VISEME_OF.get(phone, _DIPHTHONGS.get(phone, (phone,))[0])
+
+
+def _nmi(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised mutual information (arithmetic mean of the entropies) of two labelings."""
+    joint = np.zeros((a.max() + 1, b.max() + 1))
+    np.add.at(joint, (a, b), 1)
+    p = joint / joint.sum()
+    pa, pb = p.sum(1), p.sum(0)
+    nz = p > 0
+    mi = (p[nz] * np.log(p[nz] / np.outer(pa, pb)[nz])).sum()
+    ha, hb = -(pa[pa > 0] * np.log(pa[pa > 0])).sum(), -(pb[pb > 0] * np.log(pb[pb > 0])).sum()
+    return float(2 * mi / (ha + hb)) if ha + hb > 0 else 0.0
+
+
+def bench_frontends(speech_dir: str, corpus: str | None = None, frontends=("phonetic", "mel"),
+                    ssl_models: dict | None = None, units: int = 128, seed: int = 0, workers=None,
+                    random_ssl: bool = False) -> list[dict]:
+    """How well each front-end's units follow phones on real speech, and how fast it runs.
+
+    The unit-to-phone mapping (each unit's most frequent phone) is learned on synthetic corpus clips,
+    where the phones are known from espeak, then applied to the real LibriVox clips and compared,
+    frame by frame at 25 fps, with a forced alignment of their transcripts; k-means units (mel,
+    hubert, wav2vec2) are fitted on the same corpus clips. NMI needs no mapping.
+    """
+    import re
+    from pathlib import Path
+
+    from adamesh.audio import frame_count, load_audio
+    from adamesh.data.corpus import CorpusConfig, generate_corpus
+    from adamesh.data.dataset import ClipDataset
+    from adamesh.errors import AdameshError
+    from adamesh.frontends import make_frontend
+    from adamesh.frontends.base import frame_times, nearest_rows
+    from adamesh.frontends.mel import ANALYSIS_RATE
+    from adamesh.frontends.phonetic import align_phones
+    from adamesh.phones import PHONE_INDEX, PHONES
+
+    speech = Path(speech_dir)
+    transcripts = {}
+    for f in sorted(speech.rglob("transcription")) + sorted(speech.rglob("*.txt")):
+        for line in f.read_text().splitlines():
+            m = re.match(r"\s*(?:<s>)?\s*(.*?)\s*(?:</s>)?\s*\(([^)]+)\)\s*$", line)
+            if m:
+                transcripts[m.group(2)] = m.group(1)
+    wavs = sorted(p for p in speech.rglob("*") if p.suffix.lower() in (".wav", ".flac", ".mp3", ".ogg"))
+    if not wavs:
+        raise AdameshError(f"no speech files (wav, flac, mp3, ogg) under {speech}; pass --speech DIR")
+    fps = 25.0
+    real = []  # (path, audio, reference phone per frame or None)
+    for w in wavs:
+        audio, _ = load_audio(w)
+        ref = None
+        if w.stem in transcripts:
+            labels = align_phones(audio, transcripts[w.stem])
+            if labels is not None:
+                n = frame_count(len(audio), 16000, fps)
+                ref = nearest_rows(labels, ANALYSIS_RATE, frame_times(n, fps))
+        real.append((w, audio, ref))
+    aligned = [r for r in real if r[2] is not None]
+    seconds = sum(len(a) for _, a, _ in real) / 16000
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if corpus is None:
+            corpus = os.path.join(tmp, "corpus")
+            generate_corpus(corpus, CorpusConfig(speakers=12, sentences=20, heldout=2, seed=seed),
+                            workers=workers, progress=False)
+        specs = [(name, {}) for name in frontends] + [(k, {"model_dir": d}) for k, d in (ssl_models or {}).items()]
+        if random_ssl:  # the paper's architecture at base size, for its speed on this machine
+            from transformers import HubertConfig, HubertModel
+
+            HubertModel(HubertConfig()).save_pretrained(os.path.join(tmp, "hubert-base-random"))
+            specs.append(("hubert", {"model_dir": os.path.join(tmp, "hubert-base-random")}))
+        rows = []
+        for name, opts in specs:
+            fe = make_frontend(name, **opts)
+            fit = ClipDataset(corpus, roles=("train",), frontend=fe, workers=workers, progress=False)
+            test = ClipDataset(corpus, roles=("val", "test"), frontend=fe, workers=workers, progress=False)
+            if name != "phonetic":
+                fe.fit_units([c.features for c in fit.clips], units, seed)
+            def corpus_labels(ds):
+                u, p = [], []
+                for c in ds.clips:
+                    t = frame_times(c.motion.n_frames, fps)
+                    phones = c.motion.meta["phones"]
+                    ends = np.array([ph[2] for ph in phones])
+                    idx = np.minimum(np.searchsorted(ends, t), len(phones) - 1)
+                    p.append(np.array([PHONE_INDEX[phones[i][0]] for i in idx]))
+                    u.append(fe.assign_units(c.features.features) if name != "phonetic" else c.features.units)
+                return np.concatenate(u), np.concatenate(p)
+            u_fit, p_fit = corpus_labels(fit)
+            n_units = int(max(u_fit.max(), fe.n_units - 1)) + 1
+            counts = np.zeros((n_units, len(PHONES)))
+            np.add.at(counts, (u_fit, p_fit), 1)
+            mapping = counts.argmax(1)
+            u_syn, p_syn = corpus_labels(test)
+            t0 = time.perf_counter()  # features of the real clips are computed afresh, not cached
+            feats = [fe(a, fps) for _, a, _ in real]
+            rtf = (time.perf_counter() - t0) / seconds
+            u_real = np.concatenate([f.units for f, r in zip(feats, real) if r[2] is not None])
+            p_real = np.concatenate([r[2] for r in aligned])
+            vis = np.vectorize(lambda i: _viseme_class(PHONES[i]))
+            rows.append({
+                "frontend": name + (" (random init)" if "random" in str(opts.get("model_dir", "")) else ""), "dim": fe.dim, "units": n_units,
+                "phone_acc_synthetic": float((mapping[u_syn] == p_syn).mean()),
+                "phone_acc_real": float((mapping[u_real] == p_real).mean()),
+                "viseme_acc_real": float((vis(mapping[u_real]) == vis(p_real)).mean()),
+                "nmi_real": _nmi(u_real, p_real),
+                "rtf": rtf,
+            })
+    sil = float((p_real == 0).mean())
+    print(f"front-end benchmark: {len(real)} real clips ({seconds:.1f} s) from {speech}, "
+          f"{len(aligned)} with forced-aligned transcripts ({len(p_real)} frames at {fps:g} fps); "
+          f"units mapped to phones on synthetic clips; {os.cpu_count()} CPU cores")
+    print(f"  chance: always SIL = {sil:.3f} phone accuracy on the real clips")
+    print(f"  {'front-end':<22s} {'dim':>4s} {'units':>5s} {'phone acc (synthetic)':>22s} "
+          f"{'phone acc (real)':>17s} {'viseme acc (real)':>18s} {'NMI (real)':>11s} {'RTF':>7s}")
+    for r in rows:
+        print(f"  {r['frontend']:<22s} {r['dim']:>4d} {r['units']:>5d} {r['phone_acc_synthetic']:>22.3f} "
+              f"{r['phone_acc_real']:>17.3f} {r['viseme_acc_real']:>18.3f} {r['nmi_real']:>11.3f} {r['rtf']:>7.4f}")
+    return rows

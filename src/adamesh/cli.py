@@ -124,6 +124,26 @@ def cmd_motion_info(args) -> None:
     print(f"  channels in use (max |value|): {', '.join(active) or 'none'}")
 
 
+def cmd_corpus(args) -> None:
+    from adamesh.data.corpus import CorpusConfig, generate_corpus
+
+    cfg = CorpusConfig(speakers=args.speakers, sentences=args.sentences, heldout=args.heldout, seed=args.seed)
+    m = generate_corpus(args.out, cfg, workers=args.workers)
+    st = m["stats"]
+    n_held = sum(sp["split"] == "heldout" for sp in m["speakers"].values())
+    print(f"corpus in {args.out}: {st['clips']} clips, {st['hours']:.2f} h of speech, {cfg.speakers} speakers "
+          f"({cfg.speakers - n_held} training, {n_held} held out), {st['generation_seconds']:.0f} s with "
+          f"{st['workers']} workers; manifest: {Path(args.out) / 'manifest.json'}")
+
+
+def cmd_bench_frontends(args) -> None:
+    from adamesh.bench import bench_frontends
+
+    ssl = {k: getattr(args, k) for k in ("hubert", "wav2vec2") if getattr(args, k)}
+    bench_frontends(args.speech, args.corpus, args.frontends.split(","), ssl, args.units, args.seed,
+                    args.workers, random_ssl=args.random_ssl)
+
+
 def cmd_bench_render(args) -> None:
     from adamesh.bench import bench_render
 
@@ -191,6 +211,29 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--renderer", choices=["auto", "gl", "torch"], default=None)
     br.add_argument("--antialias", type=int, default=0)
     br.set_defaults(func=cmd_bench_render)
+    bf = b.add_parser("frontends", help="speech front-ends: unit agreement with aligned phones, real-time factor")
+    bf.add_argument("--speech", default=str(Path("..") / "shared" / "data" / "speech"),
+                    help="folder of real speech; LibriVox-style 'transcription' files give the reference phones")
+    bf.add_argument("--corpus", help="synthetic corpus to fit units and the unit-to-phone mapping on "
+                    "(default: a small one made on the fly)")
+    bf.add_argument("--frontends", default="phonetic,mel", help="comma-separated front-ends without weights")
+    bf.add_argument("--hubert", metavar="DIR", help="a local HuBERT model folder to include")
+    bf.add_argument("--wav2vec2", metavar="DIR", help="a local wav2vec2 model folder to include")
+    bf.add_argument("--random-ssl", action="store_true",
+                    help="include a randomly initialised HuBERT-base (speed only: no pretrained weights here)")
+    bf.add_argument("--units", type=int, default=128, help="k-means units for mel/hubert/wav2vec2")
+    bf.add_argument("--seed", type=int, default=0)
+    bf.add_argument("--workers", type=int, default=None)
+    bf.set_defaults(func=cmd_bench_frontends)
+
+    c = sub.add_parser("corpus", help="generate the synthetic talking-face corpus (resumes if interrupted)")
+    c.add_argument("--out", required=True, help="output folder")
+    c.add_argument("--speakers", type=int, default=48)
+    c.add_argument("--sentences", type=int, default=50, help="sentences per speaker")
+    c.add_argument("--heldout", type=int, default=8, help="speakers kept out of training")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    c.set_defaults(func=cmd_corpus)
     return p
 
 

@@ -105,3 +105,32 @@ class PhoneticFrontEnd(FrontEnd):
         ], axis=1)
         units = nearest_rows(labels, ANALYSIS_RATE, t)
         return Features(feats, units, fps)
+
+
+def align_phones(audio: np.ndarray, text: str) -> np.ndarray | None:
+    """Forced alignment of a transcript: phone index per 10 ms frame, or None if it fails.
+
+    Used by the front-end benchmark as the reference; pocketsphinx aligns words from CMUdict, so
+    a transcript with words outside the dictionary cannot be aligned.
+    """
+    from pocketsphinx import Decoder, get_model_path
+
+    model = os.path.join(get_model_path(), "en-us")
+    try:
+        decoder = Decoder(hmm=os.path.join(model, "en-us"), dict=os.path.join(model, "cmudict-en-us.dict"),
+                          lm=None, bestpath=False, loglevel="FATAL")
+        decoder.set_align_text(text.lower())
+        pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes()
+        for _ in range(2):  # first pass finds the words, the second aligns their phones
+            decoder.start_utt()
+            decoder.process_raw(pcm, full_utt=True)
+            decoder.end_utt()
+            if _ == 0:
+                decoder.set_alignment()
+        alignment = decoder.get_alignment()
+    except (RuntimeError, ValueError, KeyError):
+        return None
+    labels = np.zeros(int(np.ceil(len(audio) / HOP)), np.int64)
+    for p in alignment.phones():
+        labels[p.start:p.start + p.duration] = PHONE_INDEX.get(p.name, 0)
+    return labels

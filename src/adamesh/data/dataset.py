@@ -1,0 +1,170 @@
+"""The clip dataset: a folder of clips (audio + motion + speaker), read for training and evaluation.
+
+The synthetic corpus is one such folder (with a manifest.json naming speakers, splits and roles);
+a folder made from real data is another: any tree of adamesh motion files (.npz) whose `audio`
+points at their speech. Without a manifest the speaker is the motion's meta["speaker"] or its
+parent folder's name, and every clip has the role "train".
+
+`ClipDataset` loads motion and speech features (through the feature cache, computed in parallel
+on a miss) into memory; `WindowDataset` cuts training windows out of them for a torch DataLoader.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from adamesh.errors import AdameshError
+from adamesh.frontends import FeatureCache, Features, FrontEnd
+from adamesh.motion import Motion, load_motion
+
+
+@dataclass
+class ClipInfo:
+    id: str
+    speaker: str
+    motion: Path
+    audio: Path | None
+    role: str = "train"
+
+
+@dataclass
+class Clip:
+    info: ClipInfo
+    motion: Motion
+    features: Features | None  # one row per motion frame
+
+
+def scan_clips(root: str | os.PathLike) -> tuple[list[ClipInfo], dict]:
+    """The clips of a folder and its manifest (an empty dict when there is none)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise AdameshError(f"clip folder {root} does not exist")
+    manifest_path = root / "manifest.json"
+    if manifest_path.is_file():
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            clips = [ClipInfo(c["id"], c["speaker"], root / c["motion"], root / c["audio"] if c.get("audio")
+                              else None, c.get("role", "train")) for c in manifest["clips"]]
+        except (ValueError, KeyError, TypeError) as e:
+            raise AdameshError(f"{manifest_path} is damaged ({e}); regenerate the corpus") from None
+        return clips, manifest
+    clips = []
+    for path in sorted(root.rglob("*.npz")):
+        motion = load_motion(path)
+        audio = Path(motion.audio) if motion.audio else None
+        speaker = str(motion.meta.get("speaker") or path.parent.name)
+        clips.append(ClipInfo(path.stem, speaker, path, audio, str(motion.meta.get("role", "train"))))
+    if not clips:
+        raise AdameshError(f"{root} holds no motion files (.npz) and no manifest.json")
+    return clips, {}
+
+
+def _features_worker(args) -> Features:
+    frontend, audio, fps, cache_root = args
+    torch.set_num_threads(1)
+    return FeatureCache(cache_root).get(frontend, audio, fps)
+
+
+def compute_features(frontend: FrontEnd, audio_paths: list[Path], fps: float, workers: int | None = None,
+                     cache: FeatureCache | None = None, progress: bool = True) -> list[Features]:
+    """Features of many files through the cache; misses are computed by a pool of processes."""
+    cache = cache or FeatureCache()
+    todo = [i for i, a in enumerate(audio_paths) if not cache.path_for(frontend, a, fps).is_file()]
+    workers = min(workers or os.cpu_count() or 1, max(1, len(todo)))
+    if todo and workers > 1:
+        tasks = [(frontend, audio_paths[i], fps, str(cache.root)) for i in todo]
+        with mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers) as pool:
+            for _ in tqdm(pool.imap_unordered(_features_worker, tasks, chunksize=2), total=len(tasks),
+                          desc=f"{frontend.name} features", unit="clip", disable=not progress):
+                pass
+    out = []
+    for a in tqdm(audio_paths, desc=f"{frontend.name} features", unit="clip",
+                  disable=not progress or workers > 1 or not todo):
+        out.append(cache.get(frontend, a, fps))
+    return out
+
+
+class ClipDataset:
+    """Clips of one folder, filtered by role and speaker, with motion and features in memory."""
+
+    def __init__(self, root: str | os.PathLike, roles: tuple[str, ...] | None = ("train",),
+                 speakers: list[str] | None = None, frontend: FrontEnd | None = None,
+                 workers: int | None = None, progress: bool = True):
+        self.root = Path(root)
+        infos, self.manifest = scan_clips(self.root)
+        infos = [c for c in infos if (roles is None or c.role in roles)
+                 and (speakers is None or c.speaker in speakers)]
+        if not infos:
+            raise AdameshError(f"{self.root} has no clips with role {' or '.join(roles or ())}"
+                               + (f" for speakers {', '.join(speakers)}" if speakers else ""))
+        motions = [load_motion(c.motion) for c in infos]
+        features: list[Features | None] = [None] * len(infos)
+        if frontend is not None:
+            missing = [c.id for c in infos if c.audio is None or not c.audio.is_file()]
+            if missing:
+                raise AdameshError(f"{len(missing)} clips have no audio file (first: {missing[0]}); "
+                                   "speech features need it")
+            feats = compute_features(frontend, [c.audio for c in infos], motions[0].fps, workers,
+                                     progress=progress)
+            features = [f.fit(m.n_frames) for f, m in zip(feats, motions)]
+        self.clips = [Clip(i, m, f) for i, m, f in zip(infos, motions, features)]
+        self.speakers = sorted({c.speaker for c in infos})
+        self.speaker_index = {s: k for k, s in enumerate(self.speakers)}
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> Clip:
+        return self.clips[i]
+
+    @property
+    def seconds(self) -> float:
+        return sum(c.motion.duration for c in self.clips)
+
+    def speaker_style(self, speaker: str) -> dict:
+        """The speaker's entry in the manifest (voice and true styles of a synthetic speaker)."""
+        return self.manifest.get("speakers", {}).get(speaker, {})
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Fixed-length training windows over a ClipDataset: every clip is cut into windows of
+    `window` frames every `hop` frames (the last one flush with the clip's end); clips shorter
+    than a window give one window, padded and masked."""
+
+    def __init__(self, clips: ClipDataset, window: int = 100, hop: int = 50):
+        if any(c.features is None for c in clips.clips):
+            raise AdameshError("training windows need speech features: give the dataset a front-end")
+        self.clips, self.window = clips, window
+        self.index = []
+        for k, c in enumerate(clips.clips):
+            n = c.motion.n_frames
+            starts = list(range(0, max(n - window, 0) + 1, hop))
+            if n > window and starts[-1] != n - window:
+                starts.append(n - window)
+            self.index += [(k, s) for s in starts]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        k, s = self.index[i]
+        clip = self.clips[k]
+        e = min(s + self.window, clip.motion.n_frames)
+        pad = self.window - (e - s)
+        def take(x):
+            return np.pad(x[s:e], [(0, pad)] + [(0, 0)] * (x.ndim - 1))
+        return {
+            "features": torch.from_numpy(take(clip.features.features)),
+            "units": torch.from_numpy(take(clip.features.units)),
+            "params": torch.from_numpy(take(clip.motion.params)),
+            "mask": torch.from_numpy(np.arange(self.window) < e - s),
+            "speaker": torch.tensor(self.clips.speaker_index[clip.info.speaker]),
+        }
