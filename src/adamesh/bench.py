@@ -52,12 +52,6 @@ def bench_render(rig_spec: str = "builtin", size: int = 512, frames: int = 200, 
     return dict(rows)
 
 
-def _viseme_class(phone: str) -> str:
-    from adamesh.data.animation import _DIPHTHONGS, _VISEME_OF
-
-    return _VISEME_OF.get(phone, _DIPHTHONGS.get(phone, (phone,))[0])
-
-
 def _nmi(a: np.ndarray, b: np.ndarray) -> float:
     """Normalised mutual information (arithmetic mean of the entropies) of two labelings."""
     joint = np.zeros((a.max() + 1, b.max() + 1))
@@ -84,6 +78,7 @@ def bench_frontends(speech_dir: str, corpus: str | None = None, frontends=("phon
     from pathlib import Path
 
     from adamesh.audio import frame_count, load_audio
+    from adamesh.data.animation import viseme_of
     from adamesh.data.corpus import CorpusConfig, generate_corpus
     from adamesh.data.dataset import ClipDataset
     from adamesh.errors import AdameshError
@@ -154,9 +149,9 @@ def bench_frontends(speech_dir: str, corpus: str | None = None, frontends=("phon
             t0 = time.perf_counter()  # features of the real clips are computed afresh, not cached
             feats = [fe(a, fps) for _, a, _ in real]
             rtf = (time.perf_counter() - t0) / seconds
-            u_real = np.concatenate([f.units for f, r in zip(feats, real) if r[2] is not None])
-            p_real = np.concatenate([r[2] for r in aligned])
-            vis = np.vectorize(lambda i: _viseme_class(PHONES[i]))
+            u_real = np.concatenate([f.units for f, r in zip(feats, real) if r[2] is not None] or [[0]])
+            p_real = np.concatenate([r[2] for r in aligned] or [[0]])
+            vis = np.vectorize(lambda i: viseme_of(PHONES[i]))
             rows.append({
                 "frontend": name + (" (random init)" if "random" in str(opts.get("model_dir", "")) else ""), "dim": fe.dim, "units": n_units,
                 "phone_acc_synthetic": float((mapping[u_syn] == p_syn).mean()),
@@ -165,9 +160,13 @@ def bench_frontends(speech_dir: str, corpus: str | None = None, frontends=("phon
                 "nmi_real": _nmi(u_real, p_real),
                 "rtf": rtf,
             })
-    sil = float((p_real == 0).mean())
+    if not aligned:
+        print("  note: no clip had a transcript that could be aligned, so the 'real' columns are empty")
+        for r in rows:
+            r.update(phone_acc_real=float("nan"), viseme_acc_real=float("nan"), nmi_real=float("nan"))
+    sil = float((p_real == 0).mean()) if aligned else float("nan")
     print(f"front-end benchmark: {len(real)} real clips ({seconds:.1f} s) from {speech}, "
-          f"{len(aligned)} with forced-aligned transcripts ({len(p_real)} frames at {fps:g} fps); "
+          f"{len(aligned)} with forced-aligned transcripts ({len(p_real) if aligned else 0} frames at {fps:g} fps); "
           f"units mapped to phones on synthetic clips; {os.cpu_count()} CPU cores")
     print(f"  chance: always SIL = {sil:.3f} phone accuracy on the real clips")
     print(f"  {'front-end':<22s} {'dim':>4s} {'units':>5s} {'phone acc (synthetic)':>22s} "

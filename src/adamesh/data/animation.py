@@ -64,6 +64,11 @@ _DIPHTHONGS = {"AY": ("AA", "IY"), "AW": ("AA", "UW"), "OY": ("AO", "IY"), "EY":
 _THETA_VOWEL, _THETA_CONSONANT, _THETA_CLOSURE, _THETA_ROUND_ANTICIPATION = 14.0, 24.0, 80.0, 10.0  # 1/s
 
 
+def viseme_of(phone: str) -> str:
+    """The viseme class of an ARPAbet phone (a diphthong counts as its first part)."""
+    return _VISEME_OF.get(phone, _DIPHTHONGS.get(phone, (phone,))[0])
+
+
 @dataclass
 class Phone:
     phone: str  # ARPAbet, see adamesh.phones
