@@ -144,6 +144,12 @@ def cmd_bench_frontends(args) -> None:
                     args.workers, random_ssl=args.random_ssl)
 
 
+def cmd_bench_corpus(args) -> None:
+    from adamesh.bench import bench_corpus
+
+    bench_corpus(args.corpus)
+
+
 def cmd_bench_render(args) -> None:
     from adamesh.bench import bench_render
 
@@ -225,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--seed", type=int, default=0)
     bf.add_argument("--workers", type=int, default=None)
     bf.set_defaults(func=cmd_bench_frontends)
+
+    bc = b.add_parser("corpus", help="how much speaker styles matter in a corpus (speaker-agnostic oracle error)")
+    bc.add_argument("corpus", help="corpus folder (made by adamesh corpus)")
+    bc.set_defaults(func=cmd_bench_corpus)
 
     c = sub.add_parser("corpus", help="generate the synthetic talking-face corpus (resumes if interrupted)")
     c.add_argument("--out", required=True, help="output folder")
