@@ -121,6 +121,11 @@ def synthesize_clip(speaker: Speaker, index: int, cfg: CorpusConfig, speaker_ind
                             np.zeros(int(tail * SAMPLE_RATE), np.float32)])
     speech_end = lead + len(syn.audio) / syn.sample_rate
     phones = [Phone("SIL", 0.0, lead)] + _phones(syn.phonemes, len(syn.audio), syn.sample_rate, lead)
+    if len(phones) > 1:  # espeak's first event can come a few ms into its audio: silence until then
+        if phones[1].phone == "SIL":
+            phones[0].end = phones.pop(1).end
+        else:
+            phones[0].end = phones[1].start
     if phones[-1].phone == "SIL":
         phones[-1].end = len(audio) / SAMPLE_RATE
     else:
@@ -166,8 +171,8 @@ def _make_clip(task: tuple[int, int]) -> dict:
 def _roles(clips: list[dict], speaker: Speaker, cfg: CorpusConfig) -> None:
     if speaker.split == "heldout":
         total = 0.0
-        for c in clips:  # the first clips form the reference set, the rest are test sentences
-            c["role"] = "reference" if total < cfg.reference_seconds else "test"
+        for k, c in enumerate(clips):  # the first clips form the reference set, the rest (one at least) test
+            c["role"] = "reference" if total < cfg.reference_seconds and k < len(clips) - 1 else "test"
             total += c["seconds"]
     else:
         n_val = max(1, round(cfg.val_fraction * len(clips)))

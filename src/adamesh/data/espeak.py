@@ -9,6 +9,7 @@ is one synthesiser per process (`Espeak.instance()`).
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import threading
 from dataclasses import dataclass
@@ -69,20 +70,38 @@ class Espeak:
     def __init__(self):
         try:
             import espeakng_loader
-            self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
-            data = espeakng_loader.get_data_path().encode()
-        except (ImportError, OSError) as e:
+            self._path = espeakng_loader.get_library_path()
+            self._data = espeakng_loader.get_data_path().encode()
+        except ImportError as e:
             raise AdameshError(f"espeak-ng is not available ({e}); reinstall adamesh "
                                "(it needs the PyPI package espeakng-loader)") from None
-        self.sample_rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data,
-                                                      _INIT_PHONEME_EVENTS)
-        if self.sample_rate <= 0:
-            raise AdameshError("espeak-ng failed to initialise; its data folder may be damaged")
         self._callback = _CALLBACK(self._on_audio)  # keep a reference: ctypes must not free it
-        self.lib.espeak_SetSynthCallback(self._callback)
         self._chunks: list[np.ndarray] = []
         self._phonemes: list[tuple[str, int, int]] = []
         self._words: list[tuple[int, int]] = []
+        self._load()  # fail here, not on first use
+        self._unload()
+
+    def _load(self) -> None:
+        """Load and initialise the library. espeak keeps state from one utterance to the next in
+        static variables (the phase of its pitch flutter, gain), so the same text came out a few
+        samples different each time: every synthesis gets a freshly loaded copy instead."""
+        try:
+            self.lib = ctypes.CDLL(self._path)
+        except OSError as e:
+            raise AdameshError(f"espeak-ng is not available ({e}); reinstall adamesh "
+                               "(it needs the PyPI package espeakng-loader)") from None
+        self.sample_rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, self._data,
+                                                      _INIT_PHONEME_EVENTS)
+        if self.sample_rate <= 0:
+            raise AdameshError("espeak-ng failed to initialise; its data folder may be damaged")
+        self.lib.espeak_SetSynthCallback(self._callback)
+
+    def _unload(self) -> None:
+        self.lib.espeak_Terminate()
+        close = getattr(_ctypes, "dlclose", None) or getattr(_ctypes, "FreeLibrary", None)
+        if close is not None:  # the next CDLL maps it afresh, its static variables at their start values
+            close(self.lib._handle)
 
     @classmethod
     def instance(cls) -> "Espeak":
@@ -107,17 +126,24 @@ class Espeak:
 
     def synthesize(self, text: str, voice: Voice = Voice()) -> Synthesis:
         with self._lock:
-            if self.lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
-                raise AdameshError(f"espeak-ng has no voice {voice.name!r}")
-            for param, value in ((_RATE, voice.rate), (_PITCH, voice.pitch), (_RANGE, voice.range),
-                                 (_VOLUME, voice.volume)):
-                self.lib.espeak_SetParameter(param, int(value), 0)
-            self._chunks, self._phonemes, self._words = [], [], []
-            blob = text.encode("utf-8")
-            status = self.lib.espeak_Synth(blob, len(blob) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
-            self.lib.espeak_Synchronize()
-            if status != 0:
-                raise AdameshError(f"espeak-ng could not synthesise {text!r} (status {status})")
-            audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-            return Synthesis(audio.astype(np.float32) / 32768.0, self.sample_rate,
-                             list(self._phonemes), list(self._words))
+            self._load()
+            try:
+                return self._synthesize(text, voice)
+            finally:
+                self._unload()
+
+    def _synthesize(self, text: str, voice: Voice) -> Synthesis:
+        if self.lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
+            raise AdameshError(f"espeak-ng has no voice {voice.name!r}")
+        for param, value in ((_RATE, voice.rate), (_PITCH, voice.pitch), (_RANGE, voice.range),
+                             (_VOLUME, voice.volume)):
+            self.lib.espeak_SetParameter(param, int(value), 0)
+        self._chunks, self._phonemes, self._words = [], [], []
+        blob = text.encode("utf-8")
+        status = self.lib.espeak_Synth(blob, len(blob) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        self.lib.espeak_Synchronize()
+        if status != 0:
+            raise AdameshError(f"espeak-ng could not synthesise {text!r} (status {status})")
+        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        return Synthesis(audio.astype(np.float32) / 32768.0, self.sample_rate,
+                         list(self._phonemes), list(self._words))

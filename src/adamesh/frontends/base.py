@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,8 +185,8 @@ class FeatureCache:
                 with np.load(entry) as z:
                     feats = frontend.with_units(Features(z["features"], z["units"], float(z["fps"])))
                 return feats if n_frames is None else feats.fit(n_frames)
-            except (OSError, ValueError, KeyError):
-                pass  # a damaged entry is recomputed below
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                pass  # a damaged entry (empty, truncated, not an npz) is recomputed below
         audio, _ = load_audio(audio_path)
         feats = frontend.compute(audio, frame_count(len(audio), SAMPLE_RATE, fps), fps)
         entry.parent.mkdir(parents=True, exist_ok=True)

@@ -42,10 +42,12 @@ def recognise_phones(audio: np.ndarray) -> np.ndarray:
     """Phone index per 10 ms frame (pocketsphinx allphone decoding); SIL where nothing is found."""
     n = int(np.ceil(len(audio) / HOP))
     labels = np.zeros(n, np.int64)  # SIL
-    if len(audio) < 2 * PITCH_WINDOW:  # too short to decode anything
+    pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    if len(audio) < 2 * PITCH_WINDOW or not pcm.any():  # too short, or digital silence (decoded as noise)
         return labels
     decoder = _phone_decoder()
-    pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes()
+    decoder.reinit_feat()  # its front-end keeps state across utterances: results depended on the last file
+    pcm = pcm.tobytes()
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()
@@ -57,8 +59,8 @@ def recognise_phones(audio: np.ndarray) -> np.ndarray:
 def prosody(audio: np.ndarray) -> np.ndarray:
     """(n, 3) at 100 Hz: log energy (dB / 20), pitch (semitones about the median / 12), voicing 0..1.
 
-    Pitch by normalised autocorrelation over 40 ms windows, the lag of the highest peak between
-    60 and 400 Hz; a frame is voiced when that peak is strong and the frame is not near silence.
+    Pitch by normalised autocorrelation over 40 ms windows: the shortest lag between 60 and 400 Hz
+    with a peak near the highest; a frame is voiced when that peak is strong and not near silence.
     """
     n = int(np.ceil(len(audio) / HOP))
     x = np.pad(np.asarray(audio, np.float64), (PITCH_WINDOW // 2, PITCH_WINDOW + HOP * n))
@@ -70,7 +72,14 @@ def prosody(audio: np.ndarray) -> np.ndarray:
     ac = np.fft.irfft(np.abs(spec) ** 2)[:, :PITCH_WINDOW]
     ac = ac / (ac[:, :1] + 1e-12) * PITCH_WINDOW / (PITCH_WINDOW - np.arange(PITCH_WINDOW))  # unbiased
     lo, hi = int(SAMPLE_RATE / F0_MAX), int(SAMPLE_RATE / F0_MIN)
-    lag = lo + ac[:, lo:hi].argmax(1)
+    band = ac[:, lo:hi]
+    # Every multiple of the period correlates as well as the period itself: take the shortest lag
+    # whose local peak is within 10% of the best one, not the highest (an octave or more too low).
+    peaks = np.zeros_like(band, bool)
+    peaks[:, 1:-1] = (band[:, 1:-1] >= band[:, :-2]) & (band[:, 1:-1] >= band[:, 2:])
+    peaks &= band >= 0.9 * band.max(1, keepdims=True)
+    peaks[np.arange(n), band.argmax(1)] = True
+    lag = lo + peaks.argmax(1)
     peak = ac[np.arange(n), lag]
     voicing = np.clip((peak - 0.3) / 0.5, 0, 1) * (energy_db > energy_db.max() - 35)
     f0 = SAMPLE_RATE / lag
@@ -84,6 +93,7 @@ def prosody(audio: np.ndarray) -> np.ndarray:
 class PhoneticFrontEnd(FrontEnd):
     name = "phonetic"
     n_units = len(PHONES)
+    version = 2  # 2: pitch octave errors, prosody 5 ms late, decoder state across files
 
     def __init__(self, n_mels: int = 80):
         self.n_mels = int(n_mels)
@@ -101,7 +111,7 @@ class PhoneticFrontEnd(FrontEnd):
         feats = np.concatenate([
             sample_rows(onehot, ANALYSIS_RATE, t, offset=half),
             sample_rows(log_mel(audio, self.n_mels), ANALYSIS_RATE, t),
-            sample_rows(prosody(audio), ANALYSIS_RATE, t, offset=half),
+            sample_rows(prosody(audio), ANALYSIS_RATE, t),  # prosody row k is centred at k * 10 ms
         ], axis=1)
         units = nearest_rows(labels, ANALYSIS_RATE, t)
         return Features(feats, units, fps)
