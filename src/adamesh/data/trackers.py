@@ -32,7 +32,7 @@ import numpy as np
 from numpy.lib import format as fmt
 from scipy.spatial.transform import Rotation, Slerp
 
-from adamesh.data.vocaset import load_pickle, resample_linear, source_positions, target_frames
+from adamesh.data.readers import load_pickle, resample_linear, source_positions, target_frames
 from adamesh.errors import AdameshError, AdameshWarning, MotionError
 from adamesh.motion import FLAME, Motion
 
