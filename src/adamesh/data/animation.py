@@ -255,15 +255,15 @@ def animate(phones: list[Phone], n_frames: int, fps: float, expression: Expressi
     p[:, ch("browInnerUp")] = 0.7 * e.brow_raise * brow
     p[:, ch("browOuterUpLeft")] = 0.5 * e.brow_raise * brow * left
     p[:, ch("browOuterUpRight")] = 0.5 * e.brow_raise * brow * right
-    _eyes(p, t, e.blink_rate, boundaries, rng)
+    _eyes(p, t, fps, e.blink_rate, boundaries, rng)
     _head(p, t, pose, stresses, boundaries, speech_end, kind, rng)
     lo, hi = ARKIT.lower, ARKIT.upper
     return np.clip(p, lo, hi).astype(np.float32)
 
 
-def _eyes(p: np.ndarray, t: np.ndarray, blink_rate: float, boundaries: list[float], rng) -> None:
+def _eyes(p: np.ndarray, t: np.ndarray, fps: float, blink_rate: float, boundaries: list[float], rng) -> None:
     ch = ARKIT.index
-    duration = t[-1] + 0.5 / 25
+    duration = len(t) / fps
     blinks = list(rng.uniform(0, duration, rng.poisson(blink_rate / 60 * duration)))
     blinks += [b for b in boundaries if rng.random() < 0.5]  # people blink at phrase breaks
     blink = np.zeros_like(t)

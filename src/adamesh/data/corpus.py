@@ -162,7 +162,8 @@ def _make_clip(task: tuple[int, int]) -> dict:
             sf.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16")
         motion.audio = wav
         save_motion(motion, npz)
-    motion = load_motion(npz)
+    else:  # made by an earlier, interrupted run
+        motion = load_motion(npz)
     return {"id": npz.stem, "speaker": speaker.id, "index": index,
             "audio": str(wav.relative_to(out)), "motion": str(npz.relative_to(out)),
             "seconds": round(motion.duration, 3), "text": motion.meta["text"], "kind": motion.meta["kind"]}

@@ -192,6 +192,8 @@ class FeatureCache:
         entry.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(entry) as tmp:
             np.savez(tmp, features=feats.features, units=feats.units, fps=np.float64(fps))
-        (entry.parent / "config.json").write_text(json.dumps(frontend.config(), indent=1, sort_keys=True))
+        config = entry.parent / "config.json"  # says which front-end made this folder's entries
+        if not config.is_file():
+            config.write_text(json.dumps(frontend.config(), indent=1, sort_keys=True))
         feats = frontend.with_units(feats)
         return feats if n_frames is None else feats.fit(n_frames)
