@@ -18,6 +18,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q "$(TORCH)"
 	echo "$(TORCH)" > $(VENV)/constraints.txt
 	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q -e ".[test]"
+# Face tracking: --no-deps, as mediapipe 0.10.21's metadata pulls jax, opencv-contrib and numpy<2 (~1 GB) it does not need.
+	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q --no-deps mediapipe==0.10.21
+	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q matplotlib absl-py attrs flatbuffers opencv-python-headless "protobuf<5"
 	touch $@
 
 install: $(VENV)/.installed

@@ -156,6 +156,31 @@ def cmd_bench_render(args) -> None:
     bench_render(args.rig, args.size, args.frames, args.renderer, args.antialias)
 
 
+def cmd_train(args) -> None:
+    from adamesh.training import ExpressionTask, TrainConfig, train
+
+    options = {"model_dir": str(Path(args.frontend_model).resolve())} if args.frontend_model else {}
+    cfg = TrainConfig.for_preset(args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                 seed=args.seed, frontend=args.frontend, frontend_options=options,
+                                 workers=args.workers)
+    import time
+
+    t0 = time.time()
+    result = train(ExpressionTask(args.data, cfg), args.out, cfg, fresh=args.fresh)
+    if result["history"]:
+        best = min(result["history"], key=lambda h: h["val_loss"])
+        print(f"trained in {time.time() - t0:.0f} s; best validation loss {best['val_loss']:.4f} at epoch "
+              f"{best['epoch']}; model: {args.out} (loss curves: {Path(args.out) / 'loss.png'})")
+
+
+def cmd_bench_expression(args) -> None:
+    from adamesh.bench import bench_expression
+
+    lengths = tuple(float(x) for x in args.lengths.split(","))
+    bench_expression(args.data, args.model, args.preset, args.out, args.rig, lengths, renders=args.renders,
+                     max_speakers=args.speakers, workers=args.workers)
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -235,6 +260,36 @@ def build_parser() -> argparse.ArgumentParser:
     bc = b.add_parser("corpus", help="how much speaker styles matter in a corpus (speaker-agnostic oracle error)")
     bc.add_argument("corpus", help="corpus folder (made by adamesh corpus)")
     bc.set_defaults(func=cmd_bench_corpus)
+
+    be = b.add_parser("expression", help="expression adaptation on held-out speakers: no adaptation, style "
+                      "encoder, full fine-tuning, LoRA and MoLoRA; LVE, MVE, FDD, lip closure, style error")
+    be.add_argument("--data", help="corpus folder (default: generate one of the preset's size in --out)")
+    be.add_argument("--model", help="trained expression model folder (default: train one in --out)")
+    be.add_argument("--preset", choices=["tiny", "default"], default="tiny",
+                    help="size of the generated corpus and trained model (tiny: a few minutes)")
+    be.add_argument("--out", default="out/bench_expression", help="results, table and renders go here")
+    be.add_argument("--rig", help=f"rig for vertex metrics (default: ict if installed, else builtin): {rig_help}")
+    be.add_argument("--lengths", default="2.5,5,10,20", help="reference lengths in seconds")
+    be.add_argument("--renders", type=int, default=2, help="held-out speakers to render side by side")
+    be.add_argument("--speakers", type=int, default=None, help="at most this many held-out speakers")
+    be.add_argument("--workers", type=int, default=None)
+    be.set_defaults(func=cmd_bench_expression)
+
+    t = sub.add_parser("train", help="train a model of the method").add_subparsers(dest="train_command", required=True)
+    te = t.add_parser("expression", help="the speech-to-expression model (resumes an interrupted run)")
+    te.add_argument("--data", required=True, help="corpus or clip folder (see README: Clip datasets)")
+    te.add_argument("--out", required=True, help="model folder")
+    te.add_argument("--preset", choices=["tiny", "default"], default="default")
+    te.add_argument("--frontend", choices=["phonetic", "mel", "hubert", "wav2vec2"], default="phonetic",
+                    help="speech front-end")
+    te.add_argument("--frontend-model", metavar="DIR", help="local model folder of a hubert/wav2vec2 front-end")
+    te.add_argument("--epochs", type=int)
+    te.add_argument("--batch-size", type=int)
+    te.add_argument("--lr", type=float)
+    te.add_argument("--seed", type=int)
+    te.add_argument("--workers", type=int, default=None, help="feature extraction processes (default: all cores)")
+    te.add_argument("--fresh", action="store_true", help="start over instead of resuming a run in --out")
+    te.set_defaults(func=cmd_train)
 
     c = sub.add_parser("corpus", help="generate the synthetic talking-face corpus (resumes if interrupted)")
     c.add_argument("--out", required=True, help="output folder")

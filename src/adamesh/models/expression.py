@@ -1,0 +1,144 @@
+"""The expression adapter's network: speech features -> expression parameters, in a style.
+
+    features --input--> audio encoder (Conformer) ------------------------+
+    reference expression --> style encoder (Conformer, masked mean) --> + --> decoder (Conformer)
+    identity vector --> identity encoder (MLP) ----------------------------+      |
+                                                       head (linear) + post-net (residual convs)
+
+Front-end features already come at the motion rate, so there is no subsampling layer (the
+released code spent 33.6 M of its 49.8 M parameters on one). Inputs and outputs are z-scored with
+statistics saved in the model's buffers; the output is the expression part of the space (ARKit's
+52 weights, or FLAME expression + jaw). In training the style embedding is dropped now and then
+for a learned `null_style`, which is the generic, unadapted model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from adamesh.models.conformer import Conformer
+
+# Layers MoLoRA wraps by default: every projection of every Conformer block in all four modules,
+# and the input/output layers of the encoders.
+MOLORA_TARGETS = ["*.q", "*.k", "*.v", "*.o", "*.fc1", "*.fc2", "*.pointwise_in", "*.depthwise",
+                  "*.pointwise_out", "audio_in", "style_in", "style_out", "identity_encoder.*", "decoder_in"]
+
+
+@dataclass
+class ExpressionConfig:
+    feature_dim: int
+    out_dim: int = 52
+    identity_dim: int = 100  # ICT's 100 identity modes (or FLAME shape coefficients); zeros if unknown
+    d_model: int = 128
+    heads: int = 4
+    ff: int = 512
+    kernel: int = 15
+    audio_layers: int = 2
+    style_layers: int = 1
+    decoder_layers: int = 2
+    postnet_channels: int = 128
+    postnet_kernel: int = 5
+    dropout: float = 0.1
+    style_dropout: float = 0.1  # how often training uses null_style instead of the reference
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {
+    "tiny": dict(d_model=32, heads=2, ff=64, kernel=7, audio_layers=1, style_layers=1, decoder_layers=1,
+                 postnet_channels=32),
+    "default": {},
+}
+
+
+class ExpressionModel(nn.Module):
+    def __init__(self, config: ExpressionConfig):
+        super().__init__()
+        c = self.config = config
+        d = c.d_model
+        self.audio_in = nn.Linear(c.feature_dim, d)
+        self.audio_encoder = Conformer(d, c.heads, c.ff, c.kernel, c.audio_layers, c.dropout)
+        self.style_in = nn.Linear(c.out_dim, d)
+        self.style_encoder = Conformer(d, c.heads, c.ff, c.kernel, c.style_layers, c.dropout)
+        self.style_out = nn.Linear(d, d)
+        self.null_style = nn.Parameter(torch.zeros(d))
+        self.identity_encoder = nn.Sequential(nn.Linear(c.identity_dim, d), nn.SiLU(), nn.Linear(d, d))
+        self.decoder_in = nn.Linear(d, d)
+        self.decoder = Conformer(d, c.heads, c.ff, c.kernel, c.decoder_layers, c.dropout)
+        self.head = nn.Linear(d, c.out_dim)
+        k = c.postnet_kernel
+        self.postnet = nn.Sequential(
+            nn.Conv1d(c.out_dim, c.postnet_channels, k, padding=k // 2), nn.BatchNorm1d(c.postnet_channels),
+            nn.Tanh(), nn.Dropout(c.dropout), nn.Conv1d(c.postnet_channels, c.out_dim, k, padding=k // 2))
+        # normalisation statistics, set from the training data (see set_statistics)
+        for name, dim in (("feature_mean", c.feature_dim), ("feature_std", c.feature_dim),
+                          ("param_mean", c.out_dim), ("param_std", c.out_dim)):
+            self.register_buffer(name, torch.zeros(dim) if name.endswith("mean") else torch.ones(dim))
+
+    def set_statistics(self, features: torch.Tensor, params: torch.Tensor, floor: float = 1e-3):
+        """Z-scoring statistics from (N, F) features and (N, E) expression parameters."""
+        self.feature_mean.copy_(features.mean(0))
+        self.feature_std.copy_(features.std(0).clamp_min(floor))
+        self.param_mean.copy_(params.mean(0))
+        self.param_std.copy_(params.std(0).clamp_min(floor))  # constant channels stay constant
+
+    def normalise(self, params: torch.Tensor) -> torch.Tensor:
+        return (params - self.param_mean) / self.param_std
+
+    def denormalise(self, params: torch.Tensor) -> torch.Tensor:
+        return params * self.param_std + self.param_mean
+
+    def style(self, reference: torch.Tensor | None, reference_mask: torch.Tensor | None = None,
+              batch: int = 1) -> torch.Tensor:
+        """(B, d) style embedding of (B, T, E) reference expressions (raw units); None: null style."""
+        if reference is None:
+            return self.null_style.expand(batch, -1)
+        h = self.style_encoder(self.style_in(self.normalise(reference)), reference_mask)
+        if reference_mask is None:
+            pooled = h.mean(1)
+        else:
+            m = reference_mask[..., None].to(h.dtype)
+            pooled = (h * m).sum(1) / m.sum(1).clamp_min(1)
+        return self.style_out(pooled)
+
+    def forward(self, features: torch.Tensor, style: torch.Tensor, identity: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, F) features and (B, d) style -> normalised expression (head, post-net), (B, T, E)."""
+        b = features.shape[0]
+        if identity is None:
+            identity = features.new_zeros(b, self.config.identity_dim)
+        h = self.audio_encoder(self.audio_in((features - self.feature_mean) / self.feature_std), mask)
+        cond = style + self.identity_encoder(identity)
+        h = self.decoder(self.decoder_in(h) + cond[:, None, :], mask)
+        head = self.head(h)
+        post = head + self.postnet(head.transpose(1, 2)).transpose(1, 2)
+        return head, post
+
+    @torch.no_grad()
+    def predict(self, features: torch.Tensor, reference: torch.Tensor | None = None,
+                style: torch.Tensor | None = None, identity: torch.Tensor | None = None,
+                style_strength: float = 1.0) -> torch.Tensor:
+        """(T, F) features -> (T, E) expression parameters in raw units, clipped to the space's
+        bounds by the caller. `style_strength` interpolates from the null style (0) to the given
+        style (1) and beyond (exaggerated)."""
+        if style is None:
+            style = self.style(None if reference is None else reference[None])[0]
+        style = self.null_style + style_strength * (style - self.null_style)
+        _, post = self(features[None], style[None], None if identity is None else identity[None])
+        return self.denormalise(post[0])
+
+
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask[..., None].to(pred.dtype)
+    return (F.l1_loss(pred, target, reduction="none") * m).sum() / (m.sum() * pred.shape[-1]).clamp_min(1)
+
+
+def expression_loss(model: ExpressionModel, features, target_norm, style, mask) -> torch.Tensor:
+    """The paper's loss: masked L1 on the head and on the post-net output, in normalised space."""
+    head, post = model(features, style, mask=mask)
+    return masked_l1(head, target_norm, mask) + masked_l1(post, target_norm, mask)

@@ -1,0 +1,334 @@
+"""One training loop for every model of the method, and the model folders it writes.
+
+A model folder holds:
+    config.json              kind, model config, training config, space, front-end, data summary
+    model.safetensors        the best weights (lowest validation loss)
+    last.safetensors         the weights after the last finished epoch
+    train_state.pt           optimiser, schedule, epoch, history, RNG states: what resuming needs
+    frontend.json            the speech front-end (and its fitted units, if any)
+    log.txt, loss.png        a text log and the loss curves
+
+Every file is written atomically; an interrupted run resumes from its last finished epoch.
+A *task* supplies the model, its batches and its loss (`ExpressionTask` here; the pose models use
+the same loop). Under `torchrun` the loop wraps the model in DistributedDataParallel and shards the
+batches; rank 0 writes the files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+from adamesh.data.dataset import ClipDataset, WindowDataset
+from adamesh.errors import AdameshError
+from adamesh.fileio import atomic_output
+from adamesh.frontends import FrontEnd, load_frontend, make_frontend, save_frontend
+from adamesh.models.expression import PRESETS, ExpressionConfig, ExpressionModel, expression_loss
+
+FORMAT = "adamesh.model"
+
+
+@dataclass
+class TrainConfig:
+    preset: str = "default"
+    epochs: int = 12  # about 11 minutes on 2 cores on the default corpus
+    batch_size: int = 16
+    window: int = 100  # frames per training window (4 s at 25 fps)
+    hop: int = 50
+    reference_frames: int = 200  # style reference crop (8 s) from other clips of the same speaker
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    seed: int = 0
+    frontend: str = "phonetic"
+    frontend_options: dict = field(default_factory=dict)  # e.g. model_dir of a hubert front-end
+    workers: int | None = None  # feature extraction processes (default: all cores)
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def for_preset(cls, preset: str, **overrides) -> "TrainConfig":
+        base = {"tiny": dict(epochs=3, batch_size=8, window=50, hop=50, reference_frames=100, warmup_steps=10)}
+        return cls(preset=preset, **{**base.get(preset, {}), **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------- the expression task
+
+
+class ExpressionWindows(torch.utils.data.Dataset):
+    """Training windows plus a style reference: a crop of the same speaker's other speech."""
+
+    def __init__(self, clips: ClipDataset, space_dims: int, window: int, hop: int, reference_frames: int,
+                 fixed: bool = False):
+        self.windows = WindowDataset(clips, window, hop)
+        self.e, self.reference_frames, self.fixed = space_dims, reference_frames, fixed
+        by_speaker: dict[str, list[np.ndarray]] = {}
+        for c in clips.clips:
+            by_speaker.setdefault(c.info.speaker, []).append(c.motion.params[:, :space_dims])
+        self.speaker_motion = [np.concatenate(by_speaker[s]) for s in clips.speakers]
+
+    def __len__(self):
+        return len(self.windows)
+
+    def __getitem__(self, i):
+        item = self.windows[i]
+        item["params"] = item["params"][:, : self.e]
+        motion = self.speaker_motion[int(item["speaker"])]
+        n = min(self.reference_frames, len(motion))
+        start = (np.random.default_rng(i).integers(0, len(motion) - n + 1) if self.fixed
+                 else int(torch.randint(0, len(motion) - n + 1, ())))
+        ref = np.zeros((self.reference_frames, self.e), np.float32)
+        ref[:n] = motion[start:start + n]
+        item["reference"] = torch.from_numpy(ref)
+        item["reference_mask"] = torch.arange(self.reference_frames) < n
+        return item
+
+
+class ExpressionTask:
+    kind = "expression"
+
+    def __init__(self, data: str | os.PathLike, cfg: TrainConfig, progress: bool = True):
+        self.cfg = cfg
+        self.frontend = make_frontend(cfg.frontend, **cfg.frontend_options)
+        self.train_clips = ClipDataset(data, ("train",), frontend=self.frontend, workers=cfg.workers,
+                                       progress=progress)
+        try:
+            self.val_clips = ClipDataset(data, ("val",), frontend=self.frontend, workers=cfg.workers,
+                                         progress=progress)
+        except AdameshError:  # a folder without validation clips: hold out every 20th clip
+            self.val_clips = None
+        space = self.train_clips.clips[0].motion.space
+        self.space = space
+        if self.val_clips is None:
+            held = self.train_clips.clips[::20]
+            self.val_clips = _subset(self.train_clips, held)
+            self.train_clips = _subset(self.train_clips, [c for c in self.train_clips.clips if c not in held])
+        seed_everything(cfg.seed)  # the initial weights
+        model_cfg = ExpressionConfig(feature_dim=self.frontend.dim, out_dim=space.n_expression,
+                                     **PRESETS[cfg.preset])
+        self.model = ExpressionModel(model_cfg)
+        feats = torch.from_numpy(np.concatenate([c.features.features for c in self.train_clips.clips]))
+        params = torch.from_numpy(np.concatenate([c.motion.params[:, : space.n_expression]
+                                                  for c in self.train_clips.clips]))
+        self.model.set_statistics(feats, params)
+        self.train_set = ExpressionWindows(self.train_clips, space.n_expression, cfg.window, cfg.hop,
+                                           cfg.reference_frames)
+        self.val_set = ExpressionWindows(self.val_clips, space.n_expression, cfg.window, cfg.window,
+                                         cfg.reference_frames, fixed=True)
+
+    def loss(self, model: ExpressionModel, batch: dict) -> torch.Tensor:
+        core = model.module if hasattr(model, "module") else model
+        style = core.style(batch["reference"], batch["reference_mask"])
+        if model.training and core.config.style_dropout > 0:
+            drop = torch.rand(len(style)) < core.config.style_dropout
+            style = torch.where(drop[:, None], core.null_style.expand_as(style), style)
+        return expression_loss(model, batch["features"], core.normalise(batch["params"]), style, batch["mask"])
+
+    def describe(self) -> dict:
+        return {"space": self.space.name, "train_clips": len(self.train_clips),
+                "val_clips": len(self.val_clips), "train_speakers": len(self.train_clips.speakers),
+                "train_hours": round(self.train_clips.seconds / 3600, 3)}
+
+
+def _subset(clips: ClipDataset, keep: list) -> ClipDataset:
+    sub = object.__new__(ClipDataset)
+    sub.__dict__.update(clips.__dict__)
+    sub.clips = list(keep)
+    return sub
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def _loader(dataset, cfg: TrainConfig, shuffle: bool, generator=None):
+    sampler = None
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        sampler = torch.utils.data.DistributedSampler(dataset, shuffle=shuffle, seed=cfg.seed)
+        shuffle = False
+    return torch.utils.data.DataLoader(dataset, cfg.batch_size, shuffle=shuffle, sampler=sampler,
+                                       generator=generator, drop_last=shuffle and len(dataset) > cfg.batch_size)
+
+
+def _schedule(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 5 % of the peak learning rate."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _save_weights(model: nn.Module, path: Path) -> None:
+    with atomic_output(path) as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
+                  metadata={"format": FORMAT})
+
+
+def _write_json(path: Path, obj) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1))
+
+
+def plot_history(history: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    epochs = [h["epoch"] for h in history]
+    ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    ax.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
+    best = min(history, key=lambda h: h["val_loss"])
+    ax.axvline(best["epoch"], color="grey", ls=":", label=f"best (epoch {best['epoch']})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp)
+    plt.close(fig)
+
+
+def train(task, out: str | os.PathLike, cfg: TrainConfig, fresh: bool = False, progress: bool = True,
+          log=print) -> dict:
+    """Train `task.model` into the folder `out`; returns the history. Resumes unless `fresh`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    rank = torch.distributed.get_rank() if distributed else 0
+    model = task.model
+    config = {"format": FORMAT, "kind": task.kind, "model": model.config.to_dict(), "train": asdict(cfg),
+              "frontend": task.frontend.config(), "data": task.describe()}
+    state_path = out / "train_state.pt"
+    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, len(task.train_set) // cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: _schedule(s, total, cfg.warmup_steps))
+    history, start_epoch = [], 0
+    if state_path.is_file() and not fresh:
+        saved = json.loads((out / "config.json").read_text())
+        def settings(c):  # more epochs extend a finished run; anything else is another run
+            return c.get("model"), {k: v for k, v in c.get("train", {}).items() if k not in ("epochs", "workers")}
+
+        if settings(saved) != settings(config):
+            raise AdameshError(f"{out} holds a run with a different configuration; use --fresh to "
+                               "overwrite it or choose another --out")
+        state = torch.load(state_path, weights_only=False)
+        model.load_state_dict(load_file(str(out / "last.safetensors")))
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, start_epoch = state["history"], state["epoch"]
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resuming {out} after epoch {start_epoch}")
+    else:
+        seed_everything(cfg.seed)
+        if rank == 0:
+            (out / "log.txt").unlink(missing_ok=True)
+    if rank == 0:
+        _write_json(out / "config.json", config)
+        save_frontend(task.frontend, out)
+    if start_epoch >= cfg.epochs:
+        log(f"{out} has already finished {cfg.epochs} epochs")
+        return {"history": history}
+    runner = nn.parallel.DistributedDataParallel(model) if distributed else model
+    generator = torch.Generator().manual_seed(cfg.seed + start_epoch)
+    train_loader = _loader(task.train_set, cfg, True, generator)
+    val_loader = _loader(task.val_set, cfg, False)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"{task.kind} model: {n_params / 1e6:.2f} M parameters; {len(task.train_set)} training windows, "
+        f"{len(task.val_set)} validation windows; {cfg.epochs} epochs of {steps_per_epoch} steps")
+    best = min((h["val_loss"] for h in history), default=float("inf"))
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.time()
+        if hasattr(train_loader.sampler, "set_epoch"):
+            train_loader.sampler.set_epoch(epoch)
+        runner.train()
+        losses = []
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=not progress or rank != 0, leave=False)
+        for batch in bar:
+            loss = task.loss(runner, batch)
+            if not torch.isfinite(loss):
+                raise AdameshError(f"the training loss became {loss.item()} at epoch {epoch + 1}; "
+                                   "lower --lr or check the data")
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimiser.step()
+            scheduler.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        val_loss = evaluate_loss(task, model, val_loader)
+        entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
+                 "lr": scheduler.get_last_lr()[0], "seconds": round(time.time() - t0, 1)}
+        history.append(entry)
+        if rank == 0:
+            improved = val_loss < best
+            best = min(best, val_loss)
+            _save_weights(model, out / "last.safetensors")
+            if improved:
+                _save_weights(model, out / "model.safetensors")
+            with atomic_output(state_path) as tmp:
+                torch.save({"optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
+                            "history": history, "epoch": epoch + 1, "torch_rng": torch.get_rng_state()}, tmp)
+            line = (f"epoch {epoch + 1:3d}  train {entry['train_loss']:.4f}  val {val_loss:.4f}"
+                    f"{'  best' if improved else ''}  lr {entry['lr']:.2e}  {entry['seconds']:.0f} s")
+            with open(out / "log.txt", "a") as f:
+                f.write(line + "\n")
+            log(line)
+            plot_history(history, out / "loss.png", f"{task.kind} model")
+    return {"history": history}
+
+
+@torch.no_grad()
+def evaluate_loss(task, model: nn.Module, loader) -> float:
+    model.eval()
+    total, n = 0.0, 0
+    for batch in loader:
+        total += task.loss(model, batch).item() * len(batch["mask"])
+        n += len(batch["mask"])
+    return total / max(n, 1)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_model(folder: str | os.PathLike, which: str = "model") -> tuple[nn.Module, FrontEnd, dict]:
+    """A trained model folder -> (model in eval mode, its front-end, its config.json)."""
+    folder = Path(folder)
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise AdameshError(f"{folder} is not a model folder (config.json: {e}); train one with "
+                           "`adamesh train expression`") from None
+    if config.get("format") != FORMAT or config.get("kind") != "expression":
+        raise AdameshError(f"{folder} does not hold an expression model")
+    model = ExpressionModel(ExpressionConfig(**config["model"]))
+    weights = folder / f"{which}.safetensors"
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except (OSError, RuntimeError, SafetensorError) as e:
+        raise AdameshError(f"cannot load {weights}: {e}") from None
+    model.eval()
+    return model, load_frontend(folder), config

@@ -1,0 +1,156 @@
+"""The expression model, its training loop, adaptation and the expression benchmark, at toy scale."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from adamesh.adaptation import AdaptConfig, ExpressionProfile, Reference, adapt, model_fingerprint
+from adamesh.cli import main
+from adamesh.data.corpus import CorpusConfig, generate_corpus
+from adamesh.data.dataset import ClipDataset
+from adamesh.errors import AdameshError
+from adamesh.frontends import make_frontend
+from adamesh.models.expression import PRESETS, ExpressionConfig, ExpressionModel, expression_loss
+from adamesh.training import load_model
+
+SMALL = CorpusConfig(speakers=4, sentences=6, heldout=1, reference_seconds=6.0)  # spk003 is held out
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus")
+    generate_corpus(out, SMALL, workers=2, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "expr"
+    assert main(["train", "expression", "--data", str(corpus), "--out", str(out), "--preset", "tiny",
+                 "--frontend", "mel", "--epochs", "2", "--workers", "1"]) == 0
+    return out
+
+
+def test_tiny_model_overfits_a_tiny_clip(corpus):
+    clip = ClipDataset(corpus, ("train",), speakers=["spk000"], frontend=make_frontend("mel"), workers=1,
+                       progress=False).clips[0]
+    torch.manual_seed(0)
+    model = ExpressionModel(ExpressionConfig(feature_dim=clip.features.features.shape[1], **PRESETS["tiny"],
+                                             dropout=0.0, style_dropout=0.0))
+    feats = torch.from_numpy(clip.features.features)[None]
+    params = torch.from_numpy(clip.motion.params[:, :52])[None]
+    model.set_statistics(feats[0], params[0])
+    target, mask = model.normalise(params), torch.ones(1, feats.shape[1], dtype=torch.bool)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(300):
+        loss = expression_loss(model, feats, target, model.style(params), mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.2 * losses[0], (losses[0], losses[-1])
+    model.eval()
+    pred = model.predict(feats[0], reference=params[0]).detach().numpy()
+    jaw = list(clip.motion.space.channels).index("jawOpen")
+    assert np.corrcoef(pred[:, jaw], clip.motion.params[:, jaw])[0, 1] > 0.9
+
+
+def test_training_writes_a_model_folder_and_resumes(trained, corpus, capsys):
+    for name in ("config.json", "model.safetensors", "last.safetensors", "train_state.pt", "frontend.json",
+                 "log.txt", "loss.png"):
+        assert (trained / name).is_file(), name
+    config = json.loads((trained / "config.json").read_text())
+    assert config["kind"] == "expression" and config["train"]["preset"] == "tiny"
+    assert config["model"]["d_model"] == PRESETS["tiny"]["d_model"]
+    assert len((trained / "log.txt").read_text().splitlines()) == 2
+    model, frontend, _ = load_model(trained)
+    assert frontend.name == "mel" and not model.training
+    assert torch.all(model.param_std > 0)
+    # more epochs continue the run from where it stopped
+    assert main(["train", "expression", "--data", str(corpus), "--out", str(trained), "--preset", "tiny",
+                 "--frontend", "mel", "--epochs", "3", "--workers", "1"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert len((trained / "log.txt").read_text().splitlines()) == 3
+    # another configuration in the same folder is refused, and nothing is touched
+    before = (trained / "last.safetensors").read_bytes()
+    assert main(["train", "expression", "--data", str(corpus), "--out", str(trained), "--preset", "tiny",
+                 "--frontend", "mel", "--lr", "0.1", "--workers", "1"]) == 1
+    assert "--fresh" in capsys.readouterr().err
+    assert (trained / "last.safetensors").read_bytes() == before
+
+
+def test_training_is_reproducible(corpus, tmp_path):
+    for run in ("a", "b"):
+        assert main(["train", "expression", "--data", str(corpus), "--out", str(tmp_path / run), "--preset",
+                     "tiny", "--frontend", "mel", "--epochs", "1", "--workers", "1"]) == 0
+    a, b = load_file(str(tmp_path / "a" / "last.safetensors")), load_file(str(tmp_path / "b" / "last.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def held_out(corpus, frontend):
+    clips = ClipDataset(corpus, ("reference", "test"), frontend=frontend, workers=1, progress=False).clips
+    refs = [c for c in clips if c.info.role == "reference"]
+    tests = [c for c in clips if c.info.role == "test"]
+    ref = Reference(np.concatenate([c.features.features for c in refs]),
+                    np.concatenate([c.motion.params[:, :52] for c in refs]), refs[0].motion.fps)
+    return ref, tests
+
+
+@pytest.mark.parametrize("method", ["molora", "lora", "full"])
+def test_adaptation_improves_the_reference_and_leaves_the_base_alone(trained, corpus, method):
+    model, frontend, _ = load_model(trained)
+    ref, _ = held_out(corpus, frontend)
+    before = model_fingerprint(model)
+    profile = adapt(model, ref, AdaptConfig(method=method, max_steps=60, patience=100))
+    assert model_fingerprint(model) == before
+    assert profile.stats["val_loss_after"] < profile.stats["val_loss_before"]
+    assert profile.stats["trainable"] > 0
+    if method == "lora":
+        assert profile.ranks == (7,)
+    if method == "molora":
+        assert profile.ranks == (1, 2, 4) and profile.stats["trainable"] < 0.5 * sum(
+            p.numel() for p in model.parameters())
+
+
+def test_profile_round_trip_and_model_check(trained, corpus, tmp_path):
+    model, frontend, _ = load_model(trained)
+    ref, tests = held_out(corpus, frontend)
+    profile = adapt(model, ref, AdaptConfig(max_steps=20))
+    path = profile.save(tmp_path / "p.safetensors")
+    loaded = ExpressionProfile.load(path)
+    feats = torch.from_numpy(tests[0].features.features)
+    a = profile.apply(model).predict(feats, style=profile.style)
+    b = loaded.apply(model).predict(feats, style=loaded.style)
+    torch.testing.assert_close(a, b)
+    other = ExpressionModel(model.config)
+    with pytest.raises(AdameshError, match="another model"):
+        loaded.apply(other)
+    with pytest.raises(AdameshError, match="at least"):
+        adapt(model, Reference(ref.features[:10], ref.params[:10], ref.fps))
+    (tmp_path / "bad.safetensors").write_bytes(b"nonsense")
+    with pytest.raises(AdameshError, match="cannot read profile"):
+        ExpressionProfile.load(tmp_path / "bad.safetensors")
+
+
+def test_bench_expression_table(trained, corpus, tmp_path):
+    from adamesh.bench import bench_expression
+
+    result = bench_expression(str(corpus), str(trained), out=str(tmp_path), rig="builtin", lengths=(5.0,),
+                              main_length=5.0, renders=1, adapt_steps=30, log=lambda *a: None)
+    rows = {r["method"]: r for r in result["rows"]}
+    assert set(rows) == {"none", "style", "full", "lora", "molora", "ground truth"}
+    truth = rows.pop("ground truth")
+    assert truth["lve_sq"] == 0 and truth["mve"] == 0 and truth["closure"] == 1.0
+    for r in rows.values():
+        assert np.isfinite([r["lve_sq"], r["mve"], r["lip_rmse"], r["fdd"], r["style_err"]]).all()
+        assert r["lve_sq"] > 0 and r["lve_mm"] ** 2 <= r["lve_sq"] + 1e-9  # Jensen: mean(x)^2 <= mean(x^2)
+    assert rows["none"]["trainable"] == 0 and rows["molora"]["trainable"] > 0
+    assert "| molora |" in (tmp_path / "table.md").read_text()
+    video = next(tmp_path.glob("side_by_side_*.mp4"))
+    assert video.stat().st_size > 10_000

@@ -1,0 +1,127 @@
+"""MoLoRA: wrapping by name, zero-initialised updates, merge/unmerge, gradients, save/load."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from adamesh.errors import AdameshError
+from adamesh.models.expression import MOLORA_TARGETS, ExpressionConfig, ExpressionModel, PRESETS
+from adamesh.models.molora import (MoLoRALayer, adapter_layers, add_molora, adapter_state_dict, load_adapters,
+                                   merge_adapters, remove_molora, save_adapters, set_adapters_enabled,
+                                   train_only_adapters, unmerge_adapters)
+
+
+def tiny_model(seed=0) -> ExpressionModel:
+    torch.manual_seed(seed)
+    return ExpressionModel(ExpressionConfig(feature_dim=12, out_dim=6, identity_dim=4, **PRESETS["tiny"])).eval()
+
+
+def randomise_adapters(model, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in adapter_layers(model).values():
+            layer.lora_B.copy_(torch.randn(layer.lora_B.shape, generator=g) * 0.1)
+            layer.gate.copy_(torch.rand(layer.gate.shape, generator=g) + 0.5)
+
+
+def run(model, x):
+    style = model.style(torch.rand(1, 30, 6, generator=torch.Generator().manual_seed(3)))
+    return model(x, style)[1]
+
+
+def test_wraps_every_target_kind_including_depthwise_convolutions():
+    model = tiny_model()
+    names = add_molora(model, MOLORA_TARGETS, ranks=(1, 2, 4))
+    kinds = {type(adapter_layers(model)[n].base).__name__ for n in names}
+    assert kinds == {"Linear", "Conv1d"}
+    depthwise = [adapter_layers(model)[n] for n in names if n.endswith("depthwise")]
+    assert depthwise and all(layer.base.groups == layer.base.in_channels for layer in depthwise)
+    assert all(n.rpartition(".")[2] in {"q", "k", "v", "o", "fc1", "fc2", "pointwise_in", "depthwise",
+                                        "pointwise_out", "0", "2"} or "_" in n for n in names)
+    with pytest.raises(AdameshError, match="no Linear or Conv1d"):
+        add_molora(tiny_model(), ["*.no_such_layer"])
+
+
+def test_untrained_adapter_leaves_the_output_unchanged():
+    model, x = tiny_model(), torch.randn(2, 40, 12)
+    before = run(model, x)
+    add_molora(model, MOLORA_TARGETS, ranks=(1, 2, 4))
+    torch.testing.assert_close(run(model, x), before, rtol=0, atol=0)
+
+
+def test_merged_and_unmerged_give_the_same_output_and_unmerge_restores_the_base():
+    model, x = tiny_model(), torch.randn(2, 40, 12)
+    base_out = run(model, x)
+    base_weights = {k: v.clone() for k, v in model.state_dict().items()}
+    add_molora(model, MOLORA_TARGETS, ranks=(1, 2, 4))
+    randomise_adapters(model)
+    adapted = run(model, x)
+    assert (adapted - base_out).abs().max() > 1e-3  # the adapter does something
+    merge_adapters(model)
+    torch.testing.assert_close(run(model, x), adapted, rtol=1e-4, atol=1e-5)
+    set_adapters_enabled(model, False)  # merged weights stay merged even when disabled
+    unmerge_adapters(model)
+    torch.testing.assert_close(run(model, x), base_out, rtol=1e-4, atol=1e-5)
+    set_adapters_enabled(model, True)
+    torch.testing.assert_close(run(model, x), adapted, rtol=1e-4, atol=1e-5)
+    remove_molora(model)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, base_weights[k], rtol=0, atol=1e-6)
+
+
+def test_only_adapter_parameters_receive_gradients():
+    model, x = tiny_model(), torch.randn(2, 40, 12)
+    add_molora(model, MOLORA_TARGETS, ranks=(1, 2, 4))
+    randomise_adapters(model)  # with B = 0 the gradient of A would be zero
+    trainable = train_only_adapters(model)
+    run(model, x).square().mean().backward()
+    named = dict(model.named_parameters())
+    got = {n for n, p in named.items() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert got and all(n.endswith(("lora_A", "lora_B", "gate")) for n in got)
+    assert {id(p) for p in trainable} == {id(named[n]) for n in named if n.endswith(("lora_A", "lora_B", "gate"))}
+    assert all(named[n].grad is None for n in named if not n.endswith(("lora_A", "lora_B", "gate")))
+
+
+def test_plain_sum_freezes_the_gates_and_single_lora_is_one_branch():
+    model = tiny_model()
+    add_molora(model, ["*.fc1"], ranks=(7,), combine="sum")
+    layer = next(iter(adapter_layers(model).values()))
+    assert layer.ranks == (7,) and layer.lora_A.shape[0] == 7
+    params = train_only_adapters(model)
+    assert all(p is not layer.gate for p in params)
+
+
+def test_mixture_equals_the_sum_of_its_branches():
+    torch.manual_seed(0)
+    conv = nn.Conv1d(8, 8, 5, padding=2, groups=8)
+    layer = MoLoRALayer(conv, (1, 3), combine="gate")
+    with torch.no_grad():
+        layer.lora_B.normal_()
+        layer.gate.copy_(torch.tensor([0.5, 2.0]))
+    a1, a2 = layer.lora_A[:1], layer.lora_A[1:]
+    b1, b2 = layer.lora_B[:, :1], layer.lora_B[:, 1:]
+    expected = (0.5 * (b1 @ a1) + 2.0 * (b2 @ a2)).view(8, 1, 5)  # alpha = r: scale 1 per branch
+    torch.testing.assert_close(layer.delta(), expected)
+
+
+def test_save_and_load_only_adapter_tensors(tmp_path):
+    model, x = tiny_model(), torch.randn(1, 30, 12)
+    add_molora(model, MOLORA_TARGETS, ranks=(1, 2))
+    randomise_adapters(model)
+    expected = run(model, x)
+    path = save_adapters(model, tmp_path / "adapter.safetensors")
+    from safetensors.torch import load_file
+
+    saved = load_file(str(path))
+    assert set(saved) == set(adapter_state_dict(model))
+    assert all(k.endswith(("lora_A", "lora_B", "gate")) for k in saved)
+    fresh = tiny_model()
+    add_molora(fresh, MOLORA_TARGETS, ranks=(1, 2))
+    load_adapters(fresh, path)
+    torch.testing.assert_close(run(fresh, x), expected)
+    other = tiny_model()
+    add_molora(other, MOLORA_TARGETS, ranks=(4,))
+    with pytest.raises(AdameshError, match="does not fit"):
+        load_adapters(other, path)
