@@ -45,8 +45,9 @@ class AdaptConfig:
     lr: float = 3e-3  # adapters; full fine-tuning uses full_lr
     full_lr: float = 3e-4
     max_steps: int = 300
-    batch: int = 8
+    batch: int = 4
     crop: int = 50  # frames per training crop (2 s)
+    style_crop: int = 100  # the style encoder sees a random 4 s of the reference per step
     val_fraction: float = 0.2
     eval_every: int = 10
     patience: int = 6  # evaluations without improvement before stopping
@@ -194,7 +195,8 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
         crops = _crops(len(train_f), cfg.crop, cfg.batch, gen)
         f = torch.stack([train_f[s] for s in crops])
         p = torch.stack([train_p[s] for s in crops])
-        style = model.style(ref_train).expand(len(crops), -1)
+        (sc,) = _crops(len(train_p), cfg.style_crop, 1, gen)
+        style = model.style(train_p[sc][None]).expand(len(crops), -1)
         loss = expression_loss(model, f, model.normalise(p), style, torch.ones(f.shape[:2], dtype=torch.bool))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()

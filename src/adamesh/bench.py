@@ -377,3 +377,51 @@ def _render_example(rig, example: dict, path, space) -> None:
         motions.append(Motion(params, space=space, fps=clip.motion.fps, audio=str(clip.info.audio)))
     render_motion(motions, rig, path, audio=str(clip.info.audio),
                   captions=["ground truth", "no adaptation", "MoLoRA"], size=384, progress=False)
+
+
+# ---------------------------------------------------------------- lip sync on real video
+
+
+def bench_lipsync(models: list[str], videos: str, log=print) -> dict:
+    """Lip sync from audio alone against real video: for each clip, Pearson r between the mouth
+    opening a model predicts from the clip's audio (ARKit lip gap jawOpen - mouthClose, generic
+    style) and the mouth opening MediaPipe Face Mesh tracks in its frames (inner-lip distance over
+    eye distance). The audio's loudness in dB is the baseline. One column per model (front-end)."""
+    from pathlib import Path
+
+    import torch
+
+    from adamesh.audio import SAMPLE_RATE, load_audio
+    from adamesh.errors import AdameshError
+    from adamesh.evaluation import lip_gap, pearson
+    from adamesh.motion import get_space
+    from adamesh.tracking import energy_envelope, track_mouth_opening
+    from adamesh.training import load_model
+
+    paths = sorted(p for p in Path(videos).iterdir() if p.suffix.lower() in
+                   (".mp4", ".mpg", ".mpeg", ".mov", ".mkv", ".webm", ".avi")) if Path(videos).is_dir() else []
+    if not paths:
+        raise AdameshError(f"no videos found in {videos}")
+    loaded = []
+    for m in models:
+        net, frontend, config = load_model(m)
+        loaded.append((f"{Path(m).name} ({frontend.name})", net, frontend, get_space(config["data"]["space"])))
+    table = {"energy (dB)": []}
+    table.update({name: [] for name, *_ in loaded})
+    for path in paths:
+        opening, valid = track_mouth_opening(path)
+        audio, sr = load_audio(path, sample_rate=None)
+        table["energy (dB)"].append(pearson(energy_envelope(audio, sr, db=True)[valid], opening[valid]))
+        audio16, _ = load_audio(path, SAMPLE_RATE)
+        for name, net, frontend, space in loaded:
+            feats = frontend(audio16, 25.0, n_frames=len(opening))
+            pred = net.predict(torch.from_numpy(feats.features)).numpy()
+            gap = lip_gap(pred, space.channels[: space.n_expression])
+            table[name].append(pearson(gap[valid], opening[valid]))
+        log(f"{path.name}: " + ", ".join(f"{k} r={v[-1]:.3f}" for k, v in table.items()))
+    lines = ["| clip | " + " | ".join(table) + " |", "|---|" + "---|" * len(table)]
+    for i, path in enumerate(paths):
+        lines.append(f"| {path.stem} | " + " | ".join(f"{v[i]:.3f}" for v in table.values()) + " |")
+    lines.append("| **mean** | " + " | ".join(f"**{np.mean(v):.3f}**" for v in table.values()) + " |")
+    log("\n".join(lines))
+    return {"clips": [p.name for p in paths], "r": table, "mean": {k: float(np.mean(v)) for k, v in table.items()}}

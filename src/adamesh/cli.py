@@ -163,8 +163,11 @@ def cmd_train(args) -> None:
     cfg = TrainConfig.for_preset(args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                  seed=args.seed, frontend=args.frontend, frontend_options=options,
                                  workers=args.workers)
-    import time
+    import torch
+    import torch.distributed as dist
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():  # launched by torchrun
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     t0 = time.time()
     result = train(ExpressionTask(args.data, cfg), args.out, cfg, fresh=args.fresh)
     if result["history"]:
@@ -179,6 +182,12 @@ def cmd_bench_expression(args) -> None:
     lengths = tuple(float(x) for x in args.lengths.split(","))
     bench_expression(args.data, args.model, args.preset, args.out, args.rig, lengths, renders=args.renders,
                      max_speakers=args.speakers, workers=args.workers)
+
+
+def cmd_bench_lipsync(args) -> None:
+    from adamesh.bench import bench_lipsync
+
+    bench_lipsync(args.model, args.videos)
 
 
 # --------------------------------------------------------------------------- parser
@@ -274,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--speakers", type=int, default=None, help="at most this many held-out speakers")
     be.add_argument("--workers", type=int, default=None)
     be.set_defaults(func=cmd_bench_expression)
+
+    bl = b.add_parser("lipsync", help="lip sync on real video: predicted vs tracked mouth opening (Pearson r)")
+    bl.add_argument("--model", action="append", required=True, help="model folder (repeat to compare front-ends)")
+    bl.add_argument("--videos", default=str(Path("..") / "shared" / "data" / "video" / "grid"),
+                    help="folder of talking-face videos with their speech")
+    bl.set_defaults(func=cmd_bench_lipsync)
 
     t = sub.add_parser("train", help="train a model of the method").add_subparsers(dest="train_command", required=True)
     te = t.add_parser("expression", help="the speech-to-expression model (resumes an interrupted run)")

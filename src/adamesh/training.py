@@ -136,11 +136,12 @@ class ExpressionTask:
 
     def loss(self, model: ExpressionModel, batch: dict) -> torch.Tensor:
         core = model.module if hasattr(model, "module") else model
-        style = core.style(batch["reference"], batch["reference_mask"])
+        drop = None
         if model.training and core.config.style_dropout > 0:
-            drop = torch.rand(len(style)) < core.config.style_dropout
-            style = torch.where(drop[:, None], core.null_style.expand_as(style), style)
-        return expression_loss(model, batch["features"], core.normalise(batch["params"]), style, batch["mask"])
+            drop = torch.rand(len(batch["params"])) < core.config.style_dropout
+        return expression_loss(model, batch["features"], core.normalise(batch["params"]), None, batch["mask"],
+                               reference=batch["reference"], reference_mask=batch["reference_mask"],
+                               drop_style=drop)
 
     def describe(self) -> dict:
         return {"space": self.space.name, "train_clips": len(self.train_clips),
@@ -251,7 +252,7 @@ def train(task, out: str | os.PathLike, cfg: TrainConfig, fresh: bool = False, p
     if start_epoch >= cfg.epochs:
         log(f"{out} has already finished {cfg.epochs} epochs")
         return {"history": history}
-    runner = nn.parallel.DistributedDataParallel(model) if distributed else model
+    runner = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if distributed else model
     generator = torch.Generator().manual_seed(cfg.seed + start_epoch)
     train_loader = _loader(task.train_set, cfg, True, generator)
     val_loader = _loader(task.val_set, cfg, False)

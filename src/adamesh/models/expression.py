@@ -106,10 +106,20 @@ class ExpressionModel(nn.Module):
             pooled = (h * m).sum(1) / m.sum(1).clamp_min(1)
         return self.style_out(pooled)
 
-    def forward(self, features: torch.Tensor, style: torch.Tensor, identity: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, F) features and (B, d) style -> normalised expression (head, post-net), (B, T, E)."""
+    def forward(self, features: torch.Tensor, style: torch.Tensor | None = None,
+                identity: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                reference: torch.Tensor | None = None, reference_mask: torch.Tensor | None = None,
+                drop_style: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, F) features and a (B, d) style -> normalised expression (head, post-net), (B, T, E).
+
+        Training passes the `reference` instead of a style (and `drop_style`, (B,) bool, where the
+        null style replaces it), so everything that learns runs inside one forward (as
+        DistributedDataParallel needs)."""
         b = features.shape[0]
+        if style is None:
+            style = self.style(reference, reference_mask, batch=b)
+        if drop_style is not None:
+            style = torch.where(drop_style[:, None], self.null_style.expand_as(style), style)
         if identity is None:
             identity = features.new_zeros(b, self.config.identity_dim)
         h = self.audio_encoder(self.audio_in((features - self.feature_mean) / self.feature_std), mask)
@@ -138,7 +148,7 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
     return (F.l1_loss(pred, target, reduction="none") * m).sum() / (m.sum() * pred.shape[-1]).clamp_min(1)
 
 
-def expression_loss(model: ExpressionModel, features, target_norm, style, mask) -> torch.Tensor:
+def expression_loss(model: ExpressionModel, features, target_norm, style, mask, **forward) -> torch.Tensor:
     """The paper's loss: masked L1 on the head and on the post-net output, in normalised space."""
-    head, post = model(features, style, mask=mask)
+    head, post = model(features, style, mask=mask, **forward)
     return masked_l1(head, target_norm, mask) + masked_l1(post, target_norm, mask)
