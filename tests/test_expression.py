@@ -154,3 +154,22 @@ def test_bench_expression_table(trained, corpus, tmp_path):
     assert "| molora |" in (tmp_path / "table.md").read_text()
     video = next(tmp_path.glob("side_by_side_*.mp4"))
     assert video.stat().st_size > 10_000
+
+
+def test_bench_lipsync_on_a_real_video(trained, tmp_path):
+    from conftest import SHARED
+
+    clip = SHARED / "data" / "video" / "grid" / "lbax4n.mpg"
+    if not clip.is_file():
+        pytest.skip(f"GRID clip not found at {clip} (../shared/data is absent)")
+    pytest.importorskip("mediapipe")
+    from adamesh.bench import bench_lipsync
+
+    (tmp_path / clip.name).symlink_to(clip)
+    result = bench_lipsync([str(trained)], str(tmp_path), log=lambda *a: None)
+    assert result["clips"] == [clip.name]
+    energy, model = result["mean"]["energy (dB)"], result["mean"][f"{trained.name} (mel)"]
+    assert 0.4 < energy < 0.8  # loudness follows the mouth on this clip (r = 0.57)
+    assert -1 <= model <= 1 and model != 0
+    with pytest.raises(AdameshError, match="no videos"):
+        bench_lipsync([str(trained)], str(tmp_path / "empty"))
