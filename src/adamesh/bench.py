@@ -299,7 +299,7 @@ def bench_expression(data: str | None = None, model: str | None = None, preset: 
             if si < renders and length == main_length and method in ("none", "molora"):
                 examples.setdefault(spk, {"clip": tests[0]})[method] = preds[0]
         done = ", ".join(f"{m}@{L:g}s {np.mean([r['lve_sq'] for r in rows[(m, L)]]):.2f}" for m, L in variants[:5])
-        log(f"speaker {spk} ({si + 1}/{len(speakers)}): LVE mm^2 {done}")
+        log(f"speaker {spk} ({si + 1}/{len(speakers)}): LVE mm^2 so far (mean over speakers) {done}")
     table = _expression_table(rows)
     result = {"model": str(model), "data": str(data), "rig": rig_obj.name, "speakers": speakers,
               "main_length": main_length, "rows": table}
