@@ -17,6 +17,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from adamesh.errors import AdameshError
+from adamesh.fileio import check_input_file
 
 SAMPLE_RATE = 16000  # the rate speech front-ends work at
 
@@ -27,13 +28,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = SAMPLE_RATE) -
     Returns (samples, rate). Channels are averaged; NaN and inf samples become 0. Files that cannot be
     used raise AdameshError naming the file.
     """
-    name = os.fspath(path)
-    if os.path.isdir(name):
-        raise AdameshError(f"{name} is a directory; give the path of an audio or video file")
-    if not os.path.isfile(name):
-        raise AdameshError(f"audio file {name} does not exist; check the path")
-    if os.path.getsize(name) == 0:
-        raise AdameshError(f"{name} is empty (0 bytes); give a recording with speech in it")
+    name = check_input_file(path, "audio", "an audio or video file", "give a recording with speech in it")
     try:
         data, rate = sf.read(name, dtype="float32", always_2d=True)
     except sf.SoundFileError:

@@ -68,6 +68,19 @@ def atomic_output(path: str | os.PathLike, directory: bool = False) -> Iterator[
         raise
 
 
+def check_input_file(path: str | os.PathLike, kind: str, accepted: str, empty_hint: str) -> str:
+    """The path as a string, or one clear error if it is a folder, missing or empty.
+    `kind` names the file ("audio"), `accepted` what may be given ("an audio or video file")."""
+    name = os.fspath(path)
+    if os.path.isdir(name):
+        raise AdameshError(f"{name} is a directory; give the path of {accepted}")
+    if not os.path.isfile(name):
+        raise AdameshError(f"{kind} file {name} does not exist; check the path")
+    if os.path.getsize(name) == 0:
+        raise AdameshError(f"{name} is empty (0 bytes); {empty_hint}")
+    return name
+
+
 def cache_dir() -> Path:
     """Where installed rigs and other caches live: $ADAMESH_CACHE, else ~/.cache/adamesh."""
     root = os.environ.get("ADAMESH_CACHE")

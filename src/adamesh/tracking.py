@@ -25,6 +25,7 @@ import numpy as np
 
 from adamesh.audio import frame_count, load_audio
 from adamesh.errors import AdameshError
+from adamesh.fileio import check_input_file
 
 # MediaPipe Face Mesh landmark indices (canonical 468-point topology, same with refine_landmarks).
 UPPER_INNER_LIP = 13
@@ -59,13 +60,7 @@ def read_video_frames(path: str | os.PathLike,
 
 
 def _open_video(path: str | os.PathLike) -> av.container.InputContainer:
-    name = os.fspath(path)
-    if os.path.isdir(name):
-        raise AdameshError(f"{name} is a directory; give the path of a video file")
-    if not os.path.isfile(name):
-        raise AdameshError(f"video file {name} does not exist; check the path")
-    if os.path.getsize(name) == 0:
-        raise AdameshError(f"{name} is empty (0 bytes); give a video of a talking face")
+    name = check_input_file(path, "video", "a video file", "give a video of a talking face")
     try:
         container = av.open(name)
     except av.error.FFmpegError as e:
