@@ -14,7 +14,7 @@ import soundfile as sf
 
 from adamesh.audio import SAMPLE_RATE, frame_count
 from adamesh.cli import main
-from adamesh.data.animation import ExpressionStyle, PoseStyle
+from adamesh.data.animation import INHALE_SECONDS, ExpressionStyle, Phone, PoseStyle, animate, inhalation
 from adamesh.data.corpus import CorpusConfig, Speaker, generate_corpus, make_speakers, synthesize_clip
 from adamesh.data.espeak import Espeak, Voice
 from adamesh.errors import AdameshError
@@ -192,10 +192,11 @@ def test_clip_files_agree_with_each_other(clips, small):
         lead = int(phones[0][2] * SAMPLE_RATE)
         assert np.abs(audio[:lead - 1]).max() < 0.02 and not audio[-int(0.19 * SAMPLE_RATE):].any()
         assert np.abs(audio[lead:]).max() > 0.05
-        # the jaw rests in the lead silence (but for anticipation just before speech) and moves in speech
+        # in the lead silence the jaw only opens to breathe in (up to the speaker's inhale); it moves in speech
         jaw = m.channel("jawOpen")
-        resting = (np.arange(m.n_frames) + 0.5) / m.fps < phones[0][2] - 0.12
-        assert resting.any() and jaw[resting].max() < 0.1
+        inhale = small[1]["speakers"][c["speaker"]]["expression_style"]["inhale"]
+        lead_silence = (np.arange(m.n_frames) + 0.5) / m.fps < phones[0][2] - 0.12
+        assert lead_silence.any() and jaw[lead_silence].max() < inhale + 0.05
         assert np.ptp(jaw) > 0.1
 
 
@@ -241,7 +242,7 @@ def speaker(expression: ExpressionStyle | None = None, pose: PoseStyle | None = 
 
 def test_expression_style_changes_the_mouth_and_personalisation_beats_the_average():
     cfg = CorpusConfig()
-    styles = {a: ExpressionStyle(articulation=a) for a in (0.6, 1.0, 1.4)}
+    styles = {a: ExpressionStyle(articulation=a, inhale=0.0) for a in (0.6, 1.0, 1.4)}  # the breath is not scaled
     motion = {(a, k): synthesize_clip(speaker(s), k, cfg, 0)[1].params for a, s in styles.items() for k in (0, 1)}
     assert synthesize_clip(speaker(styles[0.6]), 0, cfg, 0)[0].shape == synthesize_clip(
         speaker(styles[1.4]), 0, cfg, 0)[0].shape  # the same sentence and voice
@@ -330,3 +331,24 @@ def test_cli_refuses_impossible_corpora(tmp_path, capsys, args):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("adamesh: error:"), err
     assert not out.exists()
+
+
+def test_breath_before_each_phrase():
+    """The mouth opens to breathe in before the first phrase and after long pauses, not short ones."""
+    phones = [Phone("SIL", 0.0, 0.7), Phone("AA", 0.7, 1.0), Phone("SIL", 1.0, 1.1), Phone("AA", 1.1, 1.4),
+              Phone("SIL", 1.4, 1.8), Phone("AA", 1.8, 2.1), Phone("SIL", 2.1, 2.5)]
+    t = np.arange(0, 2.5, 0.01) + 0.005
+    breath = inhalation(phones, t)
+    assert breath.max() == pytest.approx(1, abs=1e-3) and breath.min() == 0
+    peak = t[np.argmax(np.where(t < 0.7, breath, 0))]
+    assert peak == pytest.approx(0.7 - INHALE_SECONDS / 2, abs=0.01)
+    assert (breath[t < 0.7 - INHALE_SECONDS] == 0).all() and (breath[(t > 0.7) & (t < 1.1)] == 0).all()
+    assert breath[(t > 1.4) & (t < 1.8)].max() > 0.9  # a 0.4 s pause: a (shorter) breath
+    assert (breath[t > 1.8] == 0).all()
+    # it opens the jaw by the speaker's inhale, and only then
+    style = ExpressionStyle(inhale=0.3)
+    params = animate(phones, 62, 25.0, style, PoseStyle(), "statement", np.random.default_rng(0))
+    frame = int((0.7 - INHALE_SECONDS / 2) * 25)
+    assert params[frame, ARKIT.index("jawOpen")] == pytest.approx(0.3, abs=0.05)
+    quiet = animate(phones, 62, 25.0, replace(style, inhale=0.0), PoseStyle(), "statement", np.random.default_rng(0))
+    assert quiet[frame, ARKIT.index("jawOpen")] < 0.05

@@ -10,6 +10,10 @@ sum D_s. A dominant phone (p/b/m closure, f/v, rounding of w/uw) wins over its n
 (k, g, h) takes its shape from them. Dominance is flat inside a segment, so every frame within a
 bilabial is a real closure.
 
+Breathing: before a phrase the mouth opens to breathe in and closes into the phrase's first sound
+(oral inhalation before speech, about half a second). Real talking faces do this (the GRID clips'
+mouth tracks open before the first word); a model that sees the coming speech can anticipate it.
+
 Speaker styles (`ExpressionStyle`, `PoseStyle`) are small sets of interpretable numbers that
 change how that speaker's face and head move; the corpus stores them, and the benchmarks check how
 well adapted models recover them.
@@ -61,6 +65,7 @@ _VISEME_OF = {"B": "P", "M": "P", "V": "F", "DH": "TH", "Z": "S", "D": "T", "N":
               "ZH": "SH", "CH": "SH", "JH": "SH", "G": "K", "NG": "K", "HH": "K"}
 _DIPHTHONGS = {"AY": ("AA", "IY"), "AW": ("AA", "UW"), "OY": ("AO", "IY"), "EY": ("EH", "IY"),
                "OW": ("OW", "UW")}
+INHALE_SECONDS, MIN_BREATH_PAUSE = 0.5, 0.25  # a breath before a phrase; shorter pauses have none
 _THETA_VOWEL, _THETA_CONSONANT, _THETA_CLOSURE, _THETA_ROUND_ANTICIPATION = 14.0, 24.0, 80.0, 10.0  # 1/s
 
 
@@ -89,9 +94,11 @@ class ExpressionStyle:
     brow_raise: float = 0.3  # 0..1: brow raises on stressed syllables
     blink_rate: float = 15.0  # blinks per minute, 6..30
     squint: float = 0.0  # 0..1: eyes narrowed
+    inhale: float = 0.15  # 0..0.35: jaw opening when breathing in before a phrase
 
     RANGES = {"articulation": (0.6, 1.4), "jaw_lip_balance": (-1, 1), "smile": (-1, 1),
-              "asymmetry": (-1, 1), "brow_raise": (0, 1), "blink_rate": (6, 30), "squint": (0, 1)}
+              "asymmetry": (-1, 1), "brow_raise": (0, 1), "blink_rate": (6, 30), "squint": (0, 1),
+              "inhale": (0.0, 0.35)}
 
 
 @dataclass(frozen=True)
@@ -183,6 +190,22 @@ def articulation(phones: list[Phone], times: np.ndarray, min_hold: float = 0.0) 
     return out
 
 
+def inhalation(phones: list[Phone], t: np.ndarray) -> np.ndarray:
+    """0..1 at `t`: the mouth opening to breathe in before each phrase, closed again at its first sound.
+
+    The clip's lead silence always has one (cut by the clip's start when the lead is short: the
+    breath began before); a pause inside the utterance has one when it lasts MIN_BREATH_PAUSE.
+    """
+    out = np.zeros_like(t)
+    for k in range(len(phones) - 1):
+        pause, nxt = phones[k], phones[k + 1]
+        if pause.phone != "SIL" or nxt.phone == "SIL" or (k > 0 and pause.end - pause.start < MIN_BREATH_PAUSE):
+            continue
+        width = INHALE_SECONDS if k == 0 else min(INHALE_SECONDS, pause.end - pause.start)
+        out = np.maximum(out, _bump(t, nxt.start - 0.5 * width, width) * (t < nxt.start))
+    return out
+
+
 def _bump(t: np.ndarray, center: float, width: float) -> np.ndarray:
     """A smooth 0..1..0 pulse of total duration `width` seconds."""
     x = np.clip((t - center) / width + 0.5, 0, 1)
@@ -224,7 +247,7 @@ def animate(phones: list[Phone], n_frames: int, fps: float, expression: Expressi
     ch = ARKIT.index
     a = articulation(phones, t, min_hold=1.0 / fps)
     e = expression
-    jaw = a["jaw"] * e.articulation * (1 + 0.35 * e.jaw_lip_balance)
+    jaw = a["jaw"] * e.articulation * (1 + 0.35 * e.jaw_lip_balance) + e.inhale * inhalation(phones, t)
     lip = e.articulation * (1 - 0.35 * e.jaw_lip_balance)
     left, right = 1 + 0.25 * e.asymmetry, 1 - 0.25 * e.asymmetry
     p[:, ch("jawOpen")] = jaw

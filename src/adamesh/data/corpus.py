@@ -33,7 +33,7 @@ from adamesh.motion import ARKIT, Motion, load_motion, save_motion
 from adamesh.phones import espeak_phone
 
 FORMAT = "adamesh.corpus"
-VERSION = 1
+VERSION = 2  # 2: breathing before phrases, longer lead silences
 # Human-sounding espeak variants (no robots, whisper or croak) and English accents.
 VARIANTS = ("m1", "f1", "m2", "f2", "m3", "f3", "m4", "f4", "m5", "f5", "m6", "m7", "Alex", "Annie",
             "Andy", "belinda", "edward", "linda", "iven", "steph", "norbert", "quincy", "travis", "max",
@@ -115,7 +115,10 @@ def synthesize_clip(speaker: Speaker, index: int, cfg: CorpusConfig, speaker_ind
         speech = len(syn.audio) / syn.sample_rate
         if cfg.min_seconds - 0.3 <= speech <= cfg.max_seconds - 0.7:
             break
-    lead, tail = rng.uniform(0.15, 0.4), rng.uniform(0.2, 0.5)
+    # the lead silence is long enough, most of the time, to show the breath before speech; the clip
+    # still stays within max_seconds
+    lead, tail = rng.uniform(0.15, 0.8), rng.uniform(0.2, 0.5)
+    lead = max(0.15, min(lead, cfg.max_seconds - tail - speech))
     audio = resample(syn.audio, syn.sample_rate, SAMPLE_RATE)
     audio = np.concatenate([np.zeros(int(lead * SAMPLE_RATE), np.float32), audio,
                             np.zeros(int(tail * SAMPLE_RATE), np.float32)])
