@@ -39,3 +39,16 @@ def builtin():
     from adamesh.rigs import load_rig
 
     return load_rig("builtin")
+
+
+SMALL_CORPUS = dict(speakers=4, sentences=6, heldout=1, reference_seconds=6.0)  # spk003 is held out
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory) -> Path:
+    """A 4-speaker corpus (3 training speakers, 1 held out) shared by the model tests."""
+    from adamesh.data.corpus import CorpusConfig, generate_corpus
+
+    out = tmp_path_factory.mktemp("corpus")
+    generate_corpus(out, CorpusConfig(**SMALL_CORPUS), workers=2, progress=False)
+    return out

@@ -11,21 +11,15 @@ from safetensors.torch import load_file
 
 from adamesh.adaptation import AdaptConfig, ExpressionProfile, Reference, adapt, model_fingerprint
 from adamesh.cli import main
-from adamesh.data.corpus import CorpusConfig, generate_corpus
 from adamesh.data.dataset import ClipDataset
 from adamesh.errors import AdameshError
 from adamesh.frontends import make_frontend
 from adamesh.models.expression import PRESETS, ExpressionConfig, ExpressionModel, expression_loss
 from adamesh.training import load_model
 
-SMALL = CorpusConfig(speakers=4, sentences=6, heldout=1, reference_seconds=6.0)  # spk003 is held out
-
-
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    out = tmp_path_factory.mktemp("corpus")
-    generate_corpus(out, SMALL, workers=2, progress=False)
-    return out
+def corpus(small_corpus):
+    return small_corpus
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,15 @@ from safetensors.torch import load_file, save_file
 from adamesh.errors import AdameshError
 from adamesh.fileio import atomic_output
 from adamesh.models.expression import MOLORA_TARGETS, ExpressionModel, expression_loss
-from adamesh.models.molora import (adapter_state_dict, add_molora, count_parameters, load_adapter_state,
-                                   merge_adapters, train_only_adapters)
+from adamesh.models.molora import (
+    adapter_state_dict,
+    add_molora,
+    count_parameters,
+    load_adapter_state,
+    merge_adapters,
+    train_only_adapters,
+)
+from adamesh.models.pose import PoseAdapter, blend_weights, style_distance
 
 METHODS = ("none", "style", "full", "lora", "molora")
 PROFILE_FORMAT = "adamesh.expression_profile"
@@ -53,6 +60,7 @@ class AdaptConfig:
     patience: int = 6  # evaluations without improvement before stopping
     max_seconds: float = 30.0
     seed: int = 0
+    refit: bool = False  # after early stopping, train again on the whole reference for the best step count
     min_frames: int = 25  # a reference shorter than 1 s is refused
 
 
@@ -160,55 +168,68 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
     n_val = max(1, int(round(n * cfg.val_fraction))) if cfg.method != "style" else 0
     train_f, train_p = feats[: n - n_val], params[: n - n_val]
     val_f, val_p = feats[n - n_val:], params[n - n_val:]
-    model = copy.deepcopy(base)
-    model.eval()  # dropout off and BatchNorm statistics frozen: 10 s cannot re-estimate them
+    frozen = copy.deepcopy(base).eval()  # dropout off, BatchNorm statistics frozen: 10 s cannot re-estimate them
     if cfg.method == "style":
         with torch.no_grad():
-            style = model.style(params[None])[0]
+            style = frozen.style(params[None])[0]
         return ExpressionProfile("style", style, {}, model_id=model_id,
                                  stats={"seconds": time.perf_counter() - t0, "trainable": 0})
     ranks = cfg.ranks if cfg.method == "molora" else (sum(cfg.ranks),)
-    if cfg.method == "full":
-        trainable = [p for p in model.parameters()]
-        lr = cfg.full_lr
-    else:
-        add_molora(model, cfg.targets, ranks, combine=cfg.combine if cfg.method == "molora" else "sum")
-        trainable = train_only_adapters(model)
-        lr = cfg.lr
-    optimiser = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    ref_train = train_p[None]
 
-    def state():
-        return ({k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.method == "full"
-                else adapter_state_dict(model))
+    def fresh():  # the base with the method's trainable parameters, always initialised alike
+        torch.manual_seed(cfg.seed)
+        m = copy.deepcopy(frozen)
+        if cfg.method == "full":
+            return m, list(m.parameters()), cfg.full_lr
+        add_molora(m, cfg.targets, ranks, combine=cfg.combine if cfg.method == "molora" else "sum")
+        return m, train_only_adapters(m), cfg.lr
 
-    @torch.no_grad()
-    def val_loss():
-        style = model.style(ref_train)
-        return expression_loss(model, val_f[None], model.normalise(val_p[None]), style,
-                               torch.ones(1, len(val_f), dtype=torch.bool)).item()
+    def state(m):
+        return ({k: v.detach().clone() for k, v in m.state_dict().items()} if cfg.method == "full"
+                else adapter_state_dict(m))
 
-    best_loss, best_state, best_step = val_loss(), state(), 0
-    start_loss, waited, step = best_loss, 0, 0
-    for step in range(1, cfg.max_steps + 1):
-        crops = _crops(len(train_f), cfg.crop, cfg.batch, gen)
-        f = torch.stack([train_f[s] for s in crops])
-        p = torch.stack([train_p[s] for s in crops])
-        (sc,) = _crops(len(train_p), cfg.style_crop, 1, gen)
-        style = model.style(train_p[sc][None]).expand(len(crops), -1)
-        loss = expression_loss(model, f, model.normalise(p), style, torch.ones(f.shape[:2], dtype=torch.bool))
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        if step % cfg.eval_every == 0:
-            v = val_loss()
-            if v < best_loss - 1e-5:
-                best_loss, best_state, best_step, waited = v, state(), step, 0
-            else:
-                waited += 1
-            if waited >= cfg.patience or time.perf_counter() - t0 > cfg.max_seconds:
-                break
+    def fit(m, trainable, lr, f_all, p_all, steps, val=None):
+        """AdamW on random crops for `steps` steps; with `val`, early stopping on it (the best state)."""
+        optimiser = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
+        gen = torch.Generator().manual_seed(cfg.seed)
+
+        @torch.no_grad()
+        def val_loss():
+            style = m.style(p_all[None])
+            return expression_loss(m, val[0][None], m.normalise(val[1][None]), style,
+                                   torch.ones(1, len(val[0]), dtype=torch.bool)).item()
+
+        best = (val_loss() if val else float("inf"), state(m), 0)
+        first, waited, step = best[0], 0, 0
+        for step in range(1, steps + 1):
+            crops = _crops(len(f_all), cfg.crop, cfg.batch, gen)
+            f = torch.stack([f_all[s] for s in crops])
+            p = torch.stack([p_all[s] for s in crops])
+            (sc,) = _crops(len(p_all), cfg.style_crop, 1, gen)
+            style = m.style(p_all[sc][None]).expand(len(crops), -1)
+            loss = expression_loss(m, f, m.normalise(p), style, torch.ones(f.shape[:2], dtype=torch.bool))
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            if val and step % cfg.eval_every == 0:
+                v = val_loss()
+                if v < best[0] - 1e-5:
+                    best, waited = (v, state(m), step), 0
+                else:
+                    waited += 1
+                if waited >= cfg.patience or time.perf_counter() - t0 > cfg.max_seconds:
+                    break
+        if not val:
+            best = (float("nan"), state(m), step)
+        return best, first, step
+
+    model, trainable, lr = fresh()
+    (best_loss, best_state, best_step), start_loss, step = fit(model, trainable, lr, train_f, train_p,
+                                                               cfg.max_steps, (val_f, val_p))
+    if cfg.refit and best_step > 0:
+        # the held-out tail chose the number of steps; now learn from all of the reference
+        model, trainable, lr = fresh()
+        (_, best_state, _), _, _ = fit(model, trainable, lr, feats, params, best_step)
     if cfg.method == "full":
         model.load_state_dict(best_state)
     else:
@@ -222,3 +243,50 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
                "val_loss_before": round(start_loss, 4), "val_loss_after": round(best_loss, 4),
                "trainable": count_parameters(trainable), "config": {k: v for k, v in asdict(cfg).items()
                                                                     if k != "targets"}})
+
+
+# ---------------------------------------------------------------- pose style: retrieval, no training
+
+POSE_RETRIEVALS = ("top1", "blend")
+
+
+@dataclass
+class PoseStyle:
+    """The pose style of a reference: PoseGPT's style vector and how it was found."""
+
+    style: torch.Tensor  # (style_dim,)
+    method: str  # top1 or blend
+    chosen: list[str]  # gallery videos used, nearest first
+    weights: list[float]
+    distances: dict[str, float]  # to every gallery video
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "chosen": self.chosen, "weights": self.weights, "distances": self.distances}
+
+
+def retrieve_pose_style(adapter: PoseAdapter, poses: list[np.ndarray], units: list[np.ndarray], fps: float,
+                        method: str = "blend", k: int = 3, min_seconds: float = 2.0) -> PoseStyle:
+    """Match the reference's semantic-aware pose style matrix against the gallery (no gradient step).
+
+    `poses`: the reference's head-pose sequences (T, P); `units`: the front-end's speech unit per
+    frame of each. top1 takes the nearest training video's style embedding (the paper); blend
+    mixes the k nearest by inverse distance (see models.pose.blend_weights).
+    """
+    if method not in POSE_RETRIEVALS:
+        raise AdameshError(f"unknown pose retrieval {method!r}; choose one of {', '.join(POSE_RETRIEVALS)}")
+    seconds = sum(len(p) for p in poses) / fps
+    if seconds < min_seconds:
+        raise AdameshError(f"the reference has {seconds:.1f} s of head motion; pose-style retrieval needs at "
+                           f"least {min_seconds:g} s (give a longer reference video)")
+    for p, u in zip(poses, units):
+        if len(p) != len(u):
+            raise AdameshError(f"reference poses ({len(p)} frames) and speech units ({len(u)} frames) differ")
+    matrix, counts = adapter.style_matrix(poses, units)
+    distances = style_distance(matrix, counts, adapter.matrices, adapter.counts)
+    if not np.isfinite(distances).any():
+        raise AdameshError("the reference shares no speech unit with any training video; "
+                           "is there speech in it?")
+    order, weights = blend_weights(distances, 1 if method == "top1" else k)
+    return PoseStyle(adapter.style_of(order, weights).detach(), method, [adapter.videos[i] for i in order],
+                     [round(float(w), 4) for w in weights],
+                     {v: round(float(d), 5) for v, d in zip(adapter.videos, distances)})

@@ -257,7 +257,7 @@ def bench_expression(data: str | None = None, model: str | None = None, preset: 
         if not (model / "model.safetensors").is_file() or (model / "train_state.pt").is_file():
             cfg = TrainConfig.for_preset(preset, workers=workers)
             train(ExpressionTask(data, cfg), model, cfg, log=log)
-    net, frontend, config = load_model(model)
+    net, frontend, config = load_model(model, kind="expression")
     rig_obj = _bench_rig(rig)
     log(f"vertex metrics on rig {rig_obj.name} ({rig_obj.n_vertices} vertices), millimetres")
 
@@ -404,7 +404,7 @@ def bench_lipsync(models: list[str], videos: str, log=print) -> dict:
         raise AdameshError(f"no videos found in {videos}")
     loaded = []
     for m in models:
-        net, frontend, config = load_model(m)
+        net, frontend, config = load_model(m, kind="expression")
         loaded.append((f"{Path(m).name} ({frontend.name})", net, frontend, get_space(config["data"]["space"])))
     table = {"energy (dB)": []}
     table.update({name: [] for name, *_ in loaded})

@@ -157,23 +157,26 @@ def cmd_bench_render(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from adamesh.training import ExpressionTask, TrainConfig, train
+    from adamesh.training import ExpressionTask, TrainConfig, train, train_pose
 
     options = {"model_dir": str(Path(args.frontend_model).resolve())} if args.frontend_model else {}
-    cfg = TrainConfig.for_preset(args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                 seed=args.seed, frontend=args.frontend, frontend_options=options,
-                                 workers=args.workers)
+    overrides = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                     frontend=args.frontend, frontend_options=options, workers=args.workers)
     import torch
     import torch.distributed as dist
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():  # launched by torchrun
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     t0 = time.time()
-    result = train(ExpressionTask(args.data, cfg), args.out, cfg, fresh=args.fresh)
-    if result["history"]:
-        best = min(result["history"], key=lambda h: h["val_loss"])
-        print(f"trained in {time.time() - t0:.0f} s; best validation loss {best['val_loss']:.4f} at epoch "
-              f"{best['epoch']}; model: {args.out} (loss curves: {Path(args.out) / 'loss.png'})")
+    if args.kind == "pose":
+        stages = train_pose(args.data, args.out, args.preset, fresh=args.fresh, **overrides)
+        histories = [r["history"] for r in stages.values()]
+    else:
+        cfg = TrainConfig.for_preset(args.preset, **overrides)
+        histories = [train(ExpressionTask(args.data, cfg), args.out, cfg, fresh=args.fresh)["history"]]
+    if all(histories):
+        best = ", ".join(f"{min(h['val_loss'] for h in hist):.4f}" for hist in histories)
+        print(f"trained in {time.time() - t0:.0f} s; best validation loss {best}; model: {args.out}")
 
 
 def cmd_bench_expression(args) -> None:
@@ -291,20 +294,22 @@ def build_parser() -> argparse.ArgumentParser:
     bl.set_defaults(func=cmd_bench_lipsync)
 
     t = sub.add_parser("train", help="train a model of the method").add_subparsers(dest="train_command", required=True)
-    te = t.add_parser("expression", help="the speech-to-expression model (resumes an interrupted run)")
-    te.add_argument("--data", required=True, help="corpus or clip folder (see README: Clip datasets)")
-    te.add_argument("--out", required=True, help="model folder")
-    te.add_argument("--preset", choices=["tiny", "default"], default="default")
-    te.add_argument("--frontend", choices=["phonetic", "mel", "hubert", "wav2vec2"], default="phonetic",
-                    help="speech front-end")
-    te.add_argument("--frontend-model", metavar="DIR", help="local model folder of a hubert/wav2vec2 front-end")
-    te.add_argument("--epochs", type=int)
-    te.add_argument("--batch-size", type=int)
-    te.add_argument("--lr", type=float)
-    te.add_argument("--seed", type=int)
-    te.add_argument("--workers", type=int, default=None, help="feature extraction processes (default: all cores)")
-    te.add_argument("--fresh", action="store_true", help="start over instead of resuming a run in --out")
-    te.set_defaults(func=cmd_train)
+    for kind, help_text in (("expression", "the speech-to-expression model"),
+                            ("pose", "the pose adapter: VQ-VAE, then PoseGPT, then the gallery of style matrices")):
+        te = t.add_parser(kind, help=help_text + " (resumes an interrupted run)")
+        te.add_argument("--data", required=True, help="corpus or clip folder (see README: Clip datasets)")
+        te.add_argument("--out", required=True, help="model folder")
+        te.add_argument("--preset", choices=["tiny", "default"], default="default")
+        te.add_argument("--frontend", choices=["phonetic", "mel", "hubert", "wav2vec2"], default="phonetic",
+                        help="speech front-end")
+        te.add_argument("--frontend-model", metavar="DIR", help="local model folder of a hubert/wav2vec2 front-end")
+        te.add_argument("--epochs", type=int, help="epochs (of each stage, for pose)")
+        te.add_argument("--batch-size", type=int)
+        te.add_argument("--lr", type=float)
+        te.add_argument("--seed", type=int)
+        te.add_argument("--workers", type=int, default=None, help="feature extraction processes (default: all cores)")
+        te.add_argument("--fresh", action="store_true", help="start over instead of resuming a run in --out")
+        te.set_defaults(func=cmd_train, kind=kind)
 
     c = sub.add_parser("corpus", help="generate the synthetic talking-face corpus (resumes if interrupted)")
     c.add_argument("--out", required=True, help="output folder")

@@ -29,6 +29,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.nn import functional as F
 from tqdm import tqdm
 
 from adamesh.data.dataset import ClipDataset, WindowDataset
@@ -36,6 +37,8 @@ from adamesh.errors import AdameshError
 from adamesh.fileio import atomic_output
 from adamesh.frontends import FrontEnd, load_frontend, make_frontend, save_frontend
 from adamesh.models.expression import PRESETS, ExpressionConfig, ExpressionModel, expression_loss
+from adamesh.models.pose import PRESETS as POSE_PRESETS
+from adamesh.models.pose import PoseAdapter, PoseConfig, PoseGPT, PoseVQVAE, gpt_loss, vq_loss
 
 FORMAT = "adamesh.model"
 
@@ -147,6 +150,170 @@ class ExpressionTask:
         return {"space": self.space.name, "train_clips": len(self.train_clips),
                 "val_clips": len(self.val_clips), "train_speakers": len(self.train_clips.speakers),
                 "train_hours": round(self.train_clips.seconds / 3600, 3)}
+
+
+# ---------------------------------------------------------------- the pose tasks
+
+POSE_TRAIN = {  # TrainConfig settings of the two pose stages (the preset's own apply on top)
+    "pose_vq": dict(epochs=30, batch_size=32, window=64, hop=16, lr=2e-3, warmup_steps=50),
+    "pose_gpt": dict(epochs=30, batch_size=32, lr=1e-3, warmup_steps=50),
+}
+
+
+POSE_UNITS = 32  # k-means units of front-ends without phones: a 10 s reference covers most of them
+
+
+def _clip_sets(data, cfg: TrainConfig, frontend: FrontEnd, progress: bool) -> tuple[ClipDataset, ClipDataset]:
+    """Training and validation clips (every 20th training clip when the folder has no val role).
+
+    A front-end without units of its own (mel, hubert, wav2vec2) gets k-means units fitted on the
+    training clips here: the pose style matrix needs them, and they are saved with the model.
+    """
+    train_clips = ClipDataset(data, ("train",), frontend=frontend, workers=cfg.workers, progress=progress)
+    try:
+        val_clips = ClipDataset(data, ("val",), frontend=frontend, workers=cfg.workers, progress=progress)
+    except AdameshError:
+        held = train_clips.clips[::20]
+        train_clips, val_clips = (_subset(train_clips, [c for c in train_clips.clips if c not in held]),
+                                  _subset(train_clips, held))
+    if frontend.n_units == 0:
+        frontend.fit_units([c.features for c in train_clips.clips], POSE_UNITS, cfg.seed)
+    for c in train_clips.clips + val_clips.clips:
+        c.features = frontend.with_units(c.features)
+    return train_clips, val_clips
+
+
+def _head_pose(params: np.ndarray | torch.Tensor, space):
+    return params[..., space.n_expression:]
+
+
+class PoseVQTask:
+    """Stage 1 of the pose adapter: the VQ-VAE over windows of head pose."""
+
+    kind = "pose_vq"
+
+    def __init__(self, data, cfg: TrainConfig, progress: bool = True):
+        self.cfg = cfg
+        self.frontend = make_frontend(cfg.frontend, **cfg.frontend_options)
+        self.train_clips, self.val_clips = _clip_sets(data, cfg, self.frontend, progress)
+        self.space = self.train_clips.clips[0].motion.space
+        seed_everything(cfg.seed)
+        self.model = PoseVQVAE(pose_config(self.space, self.frontend, self.train_clips, cfg.preset))
+        self.model.set_statistics(torch.from_numpy(np.concatenate(
+            [_head_pose(c.motion.params, self.space) for c in self.train_clips.clips])))
+        self.train_set = WindowDataset(self.train_clips, cfg.window, cfg.hop)
+        self.val_set = WindowDataset(self.val_clips, cfg.window, cfg.window)
+
+    def loss(self, model, batch: dict) -> torch.Tensor:
+        return vq_loss(model, _head_pose(batch["params"], self.space), batch["mask"])
+
+    def describe(self) -> dict:
+        return {"space": self.space.name, "train_clips": len(self.train_clips), "val_clips": len(self.val_clips),
+                "train_speakers": self.train_clips.speakers}
+
+
+def pose_config(space, frontend: FrontEnd, clips: ClipDataset, preset: str) -> PoseConfig:
+    return PoseConfig(pose_dim=space.dim - space.n_expression, feature_dim=frontend.dim,
+                      n_styles=len(clips.speakers), **POSE_PRESETS[preset])
+
+
+class CodeWindows(torch.utils.data.Dataset):
+    """Windows of `length` code steps (hop half of it) over whole clips: codes, speech, speaker."""
+
+    def __init__(self, codes: list[torch.Tensor], speech: list[torch.Tensor], speakers: list[int], length: int):
+        self.items = []
+        for c, s, spk in zip(codes, speech, speakers):
+            n = len(c)
+            starts = list(range(0, max(n - length, 0) + 1, max(1, length // 2)))
+            if n > length and starts[-1] != n - length:
+                starts.append(n - length)
+            for a in starts:
+                e = min(a + length, n)
+                pad = length - (e - a)
+                self.items.append({"codes": F.pad(c[a:e], (0, pad)), "speech": F.pad(s[a:e], (0, 0, 0, pad)),
+                                   "mask": torch.arange(length) < e - a, "speaker": torch.tensor(spk)})
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+class PoseGPTTask:
+    """Stage 2: PoseGPT on the codes of the trained VQ-VAE (frozen), one style per training speaker."""
+
+    kind = "pose_gpt"
+
+    def __init__(self, data, cfg: TrainConfig, vq: PoseVQVAE, frontend: FrontEnd, progress: bool = True):
+        self.cfg = cfg
+        self.frontend = frontend  # the VQ stage's, with its units
+        self.train_clips, self.val_clips = _clip_sets(data, cfg, self.frontend, progress)
+        self.space = self.train_clips.clips[0].motion.space
+        self.vq = vq.eval()
+        seed_everything(cfg.seed)
+        self.model = PoseGPT(vq.config)
+        self.model.set_statistics(torch.from_numpy(np.concatenate([c.features.features for c in self.train_clips.clips])))
+        index = {s: k for k, s in enumerate(self.train_clips.speakers)}
+        self.train_set, self.val_set = (self._windows(clips, index) for clips in (self.train_clips, self.val_clips))
+
+    @torch.no_grad()
+    def _windows(self, clips: ClipDataset, index: dict) -> CodeWindows:
+        codes, speech, speakers = [], [], []
+        for c in clips.clips:
+            pose = torch.from_numpy(_head_pose(c.motion.params, self.space))[None]
+            codes.append(self.vq.quantize(self.vq.encode(pose))[1][0])
+            speech.append(self.model.speech(torch.from_numpy(c.features.features)[None])[0])
+            speakers.append(index[c.info.speaker])
+        return CodeWindows(codes, speech, speakers, self.model.config.context)
+
+    def loss(self, model, batch: dict) -> torch.Tensor:
+        core = model.module if hasattr(model, "module") else model
+        drop = None
+        if model.training and core.config.style_dropout > 0:
+            drop = torch.rand(len(batch["codes"])) < core.config.style_dropout
+        style = core.style_vectors(batch["speaker"], drop)
+        return gpt_loss(model, batch["codes"], batch["speech"], style, batch["mask"])
+
+    def describe(self) -> dict:
+        return {"space": self.space.name, "train_clips": len(self.train_clips), "val_clips": len(self.val_clips),
+                "train_speakers": self.train_clips.speakers}
+
+
+def pose_train_config(kind: str, preset: str = "default", **overrides) -> TrainConfig:
+    """The TrainConfig of one pose stage: the stage's settings, the preset's, then `overrides`."""
+    tiny = dict(epochs=20, batch_size=16, warmup_steps=10) if preset == "tiny" else {}
+    return TrainConfig(preset=preset, **{**POSE_TRAIN[kind], **tiny,
+                                         **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def train_pose(data, out: str | os.PathLike, preset: str = "default", fresh: bool = False, progress: bool = True,
+               log=print, **overrides) -> dict:
+    """Both pose stages into `out`/vqvae and `out`/gpt (each a model folder of the loop above), then
+    the gallery of the training speakers' style matrices into `out`/gallery.safetensors."""
+    out = Path(out)
+    stages = {}
+    for kind in ("pose_vq", "pose_gpt"):
+        stage_cfg = pose_train_config(kind, preset, **overrides)
+        folder = out / ("vqvae" if kind == "pose_vq" else "gpt")
+        task = (PoseVQTask(data, stage_cfg, progress) if kind == "pose_vq"
+                else PoseGPTTask(data, stage_cfg, *load_model(out / "vqvae")[:2], progress))
+        log(f"pose stage {kind}: {folder}")
+        stages[kind] = train(task, folder, stage_cfg, fresh=fresh, progress=progress, log=log)
+    vq, frontend, _ = load_model(out / "vqvae")
+    gpt = load_model(out / "gpt")[0]
+    clips = task.train_clips.clips + task.val_clips.clips
+    space = task.space
+    adapter = PoseAdapter(vq, gpt, np.zeros(0), np.zeros(0), [], frontend.n_units)
+    speakers = task.train_clips.speakers  # the order of PoseGPT's style table
+    matrices, counts = zip(*(adapter.style_matrix(
+        [_head_pose(c.motion.params, space) for c in clips if c.info.speaker == s],
+        [c.features.units for c in clips if c.info.speaker == s]) for s in speakers))
+    with atomic_output(out / "gallery.safetensors") as tmp:
+        save_file({"matrices": torch.tensor(np.stack(matrices), dtype=torch.float32),
+                   "counts": torch.tensor(np.stack(counts), dtype=torch.float32)}, str(tmp),
+                  metadata={"videos": json.dumps(list(speakers)), "n_units": str(adapter.n_units)})
+    return stages
 
 
 def _subset(clips: ClipDataset, keep: list) -> ClipDataset:
@@ -315,17 +482,23 @@ def evaluate_loss(task, model: nn.Module, loader) -> float:
 # ---------------------------------------------------------------- loading
 
 
-def load_model(folder: str | os.PathLike, which: str = "model") -> tuple[nn.Module, FrontEnd, dict]:
+MODELS = {"expression": (ExpressionModel, ExpressionConfig), "pose_vq": (PoseVQVAE, PoseConfig),
+          "pose_gpt": (PoseGPT, PoseConfig)}
+
+
+def load_model(folder: str | os.PathLike, which: str = "model", kind: str | None = None
+               ) -> tuple[nn.Module, FrontEnd, dict]:
     """A trained model folder -> (model in eval mode, its front-end, its config.json)."""
     folder = Path(folder)
     try:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError) as e:
         raise AdameshError(f"{folder} is not a model folder (config.json: {e}); train one with "
-                           "`adamesh train expression`") from None
-    if config.get("format") != FORMAT or config.get("kind") != "expression":
-        raise AdameshError(f"{folder} does not hold an expression model")
-    model = ExpressionModel(ExpressionConfig(**config["model"]))
+                           "`adamesh train expression` or `adamesh train pose`") from None
+    if config.get("format") != FORMAT or config.get("kind") not in MODELS or kind and config["kind"] != kind:
+        raise AdameshError(f"{folder} does not hold {'an ' + kind if kind else 'a'} model of adamesh")
+    cls, config_cls = MODELS[config["kind"]]
+    model = cls(config_cls(**config["model"]))
     weights = folder / f"{which}.safetensors"
     try:
         model.load_state_dict(load_file(str(weights)))
@@ -333,3 +506,21 @@ def load_model(folder: str | os.PathLike, which: str = "model") -> tuple[nn.Modu
         raise AdameshError(f"cannot load {weights}: {e}") from None
     model.eval()
     return model, load_frontend(folder), config
+
+
+def load_pose_model(folder: str | os.PathLike) -> tuple[PoseAdapter, FrontEnd]:
+    """A folder written by `train_pose` -> (pose adapter, its front-end)."""
+    folder = Path(folder)
+    vq, frontend, _ = load_model(folder / "vqvae", kind="pose_vq")
+    gpt = load_model(folder / "gpt", kind="pose_gpt")[0]
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(folder / "gallery.safetensors"), "pt") as f:
+            meta = f.metadata()
+        gallery = load_file(str(folder / "gallery.safetensors"))
+    except (OSError, SafetensorError) as e:
+        raise AdameshError(f"{folder} has no readable gallery.safetensors ({e}); train it with "
+                           "`adamesh train pose`") from None
+    return PoseAdapter(vq, gpt, gallery["matrices"].numpy(), gallery["counts"].numpy(), json.loads(meta["videos"]),
+                       int(meta["n_units"])), frontend

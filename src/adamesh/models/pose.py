@@ -1,0 +1,373 @@
+"""The pose adapter: a discrete prior over head motion, PoseGPT, and the semantic-aware style matrix.
+
+    head pose (T, P) --encoder (strided convs)--> latents (T/4, C) --VQ (EMA codebook)--> codes
+    codes --decoder (upsampling convs)--> head pose
+
+    PoseGPT: code[t-1] embedding + speech at the code rate (+1 step look-ahead) -> causal Transformer
+             with the pose style embedding added before every block -> logits of code[t]
+
+    Style matrix S of a video: row j = mean pre-quantisation latent over the code steps whose speech
+    unit is j (units from the front-end, majority vote over the step's frames). Retrieval compares S
+    of a reference with S of every training video over the units both cover.
+
+Poses are z-scored with statistics saved in the VQ-VAE's buffers. Temporal downsampling 4 gives
+6.25 codes a second at 25 fps: about one code per syllable, the rate at which heads nod.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass
+class PoseConfig:
+    pose_dim: int = 6  # rotation (3, axis-angle) + translation (3)
+    feature_dim: int = 0  # speech features (front-end) per frame
+    n_styles: int = 1  # training videos (speakers) with a learned style embedding
+    downsample: int = 4  # frames per code (a power of 2)
+    hidden: int = 128  # VQ-VAE channels
+    code_dim: int = 32
+    codebook_size: int = 256
+    ema_decay: float = 0.95
+    dead_code_threshold: float = 1.0  # codes used less often than this (EMA count) are revived
+    commitment: float = 0.25
+    d_model: int = 128  # PoseGPT
+    heads: int = 4
+    layers: int = 6  # as in the paper
+    ff: int = 384
+    style_dim: int = 64
+    context: int = 32  # codes PoseGPT attends to (5 s at 6.25 codes/s)
+    dropout: float = 0.1
+    style_dropout: float = 0.1  # PoseGPT trains a null style too: the generic head motion
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {
+    "tiny": dict(hidden=32, code_dim=16, codebook_size=32, d_model=48, heads=2, layers=2, ff=96, style_dim=16),
+    "default": {},
+}
+
+
+def _res_block(ch: int) -> nn.Module:
+    return nn.Sequential(nn.SiLU(), nn.Conv1d(ch, ch, 3, padding=1), nn.SiLU(), nn.Conv1d(ch, ch, 1))
+
+
+class _Residual(nn.Module):
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        return x + self.block(x)
+
+
+class PoseVQVAE(nn.Module):
+    """Head-pose sequences <-> discrete codes, `downsample` frames per code."""
+
+    def __init__(self, config: PoseConfig):
+        super().__init__()
+        from vector_quantize_pytorch import VectorQuantize
+
+        c = self.config = config
+        steps = int(math.log2(c.downsample))
+        if 2 ** steps != c.downsample:
+            raise ValueError(f"downsample must be a power of 2, not {c.downsample}")
+        enc = [nn.Conv1d(c.pose_dim, c.hidden, 3, padding=1)]
+        for _ in range(steps):
+            enc += [nn.Conv1d(c.hidden, c.hidden, 4, stride=2, padding=1), _Residual(_res_block(c.hidden))]
+        enc += [nn.SiLU(), nn.Conv1d(c.hidden, c.code_dim, 1)]
+        self.encoder = nn.Sequential(*enc)
+        dec = [nn.Conv1d(c.code_dim, c.hidden, 3, padding=1)]
+        for _ in range(steps):
+            dec += [_Residual(_res_block(c.hidden)), nn.Upsample(scale_factor=2, mode="nearest"),
+                    nn.Conv1d(c.hidden, c.hidden, 3, padding=1)]
+        dec += [nn.SiLU(), nn.Conv1d(c.hidden, c.pose_dim, 3, padding=1)]
+        self.decoder = nn.Sequential(*dec)
+        # EMA codebook (no gradient through the codes), k-means initialised on the first batch,
+        # dead codes replaced by random current latents: the codebook does not collapse
+        self.quantizer = VectorQuantize(dim=c.code_dim, codebook_size=c.codebook_size, decay=c.ema_decay,
+                                        commitment_weight=c.commitment, kmeans_init=True, kmeans_iters=10,
+                                        threshold_ema_dead_code=c.dead_code_threshold)
+        self.register_buffer("pose_mean", torch.zeros(c.pose_dim))
+        self.register_buffer("pose_std", torch.ones(c.pose_dim))
+
+    def set_statistics(self, poses: torch.Tensor) -> None:
+        self.pose_mean.copy_(poses.mean(0))
+        self.pose_std.copy_(poses.std(0).clamp_min(1e-4))
+
+    def _pad(self, pose: torch.Tensor) -> tuple[torch.Tensor, int]:
+        n = pose.shape[1]
+        pad = (-n) % self.config.downsample
+        if pad:  # repeat the last pose up to a whole code
+            pose = torch.cat([pose, pose[:, -1:].expand(-1, pad, -1)], 1)
+        return pose, n
+
+    def encode(self, pose: torch.Tensor) -> torch.Tensor:
+        """(B, T, P) poses -> (B, ceil(T/down), C) pre-quantisation latents."""
+        pose, _ = self._pad(pose)
+        x = (pose - self.pose_mean) / self.pose_std
+        return self.encoder(x.transpose(1, 2)).transpose(1, 2)
+
+    def quantize(self, latents: torch.Tensor):
+        """latents -> (quantised latents, codes (B, N), commitment loss)."""
+        return self.quantizer(latents)
+
+    def decode_latents(self, q: torch.Tensor, n_frames: int | None = None) -> torch.Tensor:
+        x = self.decoder(q.transpose(1, 2)).transpose(1, 2)
+        pose = x * self.pose_std + self.pose_mean
+        return pose if n_frames is None else pose[:, :n_frames]
+
+    def decode(self, codes: torch.Tensor, n_frames: int | None = None) -> torch.Tensor:
+        """(B, N) codes -> (B, N * down, P) poses (cut to `n_frames`)."""
+        return self.decode_latents(self.quantizer.get_output_from_indices(codes), n_frames)
+
+    def forward(self, pose: torch.Tensor):
+        """Reconstruction of (B, T, P) poses: (poses, codes, commitment loss)."""
+        q, codes, commit = self.quantize(self.encode(pose))
+        return self.decode_latents(q, pose.shape[1]), codes, commit
+
+
+def vq_loss(model: PoseVQVAE, pose: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Masked L1 on z-scored poses and on their velocity, plus the commitment loss."""
+    recon, _, commit = model(pose)
+    std = model.pose_std
+    err = ((recon - pose) / std).abs().mean(-1)
+    vel = (((recon[:, 1:] - recon[:, :-1]) - (pose[:, 1:] - pose[:, :-1])) / std).abs().mean(-1)
+    m = mask.float()
+    mv = m[:, 1:] * m[:, :-1]
+    return (err * m).sum() / m.sum().clamp_min(1) + 2.0 * (vel * mv).sum() / mv.sum().clamp_min(1) + commit.sum()
+
+
+def codebook_usage(codes: np.ndarray, size: int) -> dict:
+    """Perplexity of the code histogram (size = all codes used evenly) and unused codes."""
+    counts = np.bincount(codes.reshape(-1), minlength=size).astype(np.float64)
+    p = counts / max(counts.sum(), 1)
+    nz = p[p > 0]
+    return {"perplexity": float(np.exp(-(nz * np.log(nz)).sum())), "dead_codes": int((counts == 0).sum()),
+            "codebook_size": size}
+
+
+def pool_to_codes(x: torch.Tensor, down: int) -> torch.Tensor:
+    """(B, T, F) frame features -> (B, ceil(T/down), F) means over each code's frames."""
+    b, t, f = x.shape
+    pad = (-t) % down
+    if pad:
+        x = torch.cat([x, x[:, -1:].expand(-1, pad, -1)], 1)
+    return x.reshape(b, -1, down, f).mean(2)
+
+
+class _Block(nn.Module):
+    """Pre-norm causal self-attention + feed-forward."""
+
+    def __init__(self, d: int, heads: int, ff: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.fc1, self.fc2 = nn.Linear(d, ff), nn.Linear(ff, d)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                           dropout_p=self.dropout.p if self.training else 0.0)
+        x = x + self.dropout(self.proj(a.transpose(1, 2).reshape(b, t, d)))
+        return x + self.dropout(self.fc2(F.gelu(self.fc1(self.norm2(x)))))
+
+
+class PoseGPT(nn.Module):
+    """Next-code prediction from speech and a pose style embedding (injected into every layer)."""
+
+    def __init__(self, config: PoseConfig):
+        super().__init__()
+        c = self.config = config
+        d = c.d_model
+        self.bos = c.codebook_size  # the token before the first code
+        self.token = nn.Embedding(c.codebook_size + 1, d)
+        self.position = nn.Embedding(c.context, d)
+        # speech at the code rate: mean and std of the step's frames; a kernel-3 conv lets step t
+        # hear step t+1 too (heads move with, or just before, what is said)
+        self.speech_in = nn.Conv1d(2 * c.feature_dim, d, 3, padding=1)
+        self.styles = nn.Embedding(c.n_styles, c.style_dim)
+        self.null_style = nn.Parameter(torch.zeros(c.style_dim))
+        self.style_proj = nn.ModuleList([nn.Linear(c.style_dim, d) for _ in range(c.layers)])
+        self.blocks = nn.ModuleList([_Block(d, c.heads, c.ff, c.dropout) for _ in range(c.layers)])
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, c.codebook_size)
+        self.register_buffer("feature_mean", torch.zeros(c.feature_dim))
+        self.register_buffer("feature_std", torch.ones(c.feature_dim))
+
+    def set_statistics(self, features: torch.Tensor) -> None:
+        self.feature_mean.copy_(features.mean(0))
+        self.feature_std.copy_(features.std(0).clamp_min(1e-4))
+
+    def speech(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, T, F) frame features -> (B, ceil(T/down), 2F) normalised mean and std per code step."""
+        x = (features - self.feature_mean) / self.feature_std
+        down = self.config.downsample
+        mean = pool_to_codes(x, down)
+        std = (pool_to_codes(x * x, down) - mean * mean).clamp_min(0).sqrt()
+        return torch.cat([mean, std], -1)
+
+    def forward(self, prev: torch.Tensor, speech: torch.Tensor, style: torch.Tensor,
+                offset: int = 0) -> torch.Tensor:
+        """Logits (B, N, K) of code[t] given codes before t (`prev`, starting with BOS), speech
+        (B, N, 2F) and style vectors (B, style_dim)."""
+        n = prev.shape[1]
+        pos = torch.arange(offset, offset + n, device=prev.device).clamp_max(self.config.context - 1)
+        x = self.token(prev) + self.position(pos) + self.speech_in(speech.transpose(1, 2)).transpose(1, 2)
+        for proj, block in zip(self.style_proj, self.blocks):
+            x = block(x + proj(style)[:, None])
+        return self.head(self.norm(x))
+
+    def style_vectors(self, speakers: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
+        s = self.styles(speakers)
+        if drop is not None:
+            s = torch.where(drop[:, None], self.null_style.expand_as(s), s)
+        return s
+
+    @torch.no_grad()
+    def generate(self, features: torch.Tensor, style: torch.Tensor, temperature: float = 1.0,
+                 top_k: int = 0, seed: int = 0, overlap: int | None = None) -> torch.Tensor:
+        """Codes (N,) for (T, F) frame features of any length, sampled with `temperature` and
+        `top_k` (0: all codes) from a generator seeded with `seed`.
+
+        Longer than the context: windows of `context` codes, each primed with the last `overlap`
+        codes of the one before (half the context by default), so the motion runs on across joins.
+        """
+        c = self.config
+        gen = torch.Generator().manual_seed(seed)
+        speech = self.speech(features[None])
+        n = speech.shape[1]
+        overlap = c.context // 2 if overlap is None else overlap
+        codes: list[int] = []
+        style = style.reshape(1, -1)
+        while len(codes) < n:
+            keep = codes[-overlap:] if codes else []
+            start = len(codes) - len(keep)
+            window = speech[:, start:start + c.context]
+            prev = [self.bos] + keep
+            while len(prev) - 1 < window.shape[1]:
+                t = len(prev)
+                logits = self(torch.tensor([prev]), window[:, :t], style)[0, -1]
+                codes_t = _sample(logits, temperature, top_k, gen)
+                prev.append(codes_t)
+                codes.append(codes_t)
+        return torch.tensor(codes[:n])
+
+
+def _sample(logits: torch.Tensor, temperature: float, top_k: int, gen: torch.Generator) -> int:
+    if temperature <= 0:
+        return int(logits.argmax())
+    logits = logits / temperature
+    if 0 < top_k < len(logits):
+        kth = torch.topk(logits, top_k).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return int(torch.multinomial(F.softmax(logits, -1), 1, generator=gen))
+
+
+def gpt_loss(model: PoseGPT, codes: torch.Tensor, speech: torch.Tensor, style: torch.Tensor,
+             mask: torch.Tensor) -> torch.Tensor:
+    """Teacher-forced cross-entropy of codes (B, N) over the unmasked steps."""
+    prev = torch.cat([torch.full_like(codes[:, :1], model.bos), codes[:, :-1]], 1)
+    logits = model(prev, speech, style)
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), codes.reshape(-1), reduction="none")
+    m = mask.reshape(-1).float()
+    return (ce * m).sum() / m.sum().clamp_min(1)
+
+
+# ---------------------------------------------------------------- semantic-aware pose style matrix
+
+
+def unit_steps(units: np.ndarray, down: int, n_steps: int) -> np.ndarray:
+    """The speech unit of each code step: the most frequent unit among its frames."""
+    units = np.asarray(units)
+    pad = n_steps * down - len(units)
+    if pad > 0:
+        units = np.concatenate([units, np.full(pad, units[-1] if len(units) else 0)])
+    groups = units[: n_steps * down].reshape(n_steps, down)
+    return np.array([np.bincount(g).argmax() for g in groups])
+
+
+def style_matrix(latents: list[np.ndarray], units: list[np.ndarray], n_units: int) -> tuple[np.ndarray, np.ndarray]:
+    """S (n_units, C): per-unit mean of the latents over all of one video's clips; and the counts."""
+    dim = latents[0].shape[1]
+    total, counts = np.zeros((n_units, dim)), np.zeros(n_units)
+    for z, u in zip(latents, units):
+        np.add.at(total, u, z)
+        np.add.at(counts, u, 1)
+    return total / np.maximum(counts, 1)[:, None], counts
+
+
+def style_distance(s_ref: np.ndarray, c_ref: np.ndarray, s_gal: np.ndarray, c_gal: np.ndarray,
+                   min_count: int = 1) -> np.ndarray:
+    """Distance of one reference matrix to each gallery matrix ((G, U, C), counts (G, U)).
+
+    Over the units both cover (at least `min_count` steps each): the mean squared Euclidean
+    distance between rows, each unit weighted by the fewer of its two counts (a row from more
+    steps is a surer mean). Euclidean rather than cosine: a latent's length is how far the head
+    moves, which is half of a pose style. Infinite where no unit is shared.
+    """
+    both = (c_ref[None] >= min_count) & (c_gal >= min_count)
+    w = np.where(both, np.minimum(c_ref[None], c_gal), 0.0)
+    d = ((s_gal - s_ref[None]) ** 2).sum(-1)
+    total = w.sum(1)
+    return np.where(total > 0, (w * d).sum(1) / np.maximum(total, 1e-9), np.inf)
+
+
+def blend_weights(distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the k nearest and their weights, proportional to 1 / distance (summing to 1).
+
+    Inverse distance (Shepard) weighting: the nearest dominates when it is much nearer, and
+    near-ties share the weight, which is how a blend reaches styles between those in the gallery.
+    """
+    order = np.argsort(distances)[:k]
+    d = distances[order]
+    w = 1.0 / np.maximum(d, 1e-9)
+    return order, w / w.sum()
+
+
+class PoseAdapter:
+    """A trained pose adapter: VQ-VAE, PoseGPT and the gallery of training videos' style matrices."""
+
+    def __init__(self, vq: PoseVQVAE, gpt: PoseGPT, matrices: np.ndarray, counts: np.ndarray,
+                 videos: list[str], n_units: int):
+        self.vq, self.gpt = vq.eval(), gpt.eval()
+        self.matrices, self.counts, self.videos, self.n_units = matrices, counts, videos, n_units
+
+    @property
+    def downsample(self) -> int:
+        return self.vq.config.downsample
+
+    @torch.no_grad()
+    def latents(self, pose: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pre-quantisation latents (N, C) of a (T, P) pose sequence and the speech unit of each step."""
+        z = self.vq.encode(torch.as_tensor(pose, dtype=torch.float32)[None])[0].numpy()
+        return z, unit_steps(units, self.downsample, len(z))
+
+    def style_matrix(self, poses: list[np.ndarray], units: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        pairs = [self.latents(p, u) for p, u in zip(poses, units)]
+        return style_matrix([z for z, _ in pairs], [u for _, u in pairs], self.n_units)
+
+    def style_of(self, index: np.ndarray, weights: np.ndarray) -> torch.Tensor:
+        """The weighted mean of gallery videos' style embeddings."""
+        emb = self.gpt.styles.weight.detach()[torch.as_tensor(index)]
+        return (torch.as_tensor(weights, dtype=torch.float32)[:, None] * emb).sum(0)
+
+    @torch.no_grad()
+    def animate(self, features: np.ndarray, style: torch.Tensor | None = None, temperature: float = 0.8,
+                top_k: int = 0, seed: int = 0) -> np.ndarray:
+        """(T, P) head poses for (T, F) speech features; `style` None is the generic (null) style."""
+        style = self.gpt.null_style if style is None else style
+        feats = torch.as_tensor(features, dtype=torch.float32)
+        codes = self.gpt.generate(feats, style, temperature, top_k, seed)
+        return self.vq.decode(codes[None], len(feats))[0].numpy()

@@ -1,0 +1,164 @@
+"""The pose adapter: VQ-VAE, PoseGPT, style matrices and retrieval, at toy scale."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from adamesh.adaptation import retrieve_pose_style
+from adamesh.cli import main
+from adamesh.data.dataset import ClipDataset
+from adamesh.errors import AdameshError
+from adamesh.models.pose import (PoseConfig, PoseVQVAE, blend_weights, codebook_usage, style_distance,
+                                 unit_steps)
+from adamesh.training import load_model, load_pose_model
+
+
+@pytest.fixture(scope="module")
+def pose_model(small_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pose") / "pose"
+    assert main(["train", "pose", "--data", str(small_corpus), "--out", str(out), "--preset", "tiny",
+                 "--frontend", "mel", "--workers", "1"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def loaded(pose_model):
+    return load_pose_model(pose_model)
+
+
+def clips_of(corpus, frontend, roles, speaker=None):
+    return ClipDataset(corpus, roles, speakers=[speaker] if speaker else None, frontend=frontend, workers=1,
+                       progress=False).clips
+
+
+def head(clip):
+    return clip.motion.params[:, clip.motion.space.n_expression:]
+
+
+def test_training_writes_both_stages_and_the_gallery(pose_model):
+    for stage, kind in (("vqvae", "pose_vq"), ("gpt", "pose_gpt")):
+        for name in ("config.json", "model.safetensors", "last.safetensors", "log.txt", "loss.png"):
+            assert (pose_model / stage / name).is_file(), (stage, name)
+        assert json.loads((pose_model / stage / "config.json").read_text())["kind"] == kind
+    with pytest.raises(AdameshError, match="does not hold an expression"):
+        load_model(pose_model / "gpt", kind="expression")
+
+
+def test_gallery_has_one_style_matrix_per_training_speaker(loaded):
+    adapter, frontend = loaded
+    assert adapter.videos == ["spk000", "spk001", "spk002"]
+    assert adapter.matrices.shape == (3, frontend.n_units, adapter.vq.config.code_dim)
+    assert (adapter.counts.sum(1) > 0).all()
+    assert adapter.gpt.styles.weight.shape[0] == 3
+
+
+def test_vqvae_reconstructs_head_motion_and_uses_its_codebook(loaded, small_corpus):
+    adapter, frontend = loaded
+    clips = clips_of(small_corpus, frontend, ("val",))
+    errors, spread, codes = [], [], []
+    with torch.no_grad():
+        for c in clips:
+            pose = torch.from_numpy(head(c))[None]
+            recon, code, _ = adapter.vq(pose)
+            errors.append((recon[0] - pose[0]).abs().mean(0).numpy())
+            spread.append((pose[0] - adapter.vq.pose_mean).abs().mean(0).numpy())
+            codes.append(code[0].numpy())
+    # better than the training data's mean pose (a tiny model and codebook: no more than that)
+    assert np.mean(errors) < np.mean(spread)
+    usage = codebook_usage(np.concatenate(codes), adapter.vq.config.codebook_size)
+    assert usage["perplexity"] > 2
+
+
+def test_codebook_usage():
+    assert codebook_usage(np.arange(8), 8) == pytest.approx({"perplexity": 8.0, "dead_codes": 0, "codebook_size": 8})
+    u = codebook_usage(np.array([0, 0, 0, 0]), 4)
+    assert u["perplexity"] == pytest.approx(1.0) and u["dead_codes"] == 3
+
+
+def test_the_same_seed_gives_the_same_motion(loaded, small_corpus):
+    adapter, frontend = loaded
+    feats = clips_of(small_corpus, frontend, ("test",))[0].features.features
+    a = adapter.animate(feats, seed=3)
+    np.testing.assert_array_equal(a, adapter.animate(feats, seed=3))
+    assert a.shape == (len(feats), 6) and np.isfinite(a).all()
+    assert not np.array_equal(a, adapter.animate(feats, seed=4))
+    style = adapter.gpt.styles.weight[1].detach()
+    assert not np.array_equal(adapter.animate(feats, style, seed=3), a)  # the style changes the motion
+
+
+def test_long_audio_is_generated_in_windows_that_join_continuously(loaded, small_corpus):
+    adapter, frontend = loaded
+    feats = np.concatenate([c.features.features for c in clips_of(small_corpus, frontend, ("test",))])
+    c = adapter.gpt.config
+    assert len(feats) > 2 * c.context * c.downsample  # at least three windows
+    codes = adapter.gpt.generate(torch.from_numpy(feats), adapter.gpt.null_style, seed=0)
+    assert len(codes) == -(-len(feats) // c.downsample)
+    # the first window does not depend on what comes after it
+    first = adapter.gpt.generate(torch.from_numpy(feats[: c.context * c.downsample]), adapter.gpt.null_style, seed=0)
+    np.testing.assert_array_equal(codes[: c.context], first)
+    # joins between windows are no jumpier than the boundaries between any two codes (a join that
+    # restarted the motion would jump by a posture's size, several times the largest code step)
+    pose = adapter.animate(feats, seed=0)
+    step = np.abs(np.diff(pose, axis=0)).sum(1)
+    boundaries = np.arange(c.downsample, len(pose), c.downsample) - 1
+    joins = [c.context * c.downsample - 1]
+    hop = c.context - c.context // 2
+    while joins[-1] + hop * c.downsample < len(pose) - 1:
+        joins.append(joins[-1] + hop * c.downsample)
+    others = np.setdiff1d(boundaries, joins)
+    assert step[joins].max() <= 1.5 * step[others].max()
+
+
+def test_retrieval_on_a_training_video_returns_that_video(loaded, small_corpus):
+    adapter, frontend = loaded
+    for speaker in adapter.videos:
+        clips = clips_of(small_corpus, frontend, ("train", "val"), speaker)
+        result = retrieve_pose_style(adapter, [head(c) for c in clips], [c.features.units for c in clips],
+                                     clips[0].motion.fps, method="top1")
+        assert result.chosen == [speaker] and result.distances[speaker] == pytest.approx(0, abs=1e-9)
+        index = adapter.videos.index(speaker)
+        torch.testing.assert_close(result.style, adapter.gpt.styles.weight[index].detach())
+        blend = retrieve_pose_style(adapter, [head(c) for c in clips], [c.features.units for c in clips],
+                                    clips[0].motion.fps, method="blend", k=2)
+        assert blend.chosen[0] == speaker and blend.weights[0] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_short_or_empty_reference_is_refused(loaded, small_corpus):
+    adapter, frontend = loaded
+    clip = clips_of(small_corpus, frontend, ("test",))[0]
+    for n in (0, 25):
+        with pytest.raises(AdameshError, match="needs at least 2 s"):
+            retrieve_pose_style(adapter, [head(clip)[:n]], [clip.features.units[:n]], clip.motion.fps)
+    with pytest.raises(AdameshError, match="unknown pose retrieval"):
+        retrieve_pose_style(adapter, [head(clip)], [clip.features.units], clip.motion.fps, method="mean")
+
+
+def test_style_distance_and_blend_weights():
+    gallery = np.zeros((3, 4, 2))
+    gallery[1] += 1.0
+    gallery[2] += 3.0
+    counts = np.ones((3, 4))
+    counts[2, :2] = 0  # video 2 never said units 0 and 1
+    ref = np.full((4, 2), 0.9)
+    ref_counts = np.array([5.0, 5.0, 5.0, 0.0])  # the reference never said unit 3
+    d = style_distance(ref, ref_counts, gallery, counts)
+    assert d == pytest.approx([1.62, 0.02, 8.82])  # over shared units only
+    assert np.isinf(style_distance(ref, np.array([0, 0, 0, 1.0]), gallery[2:], counts[2:] * [1, 1, 1, 0])).all()
+    order, w = blend_weights(d, 2)
+    assert list(order) == [1, 0] and w.sum() == pytest.approx(1) and w[0] > 0.95
+
+
+def test_units_per_code_step_are_a_majority_vote():
+    assert list(unit_steps(np.array([1, 1, 2, 1, 3, 3, 3, 0, 4]), 4, 3)) == [1, 3, 4]
+
+
+def test_vqvae_shapes_for_any_length():
+    torch.manual_seed(0)
+    vq = PoseVQVAE(PoseConfig(hidden=16, code_dim=8, codebook_size=16)).eval()
+    for n in (1, 7, 8, 33):
+        recon, codes, _ = vq(torch.randn(2, n, 6))
+        assert recon.shape == (2, n, 6) and codes.shape == (2, -(-n // 4))
