@@ -60,7 +60,6 @@ class AdaptConfig:
     patience: int = 6  # evaluations without improvement before stopping
     max_seconds: float = 30.0
     seed: int = 0
-    refit: bool = False  # after early stopping, train again on the whole reference for the best step count
     min_frames: int = 25  # a reference shorter than 1 s is refused
 
 
@@ -188,8 +187,8 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
         return ({k: v.detach().clone() for k, v in m.state_dict().items()} if cfg.method == "full"
                 else adapter_state_dict(m))
 
-    def fit(m, trainable, lr, f_all, p_all, steps, val=None):
-        """AdamW on random crops for `steps` steps; with `val`, early stopping on it (the best state)."""
+    def fit(m, trainable, lr, f_all, p_all, steps, val):
+        """AdamW on random crops, at most `steps` steps, early stopping on `val` (the best state)."""
         optimiser = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
         gen = torch.Generator().manual_seed(cfg.seed)
 
@@ -199,7 +198,7 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
             return expression_loss(m, val[0][None], m.normalise(val[1][None]), style,
                                    torch.ones(1, len(val[0]), dtype=torch.bool)).item()
 
-        best = (val_loss() if val else float("inf"), state(m), 0)
+        best = (val_loss(), state(m), 0)
         first, waited, step = best[0], 0, 0
         for step in range(1, steps + 1):
             crops = _crops(len(f_all), cfg.crop, cfg.batch, gen)
@@ -211,7 +210,7 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            if val and step % cfg.eval_every == 0:
+            if step % cfg.eval_every == 0:
                 v = val_loss()
                 if v < best[0] - 1e-5:
                     best, waited = (v, state(m), step), 0
@@ -219,17 +218,11 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
                     waited += 1
                 if waited >= cfg.patience or time.perf_counter() - t0 > cfg.max_seconds:
                     break
-        if not val:
-            best = (float("nan"), state(m), step)
         return best, first, step
 
     model, trainable, lr = fresh()
     (best_loss, best_state, best_step), start_loss, step = fit(model, trainable, lr, train_f, train_p,
                                                                cfg.max_steps, (val_f, val_p))
-    if cfg.refit and best_step > 0:
-        # the held-out tail chose the number of steps; now learn from all of the reference
-        model, trainable, lr = fresh()
-        (_, best_state, _), _, _ = fit(model, trainable, lr, feats, params, best_step)
     if cfg.method == "full":
         model.load_state_dict(best_state)
     else:

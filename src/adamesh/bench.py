@@ -301,8 +301,10 @@ def bench_expression(data: str | None = None, model: str | None = None, preset: 
         done = ", ".join(f"{m}@{L:g}s {np.mean([r['lve_sq'] for r in rows[(m, L)]]):.2f}" for m, L in variants[:5])
         log(f"speaker {spk} ({si + 1}/{len(speakers)}): LVE mm^2 so far (mean over speakers) {done}")
     table = _expression_table(rows)
+    per_speaker = {f"{m}@{L:g}s": {spk: round(r["lve_sq"], 3) for spk, r in zip(speakers, rows[(m, L)])}
+                   for m, L in variants}  # LVE mm^2: how much methods differ against speakers do
     result = {"model": str(model), "data": str(data), "rig": rig_obj.name, "speakers": speakers,
-              "main_length": main_length, "rows": table}
+              "main_length": main_length, "rows": table, "lve_sq_per_speaker": per_speaker}
     (out / "results.json").write_text(json.dumps(result, indent=1))
     md = _markdown(table)
     (out / "table.md").write_text(md + "\n")
