@@ -162,3 +162,51 @@ def test_vqvae_shapes_for_any_length():
     for n in (1, 7, 8, 33):
         recon, codes, _ = vq(torch.randn(2, n, 6))
         assert recon.shape == (2, n, 6) and codes.shape == (2, -(-n // 4))
+
+
+def test_pose_metrics_on_known_signals():
+    from adamesh.evaluation import (axis_std, beat_alignment, frechet_distance, pose_diversity, pose_features,
+                                    speech_onsets)
+
+    fps = 25.0
+    t = np.arange(100) / fps
+    still = np.zeros((100, 3))
+    nod = np.c_[np.radians(5) * np.sin(2 * np.pi * t), np.zeros(100), np.zeros(100)]
+    assert pose_diversity([still]) == 0 and pose_diversity([nod]) > pose_diversity([nod * 0.5]) > 0
+    np.testing.assert_allclose(axis_std([nod]), [5 / np.sqrt(2), 0, 0], rtol=0.05)
+    # the head's speed is lowest at the top and bottom of each nod (every 0.5 s from 0.25 s)
+    on_pauses = np.round(np.arange(0.25, 3.5, 0.5) * fps).astype(int)
+    assert beat_alignment(nod, on_pauses, fps) > 0.9
+    assert beat_alignment(nod, on_pauses + 6, fps) < 0.3  # a quarter period off: mid-nod, fastest
+    # loudness steps up at 1 s and 2 s: two onsets there
+    sr = 16000
+    audio = np.zeros(3 * sr, np.float32)
+    for start in (1, 2):
+        audio[start * sr:start * sr + sr // 2] = 0.3 * np.sin(2 * np.pi * 200 * np.arange(sr // 2) / sr)
+    assert list(speech_onsets(audio, sr, fps)) == pytest.approx([25, 50], abs=1)
+    a = pose_features(nod, fps)
+    assert a.shape == (7, 9)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 3))
+    assert frechet_distance(x, x) == pytest.approx(0, abs=1e-6)
+    assert frechet_distance(x, x + [2, 0, 0]) == pytest.approx(4, rel=0.01)
+
+
+def test_bench_pose_table(pose_model, small_corpus, tmp_path):
+    from adamesh.bench import POSE_METHODS, bench_pose
+
+    result = bench_pose(str(small_corpus), str(pose_model), out=str(tmp_path), reference_seconds=5.0,
+                        codebook_sizes=(8,), renders=1, log=lambda *a: None)
+    rows = {r["method"]: r for r in result["rows"]}
+    assert list(rows) == list(POSE_METHODS)
+    assert rows["ground truth"]["fd"] == pytest.approx(0, abs=1e-6)
+    for r in rows.values():
+        assert np.isfinite([r["diversity_deg"], r["std_pitch"], r["fd"], r["style_err"]]).all()
+        assert 0 <= r["beat_alignment"] <= 1
+    assert rows["top-1"]["fd"] > 0
+    (retrieved,) = result["retrieval"]  # the one held-out speaker
+    assert retrieved["top1"] in ("spk000", "spk001", "spk002")
+    assert [v["codebook_size"] for v in result["vq"]] == [32, 8]
+    assert all(v["dead_codes"] <= v["codebook_size"] and v["perplexity"] >= 1 for v in result["vq"])
+    assert "| blend |" in (tmp_path / "table.md").read_text()
+    assert next(tmp_path.glob("side_by_side_*.mp4")).stat().st_size > 10_000

@@ -381,6 +381,187 @@ def _render_example(rig, example: dict, path, space) -> None:
                   captions=["ground truth", "no adaptation", "MoLoRA"], size=384, progress=False)
 
 
+# ---------------------------------------------------------------- pose adapter
+
+POSE_METHODS = ("ground truth", "generic", "random style", "mean style", "top-1", "blend")
+
+
+def _reference_clips(clips, seconds: float, fps: float):
+    """Head poses and units of a speaker's reference clips, cut to the first `seconds` in all."""
+    poses, units, left = [], [], int(round(seconds * fps))
+    for c in clips:
+        if left <= 0:
+            break
+        n = min(left, c.motion.n_frames)
+        poses.append(c.motion.params[:n, c.motion.space.n_expression:])
+        units.append(c.features.units[:n])
+        left -= n
+    return poses, units
+
+
+def bench_pose(data: str | None = None, model: str | None = None, preset: str = "tiny",
+               out: str = "out/bench_pose", reference_seconds: float = 10.0, max_speakers: int | None = None,
+               codebook_sizes=(), workers: int | None = None, seed: int = 0, renders: int = 2, k: int = 3,
+               log=print) -> dict:
+    """The pose comparison of issue 5 on held-out speakers: PoseGPT driven by each test clip's
+    speech in the generic style, a random training style, the mean style, the top-1 retrieved
+    style and the blend of the top-k; plus VQ-VAE reconstruction for each of `codebook_sizes`."""
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from adamesh.adaptation import retrieve_pose_style
+    from adamesh.audio import load_audio
+    from adamesh.data.animation import PoseStyle, style_vector
+    from adamesh.data.corpus import CorpusConfig, generate_corpus
+    from adamesh.data.dataset import ClipDataset
+    from adamesh.evaluation import (StyleProbe, axis_std, beat_alignment, frechet_distance, motion_statistics,
+                                    pose_diversity, pose_features, speech_onsets)
+    from adamesh.models.pose import codebook_usage
+    from adamesh.training import load_pose_model, train_pose
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    if data is None:
+        data = out / "corpus"
+        generate_corpus(data, CorpusConfig(**BENCH_CORPUS[preset]), workers)
+    if model is None:
+        model = out / "model"
+        if not (model / "gallery.safetensors").is_file():
+            train_pose(data, model, preset, progress=False, workers=workers, log=log)
+    adapter, frontend = load_pose_model(model)
+    held = ClipDataset(data, ("reference", "test"), frontend=frontend, workers=workers, progress=False)
+    space = held.clips[0].motion.space
+    e, fps = space.n_expression, held.clips[0].motion.fps
+    rot = slice(space.rotation[0] - e, space.rotation[1] - e)
+    training = ClipDataset(data, ("train", "val"), progress=False)
+    gallery_style = {s: style_vector(PoseStyle(**training.speaker_style(s)["pose_style"])) for s in adapter.videos}
+    by_speaker: dict[str, list[np.ndarray]] = {}
+    for c in training.clips:
+        by_speaker.setdefault(c.info.speaker, []).append(c.motion.params[:, e:])
+    probe = StyleProbe(np.stack([motion_statistics(np.concatenate(by_speaker[s])) for s in adapter.videos]),
+                       np.stack([gallery_style[s] for s in adapter.videos]))
+    table = np.stack([adapter.gpt.styles.weight.detach()[i] for i in range(len(adapter.videos))])
+    rng = np.random.default_rng(seed)
+    speakers = held.speakers[:max_speakers] if max_speakers else held.speakers
+    poses: dict[str, dict[str, list[np.ndarray]]] = {m: {} for m in POSE_METHODS}
+    onsets: dict[str, list[np.ndarray]] = {}
+    agreement, examples = [], {}
+    for si, spk in enumerate(speakers):
+        refs = [c for c in held.clips if c.info.speaker == spk and c.info.role == "reference"]
+        tests = [c for c in held.clips if c.info.speaker == spk and c.info.role == "test"]
+        ref_poses, ref_units = _reference_clips(refs, reference_seconds, fps)
+        top1 = retrieve_pose_style(adapter, ref_poses, ref_units, fps, "top1")
+        blend = retrieve_pose_style(adapter, ref_poses, ref_units, fps, "blend", k=k)
+        truth = style_vector(PoseStyle(**held.speaker_style(spk)["pose_style"]))
+        nearest = sorted(adapter.videos, key=lambda v: np.abs(gallery_style[v] - truth).mean())[:k]
+        agreement.append({"speaker": spk, "top1": top1.chosen[0], "true_nearest": nearest,
+                          "agrees": top1.chosen[0] in nearest, "blend": dict(zip(blend.chosen, blend.weights))})
+        styles = {"generic": None, "random style": torch.from_numpy(table[rng.integers(len(table))]),
+                  "mean style": torch.from_numpy(table.mean(0)), "top-1": top1.style, "blend": blend.style}
+        for j, c in enumerate(tests):
+            audio, sr = load_audio(c.info.audio)
+            onsets.setdefault(spk, []).append(speech_onsets(audio, sr, fps))
+            poses["ground truth"].setdefault(spk, []).append(c.motion.params[:, e:])
+            for name, style in styles.items():
+                p = adapter.animate(c.features.features, style, seed=seed + j)
+                poses[name].setdefault(spk, []).append(p)
+                if si < renders and j == 0 and name == "blend":
+                    examples[spk] = (c, p)
+        log(f"speaker {spk} ({si + 1}/{len(speakers)}): top-1 {top1.chosen[0]} (nearest by true style: "
+            f"{', '.join(nearest)}), blend {', '.join(f'{v} {w:.2f}' for v, w in zip(blend.chosen, blend.weights))}")
+    truth_feats = np.concatenate([pose_features(p[:, rot], fps) for ps in poses["ground truth"].values() for p in ps])
+    rows = []
+    for name in POSE_METHODS:
+        seqs = [p for spk in speakers for p in poses[name][spk]]
+        rotations = [p[:, rot] for p in seqs]
+        ba = [beat_alignment(p[:, rot], o, fps) for spk in speakers for p, o in zip(poses[name][spk], onsets[spk])]
+        style_err = [np.abs(probe(motion_statistics(np.concatenate(poses[name][spk])))[0]
+                            - style_vector(PoseStyle(**held.speaker_style(spk)["pose_style"]))).mean()
+                     for spk in speakers]
+        std = axis_std(rotations)
+        rows.append({"method": name, "diversity_deg": pose_diversity(rotations), "std_pitch": float(std[0]),
+                     "std_yaw": float(std[1]), "std_roll": float(std[2]), "beat_alignment": float(np.nanmean(ba)),
+                     "fd": frechet_distance(np.concatenate([pose_features(r, fps) for r in rotations]), truth_feats),
+                     "style_err": float(np.mean(style_err))})
+    recon = [_vq_reconstruction(adapter.vq, held, rot, "model", codebook_usage)]
+    for size in codebook_sizes:
+        recon.append(_vq_reconstruction(_train_vq(data, out / f"vq_{size}", preset, size, workers, log), held, rot,
+                                        f"codebook {size}", codebook_usage))
+    result = {"model": str(model), "data": str(data), "speakers": speakers, "reference_seconds": reference_seconds,
+              "rows": rows, "retrieval": agreement,
+              "retrieval_agreement": float(np.mean([a["agrees"] for a in agreement])), "vq": recon}
+    (out / "results.json").write_text(json.dumps(result, indent=1))
+    md = _pose_markdown(result, k)
+    (out / "table.md").write_text(md + "\n")
+    log(md)
+    for spk, (clip, p) in examples.items():
+        _render_pose_example(clip, p, out / f"side_by_side_{spk}.mp4")
+    return result
+
+
+def _train_vq(data, folder, preset: str, size: int, workers, log):
+    """A VQ-VAE of the preset with a codebook of `size` codes, trained (or resumed) in `folder`."""
+    from adamesh.training import PoseVQTask, load_model, pose_train_config, train
+
+    cfg = pose_train_config("pose_vq", preset, workers=workers)
+    train(PoseVQTask(data, cfg, progress=False, codebook_size=size), folder, cfg, progress=False,
+          log=lambda line: None)
+    log(f"VQ-VAE with {size} codes trained in {folder}")
+    return load_model(folder, kind="pose_vq")[0]
+
+
+def _vq_reconstruction(vq, held, rot: slice, name: str, codebook_usage) -> dict:
+    """Mean absolute rotation error (degrees) of the VQ-VAE on the held-out clips, and code usage."""
+    import torch
+
+    err, codes = [], []
+    for c in held.clips:
+        pose = torch.from_numpy(c.motion.params[:, c.motion.space.n_expression:])[None]
+        with torch.no_grad():
+            recon, code, _ = vq(pose)
+        err.append(np.degrees(np.abs(recon[0, :, rot] - pose[0, :, rot]).numpy()).mean())
+        codes.append(code[0].numpy())
+    return {"name": name, "codebook_size": vq.config.codebook_size, "rotation_error_deg": float(np.mean(err)),
+            **{k: v for k, v in codebook_usage(np.concatenate(codes), vq.config.codebook_size).items()
+               if k != "codebook_size"}}
+
+
+def _pose_markdown(result: dict, k: int) -> str:
+    lines = [f"Held-out speakers: {len(result['speakers'])}; references of {result['reference_seconds']:g} s; "
+             "rotation in degrees",
+             "",
+             "| method | diversity | std pitch | std yaw | std roll | beat alignment | FD to truth | style error |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['method']} | {r['diversity_deg']:.2f} | {r['std_pitch']:.2f} | {r['std_yaw']:.2f} | "
+                     f"{r['std_roll']:.2f} | {r['beat_alignment']:.3f} | {r['fd']:.2f} | {r['style_err']:.3f} |")
+    lines += ["", f"Retrieval agreement (top-1 among the {k} training speakers nearest by true pose style): "
+              f"{result['retrieval_agreement']:.0%}", "",
+              "| VQ-VAE | codes | rotation error (deg) | perplexity | dead codes |", "|---|---|---|---|---|"]
+    for v in result["vq"]:
+        lines.append(f"| {v['name']} | {v['codebook_size']} | {v['rotation_error_deg']:.3f} | {v['perplexity']:.1f} | "
+                     f"{v['dead_codes']} |")
+    return "\n".join(lines)
+
+
+def _render_pose_example(clip, pose: np.ndarray, path) -> None:
+    """Ground truth | generated head motion on the built-in head, with the true face motion."""
+    from adamesh.motion import Motion
+    from adamesh.render import render_motion
+    from adamesh.rigs import load_rig
+
+    e = clip.motion.space.n_expression
+    generated = clip.motion.params.copy()
+    generated[:, e:] = pose
+    motions = [Motion(p, space=clip.motion.space, fps=clip.motion.fps, audio=str(clip.info.audio))
+               for p in (clip.motion.params, generated)]
+    render_motion(motions, load_rig("builtin"), path, audio=str(clip.info.audio),
+                  captions=["ground truth", "PoseGPT (blend)"], size=384, progress=False)
+
+
 # ---------------------------------------------------------------- lip sync on real video
 
 
@@ -410,14 +591,20 @@ def bench_lipsync(models: list[str], videos: str, log=print) -> dict:
         loaded.append((f"{Path(m).name} ({frontend.name})", net, frontend, get_space(config["data"]["space"])))
     table = {"energy (dB)": []}
     table.update({name: [] for name, *_ in loaded})
+    compute = {name: 0.0 for name, *_ in loaded}  # speech to parameters, front-end included
+    seconds = 0.0
     for path in paths:
         opening, valid = track_mouth_opening(path)
         audio, sr = load_audio(path, sample_rate=None)
         table["energy (dB)"].append(pearson(energy_envelope(audio, sr, db=True)[valid], opening[valid]))
         audio16, _ = load_audio(path, SAMPLE_RATE)
+        seconds += len(audio16) / SAMPLE_RATE
         for name, net, frontend, space in loaded:
+            t0 = time.perf_counter()
             feats = frontend(audio16, 25.0, n_frames=len(opening))
-            pred = net.predict(torch.from_numpy(feats.features)).numpy()
+            with torch.no_grad():
+                pred = net.predict(torch.from_numpy(feats.features)).numpy()
+            compute[name] += time.perf_counter() - t0
             gap = lip_gap(pred, space.channels[: space.n_expression])
             table[name].append(pearson(gap[valid], opening[valid]))
         log(f"{path.name}: " + ", ".join(f"{k} r={v[-1]:.3f}" for k, v in table.items()))
@@ -425,5 +612,8 @@ def bench_lipsync(models: list[str], videos: str, log=print) -> dict:
     for i, path in enumerate(paths):
         lines.append(f"| {path.stem} | " + " | ".join(f"{v[i]:.3f}" for v in table.values()) + " |")
     lines.append("| **mean** | " + " | ".join(f"**{np.mean(v):.3f}**" for v in table.values()) + " |")
+    lines.append("| speech to parameters, x real time | | " + " | ".join(
+        f"{seconds / max(compute[k], 1e-9):.0f}x" for k in compute) + " |")
     log("\n".join(lines))
-    return {"clips": [p.name for p in paths], "r": table, "mean": {k: float(np.mean(v)) for k, v in table.items()}}
+    return {"clips": [p.name for p in paths], "r": table, "mean": {k: float(np.mean(v)) for k, v in table.items()},
+            "realtime_factor": {k: seconds / max(v, 1e-9) for k, v in compute.items()}}

@@ -187,6 +187,14 @@ def cmd_bench_expression(args) -> None:
                      max_speakers=args.speakers, workers=args.workers)
 
 
+def cmd_bench_pose(args) -> None:
+    from adamesh.bench import bench_pose
+
+    sizes = tuple(int(x) for x in args.codebooks.split(",") if x.strip())
+    bench_pose(args.data, args.model, args.preset, args.out, args.reference_seconds, args.speakers, sizes,
+               args.workers, args.seed, args.renders)
+
+
 def cmd_bench_lipsync(args) -> None:
     from adamesh.bench import bench_lipsync
 
@@ -287,6 +295,21 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--workers", type=int, default=None)
     be.set_defaults(func=cmd_bench_expression)
 
+    bp = b.add_parser("pose", help="pose adaptation on held-out speakers: generic, random, mean, top-1 and "
+                      "blended retrieved styles; diversity, beat alignment, FD, style error; VQ-VAE codebooks")
+    bp.add_argument("--data", help="corpus folder (default: generate one of the preset's size in --out)")
+    bp.add_argument("--model", help="trained pose model folder (default: train one in --out)")
+    bp.add_argument("--preset", choices=["tiny", "default"], default="tiny",
+                    help="size of the generated corpus and trained model (tiny: a few minutes)")
+    bp.add_argument("--out", default="out/bench_pose", help="results, table and renders go here")
+    bp.add_argument("--reference-seconds", type=float, default=10.0)
+    bp.add_argument("--codebooks", default="", help="also train VQ-VAEs with these codebook sizes, e.g. 64,256,1024")
+    bp.add_argument("--renders", type=int, default=2, help="held-out speakers to render side by side")
+    bp.add_argument("--speakers", type=int, default=None, help="at most this many held-out speakers")
+    bp.add_argument("--seed", type=int, default=0, help="sampling seed")
+    bp.add_argument("--workers", type=int, default=None)
+    bp.set_defaults(func=cmd_bench_pose)
+
     bl = b.add_parser("lipsync", help="lip sync on real video: predicted vs tracked mouth opening (Pearson r)")
     bl.add_argument("--model", action="append", required=True, help="model folder (repeat to compare front-ends)")
     bl.add_argument("--videos", default=str(Path("..") / "shared" / "data" / "video" / "grid"),
@@ -300,8 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
         te.add_argument("--data", required=True, help="corpus or clip folder (see README: Clip datasets)")
         te.add_argument("--out", required=True, help="model folder")
         te.add_argument("--preset", choices=["tiny", "default"], default="default")
-        te.add_argument("--frontend", choices=["phonetic", "mel", "hubert", "wav2vec2"], default="phonetic",
-                        help="speech front-end")
+        te.add_argument("--frontend", choices=["phonetic", "mel", "hubert", "wav2vec2"],
+                        help="speech front-end (default: mel for expression, phonetic for pose)")
         te.add_argument("--frontend-model", metavar="DIR", help="local model folder of a hubert/wav2vec2 front-end")
         te.add_argument("--epochs", type=int, help="epochs (of each stage, for pose)")
         te.add_argument("--batch-size", type=int)

@@ -93,3 +93,73 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a - a.mean(), b - b.mean()
     den = np.sqrt((a * a).sum() * (b * b).sum())
     return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+# ---------------------------------------------------------------- head pose
+
+
+def pose_diversity(rotations: list[np.ndarray]) -> float:
+    """Mean pairwise L2 distance between the head rotations (degrees) of each sequence, averaged."""
+    out = []
+    for r in rotations:
+        d = np.degrees(r)
+        out.append(np.sqrt(((d[:, None] - d[None]) ** 2).sum(-1)).mean())
+    return float(np.mean(out))
+
+
+def axis_std(rotations: list[np.ndarray]) -> np.ndarray:
+    """Standard deviation over time of each rotation axis (degrees), averaged over sequences."""
+    return np.mean([np.degrees(r).std(0) for r in rotations], 0)
+
+
+def speech_onsets(audio: np.ndarray, sr: int, fps: float, rise_db: float = 6.0) -> np.ndarray:
+    """Frames where loudness jumps (syllable onsets): local maxima of the rise in dB over two
+    frames that exceed `rise_db`, at least 4 frames apart."""
+    from adamesh.tracking import energy_envelope
+
+    level = np.maximum(energy_envelope(audio, sr, fps, db=True), -60.0)
+    rise = np.r_[0, 0, level[2:] - level[:-2]]
+    peaks = [i for i in range(1, len(rise) - 1) if rise[i] >= rise_db and rise[i] >= rise[i - 1] and rise[i] > rise[i + 1]]
+    kept: list[int] = []
+    for i in peaks:
+        if not kept or i - kept[-1] >= 4:
+            kept.append(i)
+        elif rise[i] > rise[kept[-1]]:
+            kept[-1] = i
+    return np.array(kept, dtype=np.int64)
+
+
+def beat_alignment(rotations: np.ndarray, onsets: np.ndarray, fps: float, sigma: float = 0.1) -> float:
+    """Beat alignment score (Bailando's, as DiffPoseTalk uses it): for each speech onset, a
+    Gaussian of its distance to the nearest local minimum of head angular speed, averaged.
+    1 when every onset falls on a pause of the head, ~0 when none is within 2 sigma seconds."""
+    speed = np.linalg.norm(np.diff(rotations, axis=0), axis=1)
+    minima = np.array([i + 1 for i in range(1, len(speed) - 1) if speed[i] <= speed[i - 1] and speed[i] < speed[i + 1]])
+    if len(onsets) == 0 or len(minima) == 0:
+        return float("nan")
+    d = np.abs(onsets[:, None] - minima[None]).min(1) / fps
+    return float(np.exp(-(d ** 2) / (2 * sigma ** 2)).mean())
+
+
+def pose_features(rotations: np.ndarray, fps: float, window: float = 1.0) -> np.ndarray:
+    """Per 1 s window (half overlapping): mean and std of each rotation axis and mean absolute
+    angular velocity (degrees, degrees/s): 9 numbers, the features of the Frechet distance."""
+    d = np.degrees(rotations)
+    n = max(2, int(round(window * fps)))
+    rows = []
+    for s in range(0, max(len(d) - n, 0) + 1, n // 2):
+        w = d[s:s + n]
+        rows.append(np.r_[w.mean(0), w.std(0), np.abs(np.diff(w, axis=0)).mean(0) * fps])
+    return np.array(rows)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to two sets of feature rows."""
+    from scipy import linalg
+
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(ca @ cb)
+    if np.iscomplexobj(covmean):
+        covmean = covmean.real
+    return max(0.0, float(((mu_a - mu_b) ** 2).sum() + np.trace(ca + cb - 2 * covmean)))  # not -0.00 from rounding

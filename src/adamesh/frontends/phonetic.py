@@ -1,4 +1,4 @@
-"""The default front-end: recognised phones + log-mel + prosody, with no downloaded weights.
+"""The pose adapter's front-end: recognised phones + log-mel + prosody, with no downloaded weights.
 
 pocketsphinx ships a US-English acoustic model trained on many human voices, and a phone language
 model; its phone recogniser turns any voice into the same 40 phone classes, which is what lets a
