@@ -9,7 +9,10 @@ Methods (the expression benchmark compares them all):
 
 The base model is never modified: adaptation works on a copy. The tail of the reference
 (`val_fraction`) is held out for early stopping; the adapter state with the lowest loss on it is
-kept. The result is an `ExpressionProfile`: the adapter tensors and the style embedding.
+kept, but only from `min_steps` on: on a 0.5-2 s slice the loss is too noisy to judge the first
+steps, and it stopped every method after 10-20 steps, before the lips had changed (on held-out test
+sentences LVE kept falling until 60-120 steps; README: Expression benchmark). The result is an
+`ExpressionProfile`: the adapter tensors and the style embedding.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class AdaptConfig:
     method: str = "molora"
     ranks: tuple[int, ...] = (1, 2, 4)
     combine: str = "gate"
+    alpha: float | None = None  # LoRA scaling alpha / r per branch; None: alpha = r (every scale 1)
     targets: list[str] = field(default_factory=lambda: list(MOLORA_TARGETS))
     lr: float = 3e-3  # adapters; full fine-tuning uses full_lr
     full_lr: float = 3e-4
@@ -57,6 +61,7 @@ class AdaptConfig:
     style_crop: int = 100  # the style encoder sees a random 4 s of the reference per step
     val_fraction: float = 0.2
     eval_every: int = 10
+    min_steps: int = 60  # the held-out slice only decides from here on (see the module docstring)
     patience: int = 6  # evaluations without improvement before stopping
     max_seconds: float = 30.0
     seed: int = 0
@@ -86,6 +91,7 @@ class ExpressionProfile:
     combine: str = "gate"
     targets: list[str] = field(default_factory=list)
     model_id: str = ""
+    alpha: float | None = None
     stats: dict = field(default_factory=dict)  # steps, seconds, losses, trainable parameters
 
     def apply(self, base: ExpressionModel) -> ExpressionModel:
@@ -94,7 +100,7 @@ class ExpressionProfile:
             raise AdameshError("this profile was made for another model; adapt again with this model")
         model = copy.deepcopy(base)
         if self.method in ("molora", "lora"):
-            add_molora(model, self.targets, self.ranks, combine=self.combine)
+            add_molora(model, self.targets, self.ranks, self.alpha, combine=self.combine)
             load_adapter_state(model, self.adapter)
             merge_adapters(model)
         elif self.method == "full":
@@ -104,7 +110,7 @@ class ExpressionProfile:
 
     def save(self, path: str | os.PathLike) -> Path:
         meta = {"format": PROFILE_FORMAT, "method": self.method, "ranks": list(self.ranks),
-                "combine": self.combine, "targets": self.targets, "model_id": self.model_id,
+                "combine": self.combine, "alpha": self.alpha, "targets": self.targets, "model_id": self.model_id,
                 "stats": self.stats}
         tensors = {"style": self.style.contiguous(), **{f"adapter.{k}": v.contiguous() for k, v in self.adapter.items()}}
         with atomic_output(path) as tmp:
@@ -125,7 +131,7 @@ class ExpressionProfile:
             raise AdameshError(f"{path} is not an adamesh expression profile")
         adapter = {k[len("adapter."):]: v for k, v in tensors.items() if k.startswith("adapter.")}
         return cls(meta["method"], tensors["style"], adapter, tuple(meta["ranks"]), meta["combine"],
-                   meta["targets"], meta["model_id"], meta.get("stats", {}))
+                   meta["targets"], meta["model_id"], meta.get("stats", {}), meta.get("alpha"))
 
 
 def model_fingerprint(model: ExpressionModel) -> str:
@@ -180,7 +186,8 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
         m = copy.deepcopy(frozen)
         if cfg.method == "full":
             return m, list(m.parameters()), cfg.full_lr
-        add_molora(m, cfg.targets, ranks, combine=cfg.combine if cfg.method == "molora" else "sum")
+        add_molora(m, cfg.targets, ranks, cfg.alpha if cfg.method == "molora" else None,
+                   combine=cfg.combine if cfg.method == "molora" else "sum")
         return m, train_only_adapters(m), cfg.lr
 
     def state(m):
@@ -198,8 +205,8 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
             return expression_loss(m, val[0][None], m.normalise(val[1][None]), style,
                                    torch.ones(1, len(val[0]), dtype=torch.bool)).item()
 
-        best = (val_loss(), state(m), 0)
-        first, waited, step = best[0], 0, 0
+        first, waited, step = val_loss(), 0, 0
+        best = (float("inf"), state(m), 0)
         for step in range(1, steps + 1):
             crops = _crops(len(f_all), cfg.crop, cfg.batch, gen)
             f = torch.stack([f_all[s] for s in crops])
@@ -210,7 +217,7 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            if step % cfg.eval_every == 0:
+            if step % cfg.eval_every == 0 and step >= min(cfg.min_steps, steps):
                 v = val_loss()
                 if v < best[0] - 1e-5:
                     best, waited = (v, state(m), step), 0
@@ -235,7 +242,8 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
         stats={"seconds": round(time.perf_counter() - t0, 2), "steps": step, "best_step": best_step,
                "val_loss_before": round(start_loss, 4), "val_loss_after": round(best_loss, 4),
                "trainable": count_parameters(trainable), "config": {k: v for k, v in asdict(cfg).items()
-                                                                    if k != "targets"}})
+                                                                    if k != "targets"}},
+        alpha=cfg.alpha if cfg.method == "molora" else None)
 
 
 # ---------------------------------------------------------------- pose style: retrieval, no training
