@@ -115,13 +115,16 @@ def test_adaptation_improves_the_reference_and_leaves_the_base_alone(trained, co
 def test_profile_round_trip_and_model_check(trained, corpus, tmp_path):
     model, frontend, _ = load_model(trained)
     ref, tests = held_out(corpus, frontend)
-    profile = adapt(model, ref, AdaptConfig(max_steps=20))
+    profile = adapt(model, ref, AdaptConfig(max_steps=20, alpha=4.0))  # branch scales 4, 2, 1
     path = profile.save(tmp_path / "p.safetensors")
     loaded = ExpressionProfile.load(path)
+    assert loaded.alpha == 4.0 and loaded.ranks == (1, 2, 4)
     feats = torch.from_numpy(tests[0].features.features)
     a = profile.apply(model).predict(feats, style=profile.style)
     b = loaded.apply(model).predict(feats, style=loaded.style)
     torch.testing.assert_close(a, b)
+    loaded.alpha = None  # the scales are part of the adapter: without them it is another one
+    assert not torch.allclose(a, loaded.apply(model).predict(feats, style=loaded.style))
     other = ExpressionModel(model.config)
     with pytest.raises(AdameshError, match="another model"):
         loaded.apply(other)

@@ -131,7 +131,7 @@ class ExpressionProfile:
             raise AdameshError(f"{path} is not an adamesh expression profile")
         adapter = {k[len("adapter."):]: v for k, v in tensors.items() if k.startswith("adapter.")}
         return cls(meta["method"], tensors["style"], adapter, tuple(meta["ranks"]), meta["combine"],
-                   meta["targets"], meta["model_id"], meta.get("stats", {}), meta.get("alpha"))
+                   meta["targets"], meta["model_id"], alpha=meta.get("alpha"), stats=meta.get("stats", {}))
 
 
 def model_fingerprint(model: ExpressionModel) -> str:

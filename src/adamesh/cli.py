@@ -204,6 +204,18 @@ def cmd_bench_lipsync(args) -> None:
 # --------------------------------------------------------------------------- parser
 
 
+def _model_bench_arguments(p: argparse.ArgumentParser, kind: str) -> None:
+    """What the benchmarks of a trained model share: data, model, preset, output, renders, size."""
+    p.add_argument("--data", help="corpus folder (default: generate one of the preset's size in --out)")
+    p.add_argument("--model", help=f"trained {kind} model folder (default: train one in --out)")
+    p.add_argument("--preset", choices=["tiny", "default"], default="tiny",
+                   help="size of the generated corpus and trained model (tiny: a few minutes)")
+    p.add_argument("--out", default=f"out/bench_{kind}", help="results, table and renders go here")
+    p.add_argument("--renders", type=int, default=2, help="held-out speakers to render side by side")
+    p.add_argument("--speakers", type=int, default=None, help="at most this many held-out speakers")
+    p.add_argument("--workers", type=int, default=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="adamesh", description="Speech to personalised 3D facial animation.")
     p.add_argument("--version", action="version", version=f"adamesh {__version__}")
@@ -283,31 +295,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     be = b.add_parser("expression", help="expression adaptation on held-out speakers: no adaptation, style "
                       "encoder, full fine-tuning, LoRA and MoLoRA; LVE, MVE, FDD, lip closure, style error")
-    be.add_argument("--data", help="corpus folder (default: generate one of the preset's size in --out)")
-    be.add_argument("--model", help="trained expression model folder (default: train one in --out)")
-    be.add_argument("--preset", choices=["tiny", "default"], default="tiny",
-                    help="size of the generated corpus and trained model (tiny: a few minutes)")
-    be.add_argument("--out", default="out/bench_expression", help="results, table and renders go here")
+    _model_bench_arguments(be, "expression")
     be.add_argument("--rig", help=f"rig for vertex metrics (default: ict if installed, else builtin): {rig_help}")
     be.add_argument("--lengths", default="2.5,5,10,20", help="reference lengths in seconds")
-    be.add_argument("--renders", type=int, default=2, help="held-out speakers to render side by side")
-    be.add_argument("--speakers", type=int, default=None, help="at most this many held-out speakers")
-    be.add_argument("--workers", type=int, default=None)
     be.set_defaults(func=cmd_bench_expression)
 
     bp = b.add_parser("pose", help="pose adaptation on held-out speakers: generic, random, mean, top-1 and "
                       "blended retrieved styles; diversity, beat alignment, FD, style error; VQ-VAE codebooks")
-    bp.add_argument("--data", help="corpus folder (default: generate one of the preset's size in --out)")
-    bp.add_argument("--model", help="trained pose model folder (default: train one in --out)")
-    bp.add_argument("--preset", choices=["tiny", "default"], default="tiny",
-                    help="size of the generated corpus and trained model (tiny: a few minutes)")
-    bp.add_argument("--out", default="out/bench_pose", help="results, table and renders go here")
+    _model_bench_arguments(bp, "pose")
     bp.add_argument("--reference-seconds", type=float, default=10.0)
     bp.add_argument("--codebooks", default="", help="also train VQ-VAEs with these codebook sizes, e.g. 64,256,1024")
-    bp.add_argument("--renders", type=int, default=2, help="held-out speakers to render side by side")
-    bp.add_argument("--speakers", type=int, default=None, help="at most this many held-out speakers")
     bp.add_argument("--seed", type=int, default=0, help="sampling seed")
-    bp.add_argument("--workers", type=int, default=None)
     bp.set_defaults(func=cmd_bench_pose)
 
     bl = b.add_parser("lipsync", help="lip sync on real video: predicted vs tracked mouth opening (Pearson r)")

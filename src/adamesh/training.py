@@ -304,6 +304,10 @@ def train_pose(data, out: str | os.PathLike, preset: str = "default", fresh: boo
                 else PoseGPTTask(data, stage_cfg, *load_model(out / "vqvae")[:2], progress))
         log(f"pose stage {kind}: {folder}")
         stages[kind] = train(task, folder, stage_cfg, fresh=fresh, progress=progress, log=log)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()  # rank 0 has written the stage's weights
+            if torch.distributed.get_rank() != 0 and kind == "pose_gpt":
+                return stages
     vq, frontend, _ = load_model(out / "vqvae")
     gpt = load_model(out / "gpt")[0]
     clips = task.train_clips.clips + task.val_clips.clips

@@ -218,13 +218,13 @@ class PoseGPT(nn.Module):
         std = (pool_to_codes(x * x, down) - mean * mean).clamp_min(0).sqrt()
         return torch.cat([mean, std], -1)
 
-    def forward(self, prev: torch.Tensor, speech: torch.Tensor, style: torch.Tensor,
-                offset: int = 0) -> torch.Tensor:
+    def forward(self, prev: torch.Tensor, speech: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """Logits (B, N, K) of code[t] given codes before t (`prev`, starting with BOS), speech
-        (B, N, 2F) and style vectors (B, style_dim)."""
+        (B, >= N, 2F; steps beyond N are the look-ahead of the last ones) and style vectors (B, style_dim)."""
         n = prev.shape[1]
-        pos = torch.arange(offset, offset + n, device=prev.device).clamp_max(self.config.context - 1)
-        x = self.token(prev) + self.position(pos) + self.speech_in(speech.transpose(1, 2)).transpose(1, 2)
+        pos = torch.arange(n, device=prev.device)
+        heard = self.speech_in(speech.transpose(1, 2)).transpose(1, 2)[:, :n]
+        x = self.token(prev) + self.position(pos) + heard
         for proj, block in zip(self.style_proj, self.blocks):
             x = block(x + proj(style)[:, None])
         return self.head(self.norm(x))
@@ -249,6 +249,8 @@ class PoseGPT(nn.Module):
         speech = self.speech(features[None])
         n = speech.shape[1]
         overlap = c.context // 2 if overlap is None else overlap
+        if not 0 < overlap < c.context:
+            raise ValueError(f"overlap must be between 1 and {c.context - 1} codes, not {overlap}")
         codes: list[int] = []
         style = style.reshape(1, -1)
         while len(codes) < n:
@@ -257,8 +259,7 @@ class PoseGPT(nn.Module):
             window = speech[:, start:start + c.context]
             prev = [self.bos] + keep
             while len(prev) - 1 < window.shape[1]:
-                t = len(prev)
-                logits = self(torch.tensor([prev]), window[:, :t], style)[0, -1]
+                logits = self(torch.tensor([prev]), window, style)[0, -1]
                 codes_t = _sample(logits, temperature, top_k, gen)
                 prev.append(codes_t)
                 codes.append(codes_t)
