@@ -260,9 +260,11 @@ class PoseStyle:
     chosen: list[str]  # gallery videos used, nearest first
     weights: list[float]
     distances: dict[str, float]  # to every gallery video
+    posture: np.ndarray  # (P,) the reference's mean head pose: the resting pose to animate about
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "chosen": self.chosen, "weights": self.weights, "distances": self.distances}
+        return {"method": self.method, "chosen": self.chosen, "weights": self.weights, "distances": self.distances,
+                "posture": [round(float(x), 5) for x in self.posture]}
 
 
 def retrieve_pose_style(adapter: PoseAdapter, poses: list[np.ndarray], units: list[np.ndarray], fps: float,
@@ -290,4 +292,5 @@ def retrieve_pose_style(adapter: PoseAdapter, poses: list[np.ndarray], units: li
     order, weights = blend_weights(distances, 1 if method == "top1" else k)
     return PoseStyle(adapter.style_of(order, weights).detach(), method, [adapter.videos[i] for i in order],
                      [round(float(w), 4) for w in weights],
-                     {v: round(float(d), 5) for v, d in zip(adapter.videos, distances)})
+                     {v: round(float(d), 5) for v, d in zip(adapter.videos, distances)},
+                     np.concatenate(poses).mean(0))

@@ -383,7 +383,7 @@ def _render_example(rig, example: dict, path, space) -> None:
 
 # ---------------------------------------------------------------- pose adapter
 
-POSE_METHODS = ("ground truth", "generic", "random style", "mean style", "top-1", "blend")
+POSE_METHODS = ("ground truth", "generic", "random style", "mean style", "top-1", "blend", "blend + posture")
 
 
 def _reference_clips(clips, seconds: float, fps: float):
@@ -460,13 +460,15 @@ def bench_pose(data: str | None = None, model: str | None = None, preset: str = 
         agreement.append({"speaker": spk, "top1": top1.chosen[0], "true_nearest": nearest,
                           "agrees": top1.chosen[0] in nearest, "blend": dict(zip(blend.chosen, blend.weights))})
         styles = {"generic": None, "random style": torch.from_numpy(table[rng.integers(len(table))]),
-                  "mean style": torch.from_numpy(table.mean(0)), "top-1": top1.style, "blend": blend.style}
+                  "mean style": torch.from_numpy(table.mean(0)), "top-1": top1.style, "blend": blend.style,
+                  "blend + posture": blend.style}
         for j, c in enumerate(tests):
             audio, sr = load_audio(c.info.audio)
             onsets.setdefault(spk, []).append(speech_onsets(audio, sr, fps))
             poses["ground truth"].setdefault(spk, []).append(c.motion.params[:, e:])
             for name, style in styles.items():
-                p = adapter.animate(c.features.features, style, seed=seed + j)
+                p = adapter.animate(c.features.features, style, seed=seed + j, fps=fps,
+                                    posture=blend.posture if name.endswith("posture") else None)
                 poses[name].setdefault(spk, []).append(p)
                 if si < renders and j == 0 and name == "blend":
                     examples[spk] = (c, p)
@@ -522,7 +524,7 @@ def _vq_reconstruction(vq, held, rot: slice, name: str, codebook_usage) -> dict:
         pose = torch.from_numpy(c.motion.params[:, c.motion.space.n_expression:])[None]
         with torch.no_grad():
             recon, code, _ = vq(pose)
-        err.append(np.degrees(np.abs(recon[0, :, rot] - pose[0, :, rot]).numpy()).mean())
+        err.append(np.degrees((recon[0, :, rot] - pose[0, :, rot]).abs().numpy()).mean())
         codes.append(code[0].numpy())
     return {"name": name, "codebook_size": vq.config.codebook_size, "rotation_error_deg": float(np.mean(err)),
             **{k: v for k, v in codebook_usage(np.concatenate(codes), vq.config.codebook_size).items()

@@ -337,6 +337,9 @@ def blend_weights(distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray
     return order, w / w.sum()
 
 
+POSTURE_SECONDS = 4.0
+
+
 class PoseAdapter:
     """A trained pose adapter: VQ-VAE, PoseGPT and the gallery of training videos' style matrices."""
 
@@ -366,9 +369,21 @@ class PoseAdapter:
 
     @torch.no_grad()
     def animate(self, features: np.ndarray, style: torch.Tensor | None = None, temperature: float = 0.8,
-                top_k: int = 0, seed: int = 0) -> np.ndarray:
-        """(T, P) head poses for (T, F) speech features; `style` None is the generic (null) style."""
+                top_k: int = 0, seed: int = 0, posture: np.ndarray | None = None,
+                fps: float = 25.0) -> np.ndarray:
+        """(T, P) head poses for (T, F) speech features; `style` None is the generic (null) style.
+
+        `posture` (P,), the mean head pose of a reference, replaces the generated motion's slow
+        component (its moving average over POSTURE_SECONDS): PoseGPT's resting pose wanders over
+        long audio, while a person's posture is what their reference shows.
+        """
         style = self.gpt.null_style if style is None else style
         feats = torch.as_tensor(features, dtype=torch.float32)
         codes = self.gpt.generate(feats, style, temperature, top_k, seed)
-        return self.vq.decode(codes[None], len(feats))[0].numpy()
+        pose = self.vq.decode(codes[None], len(feats))[0].numpy()
+        if posture is not None:
+            from scipy.ndimage import uniform_filter1d
+
+            slow = uniform_filter1d(pose, size=max(1, int(round(POSTURE_SECONDS * fps))), axis=0, mode="nearest")
+            pose = pose - slow + np.asarray(posture, dtype=pose.dtype)
+        return pose
