@@ -226,3 +226,27 @@ def test_posture_replaces_the_slow_part_of_the_motion(loaded, small_corpus):
     # the motion about the resting pose is kept: the same frame-to-frame movement
     np.testing.assert_allclose(np.diff(held, axis=0), np.diff(free - uniform_filter1d(free, 100, axis=0, mode="nearest"),
                                                                     axis=0), atol=1e-6)
+
+
+def test_pose_style_round_trip_and_model_check(loaded, small_corpus, tmp_path):
+    from adamesh.adaptation import PoseStyle
+
+    adapter, frontend = loaded
+    clips = clips_of(small_corpus, frontend, ("reference",))
+    found = retrieve_pose_style(adapter, [head(c) for c in clips], [c.features.units for c in clips],
+                                clips[0].motion.fps, method="blend", k=2)
+    back = PoseStyle.load(found.save(tmp_path / "pose.safetensors"))
+    torch.testing.assert_close(back.style, found.style)
+    np.testing.assert_allclose(back.posture, found.posture, rtol=1e-6)
+    assert back.to_dict() == found.to_dict() and sum(back.weights) == pytest.approx(1, abs=1e-3)
+    back.check(adapter)
+    table = adapter.gpt.styles.weight.data.clone()
+    adapter.gpt.styles.weight.data[0] += 1.0  # another model's style table
+    try:
+        with pytest.raises(AdameshError, match="another pose model"):
+            back.check(adapter)
+    finally:
+        adapter.gpt.styles.weight.data.copy_(table)
+    (tmp_path / "bad.safetensors").write_bytes(b"nonsense")
+    with pytest.raises(AdameshError, match="cannot read pose style"):
+        PoseStyle.load(tmp_path / "bad.safetensors")

@@ -249,6 +249,7 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
 # ---------------------------------------------------------------- pose style: retrieval, no training
 
 POSE_RETRIEVALS = ("top1", "blend")
+POSE_PROFILE_FORMAT = "adamesh.pose_style"
 
 
 @dataclass
@@ -262,9 +263,44 @@ class PoseStyle:
     distances: dict[str, float]  # to every gallery video
     posture: np.ndarray  # (P,) the reference's mean head pose: the resting pose to animate about
 
+    model_id: str = ""  # fingerprint of the PoseGPT whose style table the embedding comes from
+
     def to_dict(self) -> dict:
         return {"method": self.method, "chosen": self.chosen, "weights": self.weights, "distances": self.distances,
                 "posture": [round(float(x), 5) for x in self.posture]}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        meta = {"format": POSE_PROFILE_FORMAT, "model_id": self.model_id, **self.to_dict()}
+        with atomic_output(path) as tmp:
+            save_file({"style": self.style.contiguous(), "posture": torch.as_tensor(self.posture).contiguous()},
+                      str(tmp), metadata={"adamesh": json.dumps(meta)})
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "PoseStyle":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), "pt") as f:
+                meta = json.loads((f.metadata() or {}).get("adamesh", "{}"))
+            tensors = load_file(str(path))
+        except (OSError, ValueError, SafetensorError) as e:
+            raise AdameshError(f"cannot read pose style {path}: {e}") from None
+        if meta.get("format") != POSE_PROFILE_FORMAT:
+            raise AdameshError(f"{path} is not an adamesh pose style")
+        return cls(tensors["style"], meta["method"], meta["chosen"], meta["weights"], meta["distances"],
+                   tensors["posture"].numpy(), meta["model_id"])
+
+    def check(self, adapter: PoseAdapter) -> None:
+        if self.model_id and self.model_id != pose_fingerprint(adapter):
+            raise AdameshError("this pose style was retrieved with another pose model; adapt again with this model")
+
+
+def pose_fingerprint(adapter: PoseAdapter) -> str:
+    """A short hash of PoseGPT's style table and the gallery's videos."""
+    h = hashlib.sha256(adapter.gpt.styles.weight.detach().cpu().numpy().tobytes())
+    h.update(json.dumps(adapter.videos).encode())
+    return h.hexdigest()[:16]
 
 
 def retrieve_pose_style(adapter: PoseAdapter, poses: list[np.ndarray], units: list[np.ndarray], fps: float,
@@ -293,4 +329,4 @@ def retrieve_pose_style(adapter: PoseAdapter, poses: list[np.ndarray], units: li
     return PoseStyle(adapter.style_of(order, weights).detach(), method, [adapter.videos[i] for i in order],
                      [round(float(w), 4) for w in weights],
                      {v: round(float(d), 5) for v, d in zip(adapter.videos, distances)},
-                     np.concatenate(poses).mean(0))
+                     np.concatenate(poses).mean(0), pose_fingerprint(adapter))
