@@ -112,26 +112,37 @@ class ExpressionProfile:
         meta = {"format": PROFILE_FORMAT, "method": self.method, "ranks": list(self.ranks),
                 "combine": self.combine, "alpha": self.alpha, "targets": self.targets, "model_id": self.model_id,
                 "stats": self.stats}
-        tensors = {"style": self.style.contiguous(), **{f"adapter.{k}": v.contiguous() for k, v in self.adapter.items()}}
-        with atomic_output(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"adamesh": json.dumps(meta)})
-        return Path(path)
+        return _save_tensors(path, {"style": self.style, **{f"adapter.{k}": v for k, v in self.adapter.items()}},
+                             meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ExpressionProfile":
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            with safe_open(str(path), "pt") as f:
-                meta = json.loads((f.metadata() or {}).get("adamesh", "{}"))
-            tensors = load_file(str(path))
-        except (OSError, ValueError, SafetensorError) as e:
-            raise AdameshError(f"cannot read profile {path}: {e}") from None
-        if meta.get("format") != PROFILE_FORMAT:
-            raise AdameshError(f"{path} is not an adamesh expression profile")
+        meta, tensors = _load_tensors(path, PROFILE_FORMAT, "profile", "an adamesh expression profile")
         adapter = {k[len("adapter."):]: v for k, v in tensors.items() if k.startswith("adapter.")}
         return cls(meta["method"], tensors["style"], adapter, tuple(meta["ranks"]), meta["combine"],
                    meta["targets"], meta["model_id"], alpha=meta.get("alpha"), stats=meta.get("stats", {}))
+
+
+def _save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
+    """Tensors and a JSON header in one safetensors file, written atomically."""
+    with atomic_output(path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"adamesh": json.dumps(meta)})
+    return Path(path)
+
+
+def _load_tensors(path: str | os.PathLike, fmt: str, kind: str, what: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(header, tensors) of a file written by _save_tensors whose header says `fmt`."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = json.loads((f.metadata() or {}).get("adamesh", "{}"))
+        tensors = load_file(str(path))
+    except (OSError, ValueError, SafetensorError) as e:
+        raise AdameshError(f"cannot read {kind} {path}: {e}") from None
+    if meta.get("format") != fmt:
+        raise AdameshError(f"{path} is not {what}")
+    return meta, tensors
 
 
 def model_fingerprint(model: ExpressionModel) -> str:
@@ -271,23 +282,11 @@ class PoseStyle:
 
     def save(self, path: str | os.PathLike) -> Path:
         meta = {"format": POSE_PROFILE_FORMAT, "model_id": self.model_id, **self.to_dict()}
-        with atomic_output(path) as tmp:
-            save_file({"style": self.style.contiguous(), "posture": torch.as_tensor(self.posture).contiguous()},
-                      str(tmp), metadata={"adamesh": json.dumps(meta)})
-        return Path(path)
+        return _save_tensors(path, {"style": self.style, "posture": torch.as_tensor(self.posture)}, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PoseStyle":
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            with safe_open(str(path), "pt") as f:
-                meta = json.loads((f.metadata() or {}).get("adamesh", "{}"))
-            tensors = load_file(str(path))
-        except (OSError, ValueError, SafetensorError) as e:
-            raise AdameshError(f"cannot read pose style {path}: {e}") from None
-        if meta.get("format") != POSE_PROFILE_FORMAT:
-            raise AdameshError(f"{path} is not an adamesh pose style")
+        meta, tensors = _load_tensors(path, POSE_PROFILE_FORMAT, "pose style", "an adamesh pose style")
         return cls(tensors["style"], meta["method"], meta["chosen"], meta["weights"], meta["distances"],
                    tensors["posture"].numpy(), meta["model_id"])
 
