@@ -470,7 +470,7 @@ def bench_pose(data: str | None = None, model: str | None = None, preset: str = 
                 p = adapter.animate(c.features.features, style, seed=seed + j, fps=fps,
                                     posture=blend.posture if name.endswith("posture") else None)
                 poses[name].setdefault(spk, []).append(p)
-                if si < renders and j == 0 and name == "blend":
+                if si < renders and j == 0 and name == "blend + posture":
                     examples[spk] = (c, p)
         log(f"speaker {spk} ({si + 1}/{len(speakers)}): top-1 {top1.chosen[0]} (nearest by true style: "
             f"{', '.join(nearest)}), blend {', '.join(f'{v} {w:.2f}' for v, w in zip(blend.chosen, blend.weights))}")
@@ -561,7 +561,7 @@ def _render_pose_example(clip, pose: np.ndarray, path) -> None:
     motions = [Motion(p, space=clip.motion.space, fps=clip.motion.fps, audio=str(clip.info.audio))
                for p in (clip.motion.params, generated)]
     render_motion(motions, load_rig("builtin"), path, audio=str(clip.info.audio),
-                  captions=["ground truth", "PoseGPT (blend)"], size=384, progress=False)
+                  captions=["ground truth", "PoseGPT (blend + posture)"], size=384, progress=False)
 
 
 # ---------------------------------------------------------------- lip sync on real video
