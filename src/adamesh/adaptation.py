@@ -192,55 +192,47 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
                                  stats={"seconds": time.perf_counter() - t0, "trainable": 0})
     ranks = cfg.ranks if cfg.method == "molora" else (sum(cfg.ranks),)
 
-    def fresh():  # the base with the method's trainable parameters, always initialised alike
-        torch.manual_seed(cfg.seed)
-        m = copy.deepcopy(frozen)
-        if cfg.method == "full":
-            return m, list(m.parameters()), cfg.full_lr
-        add_molora(m, cfg.targets, ranks, cfg.alpha if cfg.method == "molora" else None,
+    torch.manual_seed(cfg.seed)  # the adapters' initial weights
+    model = copy.deepcopy(frozen)
+    if cfg.method == "full":
+        trainable, lr = list(model.parameters()), cfg.full_lr
+    else:
+        add_molora(model, cfg.targets, ranks, cfg.alpha if cfg.method == "molora" else None,
                    combine=cfg.combine if cfg.method == "molora" else "sum")
-        return m, train_only_adapters(m), cfg.lr
+        trainable, lr = train_only_adapters(model), cfg.lr
+    optimiser = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(cfg.seed)
 
-    def state(m):
-        return ({k: v.detach().clone() for k, v in m.state_dict().items()} if cfg.method == "full"
-                else adapter_state_dict(m))
+    def state():
+        return ({k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.method == "full"
+                else adapter_state_dict(model))
 
-    def fit(m, trainable, lr, f_all, p_all, steps, val):
-        """AdamW on random crops, at most `steps` steps, early stopping on `val` (the best state)."""
-        optimiser = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
-        gen = torch.Generator().manual_seed(cfg.seed)
+    @torch.no_grad()
+    def val_loss():
+        style = model.style(train_p[None])
+        return expression_loss(model, val_f[None], model.normalise(val_p[None]), style,
+                               torch.ones(1, len(val_f), dtype=torch.bool)).item()
 
-        @torch.no_grad()
-        def val_loss():
-            style = m.style(p_all[None])
-            return expression_loss(m, val[0][None], m.normalise(val[1][None]), style,
-                                   torch.ones(1, len(val[0]), dtype=torch.bool)).item()
-
-        first, waited, step = val_loss(), 0, 0
-        best = (float("inf"), state(m), 0)
-        for step in range(1, steps + 1):
-            crops = _crops(len(f_all), cfg.crop, cfg.batch, gen)
-            f = torch.stack([f_all[s] for s in crops])
-            p = torch.stack([p_all[s] for s in crops])
-            (sc,) = _crops(len(p_all), cfg.style_crop, 1, gen)
-            style = m.style(p_all[sc][None]).expand(len(crops), -1)
-            loss = expression_loss(m, f, m.normalise(p), style, torch.ones(f.shape[:2], dtype=torch.bool))
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            if step % cfg.eval_every == 0 and step >= min(cfg.min_steps, steps):
-                v = val_loss()
-                if v < best[0] - 1e-5:
-                    best, waited = (v, state(m), step), 0
-                else:
-                    waited += 1
-                if waited >= cfg.patience or time.perf_counter() - t0 > cfg.max_seconds:
-                    break
-        return best, first, step
-
-    model, trainable, lr = fresh()
-    (best_loss, best_state, best_step), start_loss, step = fit(model, trainable, lr, train_f, train_p,
-                                                               cfg.max_steps, (val_f, val_p))
+    start_loss, waited, step = val_loss(), 0, 0
+    best_loss, best_state, best_step = float("inf"), state(), 0
+    for step in range(1, cfg.max_steps + 1):
+        crops = _crops(len(train_f), cfg.crop, cfg.batch, gen)
+        f = torch.stack([train_f[s] for s in crops])
+        p = torch.stack([train_p[s] for s in crops])
+        (sc,) = _crops(len(train_p), cfg.style_crop, 1, gen)
+        style = model.style(train_p[sc][None]).expand(len(crops), -1)
+        loss = expression_loss(model, f, model.normalise(p), style, torch.ones(f.shape[:2], dtype=torch.bool))
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        if step % cfg.eval_every == 0 and step >= min(cfg.min_steps, cfg.max_steps):
+            v = val_loss()
+            if v < best_loss - 1e-5:
+                best_loss, best_state, best_step, waited = v, state(), step, 0
+            else:
+                waited += 1
+            if waited >= cfg.patience or time.perf_counter() - t0 > cfg.max_seconds:
+                break
     if cfg.method == "full":
         model.load_state_dict(best_state)
     else:
