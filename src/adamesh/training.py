@@ -111,19 +111,8 @@ class ExpressionTask:
     def __init__(self, data: str | os.PathLike, cfg: TrainConfig, progress: bool = True):
         self.cfg = cfg
         self.frontend = make_frontend(cfg.frontend, **cfg.frontend_options)
-        self.train_clips = ClipDataset(data, ("train",), frontend=self.frontend, workers=cfg.workers,
-                                       progress=progress)
-        try:
-            self.val_clips = ClipDataset(data, ("val",), frontend=self.frontend, workers=cfg.workers,
-                                         progress=progress)
-        except AdameshError:  # a folder without validation clips: hold out every 20th clip
-            self.val_clips = None
-        space = self.train_clips.clips[0].motion.space
-        self.space = space
-        if self.val_clips is None:
-            held = self.train_clips.clips[::20]
-            self.val_clips = _subset(self.train_clips, held)
-            self.train_clips = _subset(self.train_clips, [c for c in self.train_clips.clips if c not in held])
+        self.train_clips, self.val_clips = _clip_sets(data, cfg, self.frontend, progress)
+        space = self.space = self.train_clips.clips[0].motion.space
         seed_everything(cfg.seed)  # the initial weights
         model_cfg = ExpressionConfig(feature_dim=self.frontend.dim, out_dim=space.n_expression,
                                      **PRESETS[cfg.preset])
@@ -167,18 +156,20 @@ POSE_UNITS = 32  # k-means units of front-ends without phones: a 10 s reference 
 
 
 def _clip_sets(data, cfg: TrainConfig, frontend: FrontEnd, progress: bool) -> tuple[ClipDataset, ClipDataset]:
-    """Training and validation clips (every 20th training clip when the folder has no val role).
-
-    A front-end without units of its own (mel, hubert, wav2vec2) gets k-means units fitted on the
-    training clips here: the pose style matrix needs them, and they are saved with the model.
-    """
+    """Training and validation clips (every 20th training clip when the folder has no val role)."""
     train_clips = ClipDataset(data, ("train",), frontend=frontend, workers=cfg.workers, progress=progress)
     try:
-        val_clips = ClipDataset(data, ("val",), frontend=frontend, workers=cfg.workers, progress=progress)
+        return train_clips, ClipDataset(data, ("val",), frontend=frontend, workers=cfg.workers, progress=progress)
     except AdameshError:
         held = train_clips.clips[::20]
-        train_clips, val_clips = (_subset(train_clips, [c for c in train_clips.clips if c not in held]),
-                                  _subset(train_clips, held))
+        return _subset(train_clips, [c for c in train_clips.clips if c not in held]), _subset(train_clips, held)
+
+
+def _pose_clip_sets(data, cfg: TrainConfig, frontend: FrontEnd, progress: bool) -> tuple[ClipDataset, ClipDataset]:
+    """`_clip_sets` with speech units: a front-end without units of its own (mel, hubert, wav2vec2)
+    gets k-means units fitted on the training clips here; the pose style matrix needs them, and
+    they are saved with the model."""
+    train_clips, val_clips = _clip_sets(data, cfg, frontend, progress)
     if frontend.n_units == 0:
         frontend.fit_units([c.features for c in train_clips.clips], POSE_UNITS, cfg.seed)
     for c in train_clips.clips + val_clips.clips:
@@ -198,7 +189,7 @@ class PoseVQTask:
     def __init__(self, data, cfg: TrainConfig, progress: bool = True, **model_overrides):
         self.cfg = cfg
         self.frontend = make_frontend(cfg.frontend, **cfg.frontend_options)
-        self.train_clips, self.val_clips = _clip_sets(data, cfg, self.frontend, progress)
+        self.train_clips, self.val_clips = _pose_clip_sets(data, cfg, self.frontend, progress)
         self.space = self.train_clips.clips[0].motion.space
         seed_everything(cfg.seed)
         self.model = PoseVQVAE(pose_config(self.space, self.frontend, self.train_clips, cfg.preset,
@@ -252,7 +243,7 @@ class PoseGPTTask:
     def __init__(self, data, cfg: TrainConfig, vq: PoseVQVAE, frontend: FrontEnd, progress: bool = True):
         self.cfg = cfg
         self.frontend = frontend  # the VQ stage's, with its units
-        self.train_clips, self.val_clips = _clip_sets(data, cfg, self.frontend, progress)
+        self.train_clips, self.val_clips = _pose_clip_sets(data, cfg, self.frontend, progress)
         self.space = self.train_clips.clips[0].motion.space
         self.vq = vq.eval()
         seed_everything(cfg.seed)
@@ -308,8 +299,8 @@ def train_pose(data, out: str | os.PathLike, preset: str = "default", fresh: boo
             torch.distributed.barrier()  # rank 0 has written the stage's weights
             if torch.distributed.get_rank() != 0 and kind == "pose_gpt":
                 return stages
-    vq, frontend, _ = load_model(out / "vqvae")
-    gpt = load_model(out / "gpt")[0]
+    vq, frontend = task.vq, task.frontend  # the GPT stage's: the VQ-VAE's best weights and units
+    gpt = load_model(out / "gpt")[0]  # its best epoch
     clips = task.train_clips.clips + task.val_clips.clips
     space = task.space
     adapter = PoseAdapter(vq, gpt, np.zeros(0), np.zeros(0), [], frontend.n_units)
