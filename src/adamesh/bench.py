@@ -418,7 +418,6 @@ def bench_pose(data: str | None = None, model: str | None = None, preset: str = 
     from adamesh.data.dataset import ClipDataset
     from adamesh.evaluation import (StyleProbe, axis_std, beat_alignment, frechet_distance, motion_statistics,
                                     pose_diversity, pose_features, speech_onsets)
-    from adamesh.models.pose import codebook_usage
     from adamesh.training import load_pose_model, train_pose
 
     out = Path(out)
@@ -446,6 +445,7 @@ def bench_pose(data: str | None = None, model: str | None = None, preset: str = 
     table = np.stack([adapter.gpt.styles.weight.detach()[i] for i in range(len(adapter.videos))])
     rng = np.random.default_rng(seed)
     speakers = held.speakers[:max_speakers] if max_speakers else held.speakers
+    true_style = {s: style_vector(PoseStyle(**held.speaker_style(s)["pose_style"])) for s in speakers}
     poses: dict[str, dict[str, list[np.ndarray]]] = {m: {} for m in POSE_METHODS}
     onsets: dict[str, list[np.ndarray]] = {}
     agreement, examples = [], {}
@@ -455,8 +455,7 @@ def bench_pose(data: str | None = None, model: str | None = None, preset: str = 
         ref_poses, ref_units = _reference_clips(refs, reference_seconds, fps)
         top1 = retrieve_pose_style(adapter, ref_poses, ref_units, fps, "top1")
         blend = retrieve_pose_style(adapter, ref_poses, ref_units, fps, "blend", k=k)
-        truth = style_vector(PoseStyle(**held.speaker_style(spk)["pose_style"]))
-        nearest = sorted(adapter.videos, key=lambda v: np.abs(gallery_style[v] - truth).mean())[:k]
+        nearest = sorted(adapter.videos, key=lambda v: np.abs(gallery_style[v] - true_style[spk]).mean())[:k]
         agreement.append({"speaker": spk, "top1": top1.chosen[0], "true_nearest": nearest,
                           "agrees": top1.chosen[0] in nearest, "blend": dict(zip(blend.chosen, blend.weights))})
         styles = {"generic": None, "random style": torch.from_numpy(table[rng.integers(len(table))]),
@@ -480,18 +479,17 @@ def bench_pose(data: str | None = None, model: str | None = None, preset: str = 
         seqs = [p for spk in speakers for p in poses[name][spk]]
         rotations = [p[:, rot] for p in seqs]
         ba = [beat_alignment(p[:, rot], o, fps) for spk in speakers for p, o in zip(poses[name][spk], onsets[spk])]
-        style_err = [np.abs(probe(motion_statistics(np.concatenate(poses[name][spk])))[0]
-                            - style_vector(PoseStyle(**held.speaker_style(spk)["pose_style"]))).mean()
+        style_err = [np.abs(probe(motion_statistics(np.concatenate(poses[name][spk])))[0] - true_style[spk]).mean()
                      for spk in speakers]
         std = axis_std(rotations)
         rows.append({"method": name, "diversity_deg": pose_diversity(rotations), "std_pitch": float(std[0]),
                      "std_yaw": float(std[1]), "std_roll": float(std[2]), "beat_alignment": float(np.nanmean(ba)),
                      "fd": frechet_distance(np.concatenate([pose_features(r, fps) for r in rotations]), truth_feats),
                      "style_err": float(np.mean(style_err))})
-    recon = [_vq_reconstruction(adapter.vq, held, rot, "model", codebook_usage)]
+    recon = [_vq_reconstruction(adapter.vq, held, rot, "model")]
     for size in codebook_sizes:
         recon.append(_vq_reconstruction(_train_vq(data, out / f"vq_{size}", preset, size, workers, log), held, rot,
-                                        f"codebook {size}", codebook_usage))
+                                        f"codebook {size}"))
     result = {"model": str(model), "data": str(data), "speakers": speakers, "reference_seconds": reference_seconds,
               "rows": rows, "retrieval": agreement,
               "retrieval_agreement": float(np.mean([a["agrees"] for a in agreement])), "vq": recon}
@@ -515,9 +513,11 @@ def _train_vq(data, folder, preset: str, size: int, workers, log):
     return load_model(folder, kind="pose_vq")[0]
 
 
-def _vq_reconstruction(vq, held, rot: slice, name: str, codebook_usage) -> dict:
+def _vq_reconstruction(vq, held, rot: slice, name: str) -> dict:
     """Mean absolute rotation error (degrees) of the VQ-VAE on the held-out clips, and code usage."""
     import torch
+
+    from adamesh.models.pose import codebook_usage
 
     err, codes = [], []
     for c in held.clips:
