@@ -94,33 +94,44 @@ class ExpressionProfile:
     alpha: float | None = None
     stats: dict = field(default_factory=dict)  # steps, seconds, losses, trainable parameters
 
-    def apply(self, base: ExpressionModel) -> ExpressionModel:
-        """A copy of `base` carrying this profile's weights (adapters merged: no inference cost)."""
+    def apply(self, base: ExpressionModel, strength: float = 1.0) -> ExpressionModel:
+        """A copy of `base` carrying this profile's weights (adapters merged: no inference cost).
+
+        `strength` scales the learned weight change: 0 is the base model, 1 the profile, above 1
+        an exaggeration (the adapter's delta B @ A is linear in B)."""
         if self.model_id and self.model_id != model_fingerprint(base):
             raise AdameshError("this profile was made for another model; adapt again with this model")
         model = copy.deepcopy(base)
         if self.method in ("molora", "lora"):
             add_molora(model, self.targets, self.ranks, self.alpha, combine=self.combine)
-            load_adapter_state(model, self.adapter)
+            load_adapter_state(model, {k: v * strength if "lora_B" in k else v for k, v in self.adapter.items()})
             merge_adapters(model)
         elif self.method == "full":
-            model.load_state_dict(self.adapter)
+            own = base.state_dict()
+            model.load_state_dict({k: own[k] + strength * (v - own[k]) if v.is_floating_point() else v
+                                   for k, v in self.adapter.items()})
         model.eval()
         return model
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def parts(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        """(header, tensors) as stored in a file; `from_parts` reads them back."""
         meta = {"format": PROFILE_FORMAT, "method": self.method, "ranks": list(self.ranks),
                 "combine": self.combine, "alpha": self.alpha, "targets": self.targets, "model_id": self.model_id,
                 "stats": self.stats}
-        return _save_tensors(path, {"style": self.style, **{f"adapter.{k}": v for k, v in self.adapter.items()}},
-                             meta)
+        return meta, {"style": self.style, **{f"adapter.{k}": v for k, v in self.adapter.items()}}
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "ExpressionProfile":
-        meta, tensors = _load_tensors(path, PROFILE_FORMAT, "profile", "an adamesh expression profile")
+    def from_parts(cls, meta: dict, tensors: dict[str, torch.Tensor]) -> "ExpressionProfile":
         adapter = {k[len("adapter."):]: v for k, v in tensors.items() if k.startswith("adapter.")}
         return cls(meta["method"], tensors["style"], adapter, tuple(meta["ranks"]), meta["combine"],
                    meta["targets"], meta["model_id"], alpha=meta.get("alpha"), stats=meta.get("stats", {}))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return _save_tensors(path, *reversed(self.parts()))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ExpressionProfile":
+        return cls.from_parts(*_load_tensors(path, PROFILE_FORMAT, "profile", "an adamesh expression profile"))
 
 
 def _save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
@@ -272,15 +283,21 @@ class PoseStyle:
         return {"method": self.method, "chosen": self.chosen, "weights": self.weights, "distances": self.distances,
                 "posture": [round(float(x), 5) for x in self.posture]}
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def parts(self) -> tuple[dict, dict[str, torch.Tensor]]:
         meta = {"format": POSE_PROFILE_FORMAT, "model_id": self.model_id, **self.to_dict()}
-        return _save_tensors(path, {"style": self.style, "posture": torch.as_tensor(self.posture)}, meta)
+        return meta, {"style": self.style, "posture": torch.as_tensor(self.posture)}
+
+    @classmethod
+    def from_parts(cls, meta: dict, tensors: dict[str, torch.Tensor]) -> "PoseStyle":
+        return cls(tensors["style"], meta["method"], meta["chosen"], meta["weights"], meta["distances"],
+                   tensors["posture"].numpy(), meta["model_id"])
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return _save_tensors(path, *reversed(self.parts()))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PoseStyle":
-        meta, tensors = _load_tensors(path, POSE_PROFILE_FORMAT, "pose style", "an adamesh pose style")
-        return cls(tensors["style"], meta["method"], meta["chosen"], meta["weights"], meta["distances"],
-                   tensors["posture"].numpy(), meta["model_id"])
+        return cls.from_parts(*_load_tensors(path, POSE_PROFILE_FORMAT, "pose style", "an adamesh pose style"))
 
     def check(self, adapter: PoseAdapter) -> None:
         if self.model_id and self.model_id != pose_fingerprint(adapter):

@@ -284,15 +284,22 @@ def animate(phones: list[Phone], n_frames: int, fps: float, expression: Expressi
     return np.clip(p, lo, hi).astype(np.float32)
 
 
+def blink_curve(t: np.ndarray, blinks: list[float]) -> np.ndarray:
+    """Eyelid closure in [0, 1] at times `t` for blinks centred at `blinks` (seconds): each closes
+    fast (~80 ms) and opens slower (~170 ms)."""
+    blink = np.zeros_like(t, dtype=np.float64)
+    for b in blinks:
+        x = t - b
+        blink = np.maximum(blink, np.where(x < 0, np.exp(-(x / 0.05) ** 2), np.exp(-(x / 0.11) ** 2)))
+    return blink
+
+
 def _eyes(p: np.ndarray, t: np.ndarray, fps: float, blink_rate: float, boundaries: list[float], rng) -> None:
     ch = ARKIT.index
     duration = len(t) / fps
     blinks = list(rng.uniform(0, duration, rng.poisson(blink_rate / 60 * duration)))
     blinks += [b for b in boundaries if rng.random() < 0.5]  # people blink at phrase breaks
-    blink = np.zeros_like(t)
-    for b in blinks:  # closes fast (~80 ms), opens slower (~170 ms)
-        x = t - b
-        blink = np.maximum(blink, np.where(x < 0, np.exp(-(x / 0.05) ** 2), np.exp(-(x / 0.11) ** 2)))
+    blink = blink_curve(t, blinks)
     # gaze: fixations of 0.4-2 s, small saccades between them, both eyes together
     gaze = np.zeros((len(t), 2))
     start = 0.0

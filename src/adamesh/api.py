@@ -1,0 +1,327 @@
+"""The public API: load a model, adapt it to a person, animate speech in their style.
+
+    import adamesh
+    model = adamesh.load()                      # the weights shipped with the package
+    profile = model.adapt("reference.mp4")      # tracks the video, MoLoRA + pose-style retrieval
+    profile.save("me.profile")
+    motion = model.animate("speech.wav", profile=profile)
+    motion.save("speech.npz")
+
+A model folder holds `expression/` (written by `adamesh train expression`) and `pose/` (written by
+`adamesh train pose`); `pack_model` turns one into the small half-precision copy the package ships
+in `adamesh/weights`. A `Profile` is one safetensors file: the expression adapter (MoLoRA), the
+pose style found by retrieval, statistics of the reference and where everything came from; it
+refuses to load onto another model.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from adamesh.adaptation import (
+    AdaptConfig,
+    ExpressionProfile,
+    PoseStyle,
+    Reference,
+    _load_tensors,
+    _save_tensors,
+    adapt,
+    model_fingerprint,
+    pose_fingerprint,
+    retrieve_pose_style,
+)
+from adamesh.audio import SAMPLE_RATE, load_audio
+from adamesh.errors import AdameshError, AdameshWarning
+from adamesh.fileio import atomic_output, check_input_file
+from adamesh.motion import ARKIT, Motion, load_motion
+
+WEIGHTS = Path(__file__).parent / "weights"
+PROFILE_FORMAT = "adamesh.profile"
+PACKED_FORMAT = "adamesh.packed_model"
+MIN_REFERENCE_SECONDS = 2.0  # below this neither adaptation has enough to learn from
+SHORT_REFERENCE_SECONDS = 8.0  # the method's references are ~10 s; shorter ones work less well
+DEFAULT_BLINK_RATE = 15.0  # blinks per minute when nothing better is known
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus")
+
+
+@dataclass
+class Profile:
+    """A person's style for one model: what `Animator.adapt` learns and `Animator.animate` uses."""
+
+    expression: ExpressionProfile
+    pose: PoseStyle
+    reference: dict = field(default_factory=dict)  # seconds, clips, fit error, blink rate ...
+    provenance: dict = field(default_factory=dict)  # adamesh version, model ids, date, settings
+
+    def save(self, path: str | os.PathLike) -> Path:
+        e_meta, e_tensors = self.expression.parts()
+        p_meta, p_tensors = self.pose.parts()
+        meta = {"format": PROFILE_FORMAT, "expression": e_meta, "pose": p_meta, "reference": self.reference,
+                "provenance": self.provenance}
+        tensors = {**{f"expression.{k}": v for k, v in e_tensors.items()},
+                   **{f"pose.{k}": v for k, v in p_tensors.items()}}
+        return _save_tensors(path, tensors, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Profile":
+        check_input_file(path, "profile", "a profile file", "make one with `adamesh adapt`")
+        meta, tensors = _load_tensors(path, PROFILE_FORMAT, "profile",
+                                      "an adamesh profile (make one with `adamesh adapt`)")
+
+        def part(prefix):
+            return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+        return cls(ExpressionProfile.from_parts(meta["expression"], part("expression.")),
+                   PoseStyle.from_parts(meta["pose"], part("pose.")), meta.get("reference", {}),
+                   meta.get("provenance", {}))
+
+
+class Animator:
+    """A loaded model: the expression network and the pose adapter, each with its speech front-end."""
+
+    def __init__(self, folder: Path):
+        from adamesh.training import load_model, load_pose_model
+
+        self.folder = folder
+        self.expression, self.expression_frontend, self.expression_config = load_model(
+            folder / "expression", kind="expression")
+        self.pose, self.pose_frontend = load_pose_model(folder / "pose")
+        self.fps = 25.0
+        self.ids = {"expression": model_fingerprint(self.expression), "pose": pose_fingerprint(self.pose)}
+
+    # ------------------------------------------------------------------ adaptation
+
+    def adapt(self, reference: str | os.PathLike | Motion | list[Motion], method: str = "molora",
+              retrieval: str = "blend", seed: int = 0, clip_dir: str | os.PathLike | None = None,
+              progress: bool = True) -> Profile:
+        """Learn a person's style from `reference`: a video (tracked first), a clip folder written by
+        `adamesh track` or another ARKit clip folder, a motion file with its audio, or Motion objects.
+
+        `clip_dir` keeps the tracked clip of a video (default: a temporary folder, removed)."""
+        clips, tracking = self._reference_clips(reference, clip_dir, progress)
+        motions = [m for m, _ in clips]
+        seconds = sum(m.duration for m in motions)
+        if seconds < MIN_REFERENCE_SECONDS:
+            raise AdameshError(f"the reference is {seconds:.1f} s long; at least {MIN_REFERENCE_SECONDS:g} s of "
+                               "the person talking is needed (about 10 s is best)")
+        if seconds < SHORT_REFERENCE_SECONDS:
+            warnings.warn(f"the reference is only {seconds:.1f} s long; the style is learned from it anyway, "
+                          "but about 10 s captures it better", AdameshWarning, stacklevel=2)
+        t0 = time.perf_counter()
+        e_feats = [self.expression_frontend(a, self.fps, m.n_frames).features for m, a in clips]
+        p_units = [self.pose_frontend(a, self.fps, m.n_frames).units for m, a in clips]
+        params = np.concatenate([m.params for m in motions])
+        ref = Reference(np.concatenate(e_feats), params[:, : ARKIT.n_expression], self.fps)
+        expression = adapt(self.expression, ref, AdaptConfig(method=method, seed=seed))
+        pose = retrieve_pose_style(self.pose, [m.params[:, ARKIT.n_expression:] for m in motions], p_units,
+                                   self.fps, method=retrieval)
+        stats = {"seconds": round(seconds, 2), "clips": len(motions), "frames": len(params),
+                 "blink_rate": round(blink_rate(params, self.fps), 1),
+                 "head_angle_std_deg": [round(float(x), 2) for x in
+                                        np.degrees(params[:, ARKIT.rotation[0]:ARKIT.rotation[1]].std(0))],
+                 "sources": [str(m.meta.get("source") or m.meta.get("id") or "") for m in motions], **tracking}
+        provenance = {"adamesh": _version(), "model": str(self.folder), "model_ids": self.ids,
+                      "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                      "method": method, "retrieval": retrieval, "seed": seed,
+                      "adapt_seconds": round(time.perf_counter() - t0, 2)}
+        return Profile(expression, pose, stats, provenance)
+
+    def _reference_clips(self, reference, clip_dir, progress) -> tuple[list[tuple[Motion, np.ndarray]], dict]:
+        """(motion, 16 kHz speech) of each reference clip, and tracking statistics for a video."""
+        if isinstance(reference, (Motion, list)):
+            motions = reference if isinstance(reference, list) else [reference]
+            return [(_arkit(m, "a reference motion"), _speech(m)) for m in motions], {}
+        path = Path(reference)
+        if path.is_dir():
+            from adamesh.data.dataset import scan_clips
+
+            infos, _ = scan_clips(path)
+            motions = [_arkit(load_motion(c.motion), str(c.motion)) for c in infos]
+            return [(m, _speech(m)) for m in motions], {}
+        check_input_file(path, "reference", "a video, a clip folder or a motion file",
+                         "give a ~10 s video of the person talking")
+        if path.suffix.lower() == ".npz":
+            motion = _arkit(load_motion(path), str(path))
+            return [(motion, _speech(motion))], {}
+        if path.suffix.lower() in AUDIO_SUFFIXES:
+            raise AdameshError(f"{path} is an audio file; the reference must show the person: give a video of "
+                               "them talking (~10 s), or a clip folder from `adamesh track`")
+        return self._track(path, clip_dir, progress)
+
+    def _track(self, video: Path, clip_dir, progress) -> tuple[list[tuple[Motion, np.ndarray]], dict]:
+        from adamesh.tracking import track_video
+
+        tmp = None
+        if clip_dir is None:
+            tmp = clip_dir = tempfile.mkdtemp(prefix="adamesh-track-")
+        try:
+            result = track_video(video, clip_dir, overlay=False, progress=progress)
+            motion = result.motion
+            if motion.audio is None:
+                raise AdameshError(f"{video} has no sound; the reference video must have the person's speech")
+            motion.meta["source"] = str(video)
+            error = np.asarray(result.fit_error)[np.asarray(result.valid)]
+            stats = {"tracked_fraction": round(float(np.mean(result.valid)), 3),
+                     "fit_error_mm_median": round(float(np.median(error)), 3) if len(error) else None,
+                     "tracking_fps": round(float(result.fps_tracked), 1)}
+            return [(motion, _speech(motion))], stats  # the speech is read before the temporary folder goes
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    # ------------------------------------------------------------------ animation
+
+    def animate(self, audio: str | os.PathLike | np.ndarray, profile: Profile | None = None, seed: int = 0,
+                style_strength: float = 1.0, pose_amplitude: float = 1.0, blink_rate: float | None = None,
+                temperature: float = 0.8) -> Motion:
+        """ARKit motion (52 blendshapes, head rotation and translation) for speech `audio` (a file,
+        or 16 kHz mono samples).
+
+        profile None animates the generic model. `style_strength` goes from the generic model (0) to
+        the profile (1) and beyond (exaggerated); `pose_amplitude` scales head motion about the
+        resting posture; `blink_rate` is blinks per minute (default: the reference's, else 15).
+        The same inputs and seed give the same motion."""
+        for name, value, lo, hi in (("style strength", style_strength, 0, 3), ("pose amplitude", pose_amplitude, 0, 3),
+                                    ("blink rate", 0 if blink_rate is None else blink_rate, 0, 60),
+                                    ("temperature", temperature, 0.05, 3)):
+            if not (np.isfinite(value) and lo <= value <= hi):
+                raise AdameshError(f"{name} must be between {lo} and {hi}, not {value}")
+        samples = audio if isinstance(audio, np.ndarray) else load_audio(audio, SAMPLE_RATE)[0]
+        samples = np.asarray(samples, np.float32)
+        if samples.ndim != 1 or len(samples) < SAMPLE_RATE // self.fps:
+            raise AdameshError("the speech is empty or shorter than one frame; give a recording with speech in it")
+        if profile is not None:
+            self.check(profile)
+        e_feats = self.expression_frontend(samples, self.fps)
+        n = len(e_feats)
+        p_feats = self.pose_frontend(samples, self.fps, n)
+
+        net = self.expression if profile is None else profile.expression.apply(self.expression, style_strength)
+        style = None if profile is None else profile.expression.style
+        with torch.no_grad():
+            expr = net.predict(torch.from_numpy(e_feats.features), style=style, style_strength=style_strength)
+        expr = expr.numpy()
+
+        pose_style, posture = None, None
+        if profile is not None and style_strength > 0:
+            null = self.pose.gpt.null_style.detach()
+            pose_style = null + style_strength * (profile.pose.style - null)
+            posture = profile.pose.posture
+        pose = self.pose.animate(p_feats.features, pose_style, temperature=temperature, seed=seed, posture=posture,
+                                 fps=self.fps)
+        centre = pose.mean(0) if posture is None else np.asarray(posture, pose.dtype)
+        pose = centre + pose_amplitude * (pose - centre)
+
+        rate = blink_rate if blink_rate is not None else (
+            profile.reference.get("blink_rate", DEFAULT_BLINK_RATE) if profile else DEFAULT_BLINK_RATE)
+        expr = set_blinks(expr, self.fps, rate, seed)
+        params = np.clip(np.concatenate([expr, pose], 1), ARKIT.lower, ARKIT.upper).astype(np.float32)
+        meta = {"generator": "adamesh.animate", "model_ids": self.ids, "seed": seed, "style_strength": style_strength,
+                "pose_amplitude": pose_amplitude, "blink_rate": rate, "temperature": temperature,
+                "profile": (profile.provenance.get("created", "") if profile else None)}
+        return Motion(params, ARKIT, self.fps, audio=None if isinstance(audio, np.ndarray) else str(audio),
+                      meta=meta)
+
+    def check(self, profile: Profile) -> None:
+        """Refuse a profile made with another model (its adapter would not fit these weights)."""
+        made = profile.provenance.get("model_ids", {})
+        if made and made != self.ids or profile.expression.model_id != self.ids["expression"]:
+            raise AdameshError(f"this profile was made with another model ({made.get('expression', '?')}, this model "
+                               f"is {self.ids['expression']}); run `adamesh adapt` again with this model")
+        profile.pose.check(self.pose)
+
+
+def load(model: str | os.PathLike | None = None) -> Animator:
+    """Load a model folder (expression/ + pose/); None: the weights shipped with the package."""
+    folder = Path(model) if model is not None else WEIGHTS
+    if not folder.is_dir():
+        raise AdameshError(f"model folder {folder} does not exist; omit --model to use the shipped model")
+    if not (folder / "expression").is_dir() or not (folder / "pose").is_dir():
+        raise AdameshError(f"{folder} is not an adamesh model folder: it needs expression/ (from `adamesh train "
+                           "expression`) and pose/ (from `adamesh train pose`)")
+    return Animator(folder)
+
+
+def blink_rate(params: np.ndarray, fps: float) -> float:
+    """Blinks per minute in ARKit parameters: peaks of the mean eyeBlink above 0.5, at least 0.2 s apart."""
+    from scipy.signal import find_peaks
+
+    blink = params[:, [ARKIT.index("eyeBlinkLeft"), ARKIT.index("eyeBlinkRight")]].mean(1)
+    peaks, _ = find_peaks(blink, height=0.5, distance=max(1, int(0.2 * fps)))
+    return 60.0 * len(peaks) / max(len(params) / fps, 1e-9)
+
+
+def set_blinks(expr: np.ndarray, fps: float, rate: float, seed: int) -> np.ndarray:
+    """Replace the eyeBlink channels by blinks at `rate` per minute, at random times from `seed`:
+    speech does not say when a person blinks, so a model trained on it predicts only a blur."""
+    from adamesh.data.animation import blink_curve
+
+    rng = np.random.default_rng(seed)
+    duration = len(expr) / fps
+    times = rng.uniform(0, duration, rng.poisson(rate / 60 * duration))
+    out = expr.copy()
+    curve = blink_curve((np.arange(len(expr)) + 0.5) / fps, list(times))
+    for name in ("eyeBlinkLeft", "eyeBlinkRight"):
+        out[:, ARKIT.index(name)] = curve
+    return out
+
+
+def pack_model(folder: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """A compact copy of a model folder for shipping: the best weights in half precision (small
+    buffers, such as normalisation statistics, stay in full precision), configs, front-ends, the
+    pose gallery and training logs, with the SHA-256 of every file in manifest.json."""
+    folder, out = Path(folder), Path(out)
+    load(folder)  # refuses what is not a complete model folder
+    keep = ("config.json", "frontend.json", "log.txt", "model.safetensors", "gallery.safetensors")
+    with atomic_output(out, directory=True) as tmp:
+        files = {}
+        for src in sorted(folder.rglob("*")):
+            if not src.is_file() or (src.name not in keep and not src.name.startswith("units")):
+                continue
+            rel = src.relative_to(folder)
+            dst = tmp / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.name == "model.safetensors":
+                state = load_file(str(src))
+                save_file({k: v.half() if v.is_floating_point() and v.numel() > 4096 else v
+                           for k, v in state.items()}, str(dst))
+            else:
+                shutil.copyfile(src, dst)
+            files[str(rel)] = hashlib.sha256(dst.read_bytes()).hexdigest()
+        (tmp / "manifest.json").write_text(json.dumps(
+            {"format": PACKED_FORMAT, "source": str(folder), "adamesh": _version(), "files": files}, indent=1))
+        for path in [tmp, *tmp.rglob("*")]:  # readable by everyone, as an installed package must be
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    return out
+
+
+def _arkit(motion: Motion, what: str) -> Motion:
+    if motion.space is not ARKIT:
+        raise AdameshError(f"{what} is in the {motion.space.name} space; the shipped model animates ARKit "
+                           "blendshapes (track a video with `adamesh track` to get one)")
+    return motion
+
+
+def _speech(motion: Motion) -> np.ndarray:
+    if not motion.audio:
+        raise AdameshError("a reference clip has no audio; adaptation needs the speech that goes with the motion")
+    return load_audio(motion.audio, SAMPLE_RATE)[0]
+
+
+def _version() -> str:
+    from adamesh import __version__
+
+    return __version__
