@@ -35,10 +35,7 @@ test: install validator
 	$(BIN)/python -m pytest -q
 
 demo: install
-	@mkdir -p $(OUT)/demo
-	$(BIN)/adamesh motion demo --out $(OUT)/demo/test_motion.npz
-	$(BIN)/adamesh render $(OUT)/demo/test_motion.npz --rig builtin --out $(OUT)/demo/builtin_head.mp4
-	@echo "demo: the built-in head performing the test motion is in $(OUT)/demo/builtin_head.mp4"
+	$(BIN)/adamesh demo --out $(OUT)/demo
 
 clean:
 	rm -rf $(VENV) $(OUT) tools/gltf-validator/node_modules

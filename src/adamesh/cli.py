@@ -14,6 +14,8 @@ import traceback
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from adamesh import __version__
 from adamesh.errors import AdameshError
 
@@ -201,6 +203,84 @@ def cmd_bench_lipsync(args) -> None:
     bench_lipsync(args.model, args.videos)
 
 
+def cmd_track(args) -> None:
+    from adamesh.tracking import track_video
+
+    result = track_video(args.video, args.out, rig=args.rig, fps=args.fps, overlay=not args.no_overlay)
+    error = result.fit_error[result.valid]
+    print(f"tracked {args.video}: {result.motion.n_frames} frames at {result.motion.fps:g} fps, face found in "
+          f"{result.valid.mean():.0%}, fit error median {np.median(error):.2f} mm, {result.fps_tracked:.0f} "
+          f"video frames/s")
+    for path in result.paths:
+        print(f"wrote {path}")
+
+
+def cmd_adapt(args) -> None:
+    import adamesh.api as api
+    from adamesh.fileio import check_writable
+
+    check_writable(args.out)
+    model = api.load(args.model)
+    profile = model.adapt(args.reference, method=args.method, retrieval=args.retrieval, seed=args.seed,
+                          clip_dir=args.keep_clip)
+    profile.save(args.out)
+    ref, pose = profile.reference, profile.pose
+    chosen = ", ".join(f"{v} ({w:.2f})" for v, w in zip(pose.chosen, pose.weights))
+    print(f"reference: {ref['seconds']:.1f} s in {ref['clips']} clip(s), {ref['blink_rate']:.0f} blinks/min")
+    print(f"expression: {profile.expression.method}, {profile.expression.stats.get('steps', 0)} steps; "
+          f"pose style: {pose.method} of {chosen}; adapted in {profile.provenance['adapt_seconds']:.1f} s")
+    print(f"wrote {args.out}")
+
+
+def cmd_animate(args) -> None:
+    import adamesh.api as api
+    from adamesh.export import export
+    from adamesh.fileio import check_input_file, check_writable
+    from adamesh.render import render_motion
+    from adamesh.rigs import load_rig
+
+    out = Path(args.out)
+    targets = [out] + [out.with_suffix(f".{fmt}") for fmt in args.export or []] + (
+        [Path(args.render)] if args.render else [])
+    for path in targets:
+        check_writable(path)
+    check_input_file(args.audio, "audio", "an audio or video file", "give a recording with speech in it")
+    model = api.load(args.model)
+    profile = api.Profile.load(args.profile) if args.profile else None
+    if profile is not None:
+        model.check(profile)
+    rig = load_rig(args.rig)
+    t0 = time.perf_counter()
+    motion = model.animate(args.audio, profile, seed=args.seed, style_strength=args.style_strength,
+                           pose_amplitude=args.pose_amplitude, blink_rate=args.blink_rate,
+                           temperature=args.temperature)
+    seconds = time.perf_counter() - t0
+    motion.save(out)
+    print(f"wrote {out}: {motion.n_frames} frames ({motion.duration:.1f} s) in {seconds:.2f} s, "
+          f"{motion.duration / max(seconds, 1e-9):.0f}x real time")
+    for fmt in args.export or []:
+        print(f"wrote {export(motion, fmt, out.with_suffix(f'.{fmt}'), rig)}")
+    if args.render:
+        render_motion([motion], [rig], args.render)
+        print(f"wrote {args.render}")
+
+
+def cmd_demo(args) -> None:
+    from adamesh.demo import run_demo
+
+    result = run_demo(args.out, args.rig, args.speaker, args.model)
+    print(f"demo outputs are in {args.out} ({result['total_seconds']:.0f} s): side_by_side.mp4, "
+          "personalised.glb/.csv, channels.png, report.md")
+
+
+def cmd_model_pack(args) -> None:
+    from adamesh.api import pack_model
+
+    out = pack_model(args.folder, args.out)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"wrote {out} ({size / 1e6:.1f} MB)")
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -331,6 +411,59 @@ def build_parser() -> argparse.ArgumentParser:
         te.add_argument("--workers", type=int, default=None, help="feature extraction processes (default: all cores)")
         te.add_argument("--fresh", action="store_true", help="start over instead of resuming a run in --out")
         te.set_defaults(func=cmd_train, kind=kind)
+
+    tr = sub.add_parser("track", help="fit the rig to a talking-face video: a clip folder (motion + speech), "
+                        "fit report and overlay video")
+    tr.add_argument("video", help="video of one face (mp4, mov, mkv, webm, avi, mpg)")
+    tr.add_argument("--out", required=True, help="clip folder to write")
+    tr.add_argument("--rig", default="builtin", help="rig whose parameters are fitted: builtin or ict (default builtin)")
+    tr.add_argument("--fps", type=float, default=25.0, help="motion frame rate (default 25)")
+    tr.add_argument("--no-overlay", action="store_true", help="skip the overlay video (faster)")
+    tr.set_defaults(func=cmd_track)
+
+    model_help = "model folder (default: the model shipped with adamesh)"
+    ad = sub.add_parser("adapt", help="learn a person's style from a ~10 s reference video: one profile file")
+    ad.add_argument("--reference", required=True, help="video of the person talking, or a clip folder from "
+                    "`adamesh track`, or a motion file (.npz) with its audio")
+    ad.add_argument("--model", help=model_help)
+    ad.add_argument("--out", required=True, help="profile file to write (.profile)")
+    ad.add_argument("--method", choices=["molora", "lora", "full", "style"], default="molora",
+                    help="expression adaptation (default molora)")
+    ad.add_argument("--retrieval", choices=["blend", "top1"], default="blend", help="pose-style retrieval")
+    ad.add_argument("--seed", type=int, default=0)
+    ad.add_argument("--keep-clip", metavar="DIR", help="keep the tracked clip of a reference video in DIR")
+    ad.set_defaults(func=cmd_adapt)
+
+    an = sub.add_parser("animate", help="speech to animation, generic or in a profile's style")
+    an.add_argument("--audio", required=True, help="speech (wav, flac, mp3, or a video's sound track)")
+    an.add_argument("--profile", help="profile from `adamesh adapt` (default: the generic model)")
+    an.add_argument("--model", help=model_help)
+    an.add_argument("--out", required=True, help="motion file to write (.npz)")
+    an.add_argument("--render", metavar="OUT.mp4", help="also render a video with the speech")
+    an.add_argument("--export", action="append", choices=["glb", "csv"],
+                    help="also export beside --out: glb (mesh + animation) or csv (Live Link); repeatable")
+    an.add_argument("--rig", default="builtin", help=f"rig for --render and --export glb: {rig_help}")
+    an.add_argument("--seed", type=int, default=0, help="head motion and blink timing (default 0)")
+    an.add_argument("--style-strength", type=float, default=1.0,
+                    help="0 generic, 1 as the profile, above 1 exaggerated (default 1)")
+    an.add_argument("--pose-amplitude", type=float, default=1.0, help="scale of head motion (default 1)")
+    an.add_argument("--blink-rate", type=float, help="blinks per minute (default: the reference's, else 15)")
+    an.add_argument("--temperature", type=float, default=0.8, help="head-motion sampling temperature")
+    an.set_defaults(func=cmd_animate)
+
+    dm = sub.add_parser("demo", help="personalise the shipped model to a held-out synthetic speaker: video, "
+                        "glb, Live Link CSV, plots and a report in one folder")
+    dm.add_argument("--out", default="out/demo")
+    dm.add_argument("--rig", default="builtin", help=f"rig to render and export: {rig_help}")
+    dm.add_argument("--speaker", default="spk011", help="held-out speaker of the default corpus")
+    dm.add_argument("--model", help=model_help)
+    dm.set_defaults(func=cmd_demo)
+
+    mdl = sub.add_parser("model", help="model folders").add_subparsers(dest="model_command", required=True)
+    mp = mdl.add_parser("pack", help="half-precision copy of a model folder (expression/ + pose/) for shipping")
+    mp.add_argument("folder")
+    mp.add_argument("--out", required=True)
+    mp.set_defaults(func=cmd_model_pack)
 
     c = sub.add_parser("corpus", help="generate the synthetic talking-face corpus (resumes if interrupted)")
     c.add_argument("--out", required=True, help="output folder")
