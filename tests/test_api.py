@@ -1,0 +1,188 @@
+"""The public API on the shipped model: load, adapt, animate, profiles, and the CLI's bad-input errors."""
+
+import hashlib
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file, save_file
+
+import adamesh
+import adamesh.api as api
+from adamesh.audio import SAMPLE_RATE
+from adamesh.cli import main
+from adamesh.data.corpus import CorpusConfig, make_speakers, synthesize_clip
+from adamesh.errors import AdameshError
+from adamesh.models.expression import ExpressionConfig
+from adamesh.models.pose import PoseConfig
+from adamesh.motion import ARKIT, Motion, load_motion
+
+CFG = CorpusConfig()
+SPEAKERS = make_speakers(CFG)
+HELD_OUT = next(i for i, s in enumerate(SPEAKERS) if s.split == "heldout")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return adamesh.load()
+
+
+def _clips(tmp, indices):
+    out = []
+    for k in indices:
+        audio, motion = synthesize_clip(SPEAKERS[HELD_OUT], k, CFG, HELD_OUT)
+        wav = tmp / f"clip_{k}.wav"
+        sf.write(wav, audio, SAMPLE_RATE)
+        motion.audio = str(wav)
+        motion.save(tmp / f"clip_{k}.npz")
+        out.append(motion)
+    return out
+
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory):
+    """Reference clips (a folder of motion files with their speech, ~9-12 s) and one test clip."""
+    tmp = tmp_path_factory.mktemp("held_out")
+    ref_dir = tmp / "reference"
+    ref_dir.mkdir()
+    reference = _clips(ref_dir, range(3))
+    test = _clips(tmp, [CFG.sentences - 1])[0]
+    return ref_dir, reference, test
+
+
+@pytest.fixture(scope="module")
+def profile(model, held_out, tmp_path_factory):
+    ref_dir = held_out[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the short-reference warning is tested on its own
+        return model.adapt(ref_dir)
+
+
+def test_shipped_weights_match_their_manifest_and_configs():
+    manifest = json.loads((api.WEIGHTS / "manifest.json").read_text())
+    assert manifest["format"] == api.PACKED_FORMAT
+    for rel, digest in manifest["files"].items():
+        assert hashlib.sha256((api.WEIGHTS / rel).read_bytes()).hexdigest() == digest, rel
+    size = sum(p.stat().st_size for p in api.WEIGHTS.rglob("*") if p.is_file())
+    assert size < 12e6  # "a few MB"
+    # every recorded config builds a network whose parameters have exactly the shipped shapes
+    for folder, config_cls in (("expression", ExpressionConfig), ("pose/vqvae", PoseConfig), ("pose/gpt", PoseConfig)):
+        from adamesh.training import MODELS
+
+        config = json.loads((api.WEIGHTS / folder / "config.json").read_text())
+        net = MODELS[config["kind"]][0](config_cls(**config["model"]))
+        shipped = load_file(str(api.WEIGHTS / folder / "model.safetensors"))
+        assert {k: tuple(v.shape) for k, v in net.state_dict().items()} == {k: tuple(v.shape) for k, v in shipped.items()}
+    cfg = json.loads((api.WEIGHTS / "expression" / "config.json").read_text())
+    assert cfg["train"]["frontend"] == "mel" and cfg["train"]["preset"] == "default"
+
+
+def test_generic_animation_is_deterministic_and_in_bounds(model, held_out):
+    test = held_out[2]
+    a = model.animate(test.audio, seed=3)
+    b = model.animate(test.audio, seed=3)
+    c = model.animate(test.audio, seed=4)
+    assert a.space is ARKIT and abs(a.n_frames - test.n_frames) <= 1
+    np.testing.assert_array_equal(a.params, b.params)
+    assert not np.array_equal(a.params[:, 52:55], c.params[:, 52:55])  # the seed drives head motion
+    assert np.all(a.params >= np.array(ARKIT.lower)) and np.all(a.params <= np.array(ARKIT.upper))
+    # lips follow the synthetic speaker's true lips
+    n = min(a.n_frames, test.n_frames)
+    assert np.corrcoef(a.channel("jawOpen")[:n], test.channel("jawOpen")[:n])[0, 1] > 0.7
+
+
+def test_profile_brings_the_animation_closer_to_the_speaker(model, profile, held_out):
+    test = held_out[2]
+    n = test.n_frames
+    generic = model.animate(test.audio, None).params[:n, :52]
+    personal = model.animate(test.audio, profile).params[:n, :52]
+    true = test.params[: len(personal), :52]
+    blink = [ARKIT.index("eyeBlinkLeft"), ARKIT.index("eyeBlinkRight")]
+    keep = np.setdiff1d(np.arange(52), blink)  # blinks are random events, not style
+    assert np.abs(personal - true)[:, keep].mean() < 0.8 * np.abs(generic - true)[:, keep].mean()
+    assert profile.reference["clips"] == 3 and profile.reference["seconds"] > 8
+    assert profile.pose.chosen and abs(sum(profile.pose.weights) - 1) < 1e-3
+
+
+def test_style_strength_zero_is_the_generic_model(model, profile, held_out):
+    audio = held_out[2].audio
+    generic = model.animate(audio, None, seed=1)
+    zero = model.animate(audio, profile, seed=1, style_strength=0.0, blink_rate=api.DEFAULT_BLINK_RATE)
+    np.testing.assert_allclose(zero.params[:, :52], generic.params[:, :52], atol=1e-4)
+    np.testing.assert_allclose(zero.params[:, 52:], generic.params[:, 52:], atol=1e-5)
+    strong = model.animate(audio, profile, seed=1, style_strength=1.5)
+    normal = model.animate(audio, profile, seed=1)
+    assert np.abs(strong.params[:, :52] - generic.params[:, :52]).mean() > \
+        np.abs(normal.params[:, :52] - generic.params[:, :52]).mean()
+
+
+def test_pose_amplitude_and_blink_rate(model, profile, held_out):
+    audio = held_out[2].audio
+    base = model.animate(audio, profile, seed=2)
+    half = model.animate(audio, profile, seed=2, pose_amplitude=0.5)
+    rot = slice(*ARKIT.rotation)
+    np.testing.assert_allclose(half.params[:, rot].std(0), 0.5 * base.params[:, rot].std(0), rtol=1e-3)
+    none = model.animate(audio, profile, seed=2, blink_rate=0)
+    assert none.channel("eyeBlinkLeft").max() < 1e-6
+    many = model.animate(audio, profile, seed=2, blink_rate=60)
+    assert api.blink_rate(many.params, many.fps) > 20
+
+
+def test_profile_round_trip_and_refused_by_another_model(model, profile, held_out, tmp_path):
+    path = profile.save(tmp_path / "me.profile")
+    loaded = api.Profile.load(path)
+    audio = held_out[2].audio
+    np.testing.assert_array_equal(model.animate(audio, loaded).params, model.animate(audio, profile).params)
+    assert loaded.reference == profile.reference and loaded.provenance == profile.provenance
+
+    # another model: the shipped one with one weight changed
+    other = tmp_path / "other"
+    shutil.copytree(api.WEIGHTS, other)
+    weights = other / "expression" / "model.safetensors"
+    state = load_file(str(weights))
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1000)
+    state[key] = state[key] + torch.ones_like(state[key]) * 1e-2
+    save_file(state, str(weights))
+    with pytest.raises(AdameshError, match="another model"):
+        adamesh.load(other).animate(audio, loaded)
+
+
+def test_reference_length_rules(model, held_out):
+    ref = held_out[1]
+    with pytest.warns(UserWarning, match="only"):
+        short = model.adapt(ref[:1])  # one sentence, 2.5-5 s: works, with a warning
+    assert short.reference["seconds"] < 8
+    clipped = Motion(ref[0].params[:40], ARKIT, ref[0].fps, audio=ref[0].audio)  # 1.6 s
+    with pytest.raises(AdameshError, match="at least 2 s"):
+        model.adapt([clipped])
+
+
+def test_cli_adapt_animate_and_bad_inputs(held_out, tmp_path, capsys):
+    ref_dir, _, test = held_out
+    prof = tmp_path / "p.profile"
+    assert main(["adapt", "--reference", str(ref_dir), "--out", str(prof)]) == 0
+    out = tmp_path / "speech.npz"
+    assert main(["animate", "--audio", test.audio, "--profile", str(prof), "--out", str(out),
+                 "--export", "csv", "--export", "glb"]) == 0
+    motion = load_motion(out)
+    assert motion.n_frames > 0 and out.with_suffix(".csv").stat().st_size > 0 and out.with_suffix(".glb").is_file()
+    capsys.readouterr()
+
+    # an audio file given as reference
+    assert main(["adapt", "--reference", test.audio, "--out", str(tmp_path / "x.profile")]) == 1
+    assert "audio file" in capsys.readouterr().err
+    # an empty audio file
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), SAMPLE_RATE)
+    assert main(["animate", "--audio", str(empty), "--out", str(tmp_path / "e.npz")]) == 1
+    assert "no audio samples" in capsys.readouterr().err
+    # a file that is not a profile
+    assert main(["animate", "--audio", test.audio, "--profile", test.audio, "--out", str(tmp_path / "f.npz")]) == 1
+    assert "profile" in capsys.readouterr().err
+    # nothing half-written by any of the failures
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.wav", "p.profile", "speech.csv", "speech.glb",
+                                                          "speech.npz"]
