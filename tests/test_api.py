@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import adamesh
-import adamesh.api as api
+from adamesh import api
 from adamesh.audio import SAMPLE_RATE
 from adamesh.cli import main
 from adamesh.data.corpus import CorpusConfig, make_speakers, synthesize_clip

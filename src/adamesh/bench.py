@@ -577,16 +577,12 @@ def bench_lipsync(models: list[str], videos: str, log=print) -> dict:
     import torch
 
     from adamesh.audio import SAMPLE_RATE, load_audio
-    from adamesh.errors import AdameshError
     from adamesh.evaluation import lip_gap, pearson
     from adamesh.motion import get_space
     from adamesh.tracking import energy_envelope, track_mouth_opening
     from adamesh.training import load_model
 
-    paths = sorted(p for p in Path(videos).iterdir() if p.suffix.lower() in
-                   (".mp4", ".mpg", ".mpeg", ".mov", ".mkv", ".webm", ".avi")) if Path(videos).is_dir() else []
-    if not paths:
-        raise AdameshError(f"no videos found in {videos}")
+    paths = _videos(videos)
     loaded = []
     for m in models:
         net, frontend, config = load_model(m, kind="expression")
@@ -619,3 +615,114 @@ def bench_lipsync(models: list[str], videos: str, log=print) -> dict:
     log("\n".join(lines))
     return {"clips": [p.name for p in paths], "r": table, "mean": {k: float(np.mean(v)) for k, v in table.items()},
             "realtime_factor": {k: seconds / max(v, 1e-9) for k, v in compute.items()}}
+
+
+def _videos(folder: str) -> list:
+    from pathlib import Path
+
+    from adamesh.errors import AdameshError
+
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in
+                   (".mp4", ".mpg", ".mpeg", ".mov", ".mkv", ".webm", ".avi")) if Path(folder).is_dir() else []
+    if not paths:
+        raise AdameshError(f"no videos found in {folder}")
+    return paths
+
+
+def bench_video(videos: str, out: str = "out/bench_video", model: str | None = None, rig: str = "builtin",
+                log=print) -> dict:
+    """The whole product on real talking-face videos: track every clip (speed, fit error, overlay
+    video), adapt the model to each clip in turn and animate every other clip's audio with that
+    profile and with the generic model; lip sync is Pearson r between the animation's lip gap
+    (jawOpen - mouthClose) and the mouth opening MediaPipe measures in the animated clip's frames
+    (as in `bench lipsync`). Also adaptation time and the real-time factor of animation."""
+    import json
+    import warnings
+    from pathlib import Path
+
+    from adamesh import api
+    from adamesh.evaluation import lip_gap, pearson
+    from adamesh.fileio import atomic_output
+    from adamesh.motion import ARKIT
+    from adamesh.tracking import track_mouth_opening, track_video
+
+    paths = _videos(videos)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    animator = api.load(model)
+    channels = ARKIT.channels[: ARKIT.n_expression]
+    clips = {}
+    for path in paths:
+        t0 = time.perf_counter()
+        result = track_video(path, out / "clips" / path.stem, rig=rig, overlay=True, progress=False)
+        seconds = time.perf_counter() - t0
+        opening, valid = track_mouth_opening(path)
+        err = result.fit_error[result.valid]
+        clips[path.stem] = {"motion": result.motion, "opening": opening, "valid": valid,
+                            "tracking": {"frames": int(result.motion.n_frames), "video_fps": round(result.fps_tracked, 1),
+                                         "seconds_with_overlay": round(seconds, 2),
+                                         "fit_error_mm_median": float(np.median(err)),
+                                         "fit_error_mm_p95": float(np.percentile(err, 95)),
+                                         "face_found": float(result.valid.mean()),
+                                         "jaw_vs_opening_r": pearson(result.motion.channel("jawOpen")[valid],
+                                                                     opening[valid])}}
+        log(f"{path.name}: tracked at {result.fps_tracked:.0f} frames/s, fit error median {np.median(err):.2f} mm")
+
+    def sync(motion, clip):
+        n = min(motion.n_frames, len(clip["opening"]))
+        gap = lip_gap(motion.params[:n, : ARKIT.n_expression], channels)
+        return pearson(gap[clip["valid"][:n]], clip["opening"][:n][clip["valid"][:n]])
+
+    generic, animate_seconds, audio_seconds = {}, 0.0, 0.0
+    for name, clip in clips.items():
+        t0 = time.perf_counter()
+        motion = animator.animate(clip["motion"].audio, None, seed=0)
+        animate_seconds += time.perf_counter() - t0
+        audio_seconds += motion.duration
+        generic[name] = sync(motion, clip)
+    pairs, adapt_seconds = [], {}
+    for ref_name, ref in clips.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # every GRID clip is shorter than 8 s
+            t0 = time.perf_counter()
+            profile = animator.adapt(ref["motion"])
+            adapt_seconds[ref_name] = time.perf_counter() - t0
+        profile.save(out / f"{ref_name}.profile")
+        for name, clip in clips.items():
+            if name != ref_name:
+                motion = animator.animate(clip["motion"].audio, profile, seed=0)
+                pairs.append({"reference": ref_name, "audio": name, "r": sync(motion, clip),
+                              "generic_r": generic[name]})
+        log(f"adapted to {ref_name} in {adapt_seconds[ref_name]:.1f} s; lip sync r on the other clips "
+            f"{np.mean([p['r'] for p in pairs if p['reference'] == ref_name]):.3f}")
+    result = {"videos": [p.name for p in paths], "rig": rig,
+              "tracking": {k: v["tracking"] for k, v in clips.items()},
+              "lip_sync": {"generic_mean_r": float(np.mean(list(generic.values()))), "generic_r": generic,
+                           "personalised_mean_r": float(np.mean([p["r"] for p in pairs])), "pairs": pairs},
+              "adapt_seconds": adapt_seconds, "animate_realtime_factor": audio_seconds / animate_seconds}
+    with atomic_output(out / "results.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=1))
+    table = _video_markdown(result)
+    with atomic_output(out / "table.md") as tmp:
+        tmp.write_text(table)
+    log(table)
+    return result
+
+
+def _video_markdown(r: dict) -> str:
+    lines = ["| clip | frames | tracking (frames/s) | fit error median / p95 (mm) | face found | tracked jawOpen vs "
+             "measured opening r | lip sync r, generic | lip sync r, personalised (mean over references) | "
+             "adaptation (s) |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, t in r["tracking"].items():
+        personal = [p["r"] for p in r["lip_sync"]["pairs"] if p["audio"] == name]
+        lines.append(f"| {name} | {t['frames']} | {t['video_fps']:.0f} | {t['fit_error_mm_median']:.2f} / "
+                     f"{t['fit_error_mm_p95']:.2f} | {t['face_found']:.0%} | {t['jaw_vs_opening_r']:.3f} | "
+                     f"{r['lip_sync']['generic_r'][name]:.3f} | {np.mean(personal):.3f} | "
+                     f"{r['adapt_seconds'][name]:.1f} |")
+    lines.append(f"| **mean** | | {np.mean([t['video_fps'] for t in r['tracking'].values()]):.0f} | "
+                 f"{np.mean([t['fit_error_mm_median'] for t in r['tracking'].values()]):.2f} | | | "
+                 f"**{r['lip_sync']['generic_mean_r']:.3f}** | **{r['lip_sync']['personalised_mean_r']:.3f}** | "
+                 f"{np.mean(list(r['adapt_seconds'].values())):.1f} |")
+    lines.append(f"\nAnimation (front-ends, expression network, PoseGPT, VQ-VAE decoder): "
+                 f"{r['animate_realtime_factor']:.0f}x real time.")
+    return "\n".join(lines) + "\n"

@@ -203,6 +203,12 @@ def cmd_bench_lipsync(args) -> None:
     bench_lipsync(args.model, args.videos)
 
 
+def cmd_bench_video(args) -> None:
+    from adamesh.bench import bench_video
+
+    bench_video(args.videos, args.out, args.model, args.rig)
+
+
 def cmd_track(args) -> None:
     from adamesh.tracking import track_video
 
@@ -216,7 +222,7 @@ def cmd_track(args) -> None:
 
 
 def cmd_adapt(args) -> None:
-    import adamesh.api as api
+    from adamesh import api
     from adamesh.fileio import check_writable
 
     check_writable(args.out)
@@ -233,7 +239,7 @@ def cmd_adapt(args) -> None:
 
 
 def cmd_animate(args) -> None:
-    import adamesh.api as api
+    from adamesh import api
     from adamesh.export import export
     from adamesh.fileio import check_input_file, check_writable
     from adamesh.render import render_motion
@@ -393,6 +399,14 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--videos", default=str(Path("..") / "shared" / "data" / "video" / "grid"),
                     help="folder of talking-face videos with their speech")
     bl.set_defaults(func=cmd_bench_lipsync)
+    bv = b.add_parser("video", help="real talking-face videos end to end: tracking speed and fit error, "
+                      "adaptation time, lip sync of generic and personalised animation, animation speed")
+    bv.add_argument("--videos", default=str(Path("..") / "shared" / "data" / "video" / "grid"),
+                    help="folder of videos, one speaker each (default: the GRID clips in ../shared)")
+    bv.add_argument("--model", help="model folder (default: the shipped model)")
+    bv.add_argument("--rig", default="builtin", help="rig the tracker fits (builtin or ict)")
+    bv.add_argument("--out", default="out/bench_video")
+    bv.set_defaults(func=cmd_bench_video)
 
     t = sub.add_parser("train", help="train a model of the method").add_subparsers(dest="train_command", required=True)
     for kind, help_text in (("expression", "the speech-to-expression model"),

@@ -109,7 +109,7 @@ def _metrics(rig, truth: Motion, motion: Motion) -> dict:
 def run_demo(out: str | os.PathLike, rig_spec: str = "builtin", speaker: str = DEMO_SPEAKER,
              model: str | None = None, log=print) -> dict:
     """Run the demo into folder `out` (see the module docstring); returns the report's numbers."""
-    import adamesh.api as api
+    from adamesh import api
     from adamesh.export import write_csv, write_glb
     from adamesh.render import render_motion
     from adamesh.rigs import load_rig
