@@ -1,7 +1,9 @@
-"""Mouth-opening tracking on real GRID video, frame timing, the energy baseline and user errors."""
+"""Face tracking on real GRID video (rig fitting into clip folders, mouth opening), frame timing,
+the energy baseline and user errors."""
 
 from __future__ import annotations
 
+import json
 import sys
 from fractions import Fraction
 
@@ -10,10 +12,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import SHARED
+from PIL import Image
 
 from adamesh.audio import frame_count, load_audio
-from adamesh.errors import AdameshError
-from adamesh.tracking import energy_envelope, read_video_frames, track_mouth_opening
+from adamesh.errors import AdameshError, AdameshWarning
+from adamesh.motion import ARKIT, load_motion
+from adamesh.tracking import energy_envelope, read_video_frames, track_mouth_opening, track_video
 
 GRID_CLIP = SHARED / "data" / "video" / "grid" / "lbax4n.mpg"  # "lay blue at x four now"
 
@@ -33,6 +37,13 @@ def mediapipe():
 @pytest.fixture(scope="module")
 def grid_tracked(grid_clip, mediapipe):
     return track_mouth_opening(grid_clip, fps=25.0)
+
+
+@pytest.fixture(scope="module")
+def grid_folder(grid_clip, mediapipe, tmp_path_factory):
+    """The GRID clip tracked with the builtin rig into a clip folder, with the overlay video."""
+    out = tmp_path_factory.mktemp("clip")
+    return track_video(grid_clip, out, overlay=True, progress=False), out
 
 
 def write_video(path, images, pts=None, time_base=Fraction(1, 25), rate=25):
@@ -63,6 +74,70 @@ def test_grid_clip_opening_follows_speech(grid_clip, grid_tracked):
     assert 0.1 < opening.max() < 0.6
     r = np.corrcoef(energy_envelope(samples, rate, 25.0), opening)[0, 1]
     assert r > 0.2
+
+
+def test_track_video_writes_a_clip_folder(grid_clip, grid_folder):
+    result, out = grid_folder
+    names = ["lbax4n.wav", "lbax4n_overlay.mp4", "lbax4n_track.json", "lbax4n.npz"]
+    assert [p.name for p in result.paths] == names
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no partial files left behind
+    samples, rate = load_audio(grid_clip)
+    n = frame_count(len(samples), rate, 25.0)  # 74
+
+    motion = load_motion(out / "lbax4n.npz")
+    assert motion.space is ARKIT and motion.fps == 25.0 and motion.n_frames == n
+    np.testing.assert_allclose(motion.params, result.motion.params)
+    assert motion.audio == str((out / "lbax4n.wav").resolve())
+    assert motion.meta["speaker"] == "lbax4n" and motion.meta["rig"] == "builtin"
+    assert motion.meta["source"] == str(grid_clip)
+    speech, speech_rate = sf.read(out / "lbax4n.wav")
+    assert speech_rate == 16000 and speech.ndim == 1 and len(speech) == len(samples)
+
+    report = json.loads((out / "lbax4n_track.json").read_text())
+    assert report["frames"] == n and report["video_frames"] == 75 and report["rig"] == "builtin"
+    assert len(report["fit_error_mm"]) == len(report["valid"]) == n and all(report["valid"])
+    assert report["timing"]["frames_per_second"] == pytest.approx(result.fps_tracked, rel=0.01)
+    assert result.fit_error.shape == result.valid.shape == (n,) and result.valid.all()
+    assert np.median(result.fit_error) < 3.0  # mm (about 0.7 measured)
+    assert result.fps_tracked > 5  # about 70 on two cores; loose for busy test machines
+    assert len(result.identity) == 0 and result.warnings == []
+
+    with av.open(str(out / "lbax4n_overlay.mp4")) as video:
+        assert video.streams.audio
+        frames = list(video.decode(video=0))
+    assert len(frames) == n and (frames[0].width, frames[0].height) == (360, 288)
+
+
+def test_tracked_jaw_follows_the_mouth_opening(grid_folder, grid_tracked):
+    result, _ = grid_folder
+    opening, _ = grid_tracked
+    head = np.degrees(result.motion.params[:, 52:55])
+    assert np.abs(head).max() < 15  # the speaker looks into the camera
+    assert np.corrcoef(result.motion.channel("jawOpen"), opening)[0, 1] > 0.7  # 0.94 measured
+
+
+def test_largest_of_several_faces_and_gaps_without_a_face(grid_clip, mediapipe, tmp_path):
+    # 20 frames of the clip beside a smaller copy of itself, frames 8-11 grey; no sound
+    images = []
+    for _, (_, image) in zip(range(20), read_video_frames(grid_clip)):
+        canvas = np.zeros((288, 600, 3), np.uint8)
+        canvas[:, :360] = image
+        canvas[48:240, 360:] = np.asarray(Image.fromarray(image).resize((240, 192)))
+        images.append(canvas)
+    images[8:12] = [np.full_like(images[0], 128)] * 4
+    path = tmp_path / "two.mp4"
+    write_video(path, images)
+    with pytest.warns(AdameshWarning) as caught:
+        result = track_video(path, tmp_path / "out", overlay=False, progress=False)
+    messages = [str(w.message) for w in caught]
+    assert any("more than one face; the largest was tracked" in m for m in messages)
+    assert any("no face on 4 of 20 video frames" in m for m in messages)
+    assert result.warnings == messages
+    assert result.motion.n_frames == 20 and result.motion.audio is None  # the video's own span
+    assert not result.valid[8:12].any() and result.valid[:7].all() and result.valid[13:].all()
+    assert np.isnan(result.fit_error[~result.valid]).all()
+    assert np.median(result.fit_error[result.valid]) < 3.0  # no jumps to the small face
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["two.npz", "two_track.json"]
 
 
 def test_grid_frame_times_come_from_timestamps(grid_clip):
@@ -116,6 +191,9 @@ def test_grey_video_has_no_face(mediapipe, tmp_path):
     write_video(path, [np.full((128, 128, 3), 128, np.uint8)] * 5)
     with pytest.raises(AdameshError, match="no face found in any of the 5 frames"):
         track_mouth_opening(path)
+    with pytest.raises(AdameshError, match="no face found in any of the 5 frames"):
+        track_video(path, tmp_path / "out", progress=False)
+    assert list((tmp_path / "out").iterdir()) == []  # no motion, no half-written file
 
 
 @pytest.mark.parametrize("kind", ["text", "wav", "missing", "empty", "directory"])
@@ -140,6 +218,8 @@ def test_files_that_are_not_videos(tmp_path, kind):
         read_video_frames(path)
     with pytest.raises(AdameshError, match=message):  # the file is checked before mediapipe is loaded
         track_mouth_opening(path)
+    with pytest.raises(AdameshError, match=message):
+        track_video(path, tmp_path / "out")
 
 
 def test_missing_mediapipe_says_how_to_install(monkeypatch, tmp_path):
@@ -148,3 +228,5 @@ def test_missing_mediapipe_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "mediapipe", None)  # makes `import mediapipe` fail
     with pytest.raises(AdameshError, match="make install"):
         track_mouth_opening(path)
+    with pytest.raises(AdameshError, match="make install"):
+        track_video(path, tmp_path / "out")

@@ -1,8 +1,11 @@
-"""Mouth opening measured from real talking-face video, for the lip-sync benchmark.
+"""Face tracking on real talking-face video: rig motion for clip folders, mouth opening for the
+lip-sync benchmark.
 
-`track_mouth_opening` runs MediaPipe Face Mesh on every frame of a video and returns the inner-lip
-gap divided by the inter-ocular distance (so it does not depend on the face's size in the image),
-resampled onto the motion frame grid of `adamesh.audio`: frame i covers audio time
+`track_video` fits a rig's ARKit blendshapes and head pose to the face on every frame (MediaPipe
+Face Mesh landmarks, fitted by `adamesh.facefit`) and writes a clip folder: motion, speech, a
+report and an overlay video to check the fit by eye. `track_mouth_opening` returns the inner-lip
+gap divided by the inter-ocular distance (so it does not depend on the face's size in the image).
+Both resample onto the motion frame grid of `adamesh.audio`: frame i covers audio time
 [i/fps, (i+1)/fps) and is sampled at its centre, (i+0.5)/fps. `energy_envelope` gives the audio's
 RMS energy on the same grid, the baseline that a lip-sync model has to beat.
 
@@ -15,23 +18,37 @@ Makefile's install rule for how it is installed).
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import time
+import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import numpy as np
+import soundfile as sf
+from PIL import Image, ImageDraw
 
 from adamesh.audio import frame_count, load_audio
-from adamesh.errors import AdameshError
-from adamesh.fileio import check_input_file
+from adamesh.errors import AdameshError, AdameshWarning
+from adamesh.facefit import MEDIAPIPE_68, FaceFit, fit_landmarks, fitted_vertices
+from adamesh.fileio import atomic_output, check_input_file, check_writable
+from adamesh.motion import ARKIT, Motion, save_motion
+from adamesh.rigs import BlendshapeRig, Rig, load_rig
 
 # MediaPipe Face Mesh landmark indices (canonical 468-point topology, same with refine_landmarks).
 UPPER_INNER_LIP = 13
 LOWER_INNER_LIP = 14
 RIGHT_EYE_OUTER = 33  # the subject's right eye, on the left of the image
 LEFT_EYE_OUTER = 263
+_AT = {int(m): k for k, m in enumerate(MEDIAPIPE_68)}  # mesh index -> position among the 68
+TRACKER = "mediapipe face mesh (478 points, refined) + adamesh.facefit"
+OVERLAY_ALPHA = 0.45  # opacity of the fitted mesh over the video
 
 _MEDIAPIPE_HINT = (
     "install it with `make install`, or `pip install --no-deps mediapipe==0.10.21` plus "
@@ -135,52 +152,200 @@ def track_mouth_opening(video_path: str | os.PathLike, fps: float = 25.0,
     at (i+0.5)/fps from the start of the audio. n = frame_count of the video's audio when it has
     audio, else round(video duration * fps). valid (bool) is False where the value had to be filled
     in: a video frame it depends on had no face found, or it lies outside the video's time span.
+    When a frame shows several faces, the largest is measured.
 
     Raises AdameshError when mediapipe is missing, the file cannot be read, or no frame shows a face.
     """
+    _check_fps(fps)
+    name = os.fspath(video_path)
+    has_audio, origin, n_video = _probe(name)  # checks the file before the slower decode and model load
+    grid = _audio_grid(name, origin, fps) if has_audio else None
+    times, marks, _ = _face_landmarks(name, n_video, progress)
+    if grid is None:
+        grid = _video_grid(times, fps)
+    opening = _opening(marks)
+    found = np.isfinite(opening)
+    return np.interp(grid, times[found], opening[found]).astype(np.float32), _covered(grid, times, found)
+
+
+@dataclass
+class TrackResult:
+    """What `track_video` found and wrote. fit_error (T,) is in millimetres, NaN where valid is
+    False (motion frames interpolated because no face was seen); identity holds the rig's identity
+    coefficients (empty for the builtin head); fps_tracked is video frames read, tracked and fitted
+    per second of wall time (the overlay not counted)."""
+
+    motion: Motion
+    fit_error: np.ndarray
+    valid: np.ndarray
+    identity: np.ndarray
+    fps_tracked: float
+    paths: list[Path]
+    warnings: list[str]
+
+
+def track_video(video: str | os.PathLike, out_dir: str | os.PathLike, rig: str | Rig = "builtin",
+                fps: float = 25.0, overlay: bool = True, progress: bool = True) -> TrackResult:  # fmt: skip
+    """Track the face in `video` and fit `rig` to it: a clip folder for training and adaptation.
+
+    MediaPipe Face Mesh finds the face on every video frame (the largest one when there are
+    several); its 68 Multi-PIE landmarks are interpolated onto the motion frame grid (as in
+    `track_mouth_opening`) and `adamesh.facefit.fit_landmarks` turns them into ARKit motion. Written
+    to `out_dir` (created if needed), each file atomically, the motion last:
+
+    - ``<stem>.wav``: the video's sound, 16 kHz mono (none when the video has no audio);
+    - ``<stem>_overlay.mp4`` (with `overlay`): the video with the fitted face drawn over it, a
+      semi-transparent mesh, its landmarks (red) and MediaPipe's (green);
+    - ``<stem>_track.json``: per-frame fit error (mm) and validity, identity coefficients, how far
+      the person's landmarks lie from the rig's once expression is removed (``rig_mismatch_mm``,
+      RMS), timing;
+    - ``<stem>.npz``: the motion (ARKIT space at `fps`, its audio the wav, meta naming the speaker
+      <stem>, the source, tracker and rig).
+
+    Raises AdameshError when the file is not a readable video, mediapipe is missing, or no frame
+    shows a face; no file is written then.
+    """
+    t0 = time.perf_counter()
+    _check_fps(fps)
+    name = os.fspath(video)
+    has_audio, origin, n_video = _probe(name)
+    rig = load_rig(rig)
+    if not isinstance(rig, BlendshapeRig) or rig.landmarks is None:
+        raise AdameshError(f"rig {rig.name!r} has no ARKit blendshapes with landmarks to fit; "
+                           "use builtin or ict")  # fmt: skip
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise AdameshError(f"output folder {out} is a file; give a folder for the tracked clip")
+    out.mkdir(parents=True, exist_ok=True)
+    stem = Path(name).stem
+    ends = (".wav", "_overlay.mp4", "_track.json", ".npz")
+    wav, film, report, motion_path = (out / f"{stem}{end}" for end in ends)
+    for path in (wav, film, report, motion_path):
+        check_writable(path)
+
+    grid = _audio_grid(name, origin, fps) if has_audio else None
+    times, marks, crowded = _face_landmarks(name, n_video, progress)
+    if grid is None:
+        grid = _video_grid(times, fps)
+    found = np.isfinite(marks[:, 0, 0])
+    points = np.stack([np.interp(grid, times[found], c[found]) for c in marks.reshape(len(marks), -1).T], 1)
+    valid = _covered(grid, times, found)
+    fit = fit_landmarks(rig, points.reshape(-1, 68, 3), valid)
+    seconds = time.perf_counter() - t0
+
+    notes = []
+    if crowded:
+        notes.append(f"{name}: {crowded} video frames show more than one face; the largest was tracked")
+    if not found.all():
+        notes.append(f"{name}: no face on {int((~found).sum())} of {len(found)} video frames; "
+                     f"{int((~valid).sum())} motion frames are interpolated and marked invalid")  # fmt: skip
+    for note in notes:
+        warnings.warn(note, AdameshWarning, stacklevel=2)
+
+    written = []
+    if has_audio:
+        samples, rate = load_audio(name)
+        with atomic_output(wav) as tmp:
+            sf.write(tmp, samples, rate)
+        written.append(wav)
+    overlay_seconds = 0.0
+    if overlay:
+        t1 = time.perf_counter()
+        _write_overlay(film, name, rig, fit, points.reshape(-1, 68, 3), grid, fps, wav if has_audio else None,
+                       progress)  # fmt: skip
+        overlay_seconds = time.perf_counter() - t1
+        written.append(film)
+    error = fit.error_mm[valid]
+    summary = {"median": np.median(error), "p95": np.percentile(error, 95), "max": error.max()}
+    summary = {k: round(float(v), 3) for k, v in summary.items()}
+    fps_tracked = len(times) / seconds
+    with atomic_output(report) as tmp:
+        tmp.write_text(json.dumps({
+            "video": name, "rig": rig.name, "fps": fps, "frames": len(grid), "video_frames": len(times),
+            "valid": valid.tolist(),
+            "fit_error_mm": [round(float(e), 3) if v else None for e, v in zip(fit.error_mm, valid)],
+            "fit_error_mm_summary": summary,
+            "identity": fit.identity.tolist(),
+            "rig_mismatch_mm": round(float(np.sqrt(np.mean(np.sum(fit.correction_mm**2, axis=1)))), 3),
+            "timing": {"tracking_seconds": round(seconds, 3), "frames_per_second": round(fps_tracked, 1),
+                       "overlay_seconds": round(overlay_seconds, 3)},
+            "warnings": notes,
+        }))  # fmt: skip
+    written.append(report)
+    meta = {"producer": "adamesh track", "speaker": stem, "source": name, "tracker": TRACKER, "rig": rig.name,
+            "fit_error_mm": summary}  # fmt: skip
+    motion = Motion(fit.params, ARKIT, fps, audio=str(wav) if has_audio else None, meta=meta)
+    save_motion(motion, motion_path)
+    written.append(motion_path)
+    error = fit.error_mm.astype(np.float32)
+    return TrackResult(motion, error, valid, fit.identity, fps_tracked, written, notes)
+
+
+def _check_fps(fps: float) -> None:
     if not (math.isfinite(fps) and fps > 0):
         raise AdameshError(f"fps must be a positive number of frames per second, not {fps}")
-    name = os.fspath(video_path)
-    with _open_video(name) as container:  # checks the file before the slower decode and model load
-        has_audio = bool(container.streams.audio)
-        origin = _container_start(container)
-        n_video = _expected_frames(container)
-    if has_audio:
-        # The motion grid starts at the audio's first sample and covers its length, as for any clip.
-        try:
-            samples, rate = load_audio(name, sample_rate=None)
-        except AdameshError as e:
-            raise AdameshError(
-                f"cannot decode the audio track of {name}, which sets the number of motion frames: "
-                "the file is damaged; re-export it as mp4 (H.264 + AAC)") from e
-        start, n_frames = _audio_start(name, origin), frame_count(len(samples), rate, fps)
+
+
+def _probe(name: str) -> tuple[bool, float, int | None]:
+    """Whether the video has audio, its start time and its expected number of video frames."""
+    with _open_video(name) as container:
+        return bool(container.streams.audio), _container_start(container), _expected_frames(container)
+
+
+def _audio_grid(name: str, origin: float, fps: float) -> np.ndarray:
+    """Motion frame times: starting at the audio's first sample and covering its length, as for any
+    clip; frame i sampled at its centre."""
+    try:
+        samples, rate = load_audio(name, sample_rate=None)
+    except AdameshError as e:
+        raise AdameshError(
+            f"cannot decode the audio track of {name}, which sets the number of motion frames: "
+            "the file is damaged; re-export it as mp4 (H.264 + AAC)") from e
+    return _audio_start(name, origin) + (np.arange(frame_count(len(samples), rate, fps)) + 0.5) / fps
+
+
+def _video_grid(times: np.ndarray, fps: float) -> np.ndarray:
+    """Motion frame times for a video without sound: its own span, first frame to the end of the last."""
+    step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / fps
+    n_frames = max(1, math.floor((times[-1] + step - times[0]) * fps + 0.5))
+    return times[0] + (np.arange(n_frames) + 0.5) / fps
+
+
+def _face_landmarks(name: str, n_video: int | None, progress: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """Face Mesh on every video frame: (times (N,), landmarks (N, 68, 3), frames with several faces).
+
+    Landmarks are the MEDIAPIPE_68 points in pixels (x right, y down, z away from the camera, in
+    units of the image width like x), NaN on frames without a face; of several faces, the largest.
+    Times are unique and increasing. Raises AdameshError when no frame shows a face."""
     face_mesh = _face_mesh_module()
 
     from tqdm import tqdm
 
-    times, values = [], []
-    with face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True) as mesh:
+    times, marks, crowded = [], [], 0
+    with face_mesh.FaceMesh(static_image_mode=False, max_num_faces=2, refine_landmarks=True) as mesh:
         frames = read_video_frames(name)
         for t, image in tqdm(frames, total=n_video, desc="face mesh", unit="frame", disable=not progress,
                              leave=False):  # fmt: skip
+            faces = mesh.process(image).multi_face_landmarks or []
+            height, width = image.shape[:2]
+            # normalised by width and height separately, depth like x: back to pixels
+            found = [np.array([(f.landmark[i].x, f.landmark[i].y, f.landmark[i].z) for i in MEDIAPIPE_68])
+                     * (width, height, width) for f in faces]  # fmt: skip
+            crowded += len(found) > 1
             times.append(t)
-            values.append(_opening(mesh.process(image), image.shape))
-    times, values = np.asarray(times), np.asarray(values, dtype=np.float64)
-    found = np.isfinite(values)
-    if not found.any():
+            marks.append(max(found, key=_box_area) if found else np.full((68, 3), np.nan))
+    times, marks = np.asarray(times), np.asarray(marks)
+    if not np.isfinite(marks[:, 0, 0]).any():
         raise AdameshError(f"no face found in any of the {len(times)} frames of {name}; "
                            "give a video of a face looking towards the camera")  # fmt: skip
-
     # Decoders emit presentation order, but a damaged stream can repeat or reorder a timestamp.
     times, first = np.unique(times, return_index=True)
-    values, found = values[first], found[first]
-    if not has_audio:
-        # The video's own span: first frame to the end of the last one.
-        step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / fps
-        start, n_frames = times[0], max(1, math.floor((times[-1] + step - times[0]) * fps + 0.5))
-    grid = start + (np.arange(n_frames) + 0.5) / fps
-    opening = np.interp(grid, times[found], values[found])
-    return opening.astype(np.float32), _covered(grid, times, found)
+    return times, marks[first], crowded
+
+
+def _box_area(points: np.ndarray) -> float:
+    size = points[:, :2].max(0) - points[:, :2].min(0)
+    return float(size[0] * size[1])
 
 
 def _face_mesh_module():
@@ -216,21 +381,12 @@ def _audio_start(name: str, origin: float) -> float:
     return 0.0
 
 
-def _opening(result, shape: tuple[int, ...]) -> float:
-    """Inner-lip gap over inter-ocular distance, in pixels; NaN when no face was found."""
-    if not result.multi_face_landmarks:
-        return math.nan
-    height, width = shape[:2]
-    marks = result.multi_face_landmarks[0].landmark
-
-    # Landmarks are normalised separately by width and height: scale back before measuring.
-    def point(i):
-        return np.array([marks[i].x * width, marks[i].y * height])
-
-    eyes = np.linalg.norm(point(LEFT_EYE_OUTER) - point(RIGHT_EYE_OUTER))
-    if eyes <= 0:
-        return math.nan
-    return float(np.linalg.norm(point(UPPER_INNER_LIP) - point(LOWER_INNER_LIP)) / eyes)
+def _opening(marks: np.ndarray) -> np.ndarray:
+    """(N,) inner-lip gap over inter-ocular distance in the image plane from (N, 68, 3) landmarks;
+    NaN without a face."""
+    gap = np.linalg.norm(marks[:, _AT[UPPER_INNER_LIP], :2] - marks[:, _AT[LOWER_INNER_LIP], :2], axis=1)
+    eyes = np.linalg.norm(marks[:, _AT[LEFT_EYE_OUTER], :2] - marks[:, _AT[RIGHT_EYE_OUTER], :2], axis=1)
+    return np.where(eyes > 0, gap / np.where(eyes > 0, eyes, 1.0), np.nan)
 
 
 def _covered(grid: np.ndarray, times: np.ndarray, found: np.ndarray) -> np.ndarray:
@@ -244,3 +400,70 @@ def _covered(grid: np.ndarray, times: np.ndarray, found: np.ndarray) -> np.ndarr
     # Before the first frame or more than one frame after the last, the value is held, not measured.
     inside = (grid >= times[0] - step / 2) & (grid <= times[-1] + step)
     return ok & inside
+
+
+def _write_overlay(path: Path, name: str, rig: BlendshapeRig, fit: FaceFit, observed: np.ndarray,
+                   grid: np.ndarray, fps: float, audio: Path | None, progress: bool) -> None:  # fmt: skip
+    """The video frame shown at each motion frame, with the fitted face drawn over it."""
+    from adamesh.geometry import NormalComputer
+    from adamesh.render import make_renderer
+    from adamesh.render.video import write_video
+
+    frames = _frames_at(name, grid)
+    first = next(frames)
+    height, width = first.shape[0] // 2 * 2, first.shape[1] // 2 * 2  # H.264 wants even sizes
+    # Only the face, eyes and mouth: what lies within the face region's box on the neutral mesh
+    # (a bust or the back of the head would hide the video).
+    face = rig.neutral[rig.regions["face"]]
+    inside = np.all((rig.neutral >= face.min(0)) & (rig.neutral <= face.max(0)), axis=1)
+    triangles = rig.faces[inside[rig.faces].all(1)]
+    mesh_part = SimpleNamespace(faces=triangles, colors=rig.colors)  # all make_renderer reads of a rig
+    renderer = make_renderer(mesh_part, _pixel_camera(width, height))
+    normals = NormalComputer(triangles, rig.n_vertices)
+    to_world = np.array([1.0, -1.0, -1.0], np.float32)  # image pixels -> the camera's y-up, z-out frame
+    empty = renderer.render(np.full_like(rig.neutral, -1e6), np.zeros_like(rig.neutral))  # background only
+
+    def drawn():
+        for start in range(0, len(grid), 32):
+            frames_here = slice(start, min(start + 32, len(grid)))
+            verts = fit.to_image(fitted_vertices(rig, fit, frames_here), frames_here).astype(np.float32)
+            for k, v in enumerate(verts):
+                image = (first if start + k == 0 else next(frames))[:height, :width]
+                world = v * to_world
+                mesh = renderer.render(world, normals(world))
+                cover = np.any(mesh != empty, axis=2, keepdims=True) * OVERLAY_ALPHA
+                pil = Image.fromarray((image * (1 - cover) + mesh * cover).astype(np.uint8))
+                draw = ImageDraw.Draw(pil)
+                seen = observed[start + k] if fit.valid[start + k] else []  # none where interpolated
+                for (x, y, _), colour in [*((p, (60, 255, 60)) for p in seen),
+                                          *((p, (255, 40, 40)) for p in v[rig.landmarks])]:  # fmt: skip
+                    draw.ellipse((x - 1.5, y - 1.5, x + 1.5, y + 1.5), fill=colour)
+                yield np.asarray(pil)
+
+    try:
+        write_video(path, drawn(), len(grid), fps, audio=str(audio) if audio else None, progress=progress)
+    finally:
+        renderer.close()
+
+
+def _pixel_camera(width: int, height: int):
+    """An orthographic camera whose picture is the image: world x = pixel column, y = -pixel row,
+    z towards the viewer, in pixels."""
+    from adamesh.render.camera import Camera
+
+    far = 40.0 * max(width, height)
+    view = np.eye(4)
+    view[2, 3] = -far / 2  # the camera sits in front of everything drawn, at z = far / 2
+    proj = np.array([[2 / width, 0, 0, -1], [0, 2 / height, 0, 1], [0, 0, -2 / far, -1], [0, 0, 0, 1]])
+    return Camera(view.astype(np.float32), proj.astype(np.float32), width, height)
+
+
+def _frames_at(name: str, grid: np.ndarray) -> Iterator[np.ndarray]:
+    """For each time of `grid`, the video frame on screen then (the first frame before it starts)."""
+    frames = read_video_frames(name)
+    current, upcoming = None, next(frames, None)
+    for t in grid:
+        while upcoming is not None and (current is None or upcoming[0] <= t):
+            current, upcoming = upcoming, next(frames, None)
+        yield current[1]
+

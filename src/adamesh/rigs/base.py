@@ -69,6 +69,7 @@ class Rig:
     pivot: np.ndarray  # (3,) neck pivot, rig units
     units_per_meter: float = 1.0  # 100 for a rig modelled in centimetres
     landmarks: np.ndarray | None = None  # (68,) vertex indices in Multi-PIE order, if known
+    identity: np.ndarray | None = None  # (K, V, 3) identity modes (vertex offsets per unit coefficient)
     info: dict = field(default_factory=dict)  # provenance, licence, missing shapes ...
 
     def __post_init__(self):
@@ -85,6 +86,15 @@ class Rig:
             if key not in self.regions:
                 raise RigError(f"rig {self.name!r} lacks the vertex region {key!r}")
         self.regions = {k: np.asarray(v, np.int64) for k, v in self.regions.items()}
+        if self.landmarks is not None:
+            self.landmarks = np.asarray(self.landmarks, np.int64)
+            if self.landmarks.shape != (68,) or self.landmarks.min() < 0 or self.landmarks.max() >= n:
+                raise RigError(f"rig {self.name!r}: landmarks must be 68 vertex indices below {n}")
+        if self.identity is not None:
+            self.identity = np.ascontiguousarray(self.identity, np.float32)
+            if self.identity.ndim != 3 or self.identity.shape[1:] != self.neutral.shape:
+                raise RigError(f"rig {self.name!r}: identity {self.identity.shape} does not fit vertices "
+                               f"{self.neutral.shape}")  # fmt: skip
         self._torch: dict[str, torch.Tensor] = {}
 
     @property

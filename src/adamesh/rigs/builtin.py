@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from adamesh.geometry import NormalComputer
 from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES
 from adamesh.rigs.base import EYE_WHITE, IRIS, PUPIL, SKIN, BlendshapeRig
 
@@ -24,6 +25,9 @@ PHI_MOUTH = -0.50  # elevation of the mouth slit (radians)
 THETA_MOUTH = 0.36  # half-width of the mouth slit (azimuth, radians)
 PHI_EYE = 0.02
 EYE_X, EYE_R = 0.033, 0.0125
+EYE_POKE = 0.006  # how far the eyeball's front stands out of the skin
+BROW_THETA, BROW_HALF_WIDTH, BROW_HALF_HEIGHT = 0.40, 0.25, 0.035  # brow centre and extent (radians)
+NOSTRIL = (0.085, -0.36)  # azimuth, elevation of the dark nostril spots
 JAW_HINGE = np.array([0.0, -0.025, -0.005])
 JAW_ANGLE = math.radians(22)
 PIVOT = np.array([0.0, -0.085, -0.02])
@@ -38,25 +42,30 @@ def _bump(th, ph, th0, ph0, s_th, s_ph):
     return np.exp(-0.5 * (((th - th0) / s_th) ** 2 + ((ph - ph0) / s_ph) ** 2))
 
 
+def _brow_arch(th):
+    """Elevation of the brow's middle line at azimuth `th`."""
+    return 0.20 + 0.04 * np.cos((abs(th) - BROW_THETA) * 4)
+
+
 def _smoothstep(x):
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3 - 2 * x)
 
 
 # (theta, phi, sigma_theta, sigma_phi, radial offset in metres); mirrored when theta != 0.
-_SCULPT = [
-    (0.0, -0.70, 0.45, 0.30, 0.008),  # muzzle
-    (0.0, -1.05, 0.22, 0.12, 0.008),  # chin
-    (0.0, -0.05, 0.07, 0.20, 0.010),  # nose bridge
-    (0.0, -0.27, 0.10, 0.085, 0.030),  # nose tip
-    (0.14, -0.33, 0.06, 0.05, 0.010),  # nostril wing
-    (0.42, PHI_EYE, 0.16, 0.10, -0.012),  # eye socket
-    (0.40, 0.21, 0.25, 0.06, 0.005),  # brow ridge
-    (0.58, -0.30, 0.22, 0.18, 0.007),  # cheek
-    (0.0, PHI_MOUTH + 0.045, 0.26, 0.045, 0.007),  # upper lip
-    (0.0, PHI_MOUTH - 0.055, 0.22, 0.05, 0.008),  # lower lip
-    (1.57, -0.08, 0.10, 0.20, 0.016),  # ear
-]
+_SCULPT = {
+    "muzzle": (0.0, -0.70, 0.45, 0.30, 0.008),
+    "chin": (0.0, -1.05, 0.22, 0.12, 0.008),
+    "nose bridge": (0.0, -0.05, 0.07, 0.20, 0.010),
+    "nose tip": (0.0, -0.27, 0.10, 0.085, 0.030),
+    "nostril wing": (0.14, -0.33, 0.06, 0.05, 0.010),
+    "eye socket": (0.42, PHI_EYE, 0.16, 0.10, -0.012),
+    "brow ridge": (0.40, 0.21, 0.25, 0.06, 0.005),
+    "cheek": (0.58, -0.30, 0.22, 0.18, 0.007),
+    "upper lip": (0.0, PHI_MOUTH + 0.045, 0.26, 0.045, 0.007),
+    "lower lip": (0.0, PHI_MOUTH - 0.055, 0.22, 0.05, 0.008),
+    "ear": (1.57, -0.08, 0.10, 0.20, 0.016),
+}
 
 
 def _skin_surface(th: np.ndarray, ph: np.ndarray) -> np.ndarray:
@@ -71,11 +80,23 @@ def _skin_surface(th: np.ndarray, ph: np.ndarray) -> np.ndarray:
     p[..., 2] = AZ * np.cos(th) * (np.cos(ph) + (profile - np.cos(ph)) * front)
     p[..., 0] *= 1 - 0.14 * _smoothstep((-np.sin(ph) - 0.4) * 2.0)  # narrower jaw
     offset = np.zeros_like(th)
-    for t0, p0, st, sp, amp in _SCULPT:
+    for t0, p0, st, sp, amp in _SCULPT.values():
         offset += amp * _bump(th, ph, t0, p0, st, sp)
         if t0 != 0.0:
             offset += amp * _bump(th, ph, -t0, p0, st, sp)
     return p + d * offset[..., None]
+
+
+def _outline(xy: np.ndarray, candidates: np.ndarray, center: np.ndarray, below: float, n: int) -> list[int]:
+    """`n` vertices evenly spaced along the outline that the `candidates` draw around `center` in
+    the (x, y) plane, below height `below`: from the -x side, through the bottom, to the +x side."""
+    rel = xy[candidates] - center
+    angle = np.round(np.degrees(np.arctan2(rel[:, 0], -rel[:, 1])))  # 0 straight down, -90 towards -x
+    radius = np.linalg.norm(rel, axis=1)
+    outline = np.array([candidates[angle == a][np.argmax(radius[angle == a])] for a in np.unique(angle)])
+    outline = outline[xy[outline, 1] < below]
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(xy[outline], axis=0), axis=1))])
+    return [int(outline[round(k)]) for k in np.interp(np.linspace(0, arc[-1], n), arc, np.arange(len(arc)))]
 
 
 def _rows(n: int) -> np.ndarray:
@@ -185,9 +206,9 @@ def _build() -> BlendshapeRig:  # noqa: C901 - one recipe, read top to bottom
     lip_shape = np.exp(-((th / (THETA_MOUTH * 1.05)) ** 4))
     lip_band = np.where(lower, _bump(0, ph, 0, PHI_MOUTH - 0.02, 1, 0.06), _bump(0, ph, 0, PHI_MOUTH + 0.01, 1, 0.045))
     lip_color = _smoothstep((lip_shape * lip_band - 0.3) / 0.2)
-    arch = 0.20 + 0.04 * np.cos((abs(th) - 0.40) * 4)
-    brow = _smoothstep((1 - abs(ph - arch) / 0.035) * 3) * _smoothstep((1 - abs(abs(th) - 0.40) / 0.25) * 4)
-    nostril = _bump(abs(th), ph, 0.085, -0.36, 0.03, 0.025)
+    across = _smoothstep((1 - abs(abs(th) - BROW_THETA) / BROW_HALF_WIDTH) * 4)
+    brow = _smoothstep((1 - abs(ph - _brow_arch(th)) / BROW_HALF_HEIGHT) * 3) * across
+    nostril = _bump(abs(th), ph, *NOSTRIL, 0.03, 0.025)
     hair = _smoothstep((ph - 0.62 + 0.35 * _smoothstep((abs(th) - 1.2) / 0.6)) / 0.06)
     for mask, col in ((lip_color, LIP), (brow, BROW), (nostril, (0.35, 0.22, 0.2)), (hair, HAIR)):
         color += mask[:, None] * (np.array(col) - color)
@@ -199,7 +220,7 @@ def _build() -> BlendshapeRig:  # noqa: C901 - one recipe, read top to bottom
         # sit the eyeball so its front pokes 6 mm out of the (sculpted) skin
         th_e = math.asin(EYE_X / AX)
         front = _skin_surface(np.array(s * th_e), np.array(PHI_EYE))
-        center = np.array([s * EYE_X, front[1], front[2] + 0.006 - EYE_R])
+        center = np.array([s * EYE_X, front[1], front[2] + EYE_POKE - EYE_R])
         eye_centers[side] = center
         verts, f, d = _sphere_patch(center, EYE_R, np.linspace(-math.pi, math.pi, 33)[:-1], np.linspace(-1.5, 1.5, 24))
         f = np.concatenate([f, _grid_faces(24, 32, wrap=True)])  # close the seam
@@ -381,6 +402,63 @@ def _build() -> BlendshapeRig:  # noqa: C901 - one recipe, read top to bottom
         "jaw": np.nonzero(jaw_w > 0.5)[0],
         "skin": skin_idx,
     }
+
+    # --- landmarks: the 68 Multi-PIE points, found on the features built above -------------
+    grid = nr * nc  # the skin grid's vertices come first (skin is the first part)
+
+    def at(t, p):  # the skin grid vertex nearest an azimuth and elevation
+        return int(np.argmin((th[:grid] - t) ** 2 + (ph[:grid] - p) ** 2))
+
+    def col(t):
+        return int(np.argmin(abs(cols - t)))
+
+    # jaw: the face's outline seen from the front, below the eyes; ears, back-facing skin and the
+    # underside of the jaw that the neck hides are left out
+    normals = NormalComputer(np.asarray(faces), len(skin))(skin.astype(np.float32))
+    ear_th, _, ear_sigma = _SCULPT["ear"][:3]
+    neck = verts[P["neck"]]
+    behind_neck = (skin[:, 1] < neck[:, 1].max()) & (skin[:, 2] < neck[:, 2].max())
+    seen = np.nonzero((normals[:, 2] > 0) & (abs(th) < ear_th - 2 * ear_sigma) & ~behind_neck)[0]
+    nose_tip = int(np.argmax(skin[:, 2]))
+    jaw = _outline(skin[:, :2], seen, skin[nose_tip, :2], below=eye_centers["Left"][1], n=17)
+    # brows: five points along the upper edge of each brow, right brow outer to inner, left inner to outer
+    brow_th = BROW_THETA + 0.85 * BROW_HALF_WIDTH * np.linspace(1, -1, 5)
+    brows = [at(s * t, _brow_arch(t) + 0.8 * BROW_HALF_HEIGHT)
+             for s, ts in ((-1, brow_th), (1, brow_th[::-1])) for t in ts]  # fmt: skip
+    # nose: the bridge from eye level down to the tip, then the base from the right wing to the left
+    bridge = [at(0.0, PHI_EYE + (ph[nose_tip] - PHI_EYE) * k / 3) for k in range(3)] + [nose_tip]
+    wing = _SCULPT["nostril wing"][0]
+    nose_base = [at(t, NOSTRIL[1]) for t in (-wing, -NOSTRIL[0], 0.0, NOSTRIL[0], wing)]
+    # eyes: corners on the skin where the eyeball comes out of it, two points on each lid's free edge
+    r_open = math.sqrt(EYE_R**2 - (EYE_R - EYE_POKE) ** 2)
+    eye_points = []
+    for side in ("Right", "Left"):
+        c = eye_centers[side]
+        upper, lower = P[f"lidUpper{side}"][: len(az)], P[f"lidLower{side}"][-len(az) :]  # first/last row
+        front_skin = np.nonzero(skin[:, 2] > c[2])[0]
+        # corner, upper lid twice, corner, lower lid twice (x ascending, then back)
+        xs = c[0] + r_open * np.array([-1, -1 / 3, 1 / 3, 1, 1 / 3, -1 / 3])
+        for k, x in enumerate(xs):
+            if k in (0, 3):
+                gap = np.hypot(skin[front_skin, 0] - x, skin[front_skin, 1] - c[1])
+                eye_points.append(int(front_skin[np.argmin(gap)]))
+            else:
+                edge = upper if k < 3 else lower
+                eye_points.append(int(edge[np.argmin(abs(verts[edge, 0] - x))]))
+    # lips: the slit's ends are the corners; outer points lie on the red lip's border, inner ones on the slit
+    slit = jm * nc
+    right, left = slit + slit_cols[0] - 1, slit + slit_cols[-1] + 1
+
+    def lip_border(t, up):
+        rows_out = np.arange(jm, nr) if up else np.arange(jm - 1, -1, -1)
+        red = lip_color[rows_out * nc + col(t)] > 0.5
+        return int(rows_out[np.argmin(red) - 1] * nc + col(t))  # the last red row before the skin
+
+    thirds, halves = THETA_MOUTH * np.array([-2, -1, 0, 1, 2]) / 3, THETA_MOUTH * np.array([-1, 0, 1]) / 2
+    outer = [right, *(lip_border(t, True) for t in thirds), left, *(lip_border(t, False) for t in -thirds)]
+    inner = [right, *(slit + col(t) for t in halves), left, *(lower_copy[col(t)] for t in -halves)]
+    landmarks = np.array(jaw + brows + bridge + nose_base + eye_points + outer + inner)
+
     return BlendshapeRig(
         name="builtin",
         space=ARKIT,
@@ -391,5 +469,6 @@ def _build() -> BlendshapeRig:  # noqa: C901 - one recipe, read top to bottom
         pivot=PIVOT,
         units_per_meter=1.0,
         shapes=deltas,
+        landmarks=landmarks,
         info={"source": "procedural (adamesh.rigs.builtin)", "licence": "MIT, part of adamesh"},
     )

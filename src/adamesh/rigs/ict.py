@@ -223,6 +223,7 @@ def _make_rig(a: dict, source: str) -> BlendshapeRig:
         pivot=pivot,
         units_per_meter=100.0,
         landmarks=lm,
+        identity=a["identity"].astype(np.float32) if len(a["identity"]) else None,
         shapes=deltas,
         missing=missing,
         info={
