@@ -9,12 +9,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from adamesh.adaptation import AdaptConfig, ExpressionProfile, Reference, adapt, model_fingerprint
+from adamesh.adaptation import AdaptConfig, ExpressionProfile, Reference, _learnable, adapt, model_fingerprint
 from adamesh.cli import main
 from adamesh.data.dataset import ClipDataset
 from adamesh.errors import AdameshError
 from adamesh.frontends import make_frontend
 from adamesh.models.expression import PRESETS, ExpressionConfig, ExpressionModel, expression_loss
+from adamesh.motion import ARKIT
 from adamesh.training import load_model
 
 @pytest.fixture(scope="module")
@@ -110,6 +111,43 @@ def test_adaptation_improves_the_reference_and_leaves_the_base_alone(trained, co
     if method == "molora":
         assert profile.ranks == (1, 2, 4) and profile.stats["trainable"] < 0.5 * sum(
             p.numel() for p in model.parameters())
+
+
+def test_adapter_is_dropped_when_the_held_out_slice_gets_worse(trained, corpus):
+    model, frontend, _ = load_model(trained)
+    ref, _ = held_out(corpus, frontend)
+    n = len(ref.params)
+    # the held-out tail contradicts the rest: every adapted step moves away from it
+    cut = n - int(round(0.2 * n))
+    params = np.zeros_like(ref.params)
+    params[:cut] = 1.0
+    profile = adapt(model, Reference(ref.features, params, ref.fps), AdaptConfig(max_steps=60, patience=100))
+    assert profile.stats["val_loss_after"] > profile.stats["val_loss_before"] and profile.stats["fell_back"]
+    assert all(float(v.abs().max()) == 0 for k, v in profile.adapter.items() if "lora_B" in k)
+    feats = torch.as_tensor(ref.features)
+    with torch.no_grad():
+        torch.testing.assert_close(profile.apply(model).predict(feats, style=profile.style),
+                                   model.predict(feats, style=profile.style))
+    # a consistent reference keeps its adapter
+    kept = adapt(model, ref, AdaptConfig(max_steps=60, patience=100))
+    assert not kept.stats["fell_back"] and any(float(v.abs().max()) > 0 for k, v in kept.adapter.items()
+                                               if "lora_B" in k)
+
+
+def test_channels_the_reference_cannot_teach_keep_the_base_prediction(trained, corpus):
+    model, frontend, _ = load_model(trained)
+    ref, _ = held_out(corpus, frontend)
+    feats = torch.as_tensor(ref.features)
+    params = torch.as_tensor(ref.params, dtype=torch.float32).clone()
+    static = int(torch.argmin(model.param_std))  # a channel the corpus never moves
+    params[:, static] = 0.3
+    params[:, ARKIT.index("eyeLookInLeft")] = 0.9
+    out = _learnable(model, feats, params, ("eyeLookInLeft",))
+    with torch.no_grad():
+        generic = model.predict(feats)
+    torch.testing.assert_close(out[:, static], generic[:, static])
+    torch.testing.assert_close(out[:, ARKIT.index("eyeLookInLeft")], generic[:, ARKIT.index("eyeLookInLeft")])
+    torch.testing.assert_close(out[:, ARKIT.index("jawOpen")], params[:, ARKIT.index("jawOpen")])
 
 
 def test_profile_round_trip_and_model_check(trained, corpus, tmp_path):

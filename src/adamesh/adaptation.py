@@ -11,8 +11,12 @@ The base model is never modified: adaptation works on a copy. The tail of the re
 (`val_fraction`) is held out for early stopping; the adapter state with the lowest loss on it is
 kept, but only from `min_steps` on: on a 0.5-2 s slice the loss is too noisy to judge the first
 steps, and it stopped every method after 10-20 steps, before the lips had changed (on held-out test
-sentences LVE kept falling until 60-120 steps; README: Expression benchmark). The result is an
-`ExpressionProfile`: the adapter tensors and the style embedding.
+sentences LVE kept falling until 60-120 steps; README: Expression benchmark). If even the best
+state is no better on that slice than not adapting, the adapter is dropped and the profile keeps
+only the style embedding (3 s references of tracked real faces: README, Real video). Channels the
+reference cannot teach (constant in the training data, or not measured by the tracker) keep the
+base model's prediction as their target. The result is an `ExpressionProfile`: the adapter tensors
+and the style embedding.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ class Reference:
     params: np.ndarray
     fps: float
     identity: np.ndarray | None = None
+    unobserved: tuple[str, ...] = ()  # expression channels the reference does not measure (a tracker's blind spots)
 
     @property
     def seconds(self) -> float:
@@ -104,7 +109,7 @@ class ExpressionProfile:
         model = copy.deepcopy(base)
         if self.method in ("molora", "lora"):
             add_molora(model, self.targets, self.ranks, self.alpha, combine=self.combine)
-            load_adapter_state(model, {k: v * strength if "lora_B" in k else v for k, v in self.adapter.items()})
+            load_adapter_state(model, scaled_adapter(self.adapter, strength))
             merge_adapters(model)
         elif self.method == "full":
             own = base.state_dict()
@@ -173,6 +178,31 @@ def _crops(n: int, length: int, count: int, gen: torch.Generator) -> list[slice]
     return [slice(s, s + length) for s in starts]
 
 
+def scaled_adapter(state: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
+    """Adapter tensors whose weight change is `fraction` of `state`'s (the delta B @ A is linear in B)."""
+    return {k: v * fraction if "lora_B" in k else v for k, v in state.items()}
+
+
+def _learnable(model: ExpressionModel, feats: torch.Tensor, params: torch.Tensor, unobserved) -> torch.Tensor:
+    """The reference's expression with the channels it cannot teach replaced by the base model's own
+    prediction (generic style), so adaptation leaves them as they were: channels the training data
+    never moved (their z-scores would be huge and swamp the loss: a tracked jawForward of 0.1 is
+    100 standard deviations of a corpus that never moves it) and channels the reference does not
+    measure (a tracker's blind spots, such as gaze from landmarks)."""
+    from adamesh.motion import ARKIT
+
+    keep = model.param_std <= 1.5e-3  # the statistics' floor: constant in training
+    names = ARKIT.channels[: len(keep)] if len(keep) == ARKIT.n_expression else ()
+    for name in unobserved:
+        if name in names:
+            keep[names.index(name)] = True
+    if not keep.any():
+        return params
+    with torch.no_grad():
+        generic = model.predict(feats)
+    return torch.where(keep, generic, params)
+
+
 def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None = None) -> ExpressionProfile:
     """Personalise `base` (left untouched) on `reference`; see the module docstring for methods."""
     cfg = cfg or AdaptConfig()
@@ -192,10 +222,11 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
     if cfg.method == "none":
         return ExpressionProfile("none", base.null_style.detach().clone(), {}, model_id=model_id,
                                  stats={"seconds": 0.0, "trainable": 0})
+    frozen = copy.deepcopy(base).eval()  # dropout off, BatchNorm statistics frozen: 10 s cannot re-estimate them
+    params = _learnable(frozen, feats, params, reference.unobserved)
     n_val = max(1, int(round(n * cfg.val_fraction))) if cfg.method != "style" else 0
     train_f, train_p = feats[: n - n_val], params[: n - n_val]
     val_f, val_p = feats[n - n_val:], params[n - n_val:]
-    frozen = copy.deepcopy(base).eval()  # dropout off, BatchNorm statistics frozen: 10 s cannot re-estimate them
     if cfg.method == "style":
         with torch.no_grad():
             style = frozen.style(params[None])[0]
@@ -244,6 +275,12 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
                 waited += 1
             if waited >= cfg.patience or time.perf_counter() - t0 > cfg.max_seconds:
                 break
+    # Never worse than not adapting: a short reference from another domain (a tracked real face)
+    # can teach the adapter that clip's accidents; if the held-out slice says so, keep only the
+    # style embedding (an adapter at zero). Full fine-tuning keeps its best weights.
+    fell_back = cfg.method != "full" and best_loss >= start_loss
+    if fell_back:
+        best_state = scaled_adapter(best_state, 0.0)
     if cfg.method == "full":
         model.load_state_dict(best_state)
     else:
@@ -254,7 +291,7 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
         cfg.method, style.detach(), best_state, ranks if cfg.method != "full" else (), cfg.combine
         if cfg.method == "molora" else "sum", list(cfg.targets), model_id,
         stats={"seconds": round(time.perf_counter() - t0, 2), "steps": step, "best_step": best_step,
-               "val_loss_before": round(start_loss, 4), "val_loss_after": round(best_loss, 4),
+               "val_loss_before": round(start_loss, 4), "val_loss_after": round(best_loss, 4), "fell_back": fell_back,
                "trainable": count_parameters(trainable), "config": {k: v for k, v in asdict(cfg).items()
                                                                     if k != "targets"}},
         alpha=cfg.alpha if cfg.method == "molora" else None)

@@ -124,7 +124,8 @@ class Animator:
         e_feats = [self.expression_frontend(a, self.fps, m.n_frames).features for m, a in clips]
         p_units = [self.pose_frontend(a, self.fps, m.n_frames).units for m, a in clips]
         params = np.concatenate([m.params for m in motions])
-        ref = Reference(np.concatenate(e_feats), params[:, : ARKIT.n_expression], self.fps)
+        unobserved = tuple(sorted({n for m in motions for n in m.meta.get("unobserved", [])}))
+        ref = Reference(np.concatenate(e_feats), params[:, : ARKIT.n_expression], self.fps, unobserved=unobserved)
         expression = adapt(self.expression, ref, AdaptConfig(method=method, seed=seed))
         pose = retrieve_pose_style(self.pose, [m.params[:, ARKIT.n_expression:] for m in motions], p_units,
                                    self.fps, method=retrieval)

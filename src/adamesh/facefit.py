@@ -78,6 +78,7 @@ class FaceFit:
     rotation: np.ndarray
     offset: np.ndarray  # where the rig's pivot lands, in the rig-aligned image frame (y up, z out)
     pivot: np.ndarray
+    unobserved: tuple[str, ...] = ()  # ARKit shapes the landmarks cannot measure: left at 0
 
     def to_image(self, points: np.ndarray, frames: slice = slice(None)) -> np.ndarray:
         """(T, N, 3) points in rig units (without head pose) of the `frames` -> (T, N, 3) image
@@ -150,8 +151,9 @@ def fit_landmarks(rig: BlendshapeRig, landmarks: np.ndarray, valid: np.ndarray,
     params[:, 55:57] = (offset[:, :2] - np.median(offset[valid, :2], axis=0)) / s0 / rig.units_per_meter
     params[:, 57] = CAMERA_DISTANCE * (1 - s0 / scale)
     params[:, 55:58] = np.clip(params[:, 55:58], -1.0, 1.0)
+    unobserved = tuple(n for i, n in enumerate(ARKIT_BLENDSHAPES) if i not in set(active))
     return FaceFit(params.astype(np.float32), error, valid, identity, correction * mm, scale, rot, offset,
-                   rig.pivot.astype(np.float64))  # fmt: skip
+                   rig.pivot.astype(np.float64), unobserved)  # fmt: skip
 
 
 def fitted_vertices(rig: BlendshapeRig, fit: FaceFit, frames: slice = slice(None)) -> np.ndarray:

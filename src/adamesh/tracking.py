@@ -273,7 +273,7 @@ def track_video(video: str | os.PathLike, out_dir: str | os.PathLike, rig: str |
         }))  # fmt: skip
     written.append(report)
     meta = {"producer": "adamesh track", "speaker": stem, "source": name, "tracker": TRACKER, "rig": rig.name,
-            "fit_error_mm": summary}  # fmt: skip
+            "fit_error_mm": summary, "unobserved": list(fit.unobserved)}  # fmt: skip
     motion = Motion(fit.params, ARKIT, fps, audio=str(wav) if has_audio else None, meta=meta)
     save_motion(motion, motion_path)
     written.append(motion_path)
