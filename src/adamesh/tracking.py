@@ -195,7 +195,8 @@ def track_video(video: str | os.PathLike, out_dir: str | os.PathLike, rig: str |
 
     - ``<stem>.wav``: the video's sound, 16 kHz mono (none when the video has no audio);
     - ``<stem>_overlay.mp4`` (with `overlay`): the video with the fitted face drawn over it, a
-      semi-transparent mesh, its landmarks (red) and MediaPipe's (green);
+      semi-transparent mesh, its fitted landmarks (red: the rig's own plus the static correction) and
+      MediaPipe's (green);
     - ``<stem>_track.json``: per-frame fit error (mm) and validity, identity coefficients, how far
       the person's landmarks lie from the rig's once expression is removed (``rig_mismatch_mm``,
       RMS), timing;
@@ -426,7 +427,11 @@ def _write_overlay(path: Path, name: str, rig: BlendshapeRig, fit: FaceFit, obse
     def drawn():
         for start in range(0, len(grid), 32):
             frames_here = slice(start, min(start + 32, len(grid)))
-            verts = fit.to_image(fitted_vertices(rig, fit, frames_here), frames_here).astype(np.float32)
+            own = fitted_vertices(rig, fit, frames_here)
+            verts = fit.to_image(own, frames_here).astype(np.float32)
+            # the fitted landmarks: the rig's own plus the static correction (what the fit explains)
+            marks = fit.to_image(own[:, rig.landmarks] + fit.correction_mm * rig.units_per_meter / 1000.0,
+                                 frames_here)
             for k, v in enumerate(verts):
                 image = (first if start + k == 0 else next(frames))[:height, :width]
                 world = v * to_world
@@ -436,7 +441,7 @@ def _write_overlay(path: Path, name: str, rig: BlendshapeRig, fit: FaceFit, obse
                 draw = ImageDraw.Draw(pil)
                 seen = observed[start + k] if fit.valid[start + k] else []  # none where interpolated
                 for (x, y, _), colour in [*((p, (60, 255, 60)) for p in seen),
-                                          *((p, (255, 40, 40)) for p in v[rig.landmarks])]:  # fmt: skip
+                                          *((p, (255, 40, 40)) for p in marks[k])]:  # fmt: skip
                     draw.ellipse((x - 1.5, y - 1.5, x + 1.5, y + 1.5), fill=colour)
                 yield np.asarray(pil)
 
