@@ -54,6 +54,7 @@ PACKED_FORMAT = "adamesh.packed_model"
 MIN_REFERENCE_SECONDS = 2.0  # below this neither adaptation has enough to learn from
 SHORT_REFERENCE_SECONDS = 8.0  # the method's references are ~10 s; shorter ones work less well
 DEFAULT_BLINK_RATE = 15.0  # blinks per minute when nothing better is known
+BLINK_MIN_SECONDS = 20.0  # a shorter reference holds too few blinks (~5) to measure a rate
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus")
 
 
@@ -130,7 +131,7 @@ class Animator:
         pose = retrieve_pose_style(self.pose, [m.params[:, ARKIT.n_expression:] for m in motions], p_units,
                                    self.fps, method=retrieval)
         stats = {"seconds": round(seconds, 2), "clips": len(motions), "frames": len(params),
-                 "blink_rate": round(blink_rate(params, self.fps), 1),
+                 "blink_rate": round(blink_rate(params, self.fps), 1) if seconds >= BLINK_MIN_SECONDS else None,
                  "head_angle_std_deg": [round(float(x), 2) for x in
                                         np.degrees(params[:, ARKIT.rotation[0]:ARKIT.rotation[1]].std(0))],
                  "sources": [str(m.meta.get("source") or m.meta.get("id") or "") for m in motions], **tracking}
@@ -226,8 +227,8 @@ class Animator:
         centre = pose.mean(0) if posture is None else np.asarray(posture, pose.dtype)
         pose = centre + pose_amplitude * (pose - centre)
 
-        rate = blink_rate if blink_rate is not None else (
-            profile.reference.get("blink_rate", DEFAULT_BLINK_RATE) if profile else DEFAULT_BLINK_RATE)
+        measured = profile.reference.get("blink_rate") if profile else None
+        rate = blink_rate if blink_rate is not None else (DEFAULT_BLINK_RATE if measured is None else measured)
         expr = set_blinks(expr, self.fps, rate, seed)
         params = np.clip(np.concatenate([expr, pose], 1), ARKIT.lower, ARKIT.upper).astype(np.float32)
         meta = {"generator": "adamesh.animate", "model_ids": self.ids, "seed": seed, "style_strength": style_strength,
@@ -257,11 +258,12 @@ def load(model: str | os.PathLike | None = None) -> Animator:
 
 
 def blink_rate(params: np.ndarray, fps: float) -> float:
-    """Blinks per minute in ARKit parameters: peaks of the mean eyeBlink above 0.5, at least 0.2 s apart."""
+    """Blinks per minute in ARKit parameters: peaks of the mean eyeBlink above 0.35 (a tracked blink
+    often stops short of 1), at least 0.2 s apart."""
     from scipy.signal import find_peaks
 
     blink = params[:, [ARKIT.index("eyeBlinkLeft"), ARKIT.index("eyeBlinkRight")]].mean(1)
-    peaks, _ = find_peaks(blink, height=0.5, distance=max(1, int(0.2 * fps)))
+    peaks, _ = find_peaks(blink, height=0.35, distance=max(1, int(0.2 * fps)))
     return 60.0 * len(peaks) / max(len(params) / fps, 1e-9)
 
 

@@ -232,7 +232,9 @@ def cmd_adapt(args) -> None:
     profile.save(args.out)
     ref, pose = profile.reference, profile.pose
     chosen = ", ".join(f"{v} ({w:.2f})" for v, w in zip(pose.chosen, pose.weights))
-    print(f"reference: {ref['seconds']:.1f} s in {ref['clips']} clip(s), {ref['blink_rate']:.0f} blinks/min")
+    blinks = (f"{ref['blink_rate']:.0f} blinks/min" if ref["blink_rate"] is not None
+              else "blink rate not measured (under 20 s), animate uses 15/min")
+    print(f"reference: {ref['seconds']:.1f} s in {ref['clips']} clip(s), {blinks}")
     print(f"expression: {profile.expression.method}, {profile.expression.stats.get('steps', 0)} steps; "
           f"pose style: {pose.method} of {chosen}; adapted in {profile.provenance['adapt_seconds']:.1f} s")
     print(f"wrote {args.out}")
