@@ -186,3 +186,19 @@ def test_cli_adapt_animate_and_bad_inputs(held_out, tmp_path, capsys):
     # nothing half-written by any of the failures
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.wav", "p.profile", "speech.csv", "speech.glb",
                                                           "speech.npz"]
+
+
+def test_cli_adapt_refuses_a_video_without_a_face_or_a_corrupt_one(tmp_path, capsys):
+    pytest.importorskip("mediapipe", reason="face tracking needs mediapipe (make install)")
+    from adamesh.render.video import write_video
+
+    grey = tmp_path / "grey.mp4"
+    write_video(grey, iter([np.full((128, 128, 3), 128, np.uint8)] * 50), 50, 25.0, progress=False)
+    out = tmp_path / "me.profile"
+    assert main(["adapt", "--reference", str(grey), "--out", str(out)]) == 1
+    assert "no face found" in capsys.readouterr().err
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
+    assert main(["adapt", "--reference", str(corrupt), "--out", str(out)]) == 1
+    assert "corrupt" in capsys.readouterr().err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.mp4", "grey.mp4"]
