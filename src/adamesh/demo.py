@@ -33,34 +33,48 @@ TEST_SENTENCES = 3
 KEY_CHANNELS = ("jawOpen", "mouthClose", "mouthFunnel", "mouthSmileLeft", "browInnerUp")
 
 
-def _speaker_clips(out: Path, seconds: float, n_test: int, speaker_id: str):
-    """Reference motions (with wav files in `out`/clips) and joined test audio + ground truth."""
-    from adamesh.audio import SAMPLE_RATE
-    from adamesh.data.corpus import CorpusConfig, make_speakers, synthesize_clip
+def _held_out_speaker(speaker_id: str):
+    from adamesh.data.corpus import CorpusConfig, make_speakers
 
     cfg = CorpusConfig()
     speakers = make_speakers(cfg)
     index = next((i for i, s in enumerate(speakers) if s.id == speaker_id), None)
     if index is None or speakers[index].split != "heldout":
         raise AdameshError(f"{speaker_id} is not a held-out speaker of the default corpus")
-    clips_dir = out / "clips"
-    clips_dir.mkdir(exist_ok=True)
+    return cfg, speakers[index], index
+
+
+def synthetic_reference(folder: Path, seconds: float, speaker_id: str) -> list[Motion]:
+    """The first clips of a held-out speaker of the default corpus, `seconds` at least, as motions
+    with their speech written to `folder` (what the shipped model never saw)."""
+    from adamesh.audio import SAMPLE_RATE
+    from adamesh.data.corpus import synthesize_clip
+
+    cfg, speaker, index = _held_out_speaker(speaker_id)
+    folder.mkdir(parents=True, exist_ok=True)
     reference, total, k = [], 0.0, 0
     while total < seconds:
-        audio, motion = synthesize_clip(speakers[index], k, cfg, index)
-        wav = clips_dir / f"reference_{k:02d}.wav"
+        audio, motion = synthesize_clip(speaker, k, cfg, index)
+        wav = folder / f"{speaker_id}_reference_{k:02d}.wav"
         sf.write(wav, audio, SAMPLE_RATE, subtype="PCM_16")
         motion.audio = str(wav)
         reference.append(motion)
         total += motion.duration
         k += 1
-    # test sentences come from the far end of the speaker's sentence list: never in the reference
-    tests = [synthesize_clip(speakers[index], cfg.sentences - 1 - j, cfg, index) for j in range(n_test)]
-    audio = np.concatenate([a for a, _ in tests])
+    return reference
+
+
+def _test_sentences(n_test: int, speaker_id: str):
+    """Joined audio and ground truth of `n_test` sentences from the far end of the speaker's
+    sentence list (never in the reference)."""
+    from adamesh.data.corpus import synthesize_clip
+
+    cfg, speaker, index = _held_out_speaker(speaker_id)
+    tests = [synthesize_clip(speaker, cfg.sentences - 1 - j, cfg, index) for j in range(n_test)]
     truth = Motion(np.concatenate([m.params for _, m in tests]), ARKIT, cfg.fps,
                    meta={"producer": "adamesh demo", "speaker": speaker_id,
                          "text": " ".join(m.meta["text"] for _, m in tests)})
-    return reference, audio, truth, SAMPLE_RATE
+    return np.concatenate([a for a, _ in tests]), truth
 
 
 def _plot(truth: Motion, generic: Motion, personal: Motion, path: Path) -> None:
@@ -120,7 +134,10 @@ def run_demo(out: str | os.PathLike, rig_spec: str = "builtin", speaker: str = D
     t_start = time.perf_counter()
     log(f"synthesising held-out speaker {speaker}: ~{REFERENCE_SECONDS:g} s of reference, {TEST_SENTENCES} "
         "test sentences")
-    reference, audio, truth, rate = _speaker_clips(out, REFERENCE_SECONDS, TEST_SENTENCES, speaker)
+    from adamesh.audio import SAMPLE_RATE as rate
+
+    reference = synthetic_reference(out / "clips", REFERENCE_SECONDS, speaker)
+    audio, truth = _test_sentences(TEST_SENTENCES, speaker)
     speech = out / "speech.wav"
     with atomic_output(speech) as tmp:
         sf.write(tmp, audio, rate, subtype="PCM_16")
