@@ -230,3 +230,30 @@ def test_missing_mediapipe_says_how_to_install(monkeypatch, tmp_path):
         track_mouth_opening(path)
     with pytest.raises(AdameshError, match="make install"):
         track_video(path, tmp_path / "out")
+
+
+def test_bench_video_on_two_grid_clips(grid_clip, mediapipe, tmp_path):
+    import shutil
+
+    from adamesh.bench import bench_video
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("lbax4n.mpg", "bbaf2n.mpg"):
+        shutil.copy(grid_clip.parent / name, videos / name)
+    result = bench_video(str(videos), str(tmp_path / "out"), synthetic_speakers=("spk005",), log=lambda *a: None)
+    assert set(result["tracking"]) == {"lbax4n", "bbaf2n"}
+    for t in result["tracking"].values():
+        assert t["frames"] == 74 and t["face_found"] == 1.0 and t["fit_error_mm_median"] < 2.0
+        assert t["jaw_vs_opening_r"] > 0.7
+    pairs = result["lip_sync"]["pairs"]
+    assert len(pairs) == 4 and {p["method"] for p in pairs} == {"style", "molora"}
+    assert all(-1 <= p["r"] <= 1 for p in pairs)
+    assert result["lip_sync"]["generic_mean_r"] > 0.4  # the shipped model follows real speech
+    assert set(result["synthetic_profiles_r"]) == {"spk005"}
+    assert result["animate_realtime_factor"] > 1
+    out = tmp_path / "out"
+    for name in ("lbax4n", "bbaf2n"):
+        assert (out / "clips" / name / f"{name}_overlay.mp4").stat().st_size > 0
+        assert (out / f"{name}.profile").is_file()
+    assert "| **mean** |" in (out / "table.md").read_text()
