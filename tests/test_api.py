@@ -151,14 +151,23 @@ def test_profile_round_trip_and_refused_by_another_model(model, profile, held_ou
         adamesh.load(other).animate(audio, loaded)
 
 
-def test_reference_length_rules(model, held_out):
+def test_reference_length_rules(model, held_out, tmp_path):
     ref = held_out[1]
     with pytest.warns(UserWarning, match="only"):
         short = model.adapt(ref[:1])  # one sentence, 2.5-5 s: works, with a warning
     assert short.reference["seconds"] < 8
-    clipped = Motion(ref[0].params[:40], ARKIT, ref[0].fps, audio=ref[0].audio)  # 1.6 s
+    audio, rate = sf.read(ref[0].audio)
+    short_wav = tmp_path / "short.wav"
+    sf.write(short_wav, audio[: int(1.6 * rate)], rate)
+    clipped = Motion(ref[0].params[:40], ARKIT, ref[0].fps, audio=str(short_wav))  # 1.6 s
     with pytest.raises(AdameshError, match="at least 2 s"):
         model.adapt([clipped])
+    # a motion and a speech file that do not belong together
+    with pytest.raises(AdameshError, match="must belong together"):
+        model.adapt([Motion(ref[1].params, ARKIT, ref[1].fps, audio=str(short_wav))])
+    # a motion at another frame rate than the model's
+    with pytest.raises(AdameshError, match="--fps 25"):
+        model.adapt([Motion(ref[1].params, ARKIT, 30.0, audio=ref[1].audio)])
 
 
 def test_cli_adapt_animate_and_bad_inputs(held_out, tmp_path, capsys):
@@ -192,8 +201,11 @@ def test_cli_adapt_refuses_a_video_without_a_face_or_a_corrupt_one(tmp_path, cap
     pytest.importorskip("mediapipe", reason="face tracking needs mediapipe (make install)")
     from adamesh.render.video import write_video
 
+    noise = tmp_path / "noise.wav"
+    sf.write(noise, np.random.default_rng(0).normal(0, 0.1, 2 * SAMPLE_RATE).astype(np.float32), SAMPLE_RATE)
     grey = tmp_path / "grey.mp4"
-    write_video(grey, iter([np.full((128, 128, 3), 128, np.uint8)] * 50), 50, 25.0, progress=False)
+    write_video(grey, iter([np.full((128, 128, 3), 128, np.uint8)] * 50), 50, 25.0, audio=str(noise), progress=False)
+    noise.unlink()
     out = tmp_path / "me.profile"
     assert main(["adapt", "--reference", str(grey), "--out", str(out)]) == 1
     assert "no face found" in capsys.readouterr().err

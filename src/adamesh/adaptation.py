@@ -11,9 +11,10 @@ The base model is never modified: adaptation works on a copy. The tail of the re
 (`val_fraction`) is held out for early stopping; the adapter state with the lowest loss on it is
 kept, but only from `min_steps` on: on a 0.5-2 s slice the loss is too noisy to judge the first
 steps, and it stopped every method after 10-20 steps, before the lips had changed (on held-out test
-sentences LVE kept falling until 60-120 steps; README: Expression benchmark). If even the best
-state is no better on that slice than not adapting, the adapter is dropped and the profile keeps
-only the style embedding (3 s references of tracked real faces: README, Real video). Channels the
+sentences LVE kept falling until 60-120 steps; README: Expression benchmark). For the same
+reason the slice does not decide whether to keep the adapter at all: a rule that dropped it when
+the slice was no better than the start dropped it for held-out synthetic speakers whose test
+sentences it improved (README: Real video). Channels the
 reference cannot teach (constant in the training data, or not measured by the tracker) keep the
 base model's prediction as their target. The result is an `ExpressionProfile`: the adapter tensors
 and the style embedding.
@@ -132,7 +133,8 @@ class ExpressionProfile:
                    meta["targets"], meta["model_id"], alpha=meta.get("alpha"), stats=meta.get("stats", {}))
 
     def save(self, path: str | os.PathLike) -> Path:
-        return _save_tensors(path, *reversed(self.parts()))
+        meta, tensors = self.parts()
+        return _save_tensors(path, tensors, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ExpressionProfile":
@@ -275,12 +277,6 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
                 waited += 1
             if waited >= cfg.patience or time.perf_counter() - t0 > cfg.max_seconds:
                 break
-    # Never worse than not adapting: a short reference from another domain (a tracked real face)
-    # can teach the adapter that clip's accidents; if the held-out slice says so, keep only the
-    # style embedding (an adapter at zero). Full fine-tuning keeps its best weights.
-    fell_back = cfg.method != "full" and best_loss >= start_loss
-    if fell_back:
-        best_state = scaled_adapter(best_state, 0.0)
     if cfg.method == "full":
         model.load_state_dict(best_state)
     else:
@@ -291,7 +287,7 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
         cfg.method, style.detach(), best_state, ranks if cfg.method != "full" else (), cfg.combine
         if cfg.method == "molora" else "sum", list(cfg.targets), model_id,
         stats={"seconds": round(time.perf_counter() - t0, 2), "steps": step, "best_step": best_step,
-               "val_loss_before": round(start_loss, 4), "val_loss_after": round(best_loss, 4), "fell_back": fell_back,
+               "val_loss_before": round(start_loss, 4), "val_loss_after": round(best_loss, 4),
                "trainable": count_parameters(trainable), "config": {k: v for k, v in asdict(cfg).items()
                                                                     if k != "targets"}},
         alpha=cfg.alpha if cfg.method == "molora" else None)
@@ -330,7 +326,8 @@ class PoseStyle:
                    tensors["posture"].numpy(), meta["model_id"])
 
     def save(self, path: str | os.PathLike) -> Path:
-        return _save_tensors(path, *reversed(self.parts()))
+        meta, tensors = self.parts()
+        return _save_tensors(path, tensors, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PoseStyle":

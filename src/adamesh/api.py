@@ -112,8 +112,16 @@ class Animator:
         `adamesh track` or another ARKit clip folder, a motion file with its audio, or Motion objects.
 
         `clip_dir` keeps the tracked clip of a video (default: a temporary folder, removed)."""
+        from adamesh.adaptation import METHODS, POSE_RETRIEVALS
+
+        if method not in METHODS or method == "none":
+            raise AdameshError(f"unknown adaptation method {method!r}; choose one of molora, lora, full, style")
+        if retrieval not in POSE_RETRIEVALS:
+            raise AdameshError(f"unknown pose retrieval {retrieval!r}; choose one of {', '.join(POSE_RETRIEVALS)}")
         clips, tracking = self._reference_clips(reference, clip_dir, progress)
         motions = [m for m, _ in clips]
+        for m, a in clips:
+            self._check_clip(m, a)
         seconds = sum(m.duration for m in motions)
         if seconds < MIN_REFERENCE_SECONDS:
             raise AdameshError(f"the reference is {seconds:.1f} s long; at least {MIN_REFERENCE_SECONDS:g} s of "
@@ -141,10 +149,24 @@ class Animator:
                       "adapt_seconds": round(time.perf_counter() - t0, 2)}
         return Profile(expression, pose, stats, provenance)
 
+    def _check_clip(self, motion: Motion, speech: np.ndarray) -> None:
+        """Refuse a reference clip whose motion is at another rate than the model's, or whose speech
+        does not cover it: its frames would not line up with the speech features."""
+        from adamesh.audio import frame_count
+
+        name = motion.meta.get("source") or motion.audio or "a reference clip"
+        if abs(motion.fps - self.fps) > 1e-6:
+            raise AdameshError(f"{name} is at {motion.fps:g} fps; the model works at {self.fps:g} fps: track the "
+                               f"video again with --fps {self.fps:g}")
+        natural = frame_count(len(speech), SAMPLE_RATE, self.fps)
+        if abs(natural - motion.n_frames) > 2:
+            raise AdameshError(f"{name}: the motion has {motion.n_frames} frames but its speech lasts {natural}; "
+                               "they must belong together (the motion file's `audio` names the wrong file?)")
+
     def _reference_clips(self, reference, clip_dir, progress) -> tuple[list[tuple[Motion, np.ndarray]], dict]:
         """(motion, 16 kHz speech) of each reference clip, and tracking statistics for a video."""
-        if isinstance(reference, (Motion, list)):
-            motions = reference if isinstance(reference, list) else [reference]
+        if isinstance(reference, (Motion, list, tuple)):
+            motions = list(reference) if isinstance(reference, (list, tuple)) else [reference]
             return [(_arkit(m, "a reference motion"), _speech(m)) for m in motions], {}
         path = Path(reference)
         if path.is_dir():
@@ -166,15 +188,21 @@ class Animator:
     def _track(self, video: Path, clip_dir, progress) -> tuple[list[tuple[Motion, np.ndarray]], dict]:
         from adamesh.tracking import track_video
 
+        import av
+
+        try:
+            with av.open(str(video)) as container:
+                silent = not container.streams.audio
+        except av.error.FFmpegError:
+            silent = False  # track_video says what is wrong with the file
+        if silent:
+            raise AdameshError(f"{video} has no sound; the reference video must have the person's speech")
         tmp = None
         if clip_dir is None:
             tmp = clip_dir = tempfile.mkdtemp(prefix="adamesh-track-")
         try:
             result = track_video(video, clip_dir, overlay=False, progress=progress)
             motion = result.motion
-            if motion.audio is None:
-                raise AdameshError(f"{video} has no sound; the reference video must have the person's speech")
-            motion.meta["source"] = str(video)
             error = np.asarray(result.fit_error)[np.asarray(result.valid)]
             stats = {"tracked_fraction": round(float(np.mean(result.valid)), 3),
                      "fit_error_mm_median": round(float(np.median(error)), 3) if len(error) else None,
@@ -201,10 +229,15 @@ class Animator:
                                     ("temperature", temperature, 0.05, 3)):
             if not (np.isfinite(value) and lo <= value <= hi):
                 raise AdameshError(f"{name} must be between {lo} and {hi}, not {value}")
-        samples = audio if isinstance(audio, np.ndarray) else load_audio(audio, SAMPLE_RATE)[0]
-        samples = np.asarray(samples, np.float32)
-        if samples.ndim != 1 or len(samples) < SAMPLE_RATE // self.fps:
-            raise AdameshError("the speech is empty or shorter than one frame; give a recording with speech in it")
+        if isinstance(audio, np.ndarray):
+            if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.floating):
+                raise AdameshError(f"speech samples must be mono float (n,) at {SAMPLE_RATE} Hz in [-1, 1], not "
+                                   f"{audio.dtype} {audio.shape}; or pass a file")
+            samples = np.nan_to_num(audio.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        else:
+            samples = load_audio(audio, SAMPLE_RATE)[0]
+        if len(samples) < SAMPLE_RATE / self.fps:
+            raise AdameshError("the speech is shorter than one frame; give a recording with speech in it")
         if profile is not None:
             self.check(profile)
         e_feats = self.expression_frontend(samples, self.fps)
@@ -239,11 +272,11 @@ class Animator:
 
     def check(self, profile: Profile) -> None:
         """Refuse a profile made with another model (its adapter would not fit these weights)."""
-        made = profile.provenance.get("model_ids", {})
-        if made and made != self.ids or profile.expression.model_id != self.ids["expression"]:
-            raise AdameshError(f"this profile was made with another model ({made.get('expression', '?')}, this model "
-                               f"is {self.ids['expression']}); run `adamesh adapt` again with this model")
-        profile.pose.check(self.pose)
+        made = {"expression": profile.expression.model_id, "pose": profile.pose.model_id}
+        for part, made_id in made.items():
+            if made_id != self.ids[part]:
+                raise AdameshError(f"this profile was made with another model (its {part} model is {made_id}, this "
+                                   f"one is {self.ids[part]}); run `adamesh adapt` again with this model")
 
 
 def load(model: str | os.PathLike | None = None) -> Animator:
@@ -288,11 +321,12 @@ def pack_model(folder: str | os.PathLike, out: str | os.PathLike) -> Path:
     pose gallery and training logs, with the SHA-256 of every file in manifest.json."""
     folder, out = Path(folder), Path(out)
     load(folder)  # refuses what is not a complete model folder
-    keep = ("config.json", "frontend.json", "log.txt", "model.safetensors", "gallery.safetensors")
+    keep = ("config.json", "frontend.json", "frontend_units.safetensors", "log.txt", "model.safetensors",
+            "gallery.safetensors")
     with atomic_output(out, directory=True) as tmp:
         files = {}
         for src in sorted(folder.rglob("*")):
-            if not src.is_file() or (src.name not in keep and not src.name.startswith("units")):
+            if not src.is_file() or src.name not in keep:
                 continue
             rel = src.relative_to(folder)
             dst = tmp / rel
@@ -305,7 +339,8 @@ def pack_model(folder: str | os.PathLike, out: str | os.PathLike) -> Path:
                 shutil.copyfile(src, dst)
             files[str(rel)] = hashlib.sha256(dst.read_bytes()).hexdigest()
         (tmp / "manifest.json").write_text(json.dumps(
-            {"format": PACKED_FORMAT, "source": str(folder), "adamesh": _version(), "files": files}, indent=1))
+            {"format": PACKED_FORMAT, "source": folder.name, "adamesh": _version(), "files": files}, indent=1))
+        load(tmp)  # the packed copy must load before it replaces anything
         for path in [tmp, *tmp.rglob("*")]:  # readable by everyone, as an installed package must be
             path.chmod(0o755 if path.is_dir() else 0o644)
     return out
@@ -320,7 +355,8 @@ def _arkit(motion: Motion, what: str) -> Motion:
 
 def _speech(motion: Motion) -> np.ndarray:
     if not motion.audio:
-        raise AdameshError("a reference clip has no audio; adaptation needs the speech that goes with the motion")
+        name = motion.meta.get("source") or motion.meta.get("id") or "a reference clip"
+        raise AdameshError(f"{name} has no audio; adaptation needs the speech that goes with the motion")
     return load_audio(motion.audio, SAMPLE_RATE)[0]
 
 

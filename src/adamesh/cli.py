@@ -232,11 +232,14 @@ def cmd_adapt(args) -> None:
     profile.save(args.out)
     ref, pose = profile.reference, profile.pose
     chosen = ", ".join(f"{v} ({w:.2f})" for v, w in zip(pose.chosen, pose.weights))
-    blinks = (f"{ref['blink_rate']:.0f} blinks/min" if ref["blink_rate"] is not None
-              else "blink rate not measured (under 20 s), animate uses 15/min")
+    blinks = (f"{ref['blink_rate']:.0f} blinks/min" if ref["blink_rate"] is not None else
+              f"blink rate not measured (under {api.BLINK_MIN_SECONDS:g} s), animate uses {api.DEFAULT_BLINK_RATE:g}/min")
     print(f"reference: {ref['seconds']:.1f} s in {ref['clips']} clip(s), {blinks}")
-    print(f"expression: {profile.expression.method}, {profile.expression.stats.get('steps', 0)} steps; "
-          f"pose style: {pose.method} of {chosen}; adapted in {profile.provenance['adapt_seconds']:.1f} s")
+    stats = profile.expression.stats
+    expression = (f"{profile.expression.method}, {stats['steps']} steps" if "steps" in stats
+                  else profile.expression.method)
+    print(f"expression: {expression}; pose style: {pose.method} of {chosen}; "
+          f"adapted in {profile.provenance['adapt_seconds']:.1f} s")
     print(f"wrote {args.out}")
 
 
@@ -248,6 +251,8 @@ def cmd_animate(args) -> None:
     from adamesh.rigs import load_rig
 
     out = Path(args.out)
+    if out.suffix != ".npz":
+        raise AdameshError(f"--out {out} must end in .npz (an adamesh motion file)")
     targets = [out] + [out.with_suffix(f".{fmt}") for fmt in args.export or []] + (
         [Path(args.render)] if args.render else [])
     for path in targets:
@@ -274,9 +279,9 @@ def cmd_animate(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    from adamesh.demo import run_demo
+    from adamesh.demo import DEMO_SPEAKER, run_demo
 
-    result = run_demo(args.out, args.rig, args.speaker, args.model)
+    result = run_demo(args.out, args.rig, args.speaker or DEMO_SPEAKER, args.model)
     print(f"demo outputs are in {args.out} ({result['total_seconds']:.0f} s): side_by_side.mp4, "
           "personalised.glb/.csv, channels.png, report.md")
 
@@ -471,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "glb, Live Link CSV, plots and a report in one folder")
     dm.add_argument("--out", default="out/demo")
     dm.add_argument("--rig", default="builtin", help=f"rig to render and export: {rig_help}")
-    dm.add_argument("--speaker", default="spk011", help="held-out speaker of the default corpus")
+    dm.add_argument("--speaker", help="held-out speaker of the default corpus (default spk011)")
     dm.add_argument("--model", help=model_help)
     dm.set_defaults(func=cmd_demo)
 

@@ -181,7 +181,7 @@ def _report(r: dict) -> str:
     rows = [k for k in r["scores"]["generic"] if not isinstance(r["scores"]["generic"][k], list)]
     lines = [f"# adamesh demo: held-out speaker {r['speaker']}", "",
              f"Reference: {r['reference_seconds']:.1f} s of synthetic speech and ground-truth motion of a speaker "
-             f"the shipped model never saw. Test: {r['test_seconds']:.1f} s of three new sentences. Metrics on the "
+             f"the shipped model never saw. Test: {r['test_seconds']:.1f} s of {TEST_SENTENCES} new sentences. Metrics on the "
              f"{r['rig']} rig.", "",
              "| metric | generic | personalised |", "|---|---|---|"]
     for k in rows:
