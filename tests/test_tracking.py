@@ -114,6 +114,9 @@ def test_tracked_jaw_follows_the_mouth_opening(grid_folder, grid_tracked):
     head = np.degrees(result.motion.params[:, 52:55])
     assert np.abs(head).max() < 15  # the speaker looks into the camera
     assert np.corrcoef(result.motion.channel("jawOpen"), opening)[0, 1] > 0.7  # 0.94 measured
+    # track_video reports the same mouth opening as track_mouth_opening, from its one landmark pass
+    np.testing.assert_array_equal(result.opening, opening)
+    np.testing.assert_array_equal(result.opening_valid, grid_tracked[1])
 
 
 def test_largest_of_several_faces_and_gaps_without_a_face(grid_clip, mediapipe, tmp_path):

@@ -650,7 +650,7 @@ def bench_video(videos: str, out: str = "out/bench_video", model: str | None = N
     from adamesh.evaluation import lip_gap, pearson
     from adamesh.fileio import atomic_output
     from adamesh.motion import ARKIT
-    from adamesh.tracking import track_mouth_opening, track_video
+    from adamesh.tracking import track_video
 
     paths = _videos(videos)
     out = Path(out)
@@ -665,7 +665,7 @@ def bench_video(videos: str, out: str = "out/bench_video", model: str | None = N
         if result.motion.audio is None:
             log(f"{path.name}: no sound, left out (lip sync needs the speech)")
             continue
-        opening, valid = track_mouth_opening(path)
+        opening, valid = result.opening, result.opening_valid
         err = result.fit_error[result.valid]
         clips[path.stem] = {"motion": result.motion, "opening": opening, "valid": valid,
                             "tracking": {"frames": int(result.motion.n_frames), "video_fps": round(result.fps_tracked, 1),

@@ -163,6 +163,11 @@ def track_mouth_opening(video_path: str | os.PathLike, fps: float = 25.0,
     times, marks, _ = _face_landmarks(name, n_video, progress)
     if grid is None:
         grid = _video_grid(times, fps)
+    return _opening_on_grid(grid, times, marks)
+
+
+def _opening_on_grid(grid: np.ndarray, times: np.ndarray, marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(opening, valid) on the motion `grid` from per-video-frame landmarks: see track_mouth_opening."""
     opening = _opening(marks)
     found = np.isfinite(opening)
     return np.interp(grid, times[found], opening[found]).astype(np.float32), _covered(grid, times, found)
@@ -173,7 +178,8 @@ class TrackResult:
     """What `track_video` found and wrote. fit_error (T,) is in millimetres, NaN where valid is
     False (motion frames interpolated because no face was seen); identity holds the rig's identity
     coefficients (empty for the builtin head); fps_tracked is video frames read, tracked and fitted
-    per second of wall time (the overlay not counted)."""
+    per second of wall time (the overlay not counted); opening and opening_valid are what
+    `track_mouth_opening` returns for the video, from the same landmarks."""
 
     motion: Motion
     fit_error: np.ndarray
@@ -182,6 +188,8 @@ class TrackResult:
     fps_tracked: float
     paths: list[Path]
     warnings: list[str]
+    opening: np.ndarray
+    opening_valid: np.ndarray
 
 
 def track_video(video: str | os.PathLike, out_dir: str | os.PathLike, rig: str | Rig = "builtin",
@@ -279,7 +287,8 @@ def track_video(video: str | os.PathLike, out_dir: str | os.PathLike, rig: str |
     save_motion(motion, motion_path)
     written.append(motion_path)
     error = fit.error_mm.astype(np.float32)
-    return TrackResult(motion, error, valid, fit.identity, fps_tracked, written, notes)
+    return TrackResult(motion, error, valid, fit.identity, fps_tracked, written, notes,
+                       *_opening_on_grid(grid, times, marks))
 
 
 def _check_fps(fps: float) -> None:
