@@ -186,16 +186,10 @@ class Animator:
         return self._track(path, clip_dir, progress)
 
     def _track(self, video: Path, clip_dir, progress) -> tuple[list[tuple[Motion, np.ndarray]], dict]:
-        from adamesh.tracking import track_video
+        from adamesh.tracking import _probe, track_video
 
-        import av
-
-        try:
-            with av.open(str(video)) as container:
-                silent = not container.streams.audio
-        except av.error.FFmpegError:
-            silent = False  # track_video says what is wrong with the file
-        if silent:
+        has_audio = _probe(str(video))[0]  # also refuses what is not a readable video, before tracking
+        if not has_audio:
             raise AdameshError(f"{video} has no sound; the reference video must have the person's speech")
         tmp = None
         if clip_dir is None:
