@@ -14,8 +14,6 @@ import traceback
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from adamesh import __version__
 from adamesh.errors import AdameshError
 
@@ -210,6 +208,8 @@ def cmd_bench_video(args) -> None:
 
 
 def cmd_track(args) -> None:
+    import numpy as np
+
     from adamesh.tracking import track_video
 
     result = track_video(args.video, args.out, rig=args.rig, fps=args.fps, overlay=not args.no_overlay)
