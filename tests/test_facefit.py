@@ -83,6 +83,8 @@ def test_fit_recovers_pose_and_expression(builtin):
         i = ARKIT.index(name)
         assert corr(fit.params[:, i], truth[:, i]) > 0.95, name
     assert np.all(fit.params[:, :52] >= 0) and np.all(fit.params[:, :52] <= 1)
+    # lips never close past touching: mouthClose stays within jawOpen (noise would push it beyond)
+    assert np.all(fit.params[:, ARKIT.index("mouthClose")] <= fit.params[:, ARKIT.index("jawOpen")])
     assert np.all(fit.params[:, [ARKIT.index(n) for n in ARKIT.channels if n.startswith("eyeLook")]] == 0)
     assert np.median(fit.error_mm) < 0.6  # the noise alone is about 0.3 mm RMS
     # translation in metres about the median position: depth follows the face's size in the image

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from adamesh.errors import AdameshError, MotionError
-from adamesh.motion import ARKIT, FLAME, Motion, load_motion, save_motion
+from adamesh.motion import ARKIT, FLAME, Motion, limit_lip_closure, load_motion, save_motion
 
 N_ARKIT, N_FLAME = 58, 56  # 52 blendshapes + 3 rotation + 3 translation; 50 exp + 3 jaw + 3 head
 
@@ -434,3 +434,19 @@ def test_save_overwrites_and_file_is_readable_by_others(tmp_path):
     np.testing.assert_array_equal(load_motion(path).params, new)
     assert path.stat().st_mode & 0o777 == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
+
+
+def test_limit_lip_closure_is_the_nearest_pair_with_closure_within_the_jaw():
+    rng = np.random.default_rng(0)
+    jaw, close = rng.uniform(0, 1, 500), rng.uniform(0, 1, 500)
+    j, c = limit_lip_closure(jaw, close)
+    assert np.all(c <= j)
+    ok = close <= jaw
+    np.testing.assert_array_equal(j[ok], jaw[ok])
+    np.testing.assert_array_equal(c[ok], close[ok])
+    # every changed pair is the closest allowed point: no point of a fine grid of allowed pairs is nearer
+    grid = np.stack(np.meshgrid(np.linspace(0, 1, 201), np.linspace(0, 1, 201)), -1).reshape(-1, 2)
+    grid = grid[grid[:, 1] <= grid[:, 0]]
+    for k in np.nonzero(~ok)[0][:50]:
+        nearest = np.sqrt(((grid - (jaw[k], close[k])) ** 2).sum(1)).min()
+        assert np.hypot(j[k] - jaw[k], c[k] - close[k]) <= nearest + 1e-9

@@ -34,7 +34,7 @@ import torch
 
 from adamesh.errors import AdameshError
 from adamesh.geometry import euler_to_matrix, matrix_to_euler
-from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES
+from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES, JAW_OPEN, MOUTH_CLOSE, limit_lip_closure
 from adamesh.rigs.base import BlendshapeRig
 
 # MediaPipe Face Mesh indices of the 68 Multi-PIE (iBUG) landmarks, in their order: jaw 0-16, brows
@@ -136,7 +136,8 @@ def fit_landmarks(rig: BlendshapeRig, landmarks: np.ndarray, valid: np.ndarray,
         rigid = _rigid_motions(face)
         residual = _remove(rigid, (local - face) * mm)
         moves = _remove(rigid, deltas[active] * mm)
-        weights[:, active] = _solve_weights(residual, moves, valid, smooth, weights[:, active])
+        weights[:, active] = _solve_weights(residual, moves, valid, smooth, weights[:, active],
+                                            _lip_closure_projection(active))
         expressed = np.einsum("tk,knd->tnd", weights[:, active], moves)
         correction = np.mean((residual - expressed)[valid], 0) / mm
 
@@ -225,8 +226,23 @@ def _solve_identity(static: np.ndarray, modes: np.ndarray) -> np.ndarray:
     return np.linalg.solve(gram + IDENTITY_RIDGE * np.eye(len(modes)), b @ static.reshape(-1))
 
 
-def _solve_weights(residual, deltas, observed, smooth, start, iterations=300):
-    """Weights W (T, K) in [0, 1] and a static offset b (68, 3) minimising
+def _lip_closure_projection(active: np.ndarray):
+    """The projection of weights over the `active` shapes onto [0, 1] with mouthClose <= jawOpen
+    (`limit_lip_closure`): lips that close past touching would be read as mouthClose alone."""
+    cols = list(active)
+    if JAW_OPEN not in cols or MOUTH_CLOSE not in cols:
+        return lambda x: np.clip(x, 0.0, 1.0)
+    jaw, close = cols.index(JAW_OPEN), cols.index(MOUTH_CLOSE)
+
+    def project(x):
+        x[:, jaw], x[:, close] = limit_lip_closure(x[:, jaw], x[:, close])  # then clipping keeps it
+        return np.clip(x, 0.0, 1.0)
+    return project
+
+
+def _solve_weights(residual, deltas, observed, smooth, start, project, iterations=300):
+    """Weights W (T, K) in the convex set `project` projects onto (within [0, 1]) and a static
+    offset b (68, 3) minimising
         1/2 sum_t observed_t |W_t deltas + b - residual_t|^2  (mean over weighted landmarks, mm^2)
       + smooth/2 sum_t |W_t - W_t-1|^2 + RIDGE/2 |W|^2,
     by FISTA from `start`; returns W. residual (T, 68, 3), deltas (K, 68, 3) in mm.
@@ -251,7 +267,7 @@ def _solve_weights(residual, deltas, observed, smooth, start, iterations=300):
         rough[1:] += change
         rough[:-1] -= change
         grad = obs * ((y - y[observed].mean(0)) @ gram) - rhs + smooth * rough + RIDGE * y
-        x_next = np.clip(y - step * grad, 0.0, 1.0)
+        x_next = project(y - step * grad)
         m_next = (1 + np.sqrt(1 + 4 * momentum**2)) / 2
         y = x_next + (momentum - 1) / m_next * (x_next - x)
         x, momentum = x_next, m_next

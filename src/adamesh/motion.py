@@ -115,6 +115,20 @@ ARKIT = Space(
     units={"blendshapes": "weight in [0, 1]", "head rotation": "radians", "head translation": "metres"},
 )
 
+JAW_OPEN, MOUTH_CLOSE = ARKIT.index("jawOpen"), ARKIT.index("mouthClose")
+
+
+def limit_lip_closure(jaw: np.ndarray, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """jawOpen and mouthClose weights (in [0, 1]) with mouthClose at most jawOpen.
+
+    mouthClose brings the lips together over an open jaw; beyond jawOpen it pushes them through
+    each other. Where mouthClose exceeds jawOpen both become their mean: the Euclidean projection
+    onto 0 <= mouthClose <= jawOpen <= 1 of a pair that breaks only that rule."""
+    over = close > jaw
+    mean = (jaw + close) / 2
+    return np.where(over, mean, jaw), np.where(over, mean, close)
+
+
 _FLAME_EXPR = tuple(f"exp{i:02d}" for i in range(50))
 FLAME = Space(
     name="flame",
