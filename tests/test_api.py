@@ -90,6 +90,7 @@ def test_generic_animation_is_deterministic_and_in_bounds(model, held_out):
     np.testing.assert_array_equal(a.params, b.params)
     assert not np.array_equal(a.params[:, 52:55], c.params[:, 52:55])  # the seed drives head motion
     assert np.all(a.params >= np.array(ARKIT.lower)) and np.all(a.params <= np.array(ARKIT.upper))
+    assert np.all(a.channel("mouthClose") <= a.channel("jawOpen"))  # lips never pushed through each other
     # lips follow the synthetic speaker's true lips
     n = min(a.n_frames, test.n_frames)
     assert np.corrcoef(a.channel("jawOpen")[:n], test.channel("jawOpen")[:n])[0, 1] > 0.7

@@ -104,12 +104,14 @@ def test_adaptation_improves_the_reference_and_leaves_the_base_alone(trained, co
     before = model_fingerprint(model)
     profile = adapt(model, ref, AdaptConfig(method=method, max_steps=60, patience=100))
     assert model_fingerprint(model) == before
-    assert profile.stats["val_loss_after"] < profile.stats["val_loss_before"]
+    members = AdaptConfig().members
+    assert len(profile.stats["val_loss_after"]) == members
+    assert all(a < b for a, b in zip(profile.stats["val_loss_after"], profile.stats["val_loss_before"]))
     assert profile.stats["trainable"] > 0
     if method == "lora":
-        assert profile.ranks == (7,)
-    if method == "molora":
-        assert profile.ranks == (1, 2, 4) and profile.stats["trainable"] < 0.5 * sum(
+        assert profile.ranks == (7,) * members
+    if method == "molora":  # the members' branches side by side
+        assert profile.ranks == (1, 2, 4) * members and profile.stats["trainable"] < 0.5 * members * sum(
             p.numel() for p in model.parameters())
 
 
@@ -127,6 +129,11 @@ def test_channels_the_reference_cannot_teach_keep_the_base_prediction(trained, c
     torch.testing.assert_close(out[:, static], generic[:, static])
     torch.testing.assert_close(out[:, ARKIT.index("eyeLookInLeft")], generic[:, ARKIT.index("eyeLookInLeft")])
     torch.testing.assert_close(out[:, ARKIT.index("jawOpen")], params[:, ARKIT.index("jawOpen")])
+    silent = np.zeros(len(params), bool)
+    silent[:20] = True  # frames without speech keep the base prediction on every channel
+    out = _learnable(model, feats, params, (), silent)
+    torch.testing.assert_close(out[:20], generic[:20])
+    torch.testing.assert_close(out[20:, ARKIT.index("jawOpen")], params[20:, ARKIT.index("jawOpen")])
 
 
 def test_profile_round_trip_and_model_check(trained, corpus, tmp_path):
@@ -135,7 +142,7 @@ def test_profile_round_trip_and_model_check(trained, corpus, tmp_path):
     profile = adapt(model, ref, AdaptConfig(max_steps=20, alpha=4.0))  # branch scales 4, 2, 1
     path = profile.save(tmp_path / "p.safetensors")
     loaded = ExpressionProfile.load(path)
-    assert loaded.alpha == 4.0 and loaded.ranks == (1, 2, 4)
+    assert loaded.alpha == 4.0 and loaded.ranks == (1, 2, 4) * AdaptConfig().members
     feats = torch.from_numpy(tests[0].features.features)
     a = profile.apply(model).predict(feats, style=profile.style)
     b = loaded.apply(model).predict(feats, style=loaded.style)

@@ -8,7 +8,8 @@ from torch import nn
 
 from adamesh.errors import AdameshError
 from adamesh.models.expression import MOLORA_TARGETS, ExpressionConfig, ExpressionModel, PRESETS
-from adamesh.models.molora import (MoLoRALayer, adapter_layers, add_molora, adapter_state_dict, load_adapters,
+from adamesh.models.molora import (MoLoRALayer, adapter_layers, add_molora, adapter_state_dict, average_adapters,
+                                   load_adapter_state, load_adapters,
                                    merge_adapters, remove_molora, save_adapters, set_adapters_enabled,
                                    train_only_adapters, unmerge_adapters)
 
@@ -125,3 +126,19 @@ def test_save_and_load_only_adapter_tensors(tmp_path):
     add_molora(other, MOLORA_TARGETS, ranks=(4,))
     with pytest.raises(AdameshError, match="does not fit"):
         load_adapters(other, path)
+
+
+def test_averaged_adapters_change_the_weights_by_the_mean_of_the_members():
+    members, deltas = [], []
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)  # each member its own A
+        model = tiny_model()
+        add_molora(model, MOLORA_TARGETS, (1, 2), alpha=4.0)
+        randomise_adapters(model, seed)
+        members.append(adapter_state_dict(model))
+        deltas.append({n: layer.delta() for n, layer in adapter_layers(model).items()})
+    model = tiny_model()
+    add_molora(model, MOLORA_TARGETS, (1, 2) * 3, alpha=4.0)
+    load_adapter_state(model, average_adapters(members))
+    for name, layer in adapter_layers(model).items():
+        torch.testing.assert_close(layer.delta(), sum(d[name] for d in deltas) / 3)

@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from adamesh.models.expression import MOLORA_TARGETS, ExpressionModel, expressio
 from adamesh.models.molora import (
     adapter_state_dict,
     add_molora,
+    average_adapters,
     count_parameters,
     load_adapter_state,
     merge_adapters,
@@ -68,7 +70,8 @@ class AdaptConfig:
     eval_every: int = 10
     min_steps: int = 60  # the held-out slice only decides from here on (see the module docstring)
     patience: int = 6  # evaluations without improvement before stopping
-    max_seconds: float = 30.0
+    max_seconds: float = 60.0  # all members together
+    members: int = 3  # adapters trained from different seeds and averaged (see the module docstring)
     seed: int = 0
     min_frames: int = 25  # a reference shorter than 1 s is refused
 
@@ -82,6 +85,7 @@ class Reference:
     fps: float
     identity: np.ndarray | None = None
     unobserved: tuple[str, ...] = ()  # expression channels the reference does not measure (a tracker's blind spots)
+    silent: np.ndarray | None = None  # (T,) frames without speech (`tracking.silent_frames`); None: all speech
 
     @property
     def seconds(self) -> float:
@@ -185,19 +189,25 @@ def scaled_adapter(state: dict[str, torch.Tensor], fraction: float) -> dict[str,
     return {k: v * fraction if "lora_B" in k else v for k, v in state.items()}
 
 
-def _learnable(model: ExpressionModel, feats: torch.Tensor, params: torch.Tensor, unobserved) -> torch.Tensor:
+def _learnable(model: ExpressionModel, feats: torch.Tensor, params: torch.Tensor, unobserved,
+               silent: np.ndarray | None = None) -> torch.Tensor:
     """The reference's expression with the channels it cannot teach replaced by the base model's own
     prediction (generic style), so adaptation leaves them as they were: channels the training data
     never moved (their z-scores would be huge and swamp the loss: a tracked jawForward of 0.1 is
     100 standard deviations of a corpus that never moves it) and channels the reference does not
-    measure (a tracker's blind spots, such as gaze from landmarks)."""
+    measure (a tracker's blind spots, such as gaze from landmarks). Frames without speech (`silent`)
+    keep it on every channel: the sound says nothing of the face there, and from a few seconds the
+    adapter would learn that clip's accidents (a mouth held open before the first word) and replay
+    them in the pauses of every other recording."""
     from adamesh.motion import ARKIT
 
-    keep = model.param_std <= 1.5e-3  # the statistics' floor: constant in training
-    names = ARKIT.channels[: len(keep)] if len(keep) == ARKIT.n_expression else ()
+    keep = (model.param_std <= 1.5e-3)[None].repeat(len(params), 1)  # the statistics' floor: constant in training
+    names = ARKIT.channels[: keep.shape[1]] if keep.shape[1] == ARKIT.n_expression else ()
     for name in unobserved:
         if name in names:
-            keep[names.index(name)] = True
+            keep[:, names.index(name)] = True
+    if silent is not None:
+        keep |= torch.as_tensor(np.asarray(silent, bool))[:, None]
     if not keep.any():
         return params
     with torch.no_grad():
@@ -205,8 +215,12 @@ def _learnable(model: ExpressionModel, feats: torch.Tensor, params: torch.Tensor
     return torch.where(keep, generic, params)
 
 
-def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None = None) -> ExpressionProfile:
-    """Personalise `base` (left untouched) on `reference`; see the module docstring for methods."""
+def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None = None,
+          augment: Callable[[torch.Tensor, np.random.Generator], torch.Tensor] | None = None) -> ExpressionProfile:
+    """Personalise `base` (left untouched) on `reference`; see the module docstring for methods.
+
+    `augment(features, rng)` varies a batch of speech features during training (the front-end's
+    `augment`: another vocal tract for mel features), so the adapter learns the face, not the voice."""
     cfg = cfg or AdaptConfig()
     if cfg.method not in METHODS:
         raise AdameshError(f"unknown adaptation method {cfg.method!r}; choose one of {', '.join(METHODS)}")
@@ -225,18 +239,46 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
         return ExpressionProfile("none", base.null_style.detach().clone(), {}, model_id=model_id,
                                  stats={"seconds": 0.0, "trainable": 0})
     frozen = copy.deepcopy(base).eval()  # dropout off, BatchNorm statistics frozen: 10 s cannot re-estimate them
-    params = _learnable(frozen, feats, params, reference.unobserved)
-    n_val = max(1, int(round(n * cfg.val_fraction))) if cfg.method != "style" else 0
-    train_f, train_p = feats[: n - n_val], params[: n - n_val]
-    val_f, val_p = feats[n - n_val:], params[n - n_val:]
+    params = _learnable(frozen, feats, params, reference.unobserved, reference.silent)
     if cfg.method == "style":
         with torch.no_grad():
             style = frozen.style(params[None])[0]
         return ExpressionProfile("style", style, {}, model_id=model_id,
                                  stats={"seconds": time.perf_counter() - t0, "trainable": 0})
     ranks = cfg.ranks if cfg.method == "molora" else (sum(cfg.ranks),)
+    n_val = max(1, int(round(n * cfg.val_fraction)))
+    split = (feats[: n - n_val], params[: n - n_val], feats[n - n_val:], params[n - n_val:])
+    members = [_train_member(frozen, split, cfg, ranks, cfg.seed + k, augment,
+                             t0 + (k + 1) * cfg.max_seconds / cfg.members) for k in range(cfg.members)]
+    model, states = members[0][0], [state for _, state, _ in members]
+    if cfg.method == "full":  # the mean of the members' weights
+        state = {k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
+                 for k, v in states[0].items()}
+        model.load_state_dict(state)
+    else:
+        state = average_adapters(states)
+        model = copy.deepcopy(frozen)
+        add_molora(model, cfg.targets, ranks * cfg.members, cfg.alpha if cfg.method == "molora" else None,
+                   combine=cfg.combine if cfg.method == "molora" else "sum")
+        load_adapter_state(model, state)
+    model.eval()
+    with torch.no_grad():
+        style = model.style(params[None])[0]  # the whole reference, held-out tail included
+    stats = {k: [m[2][k] for m in members] for k in members[0][2]}
+    return ExpressionProfile(
+        cfg.method, style.detach(), state, ranks * cfg.members if cfg.method != "full" else (), cfg.combine
+        if cfg.method == "molora" else "sum", list(cfg.targets), model_id,
+        stats={"seconds": round(time.perf_counter() - t0, 2), **stats, "trainable": sum(stats.pop("trainable")),
+               "config": {k: v for k, v in asdict(cfg).items() if k != "targets"}},
+        alpha=cfg.alpha if cfg.method == "molora" else None)
 
-    torch.manual_seed(cfg.seed)  # the adapters' initial weights
+
+def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple[int, ...], seed: int,
+                  augment, deadline: float) -> tuple[ExpressionModel, dict[str, torch.Tensor], dict]:
+    """Train one adapter (or one full fine-tune) from `seed`: its own initial weights and crops.
+    Returns the model, the state to keep (best on the held-out slice) and its statistics."""
+    train_f, train_p, val_f, val_p = split
+    torch.manual_seed(seed)  # the adapters' initial weights
     model = copy.deepcopy(frozen)
     if cfg.method == "full":
         trainable, lr = list(model.parameters()), cfg.full_lr
@@ -245,7 +287,8 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
                    combine=cfg.combine if cfg.method == "molora" else "sum")
         trainable, lr = train_only_adapters(model), cfg.lr
     optimiser = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
 
     def state():
         return ({k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.method == "full"
@@ -263,6 +306,8 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
         crops = _crops(len(train_f), cfg.crop, cfg.batch, gen)
         f = torch.stack([train_f[s] for s in crops])
         p = torch.stack([train_p[s] for s in crops])
+        if augment is not None:
+            f = augment(f, rng)
         (sc,) = _crops(len(train_p), cfg.style_crop, 1, gen)
         style = model.style(train_p[sc][None]).expand(len(crops), -1)
         loss = expression_loss(model, f, model.normalise(p), style, torch.ones(f.shape[:2], dtype=torch.bool))
@@ -275,22 +320,12 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
                 best_loss, best_state, best_step, waited = v, state(), step, 0
             else:
                 waited += 1
-            if waited >= cfg.patience or time.perf_counter() - t0 > cfg.max_seconds:
+            if waited >= cfg.patience or time.perf_counter() > deadline:
                 break
     if cfg.method == "full":
         model.load_state_dict(best_state)
-    else:
-        load_adapter_state(model, best_state)
-    with torch.no_grad():
-        style = model.style(params[None])[0]  # the whole reference, held-out tail included
-    return ExpressionProfile(
-        cfg.method, style.detach(), best_state, ranks if cfg.method != "full" else (), cfg.combine
-        if cfg.method == "molora" else "sum", list(cfg.targets), model_id,
-        stats={"seconds": round(time.perf_counter() - t0, 2), "steps": step, "best_step": best_step,
-               "val_loss_before": round(start_loss, 4), "val_loss_after": round(best_loss, 4),
-               "trainable": count_parameters(trainable), "config": {k: v for k, v in asdict(cfg).items()
-                                                                    if k != "targets"}},
-        alpha=cfg.alpha if cfg.method == "molora" else None)
+    return model, best_state, {"steps": step, "best_step": best_step, "val_loss_before": round(start_loss, 4),
+                               "val_loss_after": round(best_loss, 4), "trainable": count_parameters(trainable)}
 
 
 # ---------------------------------------------------------------- pose style: retrieval, no training

@@ -46,7 +46,7 @@ from adamesh.adaptation import (
 from adamesh.audio import SAMPLE_RATE, load_audio
 from adamesh.errors import AdameshError, AdameshWarning
 from adamesh.fileio import atomic_output, check_input_file
-from adamesh.motion import ARKIT, Motion, load_motion
+from adamesh.motion import ARKIT, JAW_OPEN, MOUTH_CLOSE, Motion, limit_lip_closure, load_motion
 
 WEIGHTS = Path(__file__).parent / "weights"
 PROFILE_FORMAT = "adamesh.profile"
@@ -113,6 +113,7 @@ class Animator:
 
         `clip_dir` keeps the tracked clip of a video (default: a temporary folder, removed)."""
         from adamesh.adaptation import METHODS, POSE_RETRIEVALS
+        from adamesh.tracking import silent_frames
 
         if method not in METHODS or method == "none":
             raise AdameshError(f"unknown adaptation method {method!r}; choose one of molora, lora, full, style")
@@ -134,8 +135,11 @@ class Animator:
         p_units = [self.pose_frontend(a, self.fps, m.n_frames).units for m, a in clips]
         params = np.concatenate([m.params for m in motions])
         unobserved = tuple(sorted({n for m in motions for n in m.meta.get("unobserved", [])}))
-        ref = Reference(np.concatenate(e_feats), params[:, : ARKIT.n_expression], self.fps, unobserved=unobserved)
-        expression = adapt(self.expression, ref, AdaptConfig(method=method, seed=seed))
+        silent = np.concatenate([silent_frames(a, SAMPLE_RATE, self.fps, m.n_frames) for m, a in clips])
+        ref = Reference(np.concatenate(e_feats), params[:, : ARKIT.n_expression], self.fps, unobserved=unobserved,
+                        silent=silent)
+        expression = adapt(self.expression, ref, AdaptConfig(method=method, seed=seed),
+                           augment=self.expression_frontend.augment)
         pose = retrieve_pose_style(self.pose, [m.params[:, ARKIT.n_expression:] for m in motions], p_units,
                                    self.fps, method=retrieval)
         stats = {"seconds": round(seconds, 2), "clips": len(motions), "frames": len(params),
@@ -257,6 +261,7 @@ class Animator:
         measured = profile.reference.get("blink_rate") if profile else None
         rate = blink_rate if blink_rate is not None else (DEFAULT_BLINK_RATE if measured is None else measured)
         expr = set_blinks(expr, self.fps, rate, seed)
+        expr[:, JAW_OPEN], expr[:, MOUTH_CLOSE] = limit_lip_closure(expr[:, JAW_OPEN], expr[:, MOUTH_CLOSE])
         params = np.clip(np.concatenate([expr, pose], 1), ARKIT.lower, ARKIT.upper).astype(np.float32)
         meta = {"generator": "adamesh.animate", "model_ids": self.ids, "seed": seed, "style_strength": style_strength,
                 "pose_amplitude": pose_amplitude, "blink_rate": rate, "temperature": temperature,

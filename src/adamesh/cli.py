@@ -236,8 +236,8 @@ def cmd_adapt(args) -> None:
               f"blink rate not measured (under {api.BLINK_MIN_SECONDS:g} s), animate uses {api.DEFAULT_BLINK_RATE:g}/min")
     print(f"reference: {ref['seconds']:.1f} s in {ref['clips']} clip(s), {blinks}")
     stats = profile.expression.stats
-    expression = (f"{profile.expression.method}, {stats['steps']} steps" if "steps" in stats
-                  else profile.expression.method)
+    expression = (f"{profile.expression.method}, {len(stats['steps'])} adapters of "
+                  f"{'/'.join(map(str, stats['steps']))} steps" if "steps" in stats else profile.expression.method)
     print(f"expression: {expression}; pose style: {pose.method} of {chosen}; "
           f"adapted in {profile.provenance['adapt_seconds']:.1f} s")
     print(f"wrote {args.out}")

@@ -173,6 +173,20 @@ def save_adapters(model: nn.Module, path: str | os.PathLike, metadata: dict[str,
     return Path(path)
 
 
+def average_adapters(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """One adapter whose weight change is the mean of the `states`' (same layers, ranks R each):
+    their branches side by side (ranks R * n), every B divided by n; gates and scales carry over."""
+    n = len(states)
+    out = {}
+    for k in states[0]:
+        parts = [s[k] for s in states]
+        if k.endswith("lora_B"):
+            out[k] = torch.cat(parts, 1) / n
+        else:  # lora_A rows and gates follow the branches
+            out[k] = torch.cat(parts, 0)
+    return out
+
+
 def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Load adapter tensors into a model already wrapped with the same layout."""
     own = adapter_state_dict(model)
