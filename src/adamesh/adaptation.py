@@ -7,17 +7,26 @@ Methods (the expression benchmark compares them all):
     lora     one LoRA branch per target layer, rank = the sum of MoLoRA's ranks (matched size)
     molora   MoLoRA: branches of ranks `ranks` with learned gates (the method)
 
-The base model is never modified: adaptation works on a copy. The tail of the reference
-(`val_fraction`) is held out for early stopping; the adapter state with the lowest loss on it is
-kept, but only from `min_steps` on: on a 0.5-2 s slice the loss is too noisy to judge the first
-steps, and it stopped every method after 10-20 steps, before the lips had changed (on held-out test
-sentences LVE kept falling until 60-120 steps; README: Expression benchmark). For the same
-reason the slice does not decide whether to keep the adapter at all: a rule that dropped it when
-the slice was no better than the start dropped it for held-out synthetic speakers whose test
-sentences it improved (README: Real video). Channels the
-reference cannot teach (constant in the training data, or not measured by the tracker) keep the
-base model's prediction as their target. The result is an `ExpressionProfile`: the adapter tensors
-and the style embedding.
+The base model is never modified: adaptation works on a copy. Three things keep what is learned
+from a few seconds of one person about that person's face rather than about the recording
+(together they took a profile from one GRID speaker animating another's speech from lip sync r
+0.51 to 0.60; README: Real video):
+- `members` adapters (for `full`, fine-tuned copies) are trained from different seeds (initial
+  weights, crops) and averaged, adapters with their branches side by side in one adapter: on a
+  3 s reference single adapters differed by seed as much as by method, and the mean keeps what
+  they agree on;
+- the front-end's `augment` changes the voice of every training batch (mel: vocal tract length
+  perturbation), so the adapter cannot key on one voice;
+- frames without speech keep the base model's prediction as their target (`Reference.silent`).
+Each member holds out the tail of the reference (`val_fraction`) for early stopping; the adapter
+state with the lowest loss on it is kept, but only from `min_steps` on: on a 0.5-2 s slice the
+loss is too noisy to judge the first steps, and it stopped every method after 10-20 steps, before
+the lips had changed (on held-out test sentences LVE kept falling until 60-120 steps; README:
+Expression benchmark). For the same reason the slice does not decide whether to keep the adapter
+at all: a rule that dropped it when the slice was no better than the start dropped it for held-out
+synthetic speakers whose test sentences it improved. Channels the reference cannot teach (constant
+in the training data, or not measured by the tracker) keep the base model's prediction as their
+target. The result is an `ExpressionProfile`: the adapter tensors and the style embedding.
 """
 
 from __future__ import annotations
