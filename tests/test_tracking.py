@@ -17,7 +17,7 @@ from PIL import Image
 from adamesh.audio import frame_count, load_audio
 from adamesh.errors import AdameshError, AdameshWarning
 from adamesh.motion import ARKIT, load_motion
-from adamesh.tracking import energy_envelope, read_video_frames, silent_frames, track_mouth_opening, track_video
+from adamesh.tracking import energy_envelope, read_video_frames, track_mouth_opening, track_video
 
 GRID_CLIP = SHARED / "data" / "video" / "grid" / "lbax4n.mpg"  # "lay blue at x four now"
 
@@ -184,17 +184,6 @@ def test_energy_envelope_is_rms_per_motion_frame():
     db = energy_envelope(x, rate, fps, db=True)
     np.testing.assert_allclose(db[:12], 20 * np.log10(0.5 / np.sqrt(2)), atol=0.01)
     assert np.all(db[13:] == -100)
-
-
-
-def test_silent_frames_are_the_quiet_ones_over_a_noise_floor():
-    rate, fps = 16000, 25.0
-    rng = np.random.default_rng(0)
-    t = np.arange(2 * rate) / rate  # 2 s: hiss, then 1 s of a tone over the hiss, then hiss
-    x = (0.003 * rng.standard_normal(len(t)) + np.where((t > 0.5) & (t < 1.5), 0.5 * np.sin(2 * np.pi * 200 * t), 0))
-    silent = silent_frames(x.astype(np.float32), rate, fps, 52)  # two frames past the audio: edge-padded
-    assert silent.shape == (52,) and silent.dtype == bool
-    assert silent[:12].all() and not silent[13:37].any() and silent[38:].all()
 
 
 # User errors

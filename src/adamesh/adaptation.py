@@ -7,17 +7,10 @@ Methods (the expression benchmark compares them all):
     lora     one LoRA branch per target layer, rank = the sum of MoLoRA's ranks (matched size)
     molora   MoLoRA: branches of ranks `ranks` with learned gates (the method)
 
-The base model is never modified: adaptation works on a copy. Three things keep what is learned
-from a few seconds of one person about that person's face rather than about the recording
-(together they took a profile from one GRID speaker animating another's speech from lip sync r
-0.51 to 0.60; README: Real video):
-- `members` adapters (for `full`, fine-tuned copies) are trained from different seeds (initial
-  weights, crops) and averaged, adapters with their branches side by side in one adapter: on a
-  3 s reference single adapters differed by seed as much as by method, and the mean keeps what
-  they agree on;
-- the front-end's `augment` changes the voice of every training batch (mel: vocal tract length
-  perturbation), so the adapter cannot key on one voice;
-- frames without speech keep the base model's prediction as their target (`Reference.silent`).
+The base model is never modified: adaptation works on a copy. `members` adapters (for `full`,
+fine-tuned copies) are trained from different seeds (initial weights, crops) and averaged, adapters
+with their branches side by side in one adapter: on a 3 s reference single adapters differed by
+seed as much as by method (README: Real video), and the mean keeps what they agree on.
 Each member holds out the tail of the reference (`val_fraction`) for early stopping; the adapter
 state with the lowest loss on it is kept, but only from `min_steps` on: on a 0.5-2 s slice the
 loss is too noisy to judge the first steps, and it stopped every method after 10-20 steps, before
@@ -36,7 +29,6 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -94,7 +86,6 @@ class Reference:
     fps: float
     identity: np.ndarray | None = None
     unobserved: tuple[str, ...] = ()  # expression channels the reference does not measure (a tracker's blind spots)
-    silent: np.ndarray | None = None  # (T,) frames without speech (`tracking.silent_frames`); None: all speech
 
     @property
     def seconds(self) -> float:
@@ -198,25 +189,19 @@ def scaled_adapter(state: dict[str, torch.Tensor], fraction: float) -> dict[str,
     return {k: v * fraction if "lora_B" in k else v for k, v in state.items()}
 
 
-def _learnable(model: ExpressionModel, feats: torch.Tensor, params: torch.Tensor, unobserved,
-               silent: np.ndarray | None = None) -> torch.Tensor:
+def _learnable(model: ExpressionModel, feats: torch.Tensor, params: torch.Tensor, unobserved) -> torch.Tensor:
     """The reference's expression with the channels it cannot teach replaced by the base model's own
     prediction (generic style), so adaptation leaves them as they were: channels the training data
     never moved (their z-scores would be huge and swamp the loss: a tracked jawForward of 0.1 is
     100 standard deviations of a corpus that never moves it) and channels the reference does not
-    measure (a tracker's blind spots, such as gaze from landmarks). Frames without speech (`silent`)
-    keep it on every channel: the sound says nothing of the face there, and from a few seconds the
-    adapter would learn that clip's accidents (a mouth held open before the first word) and replay
-    them in the pauses of every other recording."""
+    measure (a tracker's blind spots, such as gaze from landmarks)."""
     from adamesh.motion import ARKIT
 
-    keep = (model.param_std <= 1.5e-3)[None].repeat(len(params), 1)  # the statistics' floor: constant in training
-    names = ARKIT.channels[: keep.shape[1]] if keep.shape[1] == ARKIT.n_expression else ()
+    keep = model.param_std <= 1.5e-3  # the statistics' floor: constant in training
+    names = ARKIT.channels[: len(keep)] if len(keep) == ARKIT.n_expression else ()
     for name in unobserved:
         if name in names:
-            keep[:, names.index(name)] = True
-    if silent is not None:
-        keep |= torch.as_tensor(np.asarray(silent, bool))[:, None]
+            keep[names.index(name)] = True
     if not keep.any():
         return params
     with torch.no_grad():
@@ -224,12 +209,8 @@ def _learnable(model: ExpressionModel, feats: torch.Tensor, params: torch.Tensor
     return torch.where(keep, generic, params)
 
 
-def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None = None,
-          augment: Callable[[torch.Tensor, np.random.Generator], torch.Tensor] | None = None) -> ExpressionProfile:
-    """Personalise `base` (left untouched) on `reference`; see the module docstring for methods.
-
-    `augment(features, rng)` varies a batch of speech features during training (the front-end's
-    `augment`: another vocal tract for mel features), so the adapter learns the face, not the voice."""
+def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None = None) -> ExpressionProfile:
+    """Personalise `base` (left untouched) on `reference`; see the module docstring for methods."""
     cfg = cfg or AdaptConfig()
     if cfg.method not in METHODS:
         raise AdameshError(f"unknown adaptation method {cfg.method!r}; choose one of {', '.join(METHODS)}")
@@ -248,7 +229,7 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
         return ExpressionProfile("none", base.null_style.detach().clone(), {}, model_id=model_id,
                                  stats={"seconds": 0.0, "trainable": 0})
     frozen = copy.deepcopy(base).eval()  # dropout off, BatchNorm statistics frozen: 10 s cannot re-estimate them
-    params = _learnable(frozen, feats, params, reference.unobserved, reference.silent)
+    params = _learnable(frozen, feats, params, reference.unobserved)
     if cfg.method == "style":
         with torch.no_grad():
             style = frozen.style(params[None])[0]
@@ -257,8 +238,8 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
     ranks = cfg.ranks if cfg.method == "molora" else (sum(cfg.ranks),)
     n_val = max(1, int(round(n * cfg.val_fraction)))
     split = (feats[: n - n_val], params[: n - n_val], feats[n - n_val:], params[n - n_val:])
-    members = [_train_member(frozen, split, cfg, ranks, cfg.seed + k, augment,
-                             t0 + (k + 1) * cfg.max_seconds / cfg.members) for k in range(cfg.members)]
+    members = [_train_member(frozen, split, cfg, ranks, cfg.seed + k, t0 + (k + 1) * cfg.max_seconds / cfg.members)
+               for k in range(cfg.members)]
     model, states = members[0][0], [state for _, state, _ in members]
     if cfg.method == "full":  # the mean of the members' weights
         state = {k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
@@ -283,7 +264,7 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
 
 
 def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple[int, ...], seed: int,
-                  augment, deadline: float) -> tuple[ExpressionModel, dict[str, torch.Tensor], dict]:
+                  deadline: float) -> tuple[ExpressionModel, dict[str, torch.Tensor], dict]:
     """Train one adapter (or one full fine-tune) from `seed`: its own initial weights and crops.
     Returns the model, the state to keep (best on the held-out slice) and its statistics."""
     train_f, train_p, val_f, val_p = split
@@ -297,7 +278,6 @@ def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple
         trainable, lr = train_only_adapters(model), cfg.lr
     optimiser = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
 
     def state():
         return ({k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.method == "full"
@@ -315,8 +295,6 @@ def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple
         crops = _crops(len(train_f), cfg.crop, cfg.batch, gen)
         f = torch.stack([train_f[s] for s in crops])
         p = torch.stack([train_p[s] for s in crops])
-        if augment is not None:
-            f = augment(f, rng)
         (sc,) = _crops(len(train_p), cfg.style_crop, 1, gen)
         style = model.style(train_p[sc][None]).expand(len(crops), -1)
         loss = expression_loss(model, f, model.normalise(p), style, torch.ones(f.shape[:2], dtype=torch.bool))

@@ -113,7 +113,6 @@ class Animator:
 
         `clip_dir` keeps the tracked clip of a video (default: a temporary folder, removed)."""
         from adamesh.adaptation import METHODS, POSE_RETRIEVALS
-        from adamesh.tracking import silent_frames
 
         if method not in METHODS or method == "none":
             raise AdameshError(f"unknown adaptation method {method!r}; choose one of molora, lora, full, style")
@@ -135,11 +134,8 @@ class Animator:
         p_units = [self.pose_frontend(a, self.fps, m.n_frames).units for m, a in clips]
         params = np.concatenate([m.params for m in motions])
         unobserved = tuple(sorted({n for m in motions for n in m.meta.get("unobserved", [])}))
-        silent = np.concatenate([silent_frames(a, SAMPLE_RATE, self.fps, m.n_frames) for m, a in clips])
-        ref = Reference(np.concatenate(e_feats), params[:, : ARKIT.n_expression], self.fps, unobserved=unobserved,
-                        silent=silent)
-        expression = adapt(self.expression, ref, AdaptConfig(method=method, seed=seed),
-                           augment=self.expression_frontend.augment)
+        ref = Reference(np.concatenate(e_feats), params[:, : ARKIT.n_expression], self.fps, unobserved=unobserved)
+        expression = adapt(self.expression, ref, AdaptConfig(method=method, seed=seed))
         pose = retrieve_pose_style(self.pose, [m.params[:, ARKIT.n_expression:] for m in motions], p_units,
                                    self.fps, method=retrieval)
         stats = {"seconds": round(seconds, 2), "clips": len(motions), "frames": len(params),

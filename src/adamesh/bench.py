@@ -213,19 +213,14 @@ BENCH_CORPUS = {"tiny": dict(speakers=8, sentences=14, heldout=2), "default": {}
 
 
 def _reference(clips, seconds: float):
-    """The first `seconds` of a speaker's reference clips, joined, as an adaptation Reference (its
-    silent frames found in the clips' audio, as `adamesh adapt` finds them)."""
+    """The first `seconds` of a speaker's reference clips, joined, as an adaptation Reference."""
     from adamesh.adaptation import Reference
-    from adamesh.audio import SAMPLE_RATE, load_audio
-    from adamesh.tracking import silent_frames
 
     feats = np.concatenate([c.features.features for c in clips])
     params = np.concatenate([c.motion.params for c in clips])
     fps = clips[0].motion.fps
-    silent = np.concatenate([silent_frames(load_audio(c.motion.audio, SAMPLE_RATE)[0], SAMPLE_RATE, fps,
-                                           c.motion.n_frames) for c in clips])
     n = min(len(params), int(round(seconds * fps)))
-    return Reference(feats[:n], params[:n, : clips[0].motion.space.n_expression], fps, silent=silent[:n])
+    return Reference(feats[:n], params[:n, : clips[0].motion.space.n_expression], fps)
 
 
 def bench_expression(data: str | None = None, model: str | None = None, preset: str = "tiny",
@@ -292,8 +287,7 @@ def bench_expression(data: str | None = None, model: str | None = None, preset: 
         bil = [bilabial_frames(c.motion.meta.get("phones", []), c.motion.fps, c.motion.n_frames) for c in tests]
         rows[("ground truth", None)].append(_score(rig_obj, truth, truth, bil, space, probe, truth_style[spk]))
         for method, length in variants:
-            profile = adapt(net, _reference(refs, length), AdaptConfig(method=method, max_steps=adapt_steps),
-                            augment=frontend.augment)
+            profile = adapt(net, _reference(refs, length), AdaptConfig(method=method, max_steps=adapt_steps))
             adapted = profile.apply(net)
             preds = []
             for c in tests:

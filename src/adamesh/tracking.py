@@ -142,18 +142,6 @@ def energy_envelope(audio: np.ndarray, sr: int, fps: float = 25.0, db: bool = Fa
     return rms.astype(np.float32)
 
 
-def silent_frames(audio: np.ndarray, sr: int, fps: float, n_frames: int, level: float = 0.3) -> np.ndarray:
-    """(n_frames,) bool: frames without speech, on `energy_envelope`'s grid.
-
-    A frame is silent when its loudness (dB) lies in the lowest `level` of the range from the noise
-    floor (the 10th percentile: a recording is rarely all speech) to the loudest frame; so a breath
-    or a hiss counts as silence, and a quiet consonant between loud vowels does not."""
-    db = energy_envelope(audio, sr, fps, db=True)
-    db = np.pad(db, (0, max(0, n_frames - len(db))), mode="edge")[:n_frames]
-    floor = np.percentile(db, 10)
-    return db < floor + level * (db.max() - floor)
-
-
 def track_mouth_opening(video_path: str | os.PathLike, fps: float = 25.0,
                         progress: bool = False) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Mouth opening of the face in `video_path`, per motion frame at `fps`.

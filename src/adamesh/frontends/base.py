@@ -138,11 +138,6 @@ class FrontEnd:
         """Features for 16 kHz mono float32 `audio`, exactly `n_frames` rows at `fps`."""
         raise NotImplementedError
 
-    def augment(self, features: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        """A batch of features (B, T, dim) as another speaker's voice might give them, for
-        adaptation on a few seconds of one voice; front-ends that cannot vary a voice return them."""
-        return features
-
     def __call__(self, audio: np.ndarray, fps: float = DEFAULT_FPS, n_frames: int | None = None) -> Features:
         natural = frame_count(len(audio), SAMPLE_RATE, fps)
         feats = self.with_units(self.compute(np.asarray(audio, np.float32), natural, fps))

@@ -68,18 +68,3 @@ class MelFrontEnd(FrontEnd):
         feats = np.concatenate([sample_rows(mel, ANALYSIS_RATE, t - quarter),
                                 sample_rows(mel, ANALYSIS_RATE, t + quarter)], axis=1)
         return Features(feats, np.zeros(n_frames, np.int64), fps)
-
-    def augment(self, features: torch.Tensor, rng: np.random.Generator, warp: float = 0.15) -> torch.Tensor:
-        """Vocal tract length perturbation: each example's mel bins are read at frequencies scaled by
-        a factor drawn log-uniformly within exp(+-warp), by linear interpolation along the bin axis,
-        as if a longer or shorter vocal tract had said it (an approximation on the mel scale)."""
-        bins = torch.arange(self.n_mels, dtype=torch.float32)
-        out = []
-        for x in features:
-            src = (bins / float(np.exp(rng.uniform(-warp, warp)))).clamp(0, self.n_mels - 1)
-            lo = src.floor().long()
-            hi = (lo + 1).clamp(max=self.n_mels - 1)
-            w = src - lo
-            halves = x.view(*x.shape[:-1], 2, self.n_mels)  # the two quarter-frame offsets
-            out.append((halves[..., lo] * (1 - w) + halves[..., hi] * w).reshape(x.shape))
-        return torch.stack(out)
