@@ -254,11 +254,12 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
     model.eval()
     with torch.no_grad():
         style = model.style(params[None])[0]  # the whole reference, held-out tail included
-    stats = {k: [m[2][k] for m in members] for k in members[0][2]}
+    per_member = {k: [m[2][k] for m in members] for k in members[0][2] if k != "trainable"}
     return ExpressionProfile(
         cfg.method, style.detach(), state, ranks * cfg.members if cfg.method != "full" else (), cfg.combine
         if cfg.method == "molora" else "sum", list(cfg.targets), model_id,
-        stats={"seconds": round(time.perf_counter() - t0, 2), **stats, "trainable": sum(stats.pop("trainable")),
+        stats={"seconds": round(time.perf_counter() - t0, 2), **per_member,
+               "trainable": sum(m[2]["trainable"] for m in members),  # every member's, all trained
                "config": {k: v for k, v in asdict(cfg).items() if k != "targets"}},
         alpha=cfg.alpha if cfg.method == "molora" else None)
 
