@@ -240,34 +240,34 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
     split = (feats[: n - n_val], params[: n - n_val], feats[n - n_val:], params[n - n_val:])
     members = [_train_member(frozen, split, cfg, ranks, cfg.seed + k, t0 + (k + 1) * cfg.max_seconds / cfg.members)
                for k in range(cfg.members)]
-    model, states = members[0][0], [state for _, state, _ in members]
+    states = [state for state, _ in members]
+    model = copy.deepcopy(frozen)
     if cfg.method == "full":  # the mean of the members' weights
         state = {k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
                  for k, v in states[0].items()}
         model.load_state_dict(state)
     else:
         state = average_adapters(states)
-        model = copy.deepcopy(frozen)
         add_molora(model, cfg.targets, ranks * cfg.members, cfg.alpha if cfg.method == "molora" else None,
                    combine=cfg.combine if cfg.method == "molora" else "sum")
         load_adapter_state(model, state)
     model.eval()
     with torch.no_grad():
         style = model.style(params[None])[0]  # the whole reference, held-out tail included
-    per_member = {k: [m[2][k] for m in members] for k in members[0][2] if k != "trainable"}
+    per_member = {k: [stats[k] for _, stats in members] for k in members[0][1] if k != "trainable"}
     return ExpressionProfile(
         cfg.method, style.detach(), state, ranks * cfg.members if cfg.method != "full" else (), cfg.combine
         if cfg.method == "molora" else "sum", list(cfg.targets), model_id,
         stats={"seconds": round(time.perf_counter() - t0, 2), **per_member,
-               "trainable": sum(m[2]["trainable"] for m in members),  # every member's, all trained
+               "trainable": sum(stats["trainable"] for _, stats in members),  # every member's, all trained
                "config": {k: v for k, v in asdict(cfg).items() if k != "targets"}},
         alpha=cfg.alpha if cfg.method == "molora" else None)
 
 
 def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple[int, ...], seed: int,
-                  deadline: float) -> tuple[ExpressionModel, dict[str, torch.Tensor], dict]:
+                  deadline: float) -> tuple[dict[str, torch.Tensor], dict]:
     """Train one adapter (or one full fine-tune) from `seed`: its own initial weights and crops.
-    Returns the model, the state to keep (best on the held-out slice) and its statistics."""
+    Returns the state to keep (best on the held-out slice) and its statistics."""
     train_f, train_p, val_f, val_p = split
     torch.manual_seed(seed)  # the adapters' initial weights
     model = copy.deepcopy(frozen)
@@ -310,10 +310,8 @@ def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple
                 waited += 1
             if waited >= cfg.patience or time.perf_counter() > deadline:
                 break
-    if cfg.method == "full":
-        model.load_state_dict(best_state)
-    return model, best_state, {"steps": step, "best_step": best_step, "val_loss_before": round(start_loss, 4),
-                               "val_loss_after": round(best_loss, 4), "trainable": count_parameters(trainable)}
+    return best_state, {"steps": step, "best_step": best_step, "val_loss_before": round(start_loss, 4),
+                        "val_loss_after": round(best_loss, 4), "trainable": count_parameters(trainable)}
 
 
 # ---------------------------------------------------------------- pose style: retrieval, no training
