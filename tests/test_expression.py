@@ -9,10 +9,19 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from adamesh.adaptation import AdaptConfig, ExpressionProfile, Reference, _learnable, adapt, model_fingerprint
+from adamesh.adaptation import (
+    AdaptConfig,
+    ExpressionProfile,
+    Reference,
+    _learnable,
+    adapt,
+    model_fingerprint,
+    timing_speech,
+)
 from adamesh.cli import main
 from adamesh.data.dataset import ClipDataset
 from adamesh.errors import AdameshError
+from adamesh.evaluation import lip_gap, pearson
 from adamesh.frontends import make_frontend
 from adamesh.models.expression import PRESETS, ExpressionConfig, ExpressionModel, expression_loss
 from adamesh.motion import ARKIT
@@ -113,6 +122,32 @@ def test_adaptation_improves_the_reference_and_leaves_the_base_alone(trained, co
     if method == "molora":  # the members' branches side by side
         assert profile.ranks == (1, 2, 4) * members and profile.stats["trainable"] < 0.5 * members * sum(
             p.numel() for p in model.parameters())
+
+
+def test_lip_timing_term_keeps_when_the_lips_move_on_unrelated_speech(trained, corpus):
+    """Adapted hard on 3 s, the lips drift from the speech's timing on other sentences unless the
+    lip-timing term holds them; its speech is espeak's, the check runs on the held-out test clips."""
+    model, frontend, _ = load_model(trained)
+    ref, tests = held_out(corpus, frontend)
+    short = Reference(ref.features[:75], ref.params[:75], ref.fps)
+    speech = timing_speech(frontend, clips=4)
+    assert len(speech) == 4 and all(f.shape[1] == ref.features.shape[1] and len(f) > 25 for f in speech)
+
+    def timing_r(weight):
+        cfg = AdaptConfig(members=1, lr=3e-2, max_steps=80, min_steps=80, timing_weight=weight)
+        profile = adapt(model, short, cfg, speech=speech)
+        adapted = profile.apply(model)
+        rs = []
+        with torch.no_grad():
+            for c in tests:
+                feats = torch.from_numpy(c.features.features)
+                base = lip_gap(model.predict(feats).numpy(), ARKIT.channels)
+                rs.append(pearson(lip_gap(adapted.predict(feats, style=profile.style).numpy(), ARKIT.channels), base))
+        return float(np.mean(rs))
+
+    free, held = timing_r(0.0), timing_r(1.0)
+    print(f"lip-gap r with the base model on test clips: free {free:.3f}, held {held:.3f}")
+    assert held > free + 0.02
 
 
 def test_channels_the_reference_cannot_teach_keep_the_base_prediction(trained, corpus):

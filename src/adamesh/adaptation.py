@@ -20,6 +20,13 @@ at all: a rule that dropped it when the slice was no better than the start dropp
 synthetic speakers whose test sentences it improved. Channels the reference cannot teach (constant
 in the training data, or not measured by the tracker) keep the base model's prediction as their
 target. The result is an `ExpressionProfile`: the adapter tensors and the style embedding.
+
+Lip timing: a few seconds of reference let an adapter memorise that clip's speech, and on other
+speech it then moved the lips at the wrong moments (on 3 s GRID references lip sync with other
+clips' audio fell from r 0.61 to 0.54). So every step also feeds a crop of unrelated speech (a few
+corpus sentences, `timing_speech`) and penalises `timing_weight * (1 - r)`, r the correlation of the
+adapted and the base model's lip gap (jawOpen - mouthClose) there. r ignores scale and offset: the
+adapter may change how far and around which rest the lips move, not when (README: Real video).
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from adamesh.models.molora import (
     train_only_adapters,
 )
 from adamesh.models.pose import PoseAdapter, blend_weights, style_distance
+from adamesh.motion import ARKIT, JAW_OPEN, MOUTH_CLOSE
 
 METHODS = ("none", "style", "full", "lora", "molora")
 PROFILE_FORMAT = "adamesh.expression_profile"
@@ -75,6 +83,7 @@ class AdaptConfig:
     members: int = 3  # adapters trained from different seeds and averaged (see the module docstring)
     seed: int = 0
     min_frames: int = 25  # a reference shorter than 1 s is refused
+    timing_weight: float = 1.0  # the lip-timing term on unrelated speech (module docstring); 0: off
 
 
 @dataclass
@@ -195,8 +204,6 @@ def _learnable(model: ExpressionModel, feats: torch.Tensor, params: torch.Tensor
     never moved (their z-scores would be huge and swamp the loss: a tracked jawForward of 0.1 is
     100 standard deviations of a corpus that never moves it) and channels the reference does not
     measure (a tracker's blind spots, such as gaze from landmarks)."""
-    from adamesh.motion import ARKIT
-
     keep = model.param_std <= 1.5e-3  # the statistics' floor: constant in training
     names = ARKIT.channels[: len(keep)] if len(keep) == ARKIT.n_expression else ()
     for name in unobserved:
@@ -209,8 +216,40 @@ def _learnable(model: ExpressionModel, feats: torch.Tensor, params: torch.Tensor
     return torch.where(keep, generic, params)
 
 
-def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None = None) -> ExpressionProfile:
-    """Personalise `base` (left untouched) on `reference`; see the module docstring for methods."""
+_TIMING_SPEECH: dict = {}
+
+
+def timing_speech(frontend, clips: int = 8, fps: float = 25.0) -> list[np.ndarray]:
+    """Features of `clips` corpus sentences in as many voices (the first sentence of the first
+    training speakers): the unrelated speech of the lip-timing term. espeak makes them in a second
+    or two; they are kept for the session."""
+    key = (frontend.key(), clips, fps)
+    if key not in _TIMING_SPEECH:
+        from adamesh.data.corpus import CorpusConfig, make_speakers, synthesize_clip
+
+        corpus = CorpusConfig()
+        speakers = [(i, s) for i, s in enumerate(make_speakers(corpus)) if s.split == "train"][:clips]
+        _TIMING_SPEECH[key] = [frontend(synthesize_clip(s, 0, corpus, i)[0], fps).features for i, s in speakers]
+    return _TIMING_SPEECH[key]
+
+
+def _correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    x, y = x - x.mean(), y - y.mean()
+    return (x * y).sum() / (x.norm() * y.norm() + 1e-6)
+
+
+def _lip_gap(model: ExpressionModel, features: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """(T,) jawOpen - mouthClose of the post-net output for (T, F) features and a (1, d) style."""
+    out = model.denormalise(model(features[None], style)[1])[0]
+    return out[:, JAW_OPEN] - out[:, MOUTH_CLOSE]
+
+
+def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None = None,
+          speech: list[np.ndarray] | None = None) -> ExpressionProfile:
+    """Personalise `base` (left untouched) on `reference`; see the module docstring for methods.
+
+    `speech`: features of unrelated speech for the lip-timing term (`timing_speech(frontend)`);
+    without it (or for a model whose outputs are not ARKit) the term is off."""
     cfg = cfg or AdaptConfig()
     if cfg.method not in METHODS:
         raise AdameshError(f"unknown adaptation method {cfg.method!r}; choose one of {', '.join(METHODS)}")
@@ -238,8 +277,13 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
     ranks = cfg.ranks if cfg.method == "molora" else (sum(cfg.ranks),)
     n_val = max(1, int(round(n * cfg.val_fraction)))
     split = (feats[: n - n_val], params[: n - n_val], feats[n - n_val:], params[n - n_val:])
-    members = [_train_member(frozen, split, cfg, ranks, cfg.seed + k, t0 + (k + 1) * cfg.max_seconds / cfg.members)
-               for k in range(cfg.members)]
+    timing = None
+    if speech and cfg.timing_weight > 0 and e == ARKIT.n_expression:
+        with torch.no_grad():
+            timing = [(f, _lip_gap(frozen, f, frozen.null_style[None]))
+                      for f in (torch.as_tensor(x, dtype=torch.float32) for x in speech)]
+    members = [_train_member(frozen, split, cfg, ranks, cfg.seed + k, t0 + (k + 1) * cfg.max_seconds / cfg.members,
+                             timing) for k in range(cfg.members)]
     states = [state for state, _ in members]
     model = copy.deepcopy(frozen)
     if cfg.method == "full":  # the mean of the members' weights
@@ -265,8 +309,9 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
 
 
 def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple[int, ...], seed: int,
-                  deadline: float) -> tuple[dict[str, torch.Tensor], dict]:
+                  deadline: float, timing: list | None = None) -> tuple[dict[str, torch.Tensor], dict]:
     """Train one adapter (or one full fine-tune) from `seed`: its own initial weights and crops.
+    `timing`: (features, base lip gap) pairs of unrelated speech for the lip-timing term.
     Returns the state to keep (best on the held-out slice) and its statistics."""
     train_f, train_p, val_f, val_p = split
     torch.manual_seed(seed)  # the adapters' initial weights
@@ -299,6 +344,10 @@ def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple
         (sc,) = _crops(len(train_p), cfg.style_crop, 1, gen)
         style = model.style(train_p[sc][None]).expand(len(crops), -1)
         loss = expression_loss(model, f, model.normalise(p), style, torch.ones(f.shape[:2], dtype=torch.bool))
+        if timing:
+            other, base_gap = timing[int(torch.randint(0, len(timing), (1,), generator=gen))]
+            (oc,) = _crops(len(other), cfg.crop, 1, gen)
+            loss = loss + cfg.timing_weight * (1 - _correlation(_lip_gap(model, other[oc], style[:1]), base_gap[oc]))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()

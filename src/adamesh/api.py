@@ -42,6 +42,7 @@ from adamesh.adaptation import (
     model_fingerprint,
     pose_fingerprint,
     retrieve_pose_style,
+    timing_speech,
 )
 from adamesh.audio import SAMPLE_RATE, load_audio
 from adamesh.errors import AdameshError, AdameshWarning
@@ -135,7 +136,8 @@ class Animator:
         params = np.concatenate([m.params for m in motions])
         unobserved = tuple(sorted({n for m in motions for n in m.meta.get("unobserved", [])}))
         ref = Reference(np.concatenate(e_feats), params[:, : ARKIT.n_expression], self.fps, unobserved=unobserved)
-        expression = adapt(self.expression, ref, AdaptConfig(method=method, seed=seed))
+        expression = adapt(self.expression, ref, AdaptConfig(method=method, seed=seed),
+                           speech=timing_speech(self.expression_frontend))
         pose = retrieve_pose_style(self.pose, [m.params[:, ARKIT.n_expression:] for m in motions], p_units,
                                    self.fps, method=retrieval)
         stats = {"seconds": round(seconds, 2), "clips": len(motions), "frames": len(params),

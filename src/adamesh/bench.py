@@ -239,7 +239,7 @@ def bench_expression(data: str | None = None, model: str | None = None, preset: 
 
     import torch
 
-    from adamesh.adaptation import AdaptConfig, adapt
+    from adamesh.adaptation import AdaptConfig, adapt, timing_speech
     from adamesh.data.animation import ExpressionStyle, style_vector
     from adamesh.data.corpus import CorpusConfig, generate_corpus
     from adamesh.data.dataset import ClipDataset
@@ -262,6 +262,7 @@ def bench_expression(data: str | None = None, model: str | None = None, preset: 
     log(f"vertex metrics on rig {rig_obj.name} ({rig_obj.n_vertices} vertices), millimetres")
 
     held = ClipDataset(data, ("reference", "test"), frontend=frontend, workers=workers, progress=False)
+    speech = timing_speech(frontend)
     train_motion = ClipDataset(data, ("train",), progress=False)
     space = held.clips[0].motion.space
     e = space.n_expression
@@ -287,7 +288,8 @@ def bench_expression(data: str | None = None, model: str | None = None, preset: 
         bil = [bilabial_frames(c.motion.meta.get("phones", []), c.motion.fps, c.motion.n_frames) for c in tests]
         rows[("ground truth", None)].append(_score(rig_obj, truth, truth, bil, space, probe, truth_style[spk]))
         for method, length in variants:
-            profile = adapt(net, _reference(refs, length), AdaptConfig(method=method, max_steps=adapt_steps))
+            profile = adapt(net, _reference(refs, length), AdaptConfig(method=method, max_steps=adapt_steps),
+                            speech=speech)
             adapted = profile.apply(net)
             preds = []
             for c in tests:
