@@ -45,7 +45,7 @@ from safetensors.torch import load_file, save_file
 
 from adamesh.errors import AdameshError
 from adamesh.fileio import atomic_output
-from adamesh.models.expression import MOLORA_TARGETS, ExpressionModel, expression_loss
+from adamesh.models.expression import MOLORA_TARGETS, ExpressionModel, expression_loss, masked_l1
 from adamesh.models.molora import (
     adapter_state_dict,
     add_molora,
@@ -281,7 +281,7 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
     if speech and cfg.timing_weight > 0 and e == ARKIT.n_expression:
         with torch.no_grad():
             timing = [(f, _lip_gap(frozen, f, frozen.null_style[None]))
-                      for f in (torch.as_tensor(x, dtype=torch.float32) for x in speech)]
+                      for f in (torch.as_tensor(x, dtype=torch.float32) for x in speech if len(x) >= cfg.crop)]
     members = [_train_member(frozen, split, cfg, ranks, cfg.seed + k, t0 + (k + 1) * cfg.max_seconds / cfg.members,
                              timing) for k in range(cfg.members)]
     states = [state for state, _ in members]
@@ -341,13 +341,19 @@ def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple
         crops = _crops(len(train_f), cfg.crop, cfg.batch, gen)
         f = torch.stack([train_f[s] for s in crops])
         p = torch.stack([train_p[s] for s in crops])
+        mask = torch.ones(p.shape[:2], dtype=torch.bool)
         (sc,) = _crops(len(train_p), cfg.style_crop, 1, gen)
         style = model.style(train_p[sc][None]).expand(len(crops), -1)
-        loss = expression_loss(model, f, model.normalise(p), style, torch.ones(f.shape[:2], dtype=torch.bool))
-        if timing:
+        if timing:  # the unrelated crop rides in the same batch (eval mode: the rows do not interact)
             other, base_gap = timing[int(torch.randint(0, len(timing), (1,), generator=gen))]
-            (oc,) = _crops(len(other), cfg.crop, 1, gen)
-            loss = loss + cfg.timing_weight * (1 - _correlation(_lip_gap(model, other[oc], style[:1]), base_gap[oc]))
+            (oc,) = _crops(len(other), f.shape[1], 1, gen)
+            f, style = torch.cat([f, other[oc][None]]), torch.cat([style, style[:1]])
+        head, post = model(f, style)
+        target = model.normalise(p)
+        loss = masked_l1(head[: len(p)], target, mask) + masked_l1(post[: len(p)], target, mask)
+        if timing:
+            out = model.denormalise(post[-1])
+            loss = loss + cfg.timing_weight * (1 - _correlation(out[:, JAW_OPEN] - out[:, MOUTH_CLOSE], base_gap[oc]))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
