@@ -22,11 +22,12 @@ in the training data, or not measured by the tracker) keep the base model's pred
 target. The result is an `ExpressionProfile`: the adapter tensors and the style embedding.
 
 Lip timing: a few seconds of reference let an adapter memorise that clip's speech, and on other
-speech it then moved the lips at the wrong moments (on 3 s GRID references, lip sync with other
-clips' audio: r 0.54 against the base model's 0.61; 0.60 with this term). So every step also feeds a crop of unrelated speech (a few
-corpus sentences, `timing_speech`) and penalises `timing_weight * (1 - r)`, r the correlation of the
-adapted and the base model's lip gap (jawOpen - mouthClose) there. r ignores scale and offset: the
-adapter may change how far and around which rest the lips move, not when (README: Real video).
+speech it then moved the lips at the wrong moments (3 s GRID references, lip sync with other
+clips' audio: r 0.54, the base model 0.61; 0.60-0.61 with this term). So every step also feeds a
+crop of unrelated speech (a few corpus sentences, `timing_speech`) and penalises
+`timing_weight * (1 - r)`, r the correlation of the adapted and the base model's lip gap
+(jawOpen - mouthClose) there. r ignores scale and offset: the adapter may change how far and
+around which rest the lips move, not when (README: Real video).
 """
 
 from __future__ import annotations
