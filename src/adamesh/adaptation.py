@@ -45,8 +45,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from adamesh.errors import AdameshError
+from adamesh.evaluation import lip_gap
 from adamesh.fileio import atomic_output
-from adamesh.models.expression import MOLORA_TARGETS, ExpressionModel, expression_loss, masked_l1
+from adamesh.models.expression import MOLORA_TARGETS, ExpressionModel, expression_loss, output_loss
 from adamesh.models.molora import (
     adapter_state_dict,
     add_molora,
@@ -57,7 +58,7 @@ from adamesh.models.molora import (
     train_only_adapters,
 )
 from adamesh.models.pose import PoseAdapter, blend_weights, style_distance
-from adamesh.motion import ARKIT, JAW_OPEN, MOUTH_CLOSE
+from adamesh.motion import ARKIT
 
 METHODS = ("none", "style", "full", "lora", "molora")
 PROFILE_FORMAT = "adamesh.expression_profile"
@@ -239,12 +240,6 @@ def _correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x * y).sum() / (x.norm() * y.norm() + 1e-6)
 
 
-def _lip_gap(model: ExpressionModel, features: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-    """(T,) jawOpen - mouthClose of the post-net output for (T, F) features and a (1, d) style."""
-    out = model.denormalise(model(features[None], style)[1])[0]
-    return out[:, JAW_OPEN] - out[:, MOUTH_CLOSE]
-
-
 def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None = None,
           speech: list[np.ndarray] | None = None) -> ExpressionProfile:
     """Personalise `base` (left untouched) on `reference`; see the module docstring for methods.
@@ -281,7 +276,7 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
     timing = None
     if speech and cfg.timing_weight > 0 and e == ARKIT.n_expression:
         with torch.no_grad():
-            timing = [(f, _lip_gap(frozen, f, frozen.null_style[None]))
+            timing = [(f, lip_gap(frozen.predict(f), ARKIT.channels))
                       for f in (torch.as_tensor(x, dtype=torch.float32) for x in speech if len(x) >= cfg.crop)]
     members = [_train_member(frozen, split, cfg, ranks, cfg.seed + k, t0 + (k + 1) * cfg.max_seconds / cfg.members,
                              timing) for k in range(cfg.members)]
@@ -350,11 +345,10 @@ def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple
             (oc,) = _crops(len(other), f.shape[1], 1, gen)
             f, style = torch.cat([f, other[oc][None]]), torch.cat([style, style[:1]])
         head, post = model(f, style)
-        target = model.normalise(p)
-        loss = masked_l1(head[: len(p)], target, mask) + masked_l1(post[: len(p)], target, mask)
+        loss = output_loss(head[: len(p)], post[: len(p)], model.normalise(p), mask)
         if timing:
-            out = model.denormalise(post[-1])
-            loss = loss + cfg.timing_weight * (1 - _correlation(out[:, JAW_OPEN] - out[:, MOUTH_CLOSE], base_gap[oc]))
+            gap = lip_gap(model.denormalise(post[-1]), ARKIT.channels)
+            loss = loss + cfg.timing_weight * (1 - _correlation(gap, base_gap[oc]))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()

@@ -150,5 +150,9 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
 
 def expression_loss(model: ExpressionModel, features, target_norm, style, mask, **forward) -> torch.Tensor:
     """The paper's loss: masked L1 on the head and on the post-net output, in normalised space."""
-    head, post = model(features, style, mask=mask, **forward)
+    return output_loss(*model(features, style, mask=mask, **forward), target_norm, mask)
+
+
+def output_loss(head, post, target_norm, mask) -> torch.Tensor:
+    """`expression_loss` on outputs already computed."""
     return masked_l1(head, target_norm, mask) + masked_l1(post, target_norm, mask)
