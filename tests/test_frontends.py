@@ -67,7 +67,7 @@ EDGE_LENGTHS = [1, 160, 319, 320, 321, 639, 640, 641, 10 * 640 - 1, 10 * 640, 10
                 10 * 640 + 319, 10 * 640 + 320, 10 * 640 + 321, 10 * 640 + 639]
 
 
-@pytest.mark.parametrize("name", ["mel", "phonetic"])
+@pytest.mark.parametrize("name", ["mel", "phonetic", "whisper"])
 @pytest.mark.parametrize("fps", [25, 30, 29.97])
 def test_one_row_per_motion_frame_at_clip_end_edge_cases(name, fps):
     fe = make_frontend(name)

@@ -159,7 +159,7 @@ def cmd_bench_render(args) -> None:
 def cmd_train(args) -> None:
     from adamesh.training import ExpressionTask, TrainConfig, train, train_pose
 
-    options = {"model_dir": str(Path(args.frontend_model).resolve())} if args.frontend_model else {}
+    options = frontend_options(args.frontend, args.frontend_model)
     overrides = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                      frontend=args.frontend, frontend_options=options, workers=args.workers)
     import torch
@@ -177,6 +177,17 @@ def cmd_train(args) -> None:
     if all(histories):
         best = ", ".join(f"{min(h['val_loss'] for h in hist):.4f}" for hist in histories)
         print(f"trained in {time.time() - t0:.0f} s; best validation loss {best}; model: {args.out}")
+
+
+def frontend_options(name: str | None, model: str | None) -> dict:
+    """--frontend-model: a model folder, or for whisper also a model name (tiny.en, base)."""
+    if not model:
+        return {}
+    from adamesh.frontends.whisper import NAMED_MODELS
+
+    if name == "whisper" and model in NAMED_MODELS:
+        return {"model": model}
+    return {"model_dir": str(Path(model).resolve())}
 
 
 def cmd_bench_expression(args) -> None:
@@ -422,9 +433,10 @@ def build_parser() -> argparse.ArgumentParser:
         te.add_argument("--data", required=True, help="corpus or clip folder (see README: Clip datasets)")
         te.add_argument("--out", required=True, help="model folder")
         te.add_argument("--preset", choices=["tiny", "default"], default="default")
-        te.add_argument("--frontend", choices=["phonetic", "mel", "hubert", "wav2vec2"],
-                        help="speech front-end (default: mel for expression, phonetic for pose)")
-        te.add_argument("--frontend-model", metavar="DIR", help="local model folder of a hubert/wav2vec2 front-end")
+        te.add_argument("--frontend", choices=["phonetic", "mel", "whisper", "hubert", "wav2vec2"],
+                        help="speech front-end (default: the training config's for this kind of model)")
+        te.add_argument("--frontend-model", metavar="DIR", help="model folder of a whisper (faster-whisper "
+                        "layout), hubert or wav2vec2 front-end; for whisper also a name: tiny.en (default), base")
         te.add_argument("--epochs", type=int, help="epochs (of each stage, for pose)")
         te.add_argument("--batch-size", type=int)
         te.add_argument("--lr", type=float)

@@ -21,7 +21,7 @@ from adamesh.frontends.base import DEFAULT_FPS, FeatureCache, Features, FrontEnd
 __all__ = ["DEFAULT_FPS", "FRONTENDS", "FeatureCache", "Features", "FrontEnd", "load_frontend",
            "make_frontend", "save_frontend"]
 
-FRONTENDS = ("phonetic", "mel", "hubert", "wav2vec2")
+FRONTENDS = ("phonetic", "mel", "whisper", "hubert", "wav2vec2")
 
 
 def make_frontend(name: str = "phonetic", **options) -> FrontEnd:
@@ -31,6 +31,9 @@ def make_frontend(name: str = "phonetic", **options) -> FrontEnd:
     if name == "mel":
         from adamesh.frontends.mel import MelFrontEnd
         return MelFrontEnd(**options)
+    if name == "whisper":
+        from adamesh.frontends.whisper import WhisperFrontEnd
+        return WhisperFrontEnd(**options)
     if name in ("hubert", "wav2vec2"):
         from adamesh.frontends.ssl import SSLFrontEnd
         return SSLFrontEnd(kind=name, **options)

