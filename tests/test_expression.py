@@ -207,20 +207,33 @@ def test_bench_expression_table(trained, corpus, tmp_path):
     assert video.stat().st_size > 10_000
 
 
-def test_bench_lipsync_on_a_real_video(trained, tmp_path):
+def test_bench_lipsync_on_real_videos_grouped_by_speaker(trained, tmp_path):
     from conftest import SHARED
 
-    clip = SHARED / "data" / "video" / "grid" / "lbax4n.mpg"
-    if not clip.is_file():
-        pytest.skip(f"GRID clip not found at {clip} (../shared/data is absent)")
+    grid = SHARED / "data" / "video" / "grid"
+    if not (grid / "lbax4n.mpg").is_file():
+        pytest.skip(f"GRID clips not found at {grid} (../shared/data is absent)")
     pytest.importorskip("mediapipe")
     from adamesh.bench import bench_lipsync
 
-    (tmp_path / clip.name).symlink_to(clip)
-    result = bench_lipsync([str(trained)], str(tmp_path), log=lambda *a: None)
-    assert result["clips"] == [clip.name]
-    energy, model = result["mean"]["energy (dB)"], result["mean"][f"{trained.name} (mel)"]
-    assert 0.4 < energy < 0.8  # loudness follows the mouth on this clip (r = 0.57)
-    assert -1 <= model <= 1 and model != 0
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("lbax4n.mpg", "bbaf2n.mpg"):
+        (videos / name).symlink_to(grid / name)
+    (videos / "clips.csv").write_text("file,speaker\nlbax4n.mpg,anna\nbbaf2n.mpg,anna\n")
+    result = bench_lipsync([str(trained)], [str(videos)], ("clean", "telephone"), out=str(tmp_path / "out"),
+                           log=lambda *a: None)
+    model = f"{trained.name} (mel)"
+    assert [(r["clip"], r["condition"]) for r in result["clips"]] == [
+        ("bbaf2n.mpg", "clean"), ("bbaf2n.mpg", "telephone"), ("lbax4n.mpg", "clean"), ("lbax4n.mpg", "telephone")]
+    lbax = result["clips"][2]["r"]
+    assert 0.4 < lbax["loudness (dB)"] < 0.8  # loudness follows the mouth on this clip (r = 0.57)
+    assert -1 <= lbax[model] <= 1 and lbax[model] != 0
+    (clean,) = [s for s in result["speakers"] if s["condition"] == "clean"]
+    assert (clean["speaker"], clean["clips"]) == ("anna", 2)
+    assert clean["r"][model] == pytest.approx(np.mean([r["r"][model] for r in result["clips"][::2]]))
+    summary = result["summary"]["clean"]["videos"]
+    assert summary["speakers"] == 1 and summary["beats"][model] == int(clean["r"][model] > clean["r"]["loudness (dB)"])
+    assert "| videos | anna | 2 |" in (tmp_path / "out" / "table.md").read_text()
     with pytest.raises(AdameshError, match="no videos"):
-        bench_lipsync([str(trained)], str(tmp_path / "empty"))
+        bench_lipsync([str(trained)], [str(tmp_path / "empty")])

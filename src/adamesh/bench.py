@@ -569,54 +569,157 @@ def _render_pose_example(clip, pose: np.ndarray, path) -> None:
 # ---------------------------------------------------------------- lip sync on real video
 
 
-def bench_lipsync(models: list[str], videos: str, log=print) -> dict:
+def bench_lipsync(models: list[str] | None, videos: list[str], conditions=("clean",), out: str | None = None,
+                  log=print) -> dict:
     """Lip sync from audio alone against real video: for each clip, Pearson r between the mouth
     opening a model predicts from the clip's audio (ARKit lip gap jawOpen - mouthClose, generic
     style) and the mouth opening MediaPipe Face Mesh tracks in its frames (inner-lip distance over
-    eye distance). The audio's loudness in dB is the baseline. One column per model (front-end)."""
+    eye distance). The audio's loudness in dB is the baseline. One column per model; clips grouped
+    by speaker (a folder's clips.csv names them; otherwise each clip is its own speaker), every
+    speaker's mean beside the baseline's. `conditions` also degrades the audio (audio.CONDITIONS:
+    telephone band, noise at 10 dB SNR) before the models hear it."""
+    import json
     from pathlib import Path
 
     import torch
 
+    from adamesh.api import WEIGHTS
     from adamesh.audio import SAMPLE_RATE, load_audio
+    from adamesh.data.augment import degrade
     from adamesh.evaluation import lip_gap, pearson
+    from adamesh.fileio import atomic_output
     from adamesh.motion import get_space
-    from adamesh.tracking import energy_envelope, track_mouth_opening
+    from adamesh.tracking import energy_envelope
     from adamesh.training import load_model
 
-    paths = _videos(videos)
+    clips = _speaker_clips(videos)
     loaded = []
-    for m in models:
+    for m in models or [str(WEIGHTS / "expression")]:
         net, frontend, config = load_model(m, kind="expression")
-        loaded.append((f"{Path(m).name} ({frontend.name})", net, frontend, get_space(config["data"]["space"])))
-    table = {"energy (dB)": []}
-    table.update({name: [] for name, *_ in loaded})
-    compute = {name: 0.0 for name, *_ in loaded}  # speech to parameters, front-end included
-    seconds = 0.0
-    for path in paths:
-        opening, valid = track_mouth_opening(path)
-        audio, sr = load_audio(path, sample_rate=None)
-        table["energy (dB)"].append(pearson(energy_envelope(audio, sr, db=True)[valid], opening[valid]))
-        audio16, _ = load_audio(path, SAMPLE_RATE)
+        name = f"{Path(m).name if Path(m).name != 'expression' else Path(m).parent.name} ({frontend.name})"
+        loaded.append((name, net, frontend, get_space(config["data"]["space"])))
+    names = ["loudness (dB)"] + [name for name, *_ in loaded]
+    rows, compute, seconds = [], {name: 0.0 for name, *_ in loaded}, 0.0
+    for clip in clips:
+        opening, valid = _tracked_opening(clip["path"])
+        audio16, _ = load_audio(clip["path"], SAMPLE_RATE)
         seconds += len(audio16) / SAMPLE_RATE
-        for name, net, frontend, space in loaded:
-            t0 = time.perf_counter()
-            feats = frontend(audio16, 25.0, n_frames=len(opening))
-            with torch.no_grad():
-                pred = net.predict(torch.from_numpy(feats.features)).numpy()
-            compute[name] += time.perf_counter() - t0
-            gap = lip_gap(pred, space.channels[: space.n_expression])
-            table[name].append(pearson(gap[valid], opening[valid]))
-        log(f"{path.name}: " + ", ".join(f"{k} r={v[-1]:.3f}" for k, v in table.items()))
-    lines = ["| clip | " + " | ".join(table) + " |", "|---|" + "---|" * len(table)]
-    for i, path in enumerate(paths):
-        lines.append(f"| {path.stem} | " + " | ".join(f"{v[i]:.3f}" for v in table.values()) + " |")
-    lines.append("| **mean** | " + " | ".join(f"**{np.mean(v):.3f}**" for v in table.values()) + " |")
-    lines.append("| speech to parameters, x real time | | " + " | ".join(
-        f"{seconds / max(compute[k], 1e-9):.0f}x" for k in compute) + " |")
-    log("\n".join(lines))
-    return {"clips": [p.name for p in paths], "r": table, "mean": {k: float(np.mean(v)) for k, v in table.items()},
-            "realtime_factor": {k: seconds / max(v, 1e-9) for k, v in compute.items()}}
+        for condition in conditions:
+            heard = degrade(audio16, condition, seed=0)
+            row = {"clip": clip["path"].name, "group": clip["group"], "speaker": clip["speaker"],
+                   "condition": condition, "seconds": round(len(audio16) / SAMPLE_RATE, 2),
+                   "r": {"loudness (dB)": pearson(energy_envelope(heard, SAMPLE_RATE, db=True)[: len(opening)][valid],
+                                                   opening[valid])}}
+            for name, net, frontend, space in loaded:
+                t0 = time.perf_counter()
+                feats = frontend(heard, 25.0, n_frames=len(opening))
+                with torch.no_grad():
+                    pred = net.predict(torch.from_numpy(feats.features)).numpy()
+                if condition == "clean":
+                    compute[name] += time.perf_counter() - t0
+                gap = lip_gap(pred, space.channels[: space.n_expression])
+                row["r"][name] = pearson(gap[valid], opening[valid])
+            rows.append(row)
+            log(f"{clip['path'].name} ({condition}): " + ", ".join(f"{k} r={v:.3f}" for k, v in row["r"].items()))
+    result = {"models": names[1:], "conditions": list(conditions), "clips": rows,
+              "speakers": _speaker_means(rows, names),
+              "realtime_factor": {k: seconds / max(v, 1e-9) for k, v in compute.items()}}
+    result["summary"] = _lipsync_summary(result, names)
+    table = _lipsync_markdown(result, names)
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        with atomic_output(Path(out) / "results.json") as tmp:
+            tmp.write_text(json.dumps(result, indent=1))
+        with atomic_output(Path(out) / "table.md") as tmp:
+            tmp.write_text(table)
+    log(table)
+    return result
+
+
+def _speaker_clips(folders: list[str]) -> list[dict]:
+    """Every video of the folders, with its speaker (from the folder's clips.csv, else its own name)."""
+    import csv
+    from pathlib import Path
+
+    clips = []
+    for folder in folders:
+        speakers = {}
+        listing = Path(folder) / "clips.csv"
+        if listing.is_file():
+            with open(listing, newline="") as f:
+                speakers = {r["file"]: r["speaker"] for r in csv.DictReader(f)}
+        for path in _videos(folder):
+            clips.append({"path": path, "group": Path(folder).name, "speaker": speakers.get(path.name, path.stem)})
+    return clips
+
+
+def _tracked_opening(path) -> tuple[np.ndarray, np.ndarray]:
+    """track_mouth_opening through a cache keyed by the video's content (tracking is the slow part)."""
+    from adamesh.fileio import atomic_output, cache_dir
+    from adamesh.frontends import FeatureCache
+    from adamesh.tracking import track_mouth_opening
+
+    entry = cache_dir() / "opening" / f"{FeatureCache.audio_hash(path)}-25.npz"
+    if entry.is_file():
+        with np.load(entry) as z:
+            return z["opening"], z["valid"]
+    opening, valid = track_mouth_opening(path)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(entry) as tmp:
+        np.savez(tmp, opening=opening, valid=valid)
+    return opening, valid
+
+
+def _speaker_means(rows: list[dict], names: list[str]) -> list[dict]:
+    out = {}
+    for row in rows:
+        key = (row["group"], row["speaker"], row["condition"])
+        entry = out.setdefault(key, {"group": key[0], "speaker": key[1], "condition": key[2], "clips": 0,
+                                     "seconds": 0.0, "r": {n: [] for n in names}})
+        entry["clips"] += 1
+        entry["seconds"] = round(entry["seconds"] + row["seconds"], 2)
+        for n in names:
+            entry["r"][n].append(row["r"][n])
+    for entry in out.values():
+        entry["r"] = {n: float(np.mean(v)) for n, v in entry["r"].items()}
+    return list(out.values())
+
+
+def _lipsync_summary(result: dict, names: list[str]) -> dict:
+    """Per condition and group: mean over speakers, and how many speakers beat the loudness baseline."""
+    summary = {}
+    for sp in result["speakers"]:
+        entry = summary.setdefault(sp["condition"], {}).setdefault(sp["group"], {"speakers": 0, "r": {}, "beats": {}})
+        entry["speakers"] += 1
+        for n in names:
+            entry["r"].setdefault(n, []).append(sp["r"][n])
+            if n != names[0]:
+                entry["beats"][n] = entry["beats"].get(n, 0) + int(sp["r"][n] > sp["r"][names[0]])
+    for groups in summary.values():
+        for entry in groups.values():
+            entry["r"] = {n: float(np.mean(v)) for n, v in entry["r"].items()}
+    return summary
+
+
+def _lipsync_markdown(result: dict, names: list[str]) -> str:
+    head = "| " + " | ".join(names) + " |"
+    lines = ["Per speaker (mean over the speaker's clips), clean audio:", "",
+             "| set | speaker | clips | seconds " + head, "|---|---|---|---|" + "---|" * len(names)]
+    for sp in result["speakers"]:
+        if sp["condition"] == "clean":
+            best = max(names, key=lambda n: sp["r"][n])
+            cells = [f"**{sp['r'][n]:.3f}**" if n == best else f"{sp['r'][n]:.3f}" for n in names]
+            lines.append(f"| {sp['group']} | {sp['speaker']} | {sp['clips']} | {sp['seconds']:.1f} | " + " | ".join(cells) + " |")
+    lines += ["", "Mean over speakers; in brackets, speakers whose mean beats the loudness baseline:", "",
+              "| condition | set | speakers " + head, "|---|---|---|" + "---|" * len(names)]
+    for condition, groups in result["summary"].items():
+        for group, e in groups.items():
+            cells = [f"{e['r'][names[0]]:.3f}"] + [f"{e['r'][n]:.3f} ({e['beats'][n]}/{e['speakers']})"
+                                                   for n in names[1:]]
+            lines.append(f"| {condition} | {group} | {e['speakers']} | " + " | ".join(cells) + " |")
+    lines += ["", "Speech to expression parameters, front-end included: " + ", ".join(
+        f"{k} {v:.0f}x real time" for k, v in result["realtime_factor"].items()) + "."]
+    return "\n".join(lines) + "\n"
 
 
 def _videos(folder: str) -> list:

@@ -209,7 +209,8 @@ def cmd_bench_pose(args) -> None:
 def cmd_bench_lipsync(args) -> None:
     from adamesh.bench import bench_lipsync
 
-    bench_lipsync(args.model, args.videos)
+    videos = args.videos or [str(Path("..") / "shared" / "data" / "video" / d) for d in ("grid", "real")]
+    bench_lipsync(args.model, videos, tuple(args.conditions.split(",")), args.out)
 
 
 def cmd_bench_video(args) -> None:
@@ -413,9 +414,13 @@ def build_parser() -> argparse.ArgumentParser:
     bp.set_defaults(func=cmd_bench_pose)
 
     bl = b.add_parser("lipsync", help="lip sync on real video: predicted vs tracked mouth opening (Pearson r)")
-    bl.add_argument("--model", action="append", required=True, help="model folder (repeat to compare front-ends)")
-    bl.add_argument("--videos", default=str(Path("..") / "shared" / "data" / "video" / "grid"),
-                    help="folder of talking-face videos with their speech")
+    bl.add_argument("--model", action="append", help="expression model folder (repeat to compare; default: "
+                    "the shipped model)")
+    bl.add_argument("--videos", action="append", help="folder of talking-face videos with their speech, a "
+                    "clips.csv naming speakers (repeat; default: ../shared/data/video/grid and .../real)")
+    bl.add_argument("--conditions", default="clean", help="comma-separated: clean, telephone (8 kHz band), "
+                    "noise10 (white noise at 10 dB SNR)")
+    bl.add_argument("--out", default="out/bench_lipsync", help="results.json and table.md go here")
     bl.set_defaults(func=cmd_bench_lipsync)
     bv = b.add_parser("video", help="real talking-face videos end to end: tracking speed and fit error, "
                       "adaptation time, lip sync of generic and personalised animation, animation speed")
