@@ -80,6 +80,39 @@ def test_features_computed_by_worker_processes_match(corpus, tmp_path):
         np.testing.assert_array_equal(f.features, fe(load_audio(w)[0], 25.0).features)
 
 
+def test_degraded_copies_of_the_training_audio(corpus, monkeypatch):
+    from adamesh.data.augment import training_variant
+    from adamesh.training import ExpressionWindows
+
+    aug = ClipDataset(corpus, roles=("train",), frontend=make_frontend("mel"), workers=2, progress=False, augment=2)
+    mel = make_frontend("mel")
+    for clip in aug.clips:
+        assert len(clip.variants) == 2
+        audio, _ = load_audio(clip.info.audio)
+        for k, variant in enumerate(clip.variants, 1):
+            assert variant.features.shape == clip.features.features.shape
+            degraded = training_variant(audio, FeatureCache.audio_hash(clip.info.audio), k)
+            np.testing.assert_array_equal(variant.features, mel(degraded, clip.motion.fps).features)
+        assert not np.allclose(clip.variants[0].features, clip.features.features)
+        assert not np.allclose(clip.variants[0].features, clip.variants[1].features)
+    # read back from the cache: nothing is degraded or computed a second time
+    monkeypatch.setattr("adamesh.data.augment.random_degradation", lambda *a: pytest.fail("degraded again"))
+    again = ClipDataset(corpus, roles=("train",), frontend=make_frontend("mel"), workers=1, progress=False, augment=2)
+    np.testing.assert_array_equal(again.clips[1].variants[1].features, aug.clips[1].variants[1].features)
+    # training windows hear every copy; fixed (validation) windows only the clean audio
+    windows = ExpressionWindows(aug, ARKIT.n_expression, window=50, hop=50, reference_frames=20)
+    k, s = windows.windows.index[0]
+    copies = [aug.clips[k].features, *aug.clips[k].variants]
+    torch.manual_seed(0)
+    heard = set()
+    for _ in range(30):
+        got = windows[0]["features"].numpy()[:10]
+        heard.add(next(j for j, c in enumerate(copies) if np.array_equal(got, c.features[s:s + 10])))
+    assert heard == {0, 1, 2}
+    fixed = ExpressionWindows(aug, ARKIT.n_expression, window=50, hop=50, reference_frames=20, fixed=True)
+    assert all(np.array_equal(fixed[0]["features"].numpy()[:10], copies[0].features[s:s + 10]) for _ in range(5))
+
+
 def test_windows_cover_every_clip(train):
     windows = WindowDataset(train, window=30, hop=20)
     for k, clip in enumerate(train.clips):

@@ -161,7 +161,8 @@ def cmd_train(args) -> None:
 
     options = frontend_options(args.frontend, args.frontend_model)
     overrides = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                     frontend=args.frontend, frontend_options=options, workers=args.workers)
+                     frontend=args.frontend, frontend_options=options, workers=args.workers,
+                     augment=args.augment)
     import torch
     import torch.distributed as dist
 
@@ -443,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
         te.add_argument("--frontend-model", metavar="DIR", help="model folder of a whisper (faster-whisper "
                         "layout), hubert or wav2vec2 front-end; for whisper also a name: tiny.en (default), base")
         te.add_argument("--epochs", type=int, help="epochs (of each stage, for pose)")
+        te.add_argument("--augment", type=int, help="degraded copies of each training clip's audio (noise, "
+                        "reverberation, telephone band, gain); each window hears one at random")
         te.add_argument("--batch-size", type=int)
         te.add_argument("--lr", type=float)
         te.add_argument("--seed", type=int)

@@ -59,6 +59,7 @@ class TrainConfig:
     frontend: str = "mel"  # the expression model's: best lip sync on real video (README)
     frontend_options: dict = field(default_factory=dict)  # e.g. model_dir of a hubert front-end
     workers: int | None = None  # feature extraction processes (default: all cores)
+    augment: int = 0  # degraded copies of every training clip's audio (data.augment); windows draw one at random
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -92,7 +93,9 @@ class ExpressionWindows(torch.utils.data.Dataset):
         return len(self.windows)
 
     def __getitem__(self, i):
-        item = self.windows[i]
+        k = self.windows.index[i][0]
+        n_variants = 0 if self.fixed else len(self.windows.clips[k].variants)
+        item = self.windows.__getitem__(i, int(torch.randint(0, n_variants + 1, ())) if n_variants else 0)
         item["params"] = item["params"][:, : self.e]
         motion = self.speaker_motion[int(item["speaker"])]
         n = min(self.reference_frames, len(motion))
@@ -157,7 +160,8 @@ POSE_UNITS = 32  # k-means units of front-ends without phones: a 10 s reference 
 
 def _clip_sets(data, cfg: TrainConfig, frontend: FrontEnd, progress: bool) -> tuple[ClipDataset, ClipDataset]:
     """Training and validation clips (every 20th training clip when the folder has no val role)."""
-    train_clips = ClipDataset(data, ("train",), frontend=frontend, workers=cfg.workers, progress=progress)
+    train_clips = ClipDataset(data, ("train",), frontend=frontend, workers=cfg.workers, progress=progress,
+                              augment=cfg.augment)
     try:
         return train_clips, ClipDataset(data, ("val",), frontend=frontend, workers=cfg.workers, progress=progress)
     except AdameshError:

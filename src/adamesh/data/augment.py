@@ -82,6 +82,11 @@ def random_degradation(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _limit(y).astype(np.float32)
 
 
+def training_variant(audio: np.ndarray, audio_hash: str, variant: int) -> np.ndarray:
+    """Degraded copy number `variant` of a training clip: the same for the same clip and number."""
+    return random_degradation(audio, np.random.default_rng([variant, int(audio_hash[:12], 16)]))
+
+
 def _fit(x: np.ndarray, n: int) -> np.ndarray:
     return x[:n] if len(x) >= n else np.pad(x, (0, n - len(x)))
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,7 @@ class Clip:
     info: ClipInfo
     motion: Motion
     features: Features | None  # one row per motion frame
+    variants: list[Features] = field(default_factory=list)  # features of degraded copies of the audio
 
 
 def scan_clips(root: str | os.PathLike) -> tuple[list[ClipInfo], dict]:
@@ -68,19 +70,30 @@ def scan_clips(root: str | os.PathLike) -> tuple[list[ClipInfo], dict]:
 
 
 def _features_worker(args) -> Features:
-    frontend, audio, fps, cache_root = args
+    frontend, audio, fps, cache_root, variant = args
     torch.set_num_threads(1)
-    return FeatureCache(cache_root).get(frontend, audio, fps)
+    return FeatureCache(cache_root).get(frontend, audio, fps, **_variant(variant))
+
+
+def _variant(variant: int) -> dict:
+    """Cache arguments of degraded copy `variant` of the audio (0: the audio itself)."""
+    if not variant:
+        return {}
+    from adamesh.data.augment import training_variant
+
+    return {"transform": functools.partial(training_variant, variant=variant), "tag": f"-aug{variant}"}
 
 
 def compute_features(frontend: FrontEnd, audio_paths: list[Path], fps: float, workers: int | None = None,
-                     cache: FeatureCache | None = None, progress: bool = True) -> list[Features]:
-    """Features of many files through the cache; misses are computed by a pool of processes."""
+                     cache: FeatureCache | None = None, progress: bool = True, variant: int = 0) -> list[Features]:
+    """Features of many files through the cache; misses are computed by a pool of processes.
+    `variant` > 0: of that degraded copy of each file (data.augment.training_variant)."""
     cache = cache or FeatureCache()
-    todo = [i for i, a in enumerate(audio_paths) if not cache.path_for(frontend, a, fps).is_file()]
+    tag = _variant(variant).get("tag", "")
+    todo = [i for i, a in enumerate(audio_paths) if not cache.path_for(frontend, a, fps, tag).is_file()]
     workers = min(workers or os.cpu_count() or 1, max(1, len(todo)))
     if todo and workers > 1:
-        tasks = [(frontend, audio_paths[i], fps, str(cache.root)) for i in todo]
+        tasks = [(frontend, audio_paths[i], fps, str(cache.root), variant) for i in todo]
         with mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers) as pool:
             for _ in tqdm(pool.imap_unordered(_features_worker, tasks, chunksize=2), total=len(tasks),
                           desc=f"{frontend.name} features", unit="clip", disable=not progress):
@@ -88,7 +101,7 @@ def compute_features(frontend: FrontEnd, audio_paths: list[Path], fps: float, wo
     out = []
     for a in tqdm(audio_paths, desc=f"{frontend.name} features", unit="clip",
                   disable=not progress or workers > 1 or not todo):
-        out.append(cache.get(frontend, a, fps))
+        out.append(cache.get(frontend, a, fps, **_variant(variant)))
     return out
 
 
@@ -97,7 +110,7 @@ class ClipDataset:
 
     def __init__(self, root: str | os.PathLike, roles: tuple[str, ...] | None = ("train",),
                  speakers: list[str] | None = None, frontend: FrontEnd | None = None,
-                 workers: int | None = None, progress: bool = True):
+                 workers: int | None = None, progress: bool = True, augment: int = 0):
         self.root = Path(root)
         infos, self.manifest = scan_clips(self.root)
         infos = [c for c in infos if (roles is None or c.role in roles)
@@ -116,6 +129,11 @@ class ClipDataset:
                                      progress=progress)
             features = [f.fit(m.n_frames) for f, m in zip(feats, motions)]
         self.clips = [Clip(i, m, f) for i, m, f in zip(infos, motions, features)]
+        for k in range(1, augment + 1 if frontend is not None else 1):
+            feats = compute_features(frontend, [c.audio for c in infos], motions[0].fps, workers,
+                                     progress=progress, variant=k)
+            for clip, f in zip(self.clips, feats):
+                clip.variants.append(f.fit(clip.motion.n_frames))
         self.speakers = sorted({c.speaker for c in infos})
         self.speaker_index = {s: k for k, s in enumerate(self.speakers)}
 
@@ -154,16 +172,18 @@ class WindowDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, i: int, variant: int = 0) -> dict:
+        """Window i; `variant` k > 0 takes its features from the clip's k-th degraded copy."""
         k, s = self.index[i]
         clip = self.clips[k]
+        feats = clip.variants[variant - 1] if variant else clip.features
         e = min(s + self.window, clip.motion.n_frames)
         pad = self.window - (e - s)
         def take(x):
             return np.pad(x[s:e], [(0, pad)] + [(0, 0)] * (x.ndim - 1))
         return {
-            "features": torch.from_numpy(take(clip.features.features)),
-            "units": torch.from_numpy(take(clip.features.units)),
+            "features": torch.from_numpy(take(feats.features)),
+            "units": torch.from_numpy(take(feats.units)),
             "params": torch.from_numpy(take(clip.motion.params)),
             "mask": torch.from_numpy(np.arange(self.window) < e - s),
             "speaker": torch.tensor(self.clips.speaker_index[clip.info.speaker]),

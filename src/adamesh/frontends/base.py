@@ -174,12 +174,15 @@ class FeatureCache:
                 h.update(block)
         return h.hexdigest()[:24]
 
-    def path_for(self, frontend: FrontEnd, audio_path: str | os.PathLike, fps: float) -> Path:
-        return self.root / frontend.key() / f"{self.audio_hash(audio_path)}-{fps:g}.npz"
+    def path_for(self, frontend: FrontEnd, audio_path: str | os.PathLike, fps: float, tag: str = "") -> Path:
+        return self.root / frontend.key() / f"{self.audio_hash(audio_path)}-{fps:g}{tag}.npz"
 
     def get(self, frontend: FrontEnd, audio_path: str | os.PathLike, fps: float = DEFAULT_FPS,
-            n_frames: int | None = None) -> Features:
-        entry = self.path_for(frontend, audio_path, fps)
+            n_frames: int | None = None, transform=None, tag: str = "") -> Features:
+        """Features of a file, computed once. `transform(audio, audio_hash)` changes the samples first
+        (a training degradation); `tag` names it in the entry's name and must change with it."""
+        assert (transform is None) == (not tag), "a transform needs a tag of its own"
+        entry = self.path_for(frontend, audio_path, fps, tag)
         if entry.is_file():
             try:
                 with np.load(entry) as z:
@@ -188,6 +191,8 @@ class FeatureCache:
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 pass  # a damaged entry (empty, truncated, not an npz) is recomputed below
         audio, _ = load_audio(audio_path)
+        if transform is not None:
+            audio = transform(audio, self.audio_hash(audio_path))
         feats = frontend.compute(audio, frame_count(len(audio), SAMPLE_RATE, fps), fps)
         entry.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(entry) as tmp:
