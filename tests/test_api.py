@@ -215,3 +215,39 @@ def test_cli_adapt_refuses_a_video_without_a_face_or_a_corrupt_one(tmp_path, cap
     assert main(["adapt", "--reference", str(corrupt), "--out", str(out)]) == 1
     assert "corrupt" in capsys.readouterr().err
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.mp4", "grey.mp4"]
+
+
+def test_a_front_end_both_models_share_is_computed_once(model, monkeypatch):
+    from adamesh.frontends import load_frontend
+
+    speech, _ = synthesize_clip(SPEAKERS[HELD_OUT], 0, CFG, HELD_OUT)
+    twin = load_frontend(api.WEIGHTS / "expression")  # the expression model's front-end, with units of its own
+    twin.fit_units([model.expression_frontend(speech, model.fps)], k=4, seed=0)
+    monkeypatch.setattr(model, "pose_frontend", twin)
+    calls = []
+    compute = type(twin).compute
+    monkeypatch.setattr(type(twin), "compute", lambda self, *a: calls.append(self) or compute(self, *a))
+    e, p = model.speech_features(speech)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(p.features, e.features)
+    np.testing.assert_array_equal(p.units, twin.assign_units(e.features))
+    assert len(set(p.units.tolist())) > 1
+    other = load_frontend(api.WEIGHTS / "expression")
+    other.n_mels = 40  # another configuration: computed on its own
+    other.dim = 80
+    monkeypatch.setattr(model, "pose_frontend", other)
+    calls.clear()
+    e, p = model.speech_features(speech)
+    assert len(calls) == 2 and p.features.shape == (len(e), 80)
+
+
+def test_bench_speed_times_animation_and_front_ends(tmp_path):
+    from adamesh.bench import bench_speed
+
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, np.random.default_rng(0).normal(0, 0.1, 3 * SAMPLE_RATE).astype(np.float32), SAMPLE_RATE)
+    lines = []
+    (row,) = bench_speed([None], [str(wav)], repeats=1, log=lines.append)
+    assert row["frontends"] == {"expression": "mel", "pose": "phonetic"} and not row["shared_frontend"]
+    assert row["animate_realtime"] > 0 and set(row["frontend_realtime"]) == {"expression", "pose"}
+    assert any(line.startswith("| shipped | mel | phonetic |") for line in lines)

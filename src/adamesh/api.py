@@ -48,6 +48,7 @@ from adamesh.audio import SAMPLE_RATE, load_audio
 from adamesh.errors import AdameshError, AdameshWarning
 from adamesh.fileio import atomic_output, check_input_file
 from adamesh.motion import ARKIT, JAW_OPEN, MOUTH_CLOSE, Motion, limit_lip_closure, load_motion
+from adamesh.frontends import Features
 
 WEIGHTS = Path(__file__).parent / "weights"
 PROFILE_FORMAT = "adamesh.profile"
@@ -131,8 +132,9 @@ class Animator:
             warnings.warn(f"the reference is only {seconds:.1f} s long; the style is learned from it anyway, "
                           "but about 10 s captures it better", AdameshWarning, stacklevel=2)
         t0 = time.perf_counter()
-        e_feats = [self.expression_frontend(a, self.fps, m.n_frames).features for m, a in clips]
-        p_units = [self.pose_frontend(a, self.fps, m.n_frames).units for m, a in clips]
+        feats = [self.speech_features(a, m.n_frames) for m, a in clips]
+        e_feats = [e.features for e, _ in feats]
+        p_units = [p.units for _, p in feats]
         params = np.concatenate([m.params for m in motions])
         unobserved = tuple(sorted({n for m in motions for n in m.meta.get("unobserved", [])}))
         ref = Reference(np.concatenate(e_feats), params[:, : ARKIT.n_expression], self.fps, unobserved=unobserved)
@@ -210,6 +212,14 @@ class Animator:
 
     # ------------------------------------------------------------------ animation
 
+    def speech_features(self, samples: np.ndarray, n_frames: int | None = None) -> tuple[Features, Features]:
+        """The expression and pose models' features of 16 kHz speech, computed once when both models
+        use the same front-end (each still gets its own units)."""
+        e_feats = self.expression_frontend(samples, self.fps, n_frames)
+        if self.pose_frontend.key() == self.expression_frontend.key():
+            return e_feats, self.pose_frontend.with_units(e_feats)
+        return e_feats, self.pose_frontend(samples, self.fps, len(e_feats))
+
     def animate(self, audio: str | os.PathLike | np.ndarray, profile: Profile | None = None, seed: int = 0,
                 style_strength: float = 1.0, pose_amplitude: float = 1.0, blink_rate: float | None = None,
                 temperature: float = 0.8) -> Motion:
@@ -236,9 +246,7 @@ class Animator:
             raise AdameshError("the speech is shorter than one frame; give a recording with speech in it")
         if profile is not None:
             self.check(profile)
-        e_feats = self.expression_frontend(samples, self.fps)
-        n = len(e_feats)
-        p_feats = self.pose_frontend(samples, self.fps, n)
+        e_feats, p_feats = self.speech_features(samples)
 
         net = self.expression if profile is None else profile.expression.apply(self.expression, style_strength)
         style = None if profile is None else profile.expression.style

@@ -722,6 +722,52 @@ def _lipsync_markdown(result: dict, names: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def bench_speed(models: list[str | None], audio: list[str], repeats: int = 3, log=print) -> list[dict]:
+    """Speech to ARKit + head pose (`Animator.animate`: front-ends, expression network, PoseGPT,
+    VQ-VAE decoder, blinks), timed for every model on the same audio in one run, best of `repeats`;
+    and each model's front-ends alone. Nothing is cached between repeats."""
+    from pathlib import Path
+
+    from adamesh import api
+    from adamesh.audio import SAMPLE_RATE, load_audio
+
+    speech = [load_audio(a, SAMPLE_RATE)[0] for a in audio]
+    seconds = sum(len(x) for x in speech) / SAMPLE_RATE
+    rows = []
+    for folder in models:
+        animator = api.load(folder)
+        animator.animate(speech[0][: 2 * SAMPLE_RATE])  # warm-up: weights loaded, threads started
+
+        def best(fn):
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                for x in speech:
+                    fn(x)
+                times.append(time.perf_counter() - t0)
+            return min(times)
+
+        total = best(lambda x: animator.animate(x))
+        fronts = {"expression": animator.expression_frontend, "pose": animator.pose_frontend}
+        shared = animator.expression_frontend.key() == animator.pose_frontend.key()
+        row = {"model": "shipped" if folder is None else Path(folder).name,
+               "frontends": {k: f.name for k, f in fronts.items()}, "shared_frontend": shared,
+               "animate_realtime": seconds / total,
+               "frontend_realtime": {k: seconds / best(lambda x, f=f: f(x, animator.fps)) for k, f in fronts.items()}}
+        rows.append(row)
+    log(f"speech to ARKit + head pose on {len(speech)} files, {seconds:.1f} s of audio, {os.cpu_count()} CPU "
+        f"cores, best of {repeats}:")
+    log("| model | expression front-end | pose front-end | animate (x real time) | expression front-end alone | "
+        "pose front-end alone |")
+    log("|---|---|---|---|---|---|")
+    for r in rows:
+        fr = r["frontend_realtime"]
+        log(f"| {r['model']} | {r['frontends']['expression']} | {r['frontends']['pose']}"
+            f"{' (the same, computed once)' if r['shared_frontend'] else ''} | {r['animate_realtime']:.1f}x | "
+            f"{fr['expression']:.0f}x | {fr['pose']:.0f}x |")
+    return rows
+
+
 def _videos(folder: str) -> list:
     from pathlib import Path
 

@@ -214,6 +214,15 @@ def cmd_bench_lipsync(args) -> None:
     bench_lipsync(args.model, videos, tuple(args.conditions.split(",")), args.out)
 
 
+def cmd_bench_speed(args) -> None:
+    from adamesh.bench import bench_speed
+
+    audio = args.audio or sorted(str(p) for p in (Path("..") / "shared" / "data" / "speech" / "a2f").glob("*.wav"))
+    if not audio:
+        raise AdameshError("no speech to time: pass --audio FILE (repeat for several)")
+    bench_speed(args.model or [None], audio, args.repeats)
+
+
 def cmd_bench_video(args) -> None:
     from adamesh.bench import bench_video
 
@@ -423,6 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "noise10 (white noise at 10 dB SNR)")
     bl.add_argument("--out", default="out/bench_lipsync", help="results.json and table.md go here")
     bl.set_defaults(func=cmd_bench_lipsync)
+    bs = b.add_parser("speed", help="speech to ARKit + head pose, front-ends included, for several models "
+                      "side by side; each model's front-ends alone")
+    bs.add_argument("--model", action="append", help="model folder (repeat to compare; default: the shipped model)")
+    bs.add_argument("--audio", action="append", help="speech file (repeat; default: ../shared/data/speech/a2f/*.wav)")
+    bs.add_argument("--repeats", type=int, default=3)
+    bs.set_defaults(func=cmd_bench_speed)
     bv = b.add_parser("video", help="real talking-face videos end to end: tracking speed and fit error, "
                       "adaptation time, lip sync of generic and personalised animation, animation speed")
     bv.add_argument("--videos", default=str(Path("..") / "shared" / "data" / "video" / "grid"),
