@@ -113,7 +113,7 @@ def test_the_last_row_sees_the_end_of_the_clip(fe, long_speech):
 
 
 def test_padding_to_30_seconds_keeps_rows_and_frames(long_speech):
-    padded = WhisperFrontEnd(pad_to_30s=True)
+    padded = WhisperFrontEnd(pad_to_s=30)
     exact = make_frontend("whisper")
     audio = long_speech[: 4 * SR]
     a, b = padded(audio, 25), exact(audio, 25)

@@ -636,6 +636,96 @@ def bench_lipsync(models: list[str] | None, videos: list[str], conditions=("clea
     return result
 
 
+def parse_frontend_spec(spec: str) -> tuple[str, dict]:
+    """'whisper:model=base,compute_type=float32' -> ('whisper', {'model': 'base', 'compute_type': 'float32'})."""
+    from adamesh.errors import AdameshError
+
+    name, _, rest = spec.partition(":")
+    options = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise AdameshError(f"front-end option {item!r} in {spec!r} is not KEY=VALUE")
+        for cast in (int, float):
+            try:
+                value = cast(value)
+                break
+            except ValueError:
+                pass
+        options[key] = {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
+    return name, options
+
+
+def bench_probe(frontends: list[str], corpus: str, videos: list[str], speakers: int = 12, context: int = 3,
+                conditions=("clean",), log=print) -> list[dict]:
+    """How much lip information each speech front-end carries for real voices, before any training
+    choice: a ridge regression from its features (+-`context` frames) to the synthetic corpus's lip
+    gap (jawOpen - mouthClose), fitted on the training clips of the first `speakers` speakers (the
+    penalty chosen on the corpus's validation clips), then r of its prediction against the mouth
+    opening tracked in real videos, as in `bench lipsync`. Front-ends as 'name:key=value,...'."""
+    from adamesh.audio import SAMPLE_RATE, load_audio
+    from adamesh.data.augment import degrade
+    from adamesh.data.dataset import ClipDataset, scan_clips
+    from adamesh.evaluation import lip_gap, pearson
+    from adamesh.frontends import make_frontend
+    from adamesh.motion import ARKIT
+
+    channels = ARKIT.channels[: ARKIT.n_expression]
+    infos, _ = scan_clips(corpus)
+    chosen = sorted({c.speaker for c in infos if c.role == "train"})[:speakers]
+    clips = _speaker_clips(videos)
+    tracked = [_tracked_opening(c["path"]) for c in clips]
+    audio = [load_audio(c["path"], SAMPLE_RATE)[0] for c in clips]
+    seconds = sum(len(a) for a in audio) / SAMPLE_RATE
+
+    def stack(f):
+        pad = np.pad(f, ((context, context), (0, 0)), mode="edge")
+        return np.concatenate([pad[k: k + len(f)] for k in range(2 * context + 1)], axis=1)
+
+    rows = []
+    for spec in frontends:
+        name, options = parse_frontend_spec(spec)
+        fe = make_frontend(name, **options)
+        sets = [ClipDataset(corpus, roles=(role,), speakers=chosen, frontend=fe, progress=False)
+                for role in ("train", "val")]
+        xs = [np.concatenate([stack(c.features.features) for c in ds.clips]) for ds in sets]
+        ys = [np.concatenate([lip_gap(c.motion.params[:, : ARKIT.n_expression], channels) for c in ds.clips])
+              for ds in sets]
+        mean, std = xs[0].mean(0), xs[0].std(0) + 1e-6
+        x_fit, x_val = (xs[0] - mean) / std, (xs[1] - mean) / std
+        gram, rhs = x_fit.T @ x_fit, x_fit.T @ (ys[0] - ys[0].mean())
+        best = None
+        for alpha in (1e0, 1e1, 1e2, 1e3, 1e4, 1e5):
+            w = np.linalg.solve(gram + alpha * np.eye(len(gram)), rhs)
+            r = pearson(x_val @ w, ys[1])
+            if best is None or r > best[0]:
+                best = (r, alpha, w)
+        val_r, alpha, w = best
+        row = {"frontend": spec, "dim": fe.dim, "alpha": alpha, "corpus_val_r": val_r, "r": {}}
+        t0 = time.perf_counter()
+        for condition in conditions:
+            per_speaker = {}
+            for c, (opening, valid), a in zip(clips, tracked, audio):
+                f = fe(degrade(a, condition, seed=0), 25.0, n_frames=len(opening)).features
+                pred = ((stack(f) - mean) / std) @ w
+                per_speaker.setdefault((c["group"], c["speaker"]), []).append(pearson(pred[valid], opening[valid]))
+            means = {k: float(np.mean(v)) for k, v in per_speaker.items()}
+            row["r"][condition] = {g: float(np.mean([v for (gg, _), v in means.items() if gg == g]))
+                                   for g in sorted({g for g, _ in means})}
+            row.setdefault("speakers", {})[condition] = {f"{g}/{s}": v for (g, s), v in means.items()}
+        row["realtime"] = seconds * len(conditions) / (time.perf_counter() - t0)
+        rows.append(row)
+        log(f"{spec}: corpus validation r {val_r:.3f} (alpha {alpha:g}); real: " + "; ".join(
+            f"{cond} " + ", ".join(f"{g} {v:.3f}" for g, v in r.items()) for cond, r in row["r"].items()))
+    groups = sorted({g for r in rows for g in r["r"][conditions[0]]})
+    log("| front-end | corpus val r | " + " | ".join(f"{g} r ({c})" for c in conditions for g in groups) + " | x real time |")
+    log("|---|---|" + "---|" * (len(groups) * len(conditions)) + "---|")
+    for r in rows:
+        log(f"| {r['frontend']} | {r['corpus_val_r']:.3f} | " + " | ".join(
+            f"{r['r'][c][g]:.3f}" for c in conditions for g in groups) + f" | {r['realtime']:.0f}x |")
+    return rows
+
+
 def _speaker_clips(folders: list[str]) -> list[dict]:
     """Every video of the folders, with its speaker (from the folder's clips.csv, else its own name)."""
     import csv

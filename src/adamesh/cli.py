@@ -214,6 +214,14 @@ def cmd_bench_lipsync(args) -> None:
     bench_lipsync(args.model, videos, tuple(args.conditions.split(",")), args.out)
 
 
+def cmd_bench_probe(args) -> None:
+    from adamesh.bench import bench_probe
+
+    videos = args.videos or [str(Path("..") / "shared" / "data" / "video" / d) for d in ("grid", "real")]
+    bench_probe(args.frontend or ["mel", "whisper"], args.corpus, videos, args.speakers,
+                conditions=tuple(args.conditions.split(",")))
+
+
 def cmd_bench_speed(args) -> None:
     from adamesh.bench import bench_speed
 
@@ -432,6 +440,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "noise10 (white noise at 10 dB SNR)")
     bl.add_argument("--out", default="out/bench_lipsync", help="results.json and table.md go here")
     bl.set_defaults(func=cmd_bench_lipsync)
+    bq = b.add_parser("probe", help="lip information in speech front-ends: a ridge regression fitted on the "
+                      "corpus, scored against mouth opening tracked in real video")
+    bq.add_argument("--frontend", action="append", help="front-end as NAME[:KEY=VALUE,...], e.g. "
+                    "whisper:model=base or whisper:compute_type=float32 (repeat; default: mel and whisper)")
+    bq.add_argument("--corpus", required=True, help="synthetic corpus folder (adamesh corpus)")
+    bq.add_argument("--speakers", type=int, default=12, help="training speakers the regression is fitted on")
+    bq.add_argument("--videos", action="append", help="folders of real videos (default: grid and real in ../shared)")
+    bq.add_argument("--conditions", default="clean", help="comma-separated: clean, telephone, noise10")
+    bq.set_defaults(func=cmd_bench_probe)
     bs = b.add_parser("speed", help="speech to ARKit + head pose, front-ends included, for several models "
                       "side by side; each model's front-ends alone")
     bs.add_argument("--model", action="append", help="model folder (repeat to compare; default: the shipped model)")

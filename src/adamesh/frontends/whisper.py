@@ -40,7 +40,6 @@ from adamesh.frontends.base import Features, FrontEnd, frame_times, sample_rows
 N_FFT, HOP, N_MELS = 400, 160, 80
 MEL_RATE = SAMPLE_RATE / HOP  # 100 Hz
 ROW_RATE = MEL_RATE / 2  # the encoder's stride-2 convolution: 50 Hz
-MAX_WINDOW_FRAMES = 3000  # 30 s of mel: the encoder's positional embeddings end there
 MODEL_FILES = ("model.bin", "config.json", "vocabulary.txt")
 
 # name: (PyPI requirements, how to find the files, SHA-256 of model.bin)
@@ -167,14 +166,17 @@ class WhisperFrontEnd(FrontEnd):
 
     def __init__(self, model: str = "tiny.en", model_dir: str | os.PathLike | None = None,
                  compute_type: str = "int8", window_s: float = 6.0, overlap_s: float = 1.0,
-                 pad_to_30s: bool = False):
+                 pad_to_s: float = 0.0):
         if compute_type not in ("int8", "float32", "int8_float32", "float16"):
             raise AdameshError(f"unknown compute type {compute_type!r}; choose int8 or float32")
         if not 2 * overlap_s < window_s <= 30.0 or overlap_s < 0:
             raise AdameshError("the Whisper window must be at most 30 s and longer than twice its overlap")
+        if pad_to_s and not window_s <= pad_to_s <= 30.0:
+            raise AdameshError(f"windows can be padded to between their length ({window_s:g} s) and 30 s, "
+                               f"not {pad_to_s:g} s")
         self.model = None if model_dir else model
         self.compute_type = compute_type
-        self.window_s, self.overlap_s, self.pad_to_30s = float(window_s), float(overlap_s), bool(pad_to_30s)
+        self.window_s, self.overlap_s, self.pad_to_s = float(window_s), float(overlap_s), float(pad_to_s)
         if model_dir:
             self.folder = Path(model_dir).expanduser().resolve()
             check_model_folder(self.folder, "give the folder of a faster-whisper model (model.bin, "
@@ -187,7 +189,7 @@ class WhisperFrontEnd(FrontEnd):
     def options(self) -> dict:
         where = {"model_dir": self.model_dir} if self.model_dir else {"model": self.model}
         return {**where, "compute_type": self.compute_type, "window_s": self.window_s,
-                "overlap_s": self.overlap_s, "pad_to_30s": self.pad_to_30s}
+                "overlap_s": self.overlap_s, "pad_to_s": self.pad_to_s}
 
     def config(self) -> dict:
         # The weights' content names the model, so a moved or renamed folder keeps its cached features.
@@ -221,8 +223,9 @@ class WhisperFrontEnd(FrontEnd):
         for k, a in enumerate(starts):
             chunk = mel[:, a:a + window]
             n = chunk.shape[1] // 2
-            if self.pad_to_30s:
-                chunk = np.pad(chunk, ((0, 0), (0, MAX_WINDOW_FRAMES - chunk.shape[1])), constant_values=floor)
+            if self.pad_to_s:  # silence after the speech, as Whisper always hears 30 s
+                pad = 2 * int(round(self.pad_to_s * ROW_RATE)) - chunk.shape[1]
+                chunk = np.pad(chunk, ((0, 0), (0, max(0, pad))), constant_values=floor)
             out = self._encode(chunk)[:n]
             if rows.shape[1] == 0:
                 rows = np.zeros((len(weight), out.shape[1]), np.float32)
