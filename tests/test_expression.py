@@ -229,6 +229,8 @@ def test_bench_lipsync_on_real_videos_grouped_by_speaker(trained, tmp_path):
     lbax = result["clips"][2]["r"]
     assert 0.4 < lbax["loudness (dB)"] < 0.8  # loudness follows the mouth on this clip (r = 0.57)
     assert -1 <= lbax[model] <= 1 and lbax[model] != 0
+    late = result["clips"][2]["late_ms"]
+    assert set(late) == {"loudness (dB)", model} and all(v % 40 == 0 and abs(v) <= 200 for v in late.values())
     (clean,) = [s for s in result["speakers"] if s["condition"] == "clean"]
     assert (clean["speaker"], clean["clips"]) == ("anna", 2)
     assert clean["r"][model] == pytest.approx(np.mean([r["r"][model] for r in result["clips"][::2]]))

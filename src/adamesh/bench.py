@@ -606,10 +606,11 @@ def bench_lipsync(models: list[str] | None, videos: list[str], conditions=("clea
         seconds += len(audio16) / SAMPLE_RATE
         for condition in conditions:
             heard = degrade(audio16, condition, seed=0)
+            loudness = energy_envelope(heard, SAMPLE_RATE, db=True)[: len(opening)]
             row = {"clip": clip["path"].name, "group": clip["group"], "speaker": clip["speaker"],
                    "condition": condition, "seconds": round(len(audio16) / SAMPLE_RATE, 2),
-                   "r": {"loudness (dB)": pearson(energy_envelope(heard, SAMPLE_RATE, db=True)[: len(opening)][valid],
-                                                   opening[valid])}}
+                   "r": {"loudness (dB)": pearson(loudness[valid], opening[valid])},
+                   "late_ms": {"loudness (dB)": _best_lag(loudness, opening, valid) * 40}}
             for name, net, frontend, space in loaded:
                 t0 = time.perf_counter()
                 feats = frontend(heard, 25.0, n_frames=len(opening))
@@ -619,6 +620,7 @@ def bench_lipsync(models: list[str] | None, videos: list[str], conditions=("clea
                     compute[name] += time.perf_counter() - t0
                 gap = lip_gap(pred, space.channels[: space.n_expression])
                 row["r"][name] = pearson(gap[valid], opening[valid])
+                row["late_ms"][name] = _best_lag(gap, opening, valid) * 40
             rows.append(row)
             log(f"{clip['path'].name} ({condition}): " + ", ".join(f"{k} r={v:.3f}" for k, v in row["r"].items()))
     result = {"models": names[1:], "conditions": list(conditions), "clips": rows,
@@ -726,6 +728,19 @@ def bench_probe(frontends: list[str], corpus: str, videos: list[str], speakers: 
     return rows
 
 
+def _best_lag(x: np.ndarray, opening: np.ndarray, valid: np.ndarray, most: int = 5) -> int:
+    """The shift in frames (within +-`most`) at which `x` follows the opening best; positive when `x`
+    comes late. A diagnostic only: lip sync is scored without any shift."""
+    from adamesh.evaluation import pearson
+
+    def r(lag):
+        a, b, v = (x[lag:], opening[: len(opening) - lag], valid[: len(opening) - lag]) if lag >= 0 else \
+            (x[:lag], opening[-lag:], valid[-lag:])
+        return pearson(a[v], b[v])
+
+    return max(range(-most, most + 1), key=r)
+
+
 def _speaker_clips(folders: list[str]) -> list[dict]:
     """Every video of the folders, with its speaker (from the folder's clips.csv, else its own name)."""
     import csv
@@ -807,6 +822,12 @@ def _lipsync_markdown(result: dict, names: list[str]) -> str:
             cells = [f"{e['r'][names[0]]:.3f}"] + [f"{e['r'][n]:.3f} ({e['beats'][n]}/{e['speakers']})"
                                                    for n in names[1:]]
             lines.append(f"| {condition} | {group} | {e['speakers']} | " + " | ".join(cells) + " |")
+    lines += ["", "Median shift that would sync best, per set (ms; positive: later than the tracked mouth; a "
+              "diagnostic of the clips' audio-video offset and of the model, not used in r):", ""]
+    for group in sorted({r["group"] for r in result["clips"]}):
+        late = {n: np.median([r["late_ms"][n] for r in result["clips"] if r["group"] == group and
+                              r["condition"] == "clean"]) for n in names}
+        lines.append(f"- {group}: " + ", ".join(f"{n} {v:+.0f}" for n, v in late.items()))
     lines += ["", "Speech to expression parameters, front-end included: " + ", ".join(
         f"{k} {v:.0f}x real time" for k, v in result["realtime_factor"].items()) + "."]
     return "\n".join(lines) + "\n"

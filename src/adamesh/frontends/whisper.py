@@ -166,7 +166,7 @@ class WhisperFrontEnd(FrontEnd):
 
     def __init__(self, model: str = "tiny.en", model_dir: str | os.PathLike | None = None,
                  compute_type: str = "int8", window_s: float = 6.0, overlap_s: float = 1.0,
-                 pad_to_s: float = 0.0):
+                 pad_to_s: float = 10.0):
         if compute_type not in ("int8", "float32", "int8_float32", "float16"):
             raise AdameshError(f"unknown compute type {compute_type!r}; choose int8 or float32")
         if not 2 * overlap_s < window_s <= 30.0 or overlap_s < 0:
