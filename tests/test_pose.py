@@ -90,6 +90,29 @@ def test_the_same_seed_gives_the_same_motion(loaded, small_corpus):
     assert not np.array_equal(adapter.animate(feats, style, seed=3), a)  # the style changes the motion
 
 
+def test_generation_with_the_key_value_cache_is_the_teacher_forced_model(loaded, small_corpus):
+    """Each code generated step by step (cached keys and values) is the one the full causal forward
+    pass over the same prefix predicts: greedy codes equal the argmax of the teacher-forced logits."""
+    adapter, frontend = loaded
+    gpt = adapter.gpt
+    feats = np.concatenate([c.features.features for c in clips_of(small_corpus, frontend, ("test",))])
+    feats = torch.from_numpy(feats[: gpt.config.context * gpt.config.downsample])
+    style = gpt.styles.weight[1]
+    codes = gpt.generate(feats, style, temperature=0)
+    speech = gpt.speech(feats[None])
+    prev = torch.cat([torch.tensor([gpt.bos]), codes[:-1]])[None]
+    with torch.no_grad():
+        logits = gpt(prev, speech, style[None])[0]
+    np.testing.assert_array_equal(codes.numpy(), logits.argmax(-1).numpy())
+    assert len(set(codes.tolist())) > 1
+    # sampled codes follow the same distributions: a sampled code is never one the model rules out
+    sampled = gpt.generate(feats, style, temperature=1.0, top_k=5, seed=1)
+    prev = torch.cat([torch.tensor([gpt.bos]), sampled[:-1]])[None]
+    with torch.no_grad():
+        top5 = gpt(prev, speech, style[None])[0].topk(5).indices
+    assert all(int(c) in top5[i].tolist() for i, c in enumerate(sampled))
+
+
 def test_long_audio_is_generated_in_windows_that_join_continuously(loaded, small_corpus):
     adapter, frontend = loaded
     feats = np.concatenate([c.features.features for c in clips_of(small_corpus, frontend, ("test",))])

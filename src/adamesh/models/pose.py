@@ -175,10 +175,17 @@ class _Block(nn.Module):
         self.fc1, self.fc2 = nn.Linear(d, ff), nn.Linear(ff, d)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: list | None = None) -> torch.Tensor:
+        """Causal self-attention over x (B, T, d). With `cache` (a list, empty at the first step), x
+        holds only the newest step(s): their keys and values are appended to the cache and attend
+        to everything before them, so generation costs one step per code instead of the prefix."""
         b, t, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+        if cache is not None:
+            if cache:
+                k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
+            cache[:] = [k, v]
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1,
                                            dropout_p=self.dropout.p if self.training else 0.0)
         x = x + self.dropout(self.proj(a.transpose(1, 2).reshape(b, t, d)))
         return x + self.dropout(self.fc2(F.gelu(self.fc1(self.norm2(x)))))
@@ -257,10 +264,18 @@ class PoseGPT(nn.Module):
             keep = codes[-overlap:] if codes else []
             start = len(codes) - len(keep)
             window = speech[:, start:start + c.context]
+            heard = self.speech_in(window.transpose(1, 2)).transpose(1, 2)
+            styles = [proj(style)[:, None] for proj in self.style_proj]
+            caches: list[list] = [[] for _ in self.blocks]
             prev = [self.bos] + keep
-            while len(prev) - 1 < window.shape[1]:
-                logits = self(torch.tensor([prev]), window, style)[0, -1]
-                codes_t = _sample(logits, temperature, top_k, gen)
+            for t in range(window.shape[1]):
+                # the step's input is the code before it: primed codes first, then sampled ones
+                x = self.token(torch.tensor([[prev[t]]])) + self.position.weight[t] + heard[:, t:t + 1]
+                for s, block, cache in zip(styles, self.blocks, caches):
+                    x = block(x + s, cache)
+                if t + 1 < len(prev):
+                    continue
+                codes_t = _sample(self.head(self.norm(x))[0, -1], temperature, top_k, gen)
                 prev.append(codes_t)
                 codes.append(codes_t)
         return torch.tensor(codes[:n])
