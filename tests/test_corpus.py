@@ -140,8 +140,12 @@ def clips(small):
 
 
 def centre_frames(motion, names) -> list[int]:
-    """The frame containing the middle of each phone in `names` (frame i centred at (i + 0.5) / fps)."""
-    return [int(np.floor(0.5 * (s + e) * motion.fps)) for p, s, e, _ in motion.meta["phones"] if p in names]
+    """The frame that shows the middle of each phone in `names`: the face leads the sound by
+    ARTICULATORY_LEAD, so the frame containing that much before the phone's middle."""
+    from adamesh.data.animation import ARTICULATORY_LEAD
+
+    return [int(np.floor((0.5 * (s + e) - ARTICULATORY_LEAD) * motion.fps))
+            for p, s, e, _ in motion.meta["phones"] if p in names]
 
 
 def test_lips_close_on_every_bilabial(clips):

@@ -10,6 +10,11 @@ sum D_s. A dominant phone (p/b/m closure, f/v, rounding of w/uw) wins over its n
 (k, g, h) takes its shape from them. Dominance is flat inside a segment, so every frame within a
 bilabial is a real closure.
 
+The face leads the sound: the frame at time t shows the articulation of the speech at t + 40 ms
+(`ARTICULATORY_LEAD`). Lips and jaw reach a shape before the sound it makes is heard; studies of
+audio-visual speech measure the visible lead at 40-200 ms (e.g. Chandrasekaran et al. 2009,
+PLoS Comput Biol 5(7)); we take the low end, which holds for most phones.
+
 Breathing: before a phrase the mouth opens to breathe in and closes into the phrase's first sound
 (oral inhalation before speech, about half a second). Real talking faces do this (the GRID clips'
 mouth tracks open before the first word); a model that sees the coming speech can anticipate it.
@@ -239,15 +244,19 @@ def speech_events(phones: list[Phone]) -> tuple[list[tuple[float, float]], list[
     return stresses, boundaries
 
 
+ARTICULATORY_LEAD = 0.04  # seconds by which the mouth's shapes come before their sounds
+
+
 def animate(phones: list[Phone], n_frames: int, fps: float, expression: ExpressionStyle, pose: PoseStyle,
             kind: str, rng: np.random.Generator) -> np.ndarray:
     """(n_frames, 58) ARKit parameters for an utterance; `rng` draws blinks, gaze and sway phases."""
     t = (np.arange(n_frames) + 0.5) / fps
     p = ARKIT.neutral(n_frames)
     ch = ARKIT.index
-    a = articulation(phones, t, min_hold=1.0 / fps)
+    ahead = t + ARTICULATORY_LEAD
+    a = articulation(phones, ahead, min_hold=1.0 / fps)
     e = expression
-    jaw = a["jaw"] * e.articulation * (1 + 0.35 * e.jaw_lip_balance) + e.inhale * inhalation(phones, t)
+    jaw = a["jaw"] * e.articulation * (1 + 0.35 * e.jaw_lip_balance) + e.inhale * inhalation(phones, ahead)
     lip = e.articulation * (1 - 0.35 * e.jaw_lip_balance)
     left, right = 1 + 0.25 * e.asymmetry, 1 - 0.25 * e.asymmetry
     p[:, ch("jawOpen")] = jaw

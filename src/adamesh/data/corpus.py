@@ -33,7 +33,7 @@ from adamesh.motion import ARKIT, Motion, load_motion, save_motion
 from adamesh.phones import espeak_phone
 
 FORMAT = "adamesh.corpus"
-VERSION = 2  # 2: breathing before phrases, longer lead silences
+VERSION = 3  # 2: breathing before phrases, longer lead silences; 3: the mouth leads the sound by 40 ms
 # Human-sounding espeak variants (no robots, whisper or croak) and English accents.
 VARIANTS = ("m1", "f1", "m2", "f2", "m3", "f3", "m4", "f4", "m5", "f5", "m6", "m7", "Alex", "Annie",
             "Andy", "belinda", "edward", "linda", "iven", "steph", "norbert", "quincy", "travis", "max",
