@@ -56,15 +56,16 @@ class TrainConfig:
     warmup_steps: int = 100
     grad_clip: float = 1.0
     seed: int = 0
-    frontend: str = "mel"  # the expression model's: best lip sync on real video (README)
+    frontend: str = "whisper"  # best lip sync on real video, and robust to noise (docs/speech.md)
     frontend_options: dict = field(default_factory=dict)  # e.g. model_dir of a hubert front-end
     workers: int | None = None  # feature extraction processes (default: all cores)
-    augment: int = 0  # degraded copies of every training clip's audio (data.augment); windows draw one at random
+    augment: int = 2  # degraded copies of every training clip's audio (data.augment); windows draw one at random
     extra: dict = field(default_factory=dict)
 
     @classmethod
     def for_preset(cls, preset: str, **overrides) -> "TrainConfig":
-        base = {"tiny": dict(epochs=3, batch_size=8, window=50, hop=50, reference_frames=100, warmup_steps=10)}
+        base = {"tiny": dict(epochs=3, batch_size=8, window=50, hop=50, reference_frames=100, warmup_steps=10,
+                             augment=0)}
         return cls(preset=preset, **{**base.get(preset, {}), **{k: v for k, v in overrides.items() if v is not None}})
 
 
@@ -147,11 +148,12 @@ class ExpressionTask:
 # ---------------------------------------------------------------- the pose tasks
 
 # TrainConfig settings of the two pose stages (the preset's own apply on top). The pose adapter
-# uses phones as units: its style matrices compare a real reference with the synthetic training
-# voices, and k-means units of mel do not carry over to real voices (README: Speech front-ends).
+# hears the expression model's front-end, so animation computes it once; phones would make better
+# units for its style matrices, but cost half the animation speed (docs/speech.md).
 POSE_TRAIN = {
-    "pose_vq": dict(epochs=30, batch_size=32, window=64, hop=16, lr=2e-3, warmup_steps=50, frontend="phonetic"),
-    "pose_gpt": dict(epochs=30, batch_size=32, lr=1e-3, warmup_steps=50, frontend="phonetic"),
+    "pose_vq": dict(epochs=30, batch_size=32, window=64, hop=16, lr=2e-3, warmup_steps=50, frontend="whisper",
+                    augment=0),
+    "pose_gpt": dict(epochs=30, batch_size=32, lr=1e-3, warmup_steps=50, frontend="whisper", augment=0),
 }
 
 
