@@ -78,7 +78,7 @@ def test_shipped_weights_match_their_manifest_and_configs():
         shipped = load_file(str(api.WEIGHTS / folder / "model.safetensors"))
         assert {k: tuple(v.shape) for k, v in net.state_dict().items()} == {k: tuple(v.shape) for k, v in shipped.items()}
     cfg = json.loads((api.WEIGHTS / "expression" / "config.json").read_text())
-    assert cfg["train"]["frontend"] == "mel" and cfg["train"]["preset"] == "default"
+    assert cfg["train"]["frontend"] == "whisper" and cfg["train"]["preset"] == "default"
 
 
 def test_generic_animation_is_deterministic_and_in_bounds(model, held_out):
@@ -218,27 +218,31 @@ def test_cli_adapt_refuses_a_video_without_a_face_or_a_corrupt_one(tmp_path, cap
 
 
 def test_a_front_end_both_models_share_is_computed_once(model, monkeypatch):
-    from adamesh.frontends import load_frontend
+    from adamesh.frontends import load_frontend, make_frontend
 
     speech, _ = synthesize_clip(SPEAKERS[HELD_OUT], 0, CFG, HELD_OUT)
-    twin = load_frontend(api.WEIGHTS / "expression")  # the expression model's front-end, with units of its own
-    twin.fit_units([model.expression_frontend(speech, model.fps)], k=4, seed=0)
-    monkeypatch.setattr(model, "pose_frontend", twin)
     calls = []
-    compute = type(twin).compute
-    monkeypatch.setattr(type(twin), "compute", lambda self, *a: calls.append(self) or compute(self, *a))
+
+    def counted(frontend):
+        compute = frontend.compute
+        monkeypatch.setattr(frontend, "compute", lambda *a: calls.append(frontend.name) or compute(*a))
+        return frontend
+
+    # the shipped model: both models hear the same Whisper front-end, each with its own units
+    assert model.pose_frontend.key() == model.expression_frontend.key()
+    twin = counted(load_frontend(api.WEIGHTS / "pose" / "gpt"))
+    monkeypatch.setattr(model, "expression_frontend", counted(load_frontend(api.WEIGHTS / "expression")))
+    monkeypatch.setattr(model, "pose_frontend", twin)
     e, p = model.speech_features(speech)
-    assert len(calls) == 1
+    assert calls == ["whisper"]
     np.testing.assert_array_equal(p.features, e.features)
     np.testing.assert_array_equal(p.units, twin.assign_units(e.features))
-    assert len(set(p.units.tolist())) > 1
-    other = load_frontend(api.WEIGHTS / "expression")
-    other.n_mels = 40  # another configuration: computed on its own
-    other.dim = 80
-    monkeypatch.setattr(model, "pose_frontend", other)
+    assert twin.n_units == 32 and len(set(p.units.tolist())) > 3
+    # another front-end for the pose model: each is computed
+    monkeypatch.setattr(model, "pose_frontend", counted(make_frontend("mel")))
     calls.clear()
     e, p = model.speech_features(speech)
-    assert len(calls) == 2 and p.features.shape == (len(e), 80)
+    assert sorted(calls) == ["mel", "whisper"] and p.features.shape == (len(e), 160)
 
 
 def test_bench_speed_times_animation_and_front_ends(tmp_path):
@@ -248,6 +252,6 @@ def test_bench_speed_times_animation_and_front_ends(tmp_path):
     sf.write(wav, np.random.default_rng(0).normal(0, 0.1, 3 * SAMPLE_RATE).astype(np.float32), SAMPLE_RATE)
     lines = []
     (row,) = bench_speed([None], [str(wav)], repeats=1, log=lines.append)
-    assert row["frontends"] == {"expression": "mel", "pose": "phonetic"} and not row["shared_frontend"]
+    assert row["frontends"] == {"expression": "whisper", "pose": "whisper"} and row["shared_frontend"]
     assert row["animate_realtime"] > 0 and set(row["frontend_realtime"]) == {"expression", "pose"}
-    assert any(line.startswith("| shipped | mel | phonetic |") for line in lines)
+    assert any(line.startswith("| shipped | whisper | whisper (the same, computed once) |") for line in lines)

@@ -94,8 +94,8 @@ def test_no_seam_over_70_seconds(fe, long_speech):
     for start in seams:
         at_seam[start - 5: start + overlap + 5] = True
     assert step[at_seam].mean() < 1.15 * step[~at_seam].mean()
-    assert step[at_seam].max() <= step[~at_seam].max()
-    second = fe._encode(mel[:, 2 * seams[0]: 2 * seams[0] + 2 * window])
+    assert step[at_seam].max() <= 1.1 * step[~at_seam].max()
+    second = fe.encode_window(mel[:, 2 * seams[0]: 2 * seams[0] + 2 * window], mel.max() - 2)
     np.testing.assert_allclose(rows[seams[0] + overlap: seams[1]], second[overlap: seams[1] - seams[0]], atol=1e-4)
     hard_cut = np.linalg.norm(second[0] - rows[seams[0] - 1])  # no cross-fade: the next window's first row
     assert hard_cut > 1.5 * np.median(step)

@@ -209,6 +209,14 @@ class WhisperFrontEnd(FrontEnd):
         out = encoder.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], np.float32)))
         return np.asarray(out)[0]
 
+    def encode_window(self, chunk: np.ndarray, floor: float) -> np.ndarray:
+        """Rows of one window of mel (80, even frames), padded with silence (`floor`) to pad_to_s."""
+        n = chunk.shape[1] // 2
+        if self.pad_to_s:  # silence after the speech, as Whisper always hears 30 s
+            pad = 2 * int(round(self.pad_to_s * ROW_RATE)) - chunk.shape[1]
+            chunk = np.pad(chunk, ((0, 0), (0, max(0, pad))), constant_values=floor)
+        return self._encode(chunk)[:n]
+
     def encode(self, mel: np.ndarray) -> np.ndarray:
         """50 Hz rows for a whole file's mel (80, F): ceil(F / 2) rows, windows cross-faded."""
         floor = mel.max() - 2.0 if mel.size else 0.0  # silence: what log_mel gives zero samples
@@ -223,10 +231,7 @@ class WhisperFrontEnd(FrontEnd):
         for k, a in enumerate(starts):
             chunk = mel[:, a:a + window]
             n = chunk.shape[1] // 2
-            if self.pad_to_s:  # silence after the speech, as Whisper always hears 30 s
-                pad = 2 * int(round(self.pad_to_s * ROW_RATE)) - chunk.shape[1]
-                chunk = np.pad(chunk, ((0, 0), (0, max(0, pad))), constant_values=floor)
-            out = self._encode(chunk)[:n]
+            out = self.encode_window(chunk, floor)
             if rows.shape[1] == 0:
                 rows = np.zeros((len(weight), out.shape[1]), np.float32)
             # Linear cross-fade over the overlaps: weights of neighbouring windows sum to 1 there.
