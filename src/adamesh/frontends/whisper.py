@@ -226,24 +226,19 @@ class WhisperFrontEnd(FrontEnd):
         window = 2 * int(round(self.window_s * ROW_RATE))  # in mel frames, even
         overlap = 2 * int(round(self.overlap_s * ROW_RATE))
         starts = list(range(0, max(1, mel.shape[1] - overlap), window - overlap))
-        rows = np.zeros((mel.shape[1] // 2, 0), np.float32)
+        rows = np.zeros((mel.shape[1] // 2, self.dim // 2), np.float32)
         weight = np.zeros(mel.shape[1] // 2, np.float32)
+        # Linear cross-fade over the overlaps: the weights of neighbouring windows sum to 1 there.
+        ramp = (np.arange(overlap // 2, dtype=np.float32) + 0.5) / max(1, overlap // 2)
         for k, a in enumerate(starts):
-            chunk = mel[:, a:a + window]
-            n = chunk.shape[1] // 2
-            out = self.encode_window(chunk, floor)
-            if rows.shape[1] == 0:
-                rows = np.zeros((len(weight), out.shape[1]), np.float32)
-            # Linear cross-fade over the overlaps: weights of neighbouring windows sum to 1 there.
-            w = np.ones(n, np.float32)
-            ramp = (np.arange(overlap // 2, dtype=np.float32) + 0.5) / (overlap // 2) if overlap else None
+            out = self.encode_window(mel[:, a:a + window], floor)
+            w = np.ones(len(out), np.float32)
             if k > 0 and overlap:
                 w[: overlap // 2] = ramp
             if k < len(starts) - 1 and overlap:
-                w[n - overlap // 2:] = ramp[::-1]
-            r0 = a // 2
-            rows[r0:r0 + n] += w[:, None] * out
-            weight[r0:r0 + n] += w
+                w[len(out) - overlap // 2:] = ramp[::-1]
+            rows[a // 2: a // 2 + len(out)] += w[:, None] * out
+            weight[a // 2: a // 2 + len(out)] += w
         return rows[:n_rows] / weight[:n_rows, None]
 
     def compute(self, audio: np.ndarray, n_frames: int, fps: float) -> Features:
