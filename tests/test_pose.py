@@ -113,6 +113,30 @@ def test_generation_with_the_key_value_cache_is_the_teacher_forced_model(loaded,
     assert all(int(c) in top5[i].tolist() for i, c in enumerate(sampled))
 
 
+def test_cached_generation_across_windows_is_the_teacher_forced_model(loaded, small_corpus):
+    """Past one window, each window is primed with the last codes of the one before: its new codes
+    are the argmax of the full forward pass over that primed prefix."""
+    adapter, frontend = loaded
+    gpt, c = adapter.gpt, adapter.gpt.config
+    feats = np.concatenate([c_.features.features for c_ in clips_of(small_corpus, frontend, ("test",))])
+    feats = torch.from_numpy(feats[: int(2.5 * c.context * c.downsample)])
+    style = gpt.styles.weight[0]
+    codes = gpt.generate(feats, style, temperature=0)
+    speech = gpt.speech(feats[None])
+    overlap, start, checked = c.context // 2, 0, 0
+    while start + overlap < len(codes) or start == 0:
+        window = speech[:, start:start + c.context]
+        own = codes[start:start + window.shape[1]]
+        prev = torch.cat([torch.tensor([gpt.bos]), own[:-1]])[None]
+        with torch.no_grad():
+            greedy = gpt(prev, window, style[None])[0].argmax(-1)
+        first_new = 0 if start == 0 else overlap
+        np.testing.assert_array_equal(own[first_new:].numpy(), greedy[first_new:].numpy())
+        checked += 1
+        start += c.context - overlap
+    assert checked >= 3
+
+
 def test_long_audio_is_generated_in_windows_that_join_continuously(loaded, small_corpus):
     adapter, frontend = loaded
     feats = np.concatenate([c.features.features for c in clips_of(small_corpus, frontend, ("test",))])

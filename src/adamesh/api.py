@@ -44,7 +44,7 @@ from adamesh.adaptation import (
     retrieve_pose_style,
     timing_speech,
 )
-from adamesh.audio import SAMPLE_RATE, load_audio
+from adamesh.audio import SAMPLE_RATE, frame_count, load_audio
 from adamesh.errors import AdameshError, AdameshWarning
 from adamesh.fileio import atomic_output, check_input_file
 from adamesh.motion import ARKIT, JAW_OPEN, MOUTH_CLOSE, Motion, limit_lip_closure, load_motion
@@ -156,7 +156,6 @@ class Animator:
     def _check_clip(self, motion: Motion, speech: np.ndarray) -> None:
         """Refuse a reference clip whose motion is at another rate than the model's, or whose speech
         does not cover it: its frames would not line up with the speech features."""
-        from adamesh.audio import frame_count
 
         name = motion.meta.get("source") or motion.audio or "a reference clip"
         if abs(motion.fps - self.fps) > 1e-6:
@@ -215,10 +214,12 @@ class Animator:
     def speech_features(self, samples: np.ndarray, n_frames: int | None = None) -> tuple[Features, Features]:
         """The expression and pose models' features of 16 kHz speech, computed once when both models
         use the same front-end (each still gets its own units)."""
-        e_feats = self.expression_frontend(samples, self.fps, n_frames)
-        if self.pose_frontend.key() == self.expression_frontend.key():
-            return e_feats, self.pose_frontend.with_units(e_feats)
-        return e_feats, self.pose_frontend(samples, self.fps, len(e_feats))
+        if self.pose_frontend.key() != self.expression_frontend.key():
+            e_feats = self.expression_frontend(samples, self.fps, n_frames)
+            return e_feats, self.pose_frontend(samples, self.fps, len(e_feats))
+        raw = self.expression_frontend.compute(samples, frame_count(len(samples), SAMPLE_RATE, self.fps), self.fps)
+        n = len(raw) if n_frames is None else n_frames
+        return self.expression_frontend.with_units(raw).fit(n), self.pose_frontend.with_units(raw).fit(n)
 
     def animate(self, audio: str | os.PathLike | np.ndarray, profile: Profile | None = None, seed: int = 0,
                 style_strength: float = 1.0, pose_amplitude: float = 1.0, blink_rate: float | None = None,

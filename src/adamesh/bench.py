@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import zipfile
 
 import numpy as np
 
@@ -616,7 +617,7 @@ def bench_lipsync(models: list[str] | None, videos: list[str], conditions=("clea
                 feats = frontend(heard, 25.0, n_frames=len(opening))
                 with torch.no_grad():
                     pred = net.predict(torch.from_numpy(feats.features)).numpy()
-                if condition == "clean":
+                if condition == conditions[0]:
                     compute[name] += time.perf_counter() - t0
                 gap = lip_gap(pred, space.channels[: space.n_expression])
                 row["r"][name] = pearson(gap[valid], opening[valid])
@@ -758,16 +759,22 @@ def _speaker_clips(folders: list[str]) -> list[dict]:
     return clips
 
 
+OPENING_VERSION = 1  # bump when track_mouth_opening changes, so cached openings are measured again
+
+
 def _tracked_opening(path) -> tuple[np.ndarray, np.ndarray]:
     """track_mouth_opening through a cache keyed by the video's content (tracking is the slow part)."""
     from adamesh.fileio import atomic_output, cache_dir
     from adamesh.frontends import FeatureCache
     from adamesh.tracking import track_mouth_opening
 
-    entry = cache_dir() / "opening" / f"{FeatureCache.audio_hash(path)}-25.npz"
+    entry = cache_dir() / "opening" / f"{FeatureCache.audio_hash(path)}-25-v{OPENING_VERSION}.npz"
     if entry.is_file():
-        with np.load(entry) as z:
-            return z["opening"], z["valid"]
+        try:
+            with np.load(entry) as z:
+                return z["opening"], z["valid"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # a damaged entry is measured again
     opening, valid = track_mouth_opening(path)
     entry.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(entry) as tmp:
@@ -808,10 +815,11 @@ def _lipsync_summary(result: dict, names: list[str]) -> dict:
 
 def _lipsync_markdown(result: dict, names: list[str]) -> str:
     head = "| " + " | ".join(names) + " |"
-    lines = ["Per speaker (mean over the speaker's clips), clean audio:", "",
+    first = result["conditions"][0]
+    lines = [f"Per speaker (mean over the speaker's clips), {first} audio:", "",
              "| set | speaker | clips | seconds " + head, "|---|---|---|---|" + "---|" * len(names)]
     for sp in result["speakers"]:
-        if sp["condition"] == "clean":
+        if sp["condition"] == first:
             best = max(names, key=lambda n: sp["r"][n])
             cells = [f"**{sp['r'][n]:.3f}**" if n == best else f"{sp['r'][n]:.3f}" for n in names]
             lines.append(f"| {sp['group']} | {sp['speaker']} | {sp['clips']} | {sp['seconds']:.1f} | " + " | ".join(cells) + " |")
@@ -822,11 +830,11 @@ def _lipsync_markdown(result: dict, names: list[str]) -> str:
             cells = [f"{e['r'][names[0]]:.3f}"] + [f"{e['r'][n]:.3f} ({e['beats'][n]}/{e['speakers']})"
                                                    for n in names[1:]]
             lines.append(f"| {condition} | {group} | {e['speakers']} | " + " | ".join(cells) + " |")
-    lines += ["", "Median shift that would sync best, per set (ms; positive: later than the tracked mouth; a "
-              "diagnostic of the clips' audio-video offset and of the model, not used in r):", ""]
+    lines += ["", f"Median shift that would sync best, per set ({first} audio; ms; positive: later than the "
+              "tracked mouth; a diagnostic of the clips' audio-video offset and of the model, not used in r):", ""]
     for group in sorted({r["group"] for r in result["clips"]}):
         late = {n: np.median([r["late_ms"][n] for r in result["clips"] if r["group"] == group and
-                              r["condition"] == "clean"]) for n in names}
+                              r["condition"] == first]) for n in names}
         lines.append(f"- {group}: " + ", ".join(f"{n} {v:+.0f}" for n, v in late.items()))
     lines += ["", "Speech to expression parameters, front-end included: " + ", ".join(
         f"{k} {v:.0f}x real time" for k, v in result["realtime_factor"].items()) + "."]

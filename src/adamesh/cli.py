@@ -186,7 +186,7 @@ def frontend_options(name: str | None, model: str | None) -> dict:
         return {}
     from adamesh.frontends.whisper import NAMED_MODELS
 
-    if name == "whisper" and model in NAMED_MODELS:
+    if name in (None, "whisper") and model in NAMED_MODELS:  # whisper is the default front-end
         return {"model": model}
     return {"model_dir": str(Path(model).resolve())}
 

@@ -14,6 +14,7 @@ from adamesh.audio import SAMPLE_RATE
 from adamesh.errors import AdameshError
 
 CONDITIONS = ("clean", "telephone", "noise10")
+VERSION = 1  # of random_degradation: bump when it changes, so cached features of degraded copies are not reused
 
 
 def _speech_power(x: np.ndarray) -> float:

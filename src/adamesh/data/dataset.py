@@ -79,9 +79,9 @@ def _variant(variant: int) -> dict:
     """Cache arguments of degraded copy `variant` of the audio (0: the audio itself)."""
     if not variant:
         return {}
-    from adamesh.data.augment import training_variant
+    from adamesh.data.augment import VERSION, training_variant
 
-    return {"transform": functools.partial(training_variant, variant=variant), "tag": f"-aug{variant}"}
+    return {"transform": functools.partial(training_variant, variant=variant), "tag": f"-aug{VERSION}.{variant}"}
 
 
 def compute_features(frontend: FrontEnd, audio_paths: list[Path], fps: float, workers: int | None = None,

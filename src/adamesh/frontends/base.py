@@ -181,7 +181,8 @@ class FeatureCache:
             n_frames: int | None = None, transform=None, tag: str = "") -> Features:
         """Features of a file, computed once. `transform(audio, audio_hash)` changes the samples first
         (a training degradation); `tag` names it in the entry's name and must change with it."""
-        assert (transform is None) == (not tag), "a transform needs a tag of its own"
+        if (transform is None) != (not tag):
+            raise ValueError("a transform needs a tag of its own, and a tag a transform")
         entry = self.path_for(frontend, audio_path, fps, tag)
         if entry.is_file():
             try:

@@ -8,7 +8,6 @@ interpolated to the motion rate at each 50 Hz frame's receptive-field centre.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -23,6 +22,7 @@ from safetensors import SafetensorError
 
 from adamesh.audio import SAMPLE_RATE
 from adamesh.errors import AdameshError
+from adamesh.fileio import file_sha256
 from adamesh.frontends.base import Features, FrontEnd, frame_times, sample_rows
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # else a missing file makes from_pretrained retry online for ~20 s
@@ -30,14 +30,6 @@ from transformers import AutoConfig, HubertModel, Wav2Vec2Model
 
 MODELS = {"hubert": HubertModel, "wav2vec2": Wav2Vec2Model}
 WEIGHT_PATTERNS = ("model*.safetensors", "pytorch_model*.bin")
-
-
-@functools.cache
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    # Keyed by size and mtime, so a weight file (up to ~1 GB) is read once per process, yet an edited
-    # file is always re-read; the digest itself is of the content, so a copied folder keeps its key.
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class SSLFrontEnd(FrontEnd):
@@ -102,8 +94,7 @@ class SSLFrontEnd(FrontEnd):
         # The model's content, not its folder, names the model: a moved folder keeps its cached features.
         h = hashlib.sha256((self.model_dir / "config.json").read_bytes())
         for p in self.weight_files:
-            st = p.stat()
-            h.update(_file_digest(str(p), st.st_size, st.st_mtime_ns).encode())
+            h.update(file_sha256(p).encode())
         base = {k: v for k, v in super().config().items() if k != "model_dir"}
         return {**base, "kind": self.name, "normalize": self.normalize, "model": h.hexdigest()[:16]}
 

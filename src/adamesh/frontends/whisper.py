@@ -24,7 +24,6 @@ so with 6 s windows every row of a long file sits at a position the models were 
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import os
 from pathlib import Path
@@ -34,7 +33,7 @@ import torch
 
 from adamesh.audio import SAMPLE_RATE
 from adamesh.errors import AdameshError
-from adamesh.fileio import atomic_output, cache_dir
+from adamesh.fileio import atomic_output, cache_dir, file_sha256
 from adamesh.frontends.base import Features, FrontEnd, frame_times, sample_rows
 
 N_FFT, HOP, N_MELS = 400, 160, 80
@@ -80,18 +79,6 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
     return ((log_spec + 4.0) / 4.0).numpy()[:, : max(1, len(audio) // HOP)]
 
 
-@functools.cache
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    # Keyed by size and mtime: read once per process, re-read if the file changes.
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    st = path.stat()
-    return _sha256(str(path), st.st_size, st.st_mtime_ns)
-
-
 def _package_dir(package: str) -> Path | None:
     spec = importlib.util.find_spec(package)
     return Path(spec.origin).parent if spec and spec.origin else None
@@ -122,22 +109,26 @@ def named_model_dir(name: str) -> Path:
 def _join_base_parts(part1: Path, part2: Path, digest: str, hint: str) -> Path:
     """model.bin.part1 + model.bin.part2 joined once into the cache, beside the small files."""
     folder = cache_dir() / "whisper" / f"base-{digest[:12]}"
-    if (folder / "model.bin").is_file() and file_sha256(folder / "model.bin") == digest:
+    if all((folder / f).is_file() for f in MODEL_FILES) and file_sha256(folder / "model.bin") == digest:
         return folder
     halves = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
     if not all(p.is_file() for p in halves):
         raise AdameshError(f"the Whisper base model's packages are incomplete; {hint}")
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "vocabulary.txt", "tokenizer.json"):
-        if (part1 / name).is_file():
-            with atomic_output(folder / name) as tmp:
-                tmp.write_bytes((part1 / name).read_bytes())
-    with atomic_output(folder / "model.bin") as tmp:
-        with open(tmp, "wb") as out:
-            for half in halves:
-                with open(half, "rb") as f:
-                    while block := f.read(1 << 24):
-                        out.write(block)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "vocabulary.txt", "tokenizer.json"):
+            if (part1 / name).is_file():
+                with atomic_output(folder / name) as tmp:
+                    tmp.write_bytes((part1 / name).read_bytes())
+        with atomic_output(folder / "model.bin") as tmp:
+            with open(tmp, "wb") as out:
+                for half in halves:
+                    with open(half, "rb") as f:
+                        while block := f.read(1 << 24):
+                            out.write(block)
+    except OSError as e:
+        raise AdameshError(f"cannot write the joined Whisper base model into {folder} ({e}); set "
+                           "ADAMESH_CACHE to a writable folder") from None
     return folder
 
 
@@ -147,15 +138,17 @@ def check_model_folder(folder: Path, hint: str) -> None:
         raise AdameshError(f"{folder} is not a faster-whisper model folder (missing {', '.join(missing)}); {hint}")
 
 
-@functools.lru_cache(maxsize=4)
-def _encoder(folder: str, compute_type: str, threads: int):
+@functools.cache
+def _encoder(folder: str, compute_type: str, threads: int, pid: int):
+    # Per process: a CTranslate2 model does its work on threads a forked worker does not have, so a
+    # worker loads its own (and never touches, or frees, the one it inherited).
     import ctranslate2
 
     try:
         return ctranslate2.models.Whisper(folder, device="cpu", compute_type=compute_type, intra_threads=threads)
     except (RuntimeError, ValueError) as e:
-        raise AdameshError(f"cannot load the Whisper model in {folder} ({e}); is the folder complete and "
-                           "its model.bin undamaged?") from None
+        raise AdameshError(f"cannot load the Whisper model in {folder} with compute type {compute_type} ({e}); "
+                           "is the folder complete and its model.bin undamaged?") from None
 
 
 class WhisperFrontEnd(FrontEnd):
@@ -168,7 +161,8 @@ class WhisperFrontEnd(FrontEnd):
                  compute_type: str = "int8", window_s: float = 6.0, overlap_s: float = 1.0,
                  pad_to_s: float = 10.0):
         if compute_type not in ("int8", "float32", "int8_float32", "float16"):
-            raise AdameshError(f"unknown compute type {compute_type!r}; choose int8 or float32")
+            raise AdameshError(f"unknown compute type {compute_type!r}; choose int8 (the default), "
+                               "int8_float32, float32 or float16")
         if not 2 * overlap_s < window_s <= 30.0 or overlap_s < 0:
             raise AdameshError("the Whisper window must be at most 30 s and longer than twice its overlap")
         if pad_to_s and not window_s <= pad_to_s <= 30.0:
@@ -205,7 +199,7 @@ class WhisperFrontEnd(FrontEnd):
         import ctranslate2
 
         threads = max(1, torch.get_num_threads())
-        encoder = _encoder(str(self.folder), self.compute_type, threads)
+        encoder = _encoder(str(self.folder), self.compute_type, threads, os.getpid())
         out = encoder.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], np.float32)))
         return np.asarray(out)[0]
 

@@ -177,9 +177,11 @@ class _Block(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: list | None = None) -> torch.Tensor:
         """Causal self-attention over x (B, T, d). With `cache` (a list, empty at the first step), x
-        holds only the newest step(s): their keys and values are appended to the cache and attend
-        to everything before them, so generation costs one step per code instead of the prefix."""
+        holds only the newest step: its key and value are appended to the cache and it attends to
+        everything before it, so generation costs one step per code instead of the prefix."""
         b, t, d = x.shape
+        if cache is not None and t != 1:
+            raise ValueError("with a key/value cache, feed one step at a time")
         q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         if cache is not None:
             if cache:
