@@ -47,8 +47,8 @@ from adamesh.adaptation import (
 from adamesh.audio import SAMPLE_RATE, frame_count, load_audio
 from adamesh.errors import AdameshError, AdameshWarning
 from adamesh.fileio import atomic_output, check_input_file
-from adamesh.motion import ARKIT, JAW_OPEN, MOUTH_CLOSE, Motion, limit_lip_closure, load_motion
 from adamesh.frontends import Features
+from adamesh.motion import ARKIT, JAW_OPEN, MOUTH_CLOSE, Motion, limit_lip_closure, load_motion
 
 WEIGHTS = Path(__file__).parent / "weights"
 PROFILE_FORMAT = "adamesh.profile"
@@ -217,7 +217,7 @@ class Animator:
         if self.pose_frontend.key() != self.expression_frontend.key():
             e_feats = self.expression_frontend(samples, self.fps, n_frames)
             return e_feats, self.pose_frontend(samples, self.fps, len(e_feats))
-        raw = self.expression_frontend.compute(samples, frame_count(len(samples), SAMPLE_RATE, self.fps), self.fps)
+        raw = self.expression_frontend.raw(samples, self.fps)
         n = len(raw) if n_frames is None else n_frames
         return self.expression_frontend.with_units(raw).fit(n), self.pose_frontend.with_units(raw).fit(n)
 

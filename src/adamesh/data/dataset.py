@@ -11,10 +11,10 @@ on a miss) into memory; `WindowDataset` cuts training windows out of them for a 
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing as mp
 import os
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 

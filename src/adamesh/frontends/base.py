@@ -139,9 +139,12 @@ class FrontEnd:
         raise NotImplementedError
 
     def __call__(self, audio: np.ndarray, fps: float = DEFAULT_FPS, n_frames: int | None = None) -> Features:
-        natural = frame_count(len(audio), SAMPLE_RATE, fps)
-        feats = self.with_units(self.compute(np.asarray(audio, np.float32), natural, fps))
+        feats = self.with_units(self.raw(audio, fps))
         return feats if n_frames is None else feats.fit(n_frames)
+
+    def raw(self, audio: np.ndarray, fps: float = DEFAULT_FPS) -> Features:
+        """`compute` at the audio's own length, before units are assigned."""
+        return self.compute(np.asarray(audio, np.float32), frame_count(len(audio), SAMPLE_RATE, fps), fps)
 
     def with_units(self, feats: Features) -> Features:
         """Replace the units by the fitted k-means units, if this front-end has them."""
