@@ -237,6 +237,34 @@ def test_role_from_motion_meta(tmp_path):
     assert [c.info.id for c in ClipDataset(tmp_path, roles=("val",), progress=False).clips] == ["d1"]
 
 
+def test_hold_out_validates_from_folders_without_a_val_role(tmp_path, corpus):
+    for k in range(5):
+        write_clip(tmp_path / "erin" / f"e{k}.npz", 0.3, seed=k)
+    assert [c.role for c in scan_clips(tmp_path, hold_out=2)[0]] == ["val", "train", "val", "train", "val"]
+    manifest_roles = [c["role"] for c in json.loads((corpus / "manifest.json").read_text())["clips"]]
+    assert [c.role for c in scan_clips(corpus, hold_out=2)[0]] == manifest_roles  # has val clips: unchanged
+
+
+def test_clips_of_several_folders(tmp_path, corpus):
+    real = tmp_path / "tracked"
+    for k in range(3):
+        write_clip(real / f"r{k}.npz", 0.4, speaker="s1", seed=k)
+    mel = make_frontend("mel")
+    train = ClipDataset([corpus, real], ("train",), frontend=mel, workers=1, progress=False, hold_out=20)
+    val = ClipDataset([corpus, real], ("val",), frontend=mel, workers=1, progress=False, hold_out=20)
+    assert train.roots == [corpus, real]
+    assert train.speakers == ["s1", "spk000", "spk001"]
+    assert [c.info.id for c in train.clips if c.info.speaker == "s1"] == ["r1", "r2"]
+    assert "r0" in [c.info.id for c in val.clips] and "spk000" in val.speakers  # each folder validates
+    assert train.speaker_style("spk001") == json.loads((corpus / "manifest.json").read_text())["speakers"]["spk001"]
+    other = tmp_path / "other_rate"
+    other.mkdir()
+    m = load_motion(real / "r0.npz")
+    save_motion(Motion(m.params, ARKIT, 30.0, audio=m.audio, meta=m.meta), other / "x.npz")
+    with pytest.raises(AdameshError, match="mix motion spaces or frame rates"):
+        ClipDataset([real, other], progress=False)
+
+
 # --------------------------------------------------------------------------- front-end benchmark
 
 

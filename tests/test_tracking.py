@@ -17,7 +17,8 @@ from PIL import Image
 from adamesh.audio import frame_count, load_audio
 from adamesh.errors import AdameshError, AdameshWarning
 from adamesh.motion import ARKIT, load_motion
-from adamesh.tracking import energy_envelope, read_video_frames, track_mouth_opening, track_video
+from adamesh.tracking import (energy_envelope, read_video_frames, track_mouth_opening, track_video, track_videos,
+                              video_files)
 
 GRID_CLIP = SHARED / "data" / "video" / "grid" / "lbax4n.mpg"  # "lay blue at x four now"
 
@@ -197,6 +198,38 @@ def test_grey_video_has_no_face(mediapipe, tmp_path):
     with pytest.raises(AdameshError, match="no face found in any of the 5 frames"):
         track_video(path, tmp_path / "out", progress=False)
     assert list((tmp_path / "out").iterdir()) == []  # no motion, no half-written file
+
+
+def test_many_videos_into_one_clip_folder(grid_clip, mediapipe, tmp_path, capsys):
+    from adamesh.cli import main
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("lbax4n.mpg", "bbaf2n.mpg"):
+        (videos / name).write_bytes((grid_clip.parent / name).read_bytes())
+    write_video(videos / "grey.mp4", [np.full((128, 128, 3), 128, np.uint8)] * 5)
+    out = tmp_path / "clips"
+    motions, failures = track_videos([videos], out, speaker="grid", workers=2, progress=False)
+    assert [p.name for p in motions] == ["bbaf2n.npz", "lbax4n.npz"]
+    assert len(failures) == 1 and "grey.mp4" in failures[0] and "no face" in failures[0]
+    for path in motions:
+        motion = load_motion(path)
+        samples, rate = load_audio(motion.audio)
+        assert motion.meta["speaker"] == "grid" and motion.n_frames == frame_count(len(samples), rate, 25) > 70
+        assert np.ptp(motion.params[:, ARKIT.index("jawOpen")]) > 0.05  # the mouth moves
+    assert not list(out.glob("*_overlay.mp4"))
+    stamp = motions[0].stat().st_mtime_ns
+    assert track_videos([videos / "bbaf2n.mpg"], out, progress=False) == (motions[:1], [])  # resumed
+    assert motions[0].stat().st_mtime_ns == stamp
+    assert main(["track", str(videos), "--out", str(out), "--speaker", "grid"]) == 1
+    assert "2 tracked clips" in capsys.readouterr().out
+    (videos / "more").mkdir()
+    (videos / "more" / "lbax4n.mp4").write_bytes(grid_clip.read_bytes())
+    with pytest.raises(AdameshError, match="several videos are named lbax4n"):
+        video_files([videos, videos / "more" / "lbax4n.mp4"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AdameshError, match="no videos"):
+        video_files([tmp_path / "empty"])
 
 
 @pytest.mark.parametrize("kind", ["text", "wav", "missing", "empty", "directory"])

@@ -747,6 +747,8 @@ def _speaker_clips(folders: list[str]) -> list[dict]:
     import csv
     from pathlib import Path
 
+    from adamesh.tracking import video_files
+
     clips = []
     for folder in folders:
         speakers = {}
@@ -754,7 +756,7 @@ def _speaker_clips(folders: list[str]) -> list[dict]:
         if listing.is_file():
             with open(listing, newline="") as f:
                 speakers = {r["file"]: r["speaker"] for r in csv.DictReader(f)}
-        for path in _videos(folder):
+        for path in video_files([folder]):
             clips.append({"path": path, "group": Path(folder).name, "speaker": speakers.get(path.name, path.stem)})
     return clips
 
@@ -887,18 +889,6 @@ def bench_speed(models: list[str | None], audio: list[str], repeats: int = 3, lo
     return rows
 
 
-def _videos(folder: str) -> list:
-    from pathlib import Path
-
-    from adamesh.errors import AdameshError
-
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in
-                   (".mp4", ".mpg", ".mpeg", ".mov", ".mkv", ".webm", ".avi")) if Path(folder).is_dir() else []
-    if not paths:
-        raise AdameshError(f"no videos found in {folder}")
-    return paths
-
-
 VIDEO_METHODS = ("style", "molora")
 
 
@@ -920,9 +910,9 @@ def bench_video(videos: str, out: str = "out/bench_video", model: str | None = N
     from adamesh.evaluation import lip_gap, pearson
     from adamesh.fileio import atomic_output
     from adamesh.motion import ARKIT
-    from adamesh.tracking import track_video
+    from adamesh.tracking import track_video, video_files
 
-    paths = _videos(videos)
+    paths = video_files([videos])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     animator = api.load(model)

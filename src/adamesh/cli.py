@@ -240,11 +240,23 @@ def cmd_bench_video(args) -> None:
 def cmd_track(args) -> None:
     import numpy as np
 
-    from adamesh.tracking import track_video
+    from adamesh.tracking import track_video, track_videos
 
-    result = track_video(args.video, args.out, rig=args.rig, fps=args.fps, overlay=not args.no_overlay)
+    if len(args.video) > 1 or Path(args.video[0]).is_dir():
+        t0 = time.time()
+        motions, failures = track_videos(args.video, args.out, rig=args.rig, fps=args.fps, speaker=args.speaker,
+                                         workers=args.workers)
+        for failure in failures:
+            print(f"skipped: {failure}")
+        print(f"{len(motions)} tracked clips in {args.out} ({time.time() - t0:.0f} s); train on them with "
+              f"`adamesh train expression --data {args.out} ...`")
+        if failures:
+            raise AdameshError(f"{len(failures)} videos could not be tracked (above); the others are in {args.out}")
+        return
+    result = track_video(args.video[0], args.out, rig=args.rig, fps=args.fps, overlay=not args.no_overlay,
+                         speaker=args.speaker)
     error = result.fit_error[result.valid]
-    print(f"tracked {args.video}: {result.motion.n_frames} frames at {result.motion.fps:g} fps, face found in "
+    print(f"tracked {args.video[0]}: {result.motion.n_frames} frames at {result.motion.fps:g} fps, face found in "
           f"{result.valid.mean():.0%}, fit error median {np.median(error):.2f} mm, {result.fps_tracked:.0f} "
           f"video frames/s")
     for path in result.paths:
@@ -468,7 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     for kind, help_text in (("expression", "the speech-to-expression model"),
                             ("pose", "the pose adapter: VQ-VAE, then PoseGPT, then the gallery of style matrices")):
         te = t.add_parser(kind, help=help_text + " (resumes an interrupted run)")
-        te.add_argument("--data", required=True, help="corpus or clip folder (see README: Clip datasets)")
+        te.add_argument("--data", required=True, nargs="+", help="corpus or clip folder (see README: Clip "
+                        "datasets); several folders train on all their clips, e.g. the corpus and tracked real video")
         te.add_argument("--out", required=True, help="model folder")
         te.add_argument("--preset", choices=["tiny", "default"], default="default")
         te.add_argument("--frontend", choices=["phonetic", "mel", "whisper", "hubert", "wav2vec2"],
@@ -487,8 +500,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("track", help="fit the rig to a talking-face video: a clip folder (motion + speech), "
                         "fit report and overlay video")
-    tr.add_argument("video", help="video of one face (mp4, mov, mkv, webm, avi, mpg)")
+    tr.add_argument("video", nargs="+", help="video of one face (mp4, mov, mkv, webm, avi, mpg); several "
+                    "videos or folders of videos make one clip folder, without overlays (resumes if interrupted)")
     tr.add_argument("--out", required=True, help="clip folder to write")
+    tr.add_argument("--speaker", help="speaker name written into the motion (default: the video's name); "
+                    "give one name to the videos of one person, so training treats them as one style")
+    tr.add_argument("--workers", type=int, help="tracking processes for several videos (default: all cores)")
     tr.add_argument("--rig", default="builtin", help="rig whose parameters are fitted: builtin or ict (default builtin)")
     tr.add_argument("--fps", type=float, default=25.0, help="motion frame rate (default 25)")
     tr.add_argument("--no-overlay", action="store_true", help="skip the overlay video (faster)")

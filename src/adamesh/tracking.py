@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing as mp
 import os
 import time
 import warnings
@@ -32,7 +33,9 @@ from types import SimpleNamespace
 import av
 import numpy as np
 import soundfile as sf
+import torch
 from PIL import Image, ImageDraw
+from tqdm import tqdm
 
 from adamesh.audio import frame_count, load_audio
 from adamesh.errors import AdameshError, AdameshWarning
@@ -193,7 +196,8 @@ class TrackResult:
 
 
 def track_video(video: str | os.PathLike, out_dir: str | os.PathLike, rig: str | Rig = "builtin",
-                fps: float = 25.0, overlay: bool = True, progress: bool = True) -> TrackResult:  # fmt: skip
+                fps: float = 25.0, overlay: bool = True, progress: bool = True,
+                speaker: str | None = None) -> TrackResult:  # fmt: skip
     """Track the face in `video` and fit `rig` to it: a clip folder for training and adaptation.
 
     MediaPipe Face Mesh finds the face on every video frame (the largest one when there are
@@ -209,7 +213,7 @@ def track_video(video: str | os.PathLike, out_dir: str | os.PathLike, rig: str |
       the person's landmarks lie from the rig's once expression is removed (``rig_mismatch_mm``,
       RMS), timing;
     - ``<stem>.npz``: the motion (ARKIT space at `fps`, its audio the wav, meta naming the speaker
-      <stem>, the source, tracker and rig).
+      (`speaker`, by default <stem>), the source, tracker and rig).
 
     Raises AdameshError when the file is not a readable video, mediapipe is missing, or no frame
     shows a face; no file is written then.
@@ -281,7 +285,7 @@ def track_video(video: str | os.PathLike, out_dir: str | os.PathLike, rig: str |
             "warnings": notes,
         }))  # fmt: skip
     written.append(report)
-    meta = {"producer": "adamesh track", "speaker": stem, "source": name, "tracker": TRACKER, "rig": rig.name,
+    meta = {"producer": "adamesh track", "speaker": speaker or stem, "source": name, "tracker": TRACKER, "rig": rig.name,
             "fit_error_mm": summary, "unobserved": list(fit.unobserved)}  # fmt: skip
     motion = Motion(fit.params, ARKIT, fps, audio=str(wav) if has_audio else None, meta=meta)
     save_motion(motion, motion_path)
@@ -289,6 +293,66 @@ def track_video(video: str | os.PathLike, out_dir: str | os.PathLike, rig: str |
     error = fit.error_mm.astype(np.float32)
     return TrackResult(motion, error, valid, fit.identity, fps_tracked, written, notes,
                        *_opening_on_grid(grid, times, marks))
+
+
+VIDEO_SUFFIXES = (".mp4", ".mpg", ".mpeg", ".mov", ".mkv", ".webm", ".avi")
+
+
+def video_files(paths: list[str | os.PathLike]) -> list[Path]:
+    """Video files named by `paths`: files as given, folders by their videos (sorted)."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_SUFFIXES)
+            if not found:
+                raise AdameshError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) in {p}")
+            out += found
+        else:
+            check_input_file(p, "video", "a video file", "give a video of a talking face")
+            out.append(p)
+    stems = [p.stem for p in out]
+    if len(set(stems)) < len(stems):
+        twice = sorted({s for s in stems if stems.count(s) > 1})
+        raise AdameshError(f"several videos are named {twice[0]}: their files would overwrite each other "
+                           "in one clip folder; rename them or track them into different folders")
+    return out
+
+
+def _track_one(args) -> tuple[str, str | None, float]:
+    video, out_dir, rig, fps, speaker = args
+    torch.set_num_threads(1)  # one process per core
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AdameshWarning)
+            result = track_video(video, out_dir, rig, fps, overlay=False, progress=False, speaker=speaker)
+        return str(video), None, float(np.median(result.fit_error[result.valid]))
+    except AdameshError as e:
+        return str(video), str(e), math.nan
+
+
+def track_videos(videos: list[str | os.PathLike], out_dir: str | os.PathLike, rig: str = "builtin",
+                 fps: float = 25.0, speaker: str | None = None, workers: int | None = None,
+                 progress: bool = True) -> tuple[list[Path], list[str]]:
+    """Track many videos into one clip folder (a training set: `adamesh train --data out_dir`).
+
+    Each video is tracked as by `track_video` without its overlay, by a pool of `workers` processes
+    (default: all cores). Videos whose motion file is already in `out_dir` are skipped, so an
+    interrupted run resumes. A video that cannot be tracked (no face, damaged file) is left out and
+    named in the returned failures. Returns (motion files of all tracked videos, failures)."""
+    paths = video_files(videos)
+    out = Path(out_dir)
+    todo = [p for p in paths if not (out / f"{p.stem}.npz").is_file()]
+    failures = []
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    tasks = [(p, out, rig, fps, speaker) for p in todo]
+    if todo:
+        _face_mesh_module()  # a clear error before the workers start when mediapipe is missing
+        with mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers) as pool:
+            for video, error, _ in tqdm(pool.imap_unordered(_track_one, tasks), total=len(tasks),
+                                        desc="tracking", unit="video", disable=not progress):
+                if error:
+                    failures.append(error)
+    return [out / f"{p.stem}.npz" for p in paths if (out / f"{p.stem}.npz").is_file()], failures
 
 
 def _check_fps(fps: float) -> None:
@@ -328,8 +392,6 @@ def _face_landmarks(name: str, n_video: int | None, progress: bool) -> tuple[np.
     units of the image width like x), NaN on frames without a face; of several faces, the largest.
     Times are unique and increasing. Raises AdameshError when no frame shows a face."""
     face_mesh = _face_mesh_module()
-
-    from tqdm import tqdm
 
     times, marks, crowded = [], [], 0
     with face_mesh.FaceMesh(static_image_mode=False, max_num_faces=2, refine_landmarks=True) as mesh:

@@ -140,7 +140,8 @@ class ExpressionTask:
                                drop_style=drop)
 
     def describe(self) -> dict:
-        return {"space": self.space.name, "train_clips": len(self.train_clips),
+        return {"folders": [str(r) for r in self.train_clips.roots], "space": self.space.name,
+                "train_clips": len(self.train_clips),
                 "val_clips": len(self.val_clips), "train_speakers": len(self.train_clips.speakers),
                 "train_hours": round(self.train_clips.seconds / 3600, 3)}
 
@@ -161,14 +162,11 @@ POSE_UNITS = 32  # k-means units of front-ends without phones: a 10 s reference 
 
 
 def _clip_sets(data, cfg: TrainConfig, frontend: FrontEnd, progress: bool) -> tuple[ClipDataset, ClipDataset]:
-    """Training and validation clips (every 20th training clip when the folder has no val role)."""
-    train_clips = ClipDataset(data, ("train",), frontend=frontend, workers=cfg.workers, progress=progress,
-                              augment=cfg.augment)
-    try:
-        return train_clips, ClipDataset(data, ("val",), frontend=frontend, workers=cfg.workers, progress=progress)
-    except AdameshError:
-        held = train_clips.clips[::20]
-        return _subset(train_clips, [c for c in train_clips.clips if c not in held]), _subset(train_clips, held)
+    """Training and validation clips of one folder or several (every 20th training clip of a folder
+    without a val role validates)."""
+    sets = [ClipDataset(data, (role,), frontend=frontend, workers=cfg.workers, progress=progress,
+                        augment=cfg.augment if role == "train" else 0, hold_out=20) for role in ("train", "val")]
+    return sets[0], sets[1]
 
 
 def _pose_clip_sets(data, cfg: TrainConfig, frontend: FrontEnd, progress: bool) -> tuple[ClipDataset, ClipDataset]:
@@ -209,7 +207,8 @@ class PoseVQTask:
         return vq_loss(model, _head_pose(batch["params"], self.space), batch["mask"])
 
     def describe(self) -> dict:
-        return {"space": self.space.name, "train_clips": len(self.train_clips), "val_clips": len(self.val_clips),
+        return {"folders": [str(r) for r in self.train_clips.roots], "space": self.space.name,
+                "train_clips": len(self.train_clips), "val_clips": len(self.val_clips),
                 "train_speakers": self.train_clips.speakers}
 
 
@@ -277,7 +276,8 @@ class PoseGPTTask:
         return gpt_loss(model, batch["codes"], batch["speech"], style, batch["mask"])
 
     def describe(self) -> dict:
-        return {"space": self.space.name, "train_clips": len(self.train_clips), "val_clips": len(self.val_clips),
+        return {"folders": [str(r) for r in self.train_clips.roots], "space": self.space.name,
+                "train_clips": len(self.train_clips), "val_clips": len(self.val_clips),
                 "train_speakers": self.train_clips.speakers}
 
 
@@ -319,13 +319,6 @@ def train_pose(data, out: str | os.PathLike, preset: str = "default", fresh: boo
                    "counts": torch.tensor(np.stack(counts), dtype=torch.float32)}, str(tmp),
                   metadata={"videos": json.dumps(list(speakers)), "n_units": str(adapter.n_units)})
     return stages
-
-
-def _subset(clips: ClipDataset, keep: list) -> ClipDataset:
-    sub = object.__new__(ClipDataset)
-    sub.__dict__.update(clips.__dict__)
-    sub.clips = list(keep)
-    return sub
 
 
 # ---------------------------------------------------------------- the loop

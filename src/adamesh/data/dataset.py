@@ -44,9 +44,19 @@ class Clip:
     variants: list[Features] = field(default_factory=list)  # features of degraded copies of the audio
 
 
-def scan_clips(root: str | os.PathLike) -> tuple[list[ClipInfo], dict]:
-    """The clips of a folder and its manifest (an empty dict when there is none)."""
-    root = Path(root)
+def scan_clips(root: str | os.PathLike, hold_out: int = 0) -> tuple[list[ClipInfo], dict]:
+    """The clips of a folder and its manifest (an empty dict when there is none).
+
+    `hold_out` n > 0: in a folder without any "val" clip, every n-th "train" clip becomes "val",
+    so that every folder of a training set contributes to validation."""
+    infos, manifest = _scan(Path(root))
+    if hold_out and not any(c.role == "val" for c in infos):
+        for c in [c for c in infos if c.role == "train"][::hold_out]:
+            c.role = "val"
+    return infos, manifest
+
+
+def _scan(root: Path) -> tuple[list[ClipInfo], dict]:
     if not root.is_dir():
         raise AdameshError(f"clip folder {root} does not exist")
     manifest_path = root / "manifest.json"
@@ -106,19 +116,31 @@ def compute_features(frontend: FrontEnd, audio_paths: list[Path], fps: float, wo
 
 
 class ClipDataset:
-    """Clips of one folder, filtered by role and speaker, with motion and features in memory."""
+    """Clips of one folder or several (`root` a list: e.g. the corpus and a folder of tracked real
+    video), filtered by role and speaker, with motion and features in memory. `hold_out`: see
+    `scan_clips`."""
 
-    def __init__(self, root: str | os.PathLike, roles: tuple[str, ...] | None = ("train",),
+    def __init__(self, root: str | os.PathLike | list, roles: tuple[str, ...] | None = ("train",),
                  speakers: list[str] | None = None, frontend: FrontEnd | None = None,
-                 workers: int | None = None, progress: bool = True, augment: int = 0):
-        self.root = Path(root)
-        infos, self.manifest = scan_clips(self.root)
+                 workers: int | None = None, progress: bool = True, augment: int = 0, hold_out: int = 0):
+        self.roots = [Path(r) for r in (root if isinstance(root, (list, tuple)) else [root])]
+        infos, self.manifest = [], {}
+        for r in self.roots:
+            found, manifest = scan_clips(r, hold_out)
+            infos += found
+            self.manifest = {**manifest, **self.manifest,
+                             "speakers": {**manifest.get("speakers", {}), **self.manifest.get("speakers", {})}}
         infos = [c for c in infos if (roles is None or c.role in roles)
                  and (speakers is None or c.speaker in speakers)]
+        where = " + ".join(map(str, self.roots))
         if not infos:
-            raise AdameshError(f"{self.root} has no clips with role {' or '.join(roles or ())}"
+            raise AdameshError(f"{where} has no clips with role {' or '.join(roles or ())}"
                                + (f" for speakers {', '.join(speakers)}" if speakers else ""))
         motions = [load_motion(c.motion) for c in infos]
+        kinds = {(m.space.name, m.fps) for m in motions}
+        if len(kinds) > 1:
+            raise AdameshError(f"the clips of {where} mix motion spaces or frame rates ({sorted(kinds)}); "
+                               "train on folders of one space and frame rate")
         features: list[Features | None] = [None] * len(infos)
         if frontend is not None:
             missing = [c.id for c in infos if c.audio is None or not c.audio.is_file()]
