@@ -25,6 +25,8 @@ import os
 import time
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -347,11 +349,17 @@ def track_videos(videos: list[str | os.PathLike], out_dir: str | os.PathLike, ri
     tasks = [(p, out, rig, fps, speaker) for p in todo]
     if todo:
         _face_mesh_module()  # a clear error before the workers start when mediapipe is missing
-        with mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers) as pool:
-            for video, error, _ in tqdm(pool.imap_unordered(_track_one, tasks), total=len(tasks),
-                                        desc="tracking", unit="video", disable=not progress):
-                if error:
-                    failures.append(error)
+        # Spawned, not forked: MediaPipe aborts in a child forked from a process that has used it.
+        # An executor, not a Pool: a worker that dies breaks it instead of hanging it.
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            try:
+                for video, error, _ in tqdm(pool.map(_track_one, tasks), total=len(tasks), desc="tracking",
+                                            unit="video", disable=not progress):
+                    if error:
+                        failures.append(error)
+            except BrokenProcessPool:
+                raise AdameshError(f"a tracking process died; the videos tracked so far are in {out}, "
+                                   "and running the command again resumes") from None
     return [out / f"{p.stem}.npz" for p in paths if (out / f"{p.stem}.npz").is_file()], failures
 
 
