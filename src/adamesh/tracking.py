@@ -304,6 +304,8 @@ def video_files(paths: list[str | os.PathLike]) -> list[Path]:
     """Video files named by `paths`: files as given, folders by their videos (sorted)."""
     out = []
     for p in map(Path, paths):
+        if not p.exists():
+            raise AdameshError(f"no videos at {p}: it does not exist; give video files or folders of videos")
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_SUFFIXES)
             if not found:
