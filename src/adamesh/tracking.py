@@ -322,16 +322,17 @@ def video_files(paths: list[str | os.PathLike]) -> list[Path]:
     return out
 
 
-def _track_one(args) -> tuple[str, str | None, float]:
+def _track_one(args) -> str | None:
+    """Track one video of `track_videos`; the error message if it cannot be tracked."""
     video, out_dir, rig, fps, speaker = args
     torch.set_num_threads(1)  # one process per core
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AdameshWarning)
-            result = track_video(video, out_dir, rig, fps, overlay=False, progress=False, speaker=speaker)
-        return str(video), None, float(np.median(result.fit_error[result.valid]))
+            track_video(video, out_dir, rig, fps, overlay=False, progress=False, speaker=speaker)
+        return None
     except AdameshError as e:
-        return str(video), str(e), math.nan
+        return str(e)
 
 
 def track_videos(videos: list[str | os.PathLike], out_dir: str | os.PathLike, rig: str = "builtin",
@@ -355,8 +356,8 @@ def track_videos(videos: list[str | os.PathLike], out_dir: str | os.PathLike, ri
         # An executor, not a Pool: a worker that dies breaks it instead of hanging it.
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
             try:
-                for video, error, _ in tqdm(pool.map(_track_one, tasks), total=len(tasks), desc="tracking",
-                                            unit="video", disable=not progress):
+                for error in tqdm(pool.map(_track_one, tasks), total=len(tasks), desc="tracking", unit="video",
+                                  disable=not progress):
                     if error:
                         failures.append(error)
             except BrokenProcessPool:

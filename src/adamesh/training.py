@@ -275,10 +275,7 @@ class PoseGPTTask:
         style = core.style_vectors(batch["speaker"], drop)
         return gpt_loss(model, batch["codes"], batch["speech"], style, batch["mask"])
 
-    def describe(self) -> dict:
-        return {"folders": [str(r) for r in self.train_clips.roots], "space": self.space.name,
-                "train_clips": len(self.train_clips), "val_clips": len(self.val_clips),
-                "train_speakers": self.train_clips.speakers}
+    describe = PoseVQTask.describe
 
 
 def pose_train_config(kind: str, preset: str = "default", **overrides) -> TrainConfig:
