@@ -178,10 +178,11 @@ def test_open_vowels_open_the_jaw_and_rounded_phones_round_the_lips(clips):
 
 def test_clip_files_agree_with_each_other(clips, small):
     cfg = small[1]["config"]
+    long_pauses = 0
     for c, audio, m in clips:
         assert m.n_frames == frame_count(len(audio), SAMPLE_RATE, m.fps) and m.fps == cfg["fps"]
         assert c["seconds"] == pytest.approx(m.duration, abs=1e-3)
-        assert cfg["min_seconds"] <= len(audio) / SAMPLE_RATE <= cfg["max_seconds"] + 0.2
+        assert cfg["min_seconds"] <= len(audio) / SAMPLE_RATE <= cfg["max_seconds"] + cfg["long_pause_seconds"] + 0.2
         lo, hi = np.array(ARKIT.lower), np.array(ARKIT.upper)
         assert (m.params >= lo).all() and (m.params <= hi).all() and np.isfinite(m.params).all()
         assert m.meta["speaker"] == c["speaker"] and m.meta["text"] == c["text"]
@@ -202,6 +203,11 @@ def test_clip_files_agree_with_each_other(clips, small):
         lead_silence = (np.arange(m.n_frames) + 0.5) / m.fps < phones[0][2] - 0.12
         assert lead_silence.any() and jaw[lead_silence].max() < inhale + 0.05
         assert np.ptp(jaw) > 0.1
+        # ... and stays closed through a long pause after the sentence
+        tail_silence = (np.arange(m.n_frames) + 0.5) / m.fps > phones[-1][1] + 0.3
+        assert not tail_silence.any() or jaw[tail_silence].max() < 0.05
+        long_pauses += phones[0][2] - phones[0][1] > 1.2 or phones[-1][2] - phones[-1][1] > 1.2
+    assert 0 < long_pauses < len(clips) / 2  # some clips pause for seconds, most do not
 
 
 # --------------------------------------------------------------------------- speakers and styles

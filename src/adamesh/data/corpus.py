@@ -33,7 +33,8 @@ from adamesh.motion import ARKIT, Motion, load_motion, save_motion
 from adamesh.phones import espeak_phone
 
 FORMAT = "adamesh.corpus"
-VERSION = 3  # 2: breathing before phrases, longer lead silences; 3: the mouth leads the sound by 40 ms
+VERSION = 4  # 2: breathing before phrases, longer lead silences; 3: the mouth leads the sound by 40 ms;
+# 4: long pauses before or after some sentences
 # Human-sounding espeak variants (no robots, whisper or croak) and English accents.
 VARIANTS = ("m1", "f1", "m2", "f2", "m3", "f3", "m4", "f4", "m5", "f5", "m6", "m7", "Alex", "Annie",
             "Andy", "belinda", "edward", "linda", "iven", "steph", "norbert", "quincy", "travis", "max",
@@ -52,6 +53,11 @@ class CorpusConfig:
     max_seconds: float = 6.0
     reference_seconds: float = 20.0  # reference set of each held-out speaker (subsets give 2.5-20 s)
     val_fraction: float = 0.05  # clips of each training speaker kept for validation
+    # Clips with a pause of up to `long_pause_seconds` before or after the sentence, beyond
+    # max_seconds: real recordings pause for seconds, and a model that never heard a window
+    # without speech keeps the mouth half open through one.
+    long_pause_fraction: float = 0.25
+    long_pause_seconds: float = 6.0
 
     def check(self) -> None:
         if self.speakers < 2 or not 1 <= self.heldout < self.speakers:
@@ -119,6 +125,13 @@ def synthesize_clip(speaker: Speaker, index: int, cfg: CorpusConfig, speaker_ind
     # still stays within max_seconds
     lead, tail = rng.uniform(0.15, 0.8), rng.uniform(0.2, 0.5)
     lead = max(0.15, min(lead, cfg.max_seconds - tail - speech))
+    pause_rng = np.random.default_rng([cfg.seed, speaker_index, index, 4])  # the other clips stay as they were
+    if pause_rng.random() < cfg.long_pause_fraction:
+        pause = pause_rng.uniform(1.0, cfg.long_pause_seconds)
+        if pause_rng.random() < 0.5:
+            lead += pause
+        else:
+            tail += pause
     audio = resample(syn.audio, syn.sample_rate, SAMPLE_RATE)
     audio = np.concatenate([np.zeros(int(lead * SAMPLE_RATE), np.float32), audio,
                             np.zeros(int(tail * SAMPLE_RATE), np.float32)])
