@@ -81,7 +81,7 @@ def test_codebook_usage():
 
 def test_the_same_seed_gives_the_same_motion(loaded, small_corpus):
     adapter, frontend = loaded
-    feats = clips_of(small_corpus, frontend, ("test",))[0].features.features
+    feats = max((c.features.features for c in clips_of(small_corpus, frontend, ("test",))), key=len)
     a = adapter.animate(feats, seed=3)
     np.testing.assert_array_equal(a, adapter.animate(feats, seed=3))
     assert a.shape == (len(feats), 6) and np.isfinite(a).all()

@@ -176,12 +176,12 @@ class _Block(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, cache: list | None = None) -> torch.Tensor:
-        """Causal self-attention over x (B, T, d). With `cache` (a list, empty at the first step), x
-        holds only the newest step: its key and value are appended to the cache and it attends to
-        everything before it, so generation costs one step per code instead of the prefix."""
+        """Causal self-attention over x (B, T, d). With `cache` (a list), the keys and values of x
+        are kept in it: the first call may feed a whole prefix, every later one only the newest
+        step, which attends to everything before it, so generation costs one step per code."""
         b, t, d = x.shape
-        if cache is not None and t != 1:
-            raise ValueError("with a key/value cache, feed one step at a time")
+        if cache and t != 1:
+            raise ValueError("with a filled key/value cache, feed one step at a time")
         q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         if cache is not None:
             if cache:
@@ -270,14 +270,15 @@ class PoseGPT(nn.Module):
             styles = [proj(style)[:, None] for proj in self.style_proj]
             caches: list[list] = [[] for _ in self.blocks]
             prev = [self.bos] + keep
-            for t in range(window.shape[1]):
-                # the step's input is the code before it: primed codes first, then sampled ones
-                x = self.token(torch.tensor([[prev[t]]])) + self.position.weight[t] + heard[:, t:t + 1]
+            t = 0
+            while t < window.shape[1]:
+                # a step's input is the code before it: the primed codes in one pass, then each sampled one
+                steps = len(prev) - t
+                x = self.token(torch.tensor([prev[t:]])) + self.position.weight[t:t + steps] + heard[:, t:t + steps]
                 for s, block, cache in zip(styles, self.blocks, caches):
                     x = block(x + s, cache)
-                if t + 1 < len(prev):
-                    continue
-                codes_t = _sample(self.head(self.norm(x))[0, -1], temperature, top_k, gen)
+                t += steps
+                codes_t = _sample(self.head(self.norm(x[:, -1:]))[0, -1], temperature, top_k, gen)
                 prev.append(codes_t)
                 codes.append(codes_t)
         return torch.tensor(codes[:n])
