@@ -207,6 +207,18 @@ def test_bench_expression_table(trained, corpus, tmp_path):
     assert video.stat().st_size > 10_000
 
 
+def test_room_tone_is_the_clips_quietest_background():
+    from adamesh.bench import _room_tone
+
+    rng = np.random.default_rng(0)
+    audio = (0.3 * rng.standard_normal(3 * 16000)).astype(np.float32)  # loud, but for 0.6 s of hiss
+    audio[16000:16000 + 9600] *= 0.01
+    tone = _room_tone(audio, 5.0, np.random.default_rng(1))
+    assert tone.shape == (5 * 16000,) and tone.dtype == np.float32
+    assert np.sqrt(np.mean(tone ** 2)) == pytest.approx(0.003, rel=0.1)
+    assert not _room_tone(audio[:100], 5.0, rng).any()  # too short to have a background: silence
+
+
 def test_bench_lipsync_on_real_videos_grouped_by_speaker(trained, tmp_path):
     from conftest import SHARED
 
@@ -237,5 +249,10 @@ def test_bench_lipsync_on_real_videos_grouped_by_speaker(trained, tmp_path):
     summary = result["summary"]["clean"]["videos"]
     assert summary["speakers"] == 1 and summary["beats"][model] == int(clean["r"][model] > clean["r"]["loudness (dB)"])
     assert "| videos | anna | 2 |" in (tmp_path / "out" / "table.md").read_text()
+    # the mouth through a pause after each clip, measured once per clip (on clean audio)
+    assert ["pause" in r for r in result["clips"]] == [True, False, True, False]
+    pause = result["clips"][0]["pause"][model]
+    assert set(pause) == {"silence", "room tone"} and all(np.isfinite(v) and v >= 0 for v in pause.values())
+    assert "| videos | room tone |" in (tmp_path / "out" / "table.md").read_text()
     with pytest.raises(AdameshError, match="no videos"):
         bench_lipsync([str(trained)], [str(tmp_path / "empty")])

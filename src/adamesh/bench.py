@@ -622,6 +622,8 @@ def bench_lipsync(models: list[str] | None, videos: list[str], conditions=("clea
                 gap = lip_gap(pred, space.channels[: space.n_expression])
                 row["r"][name] = pearson(gap[valid], opening[valid])
                 row["late_ms"][name] = _best_lag(gap, opening, valid) * 40
+            if condition == conditions[0]:
+                row["pause"] = {name: _mouth_in_pauses(heard, net, frontend, space) for name, net, frontend, space in loaded}
             rows.append(row)
             log(f"{clip['path'].name} ({condition}): " + ", ".join(f"{k} r={v:.3f}" for k, v in row["r"].items()))
     result = {"models": names[1:], "conditions": list(conditions), "clips": rows,
@@ -799,6 +801,43 @@ def _speaker_means(rows: list[dict], names: list[str]) -> list[dict]:
     return list(out.values())
 
 
+PAUSE_SECONDS = 5.0
+
+
+def _room_tone(audio: np.ndarray, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """`seconds` of the clip's own background: its quietest 0.4 s, repeated from random points."""
+    from adamesh.audio import SAMPLE_RATE
+
+    n = int(0.4 * SAMPLE_RATE)
+    if len(audio) <= n:
+        return np.zeros(int(seconds * SAMPLE_RATE), np.float32)
+    power = np.convolve(audio.astype(np.float64) ** 2, np.ones(n), "valid")[::160]
+    quiet = audio[int(np.argmin(power)) * 160:][:n]
+    pieces = [np.roll(quiet, int(rng.integers(n))) for _ in range(int(np.ceil(seconds * SAMPLE_RATE / n)))]
+    return np.concatenate(pieces)[: int(seconds * SAMPLE_RATE)].astype(np.float32)
+
+
+def _mouth_in_pauses(audio: np.ndarray, net, frontend, space) -> dict:
+    """How far the predicted mouth stays open through a pause of PAUSE_SECONDS after the clip,
+    of digital silence and of the clip's own room tone: the mean lip gap from 0.5 s into the
+    pause over the mean lip gap of the clip itself (0: closed at rest)."""
+    import torch
+
+    from adamesh.audio import SAMPLE_RATE
+    from adamesh.evaluation import lip_gap
+
+    out = {}
+    for kind in ("silence", "room tone"):
+        pause = (np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), np.float32) if kind == "silence"
+                 else _room_tone(audio, PAUSE_SECONDS, np.random.default_rng(0)))
+        with torch.no_grad():
+            pred = net.predict(torch.from_numpy(frontend(np.concatenate([audio, pause]), 25.0).features)).numpy()
+        gap = np.maximum(lip_gap(pred, space.channels[: space.n_expression]), 0.0)
+        speech_frames = int(len(audio) / SAMPLE_RATE * 25)
+        out[kind] = float(gap[speech_frames + 12:].mean() / max(gap[:speech_frames].mean(), 1e-6))
+    return out
+
+
 def _lipsync_summary(result: dict, names: list[str]) -> dict:
     """Per condition and group: mean over speakers, and how many speakers beat the loudness baseline."""
     summary = {}
@@ -838,6 +877,14 @@ def _lipsync_markdown(result: dict, names: list[str]) -> str:
         late = {n: np.median([r["late_ms"][n] for r in result["clips"] if r["group"] == group and
                               r["condition"] == first]) for n in names}
         lines.append(f"- {group}: " + ", ".join(f"{n} {v:+.0f}" for n, v in late.items()))
+    paused = [r for r in result["clips"] if "pause" in r]
+    lines += ["", f"Mouth through a {PAUSE_SECONDS:g} s pause after each clip ({first} audio): mean lip gap from "
+              "0.5 s into the pause over the clip's own, mean over clips (0: closed at rest):", "",
+              "| set | pause | " + " | ".join(names[1:]) + " |", "|---|---|" + "---|" * (len(names) - 1)]
+    for group in sorted({r["group"] for r in paused}):
+        for kind in ("silence", "room tone"):
+            lines.append(f"| {group} | {kind} | " + " | ".join(
+                f"{np.mean([r['pause'][n][kind] for r in paused if r['group'] == group]):.2f}" for n in names[1:]) + " |")
     lines += ["", "Speech to expression parameters, front-end included: " + ", ".join(
         f"{k} {v:.0f}x real time" for k, v in result["realtime_factor"].items()) + "."]
     return "\n".join(lines) + "\n"
