@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -87,6 +89,26 @@ def test_training_writes_a_model_folder_and_resumes(trained, corpus, capsys):
                  "--frontend", "mel", "--lr", "0.1", "--workers", "1"]) == 1
     assert "--fresh" in capsys.readouterr().err
     assert (trained / "last.safetensors").read_bytes() == before
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_training_state_runs_no_code(trained, corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(trained, out)
+    marker = tmp_path / "marker"
+    torch.save({"optimiser": _Payload(marker)}, out / "train_state.pt")
+    assert main(["train", "expression", "--data", str(corpus), "--out", str(out), "--preset", "tiny",
+                 "--frontend", "mel", "--epochs", "3", "--workers", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("adamesh: error: cannot resume from") and "--fresh" in err and err.count("\n") == 1
+    assert not marker.exists()
 
 
 def test_training_is_reproducible(corpus, tmp_path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -397,7 +398,11 @@ def train(task, out: str | os.PathLike, cfg: TrainConfig, fresh: bool = False, p
         if settings(saved) != settings(config):
             raise AdameshError(f"{out} holds a run with a different configuration; use --fresh to "
                                "overwrite it or choose another --out")
-        state = torch.load(state_path, weights_only=False)
+        try:  # tensors and plain types only: a crafted state file cannot run code
+            state = torch.load(state_path, weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
+            raise AdameshError(f"cannot resume from {state_path} ({str(e).splitlines()[0]}); "
+                               "use --fresh to start over") from None
         model.load_state_dict(load_file(str(out / "last.safetensors")))
         optimiser.load_state_dict(state["optimiser"])
         scheduler.load_state_dict(state["scheduler"])
