@@ -220,3 +220,13 @@ def test_pickles_cannot_run_code(tmp_path):
     path.write_bytes(pickle.dumps({"v_template": _Exploit()}))
     with pytest.raises(RigError, match="getpid"):
         load_flame(path)
+
+
+def test_pickles_cannot_import_numpy_submodules(tmp_path):
+    """Importing numpy.f2py.__main__ runs f2py's command line (which exits); naming it is refused
+    before anything is imported."""
+    path = tmp_path / "f2py.pkl"
+    # protocol 2: GLOBAL 'numpy.f2py.__main__ _reconstruct', then an empty tuple, REDUCE, STOP
+    path.write_bytes(b"\x80\x02cnumpy.f2py.__main__\n_reconstruct\n)R.")
+    with pytest.raises(RigError, match=r"numpy\.f2py\.__main__\._reconstruct"):
+        load_flame(path)

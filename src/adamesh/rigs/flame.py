@@ -14,6 +14,9 @@ Joints are 0 global (head rotation), 1 neck (held at rest), 2 jaw, 3 and 4 eyes 
 
 from __future__ import annotations
 
+import builtins
+import codecs
+import copyreg
 import os
 import pickle
 from dataclasses import dataclass
@@ -178,11 +181,27 @@ class _ChumpyArray:
         self.state = state if isinstance(state, dict) else {"x": state}
 
 
+def _numpy_names() -> dict:
+    """What numpy array pickles name: numpy.core in older files, numpy._core since numpy 2."""
+    core = getattr(np, "_core", None) or np.core
+    names = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    for prefix in ("numpy.core", "numpy._core"):
+        names |= {(f"{prefix}.multiarray", "_reconstruct"): core.multiarray._reconstruct,
+                  (f"{prefix}.multiarray", "scalar"): core.multiarray.scalar,
+                  (f"{prefix}.numeric", "_frombuffer"): core.numeric._frombuffer}
+    return names
+
+
+_NUMPY_NAMES = _numpy_names()
+
+
 class _ModelUnpickler(pickle.Unpickler):
     """Resolves only what a FLAME model pickle contains: numpy arrays, scipy sparse matrices,
     chumpy arrays (as `_ChumpyArray`) and a few builtins. Names are as in Python 2 pickles."""
 
-    NUMPY = {"_reconstruct", "scalar", "ndarray", "dtype", "_frombuffer"}
+    # Exact names, resolved here: the module a pickle names is never imported (importing
+    # numpy.f2py.__main__, say, runs a program).
+    NUMPY = _NUMPY_NAMES
     BUILTINS = {"object", "set", "frozenset", "slice", "complex", "bytearray", "list", "dict", "tuple"}
 
     def find_class(self, module: str, name: str):
@@ -193,15 +212,15 @@ class _ModelUnpickler(pickle.Unpickler):
             cls = getattr(scipy.sparse, name, None)
             if isinstance(cls, type) and name.endswith(("_matrix", "_array")):
                 return cls
-        allowed = (
-            (module.split(".")[0] == "numpy" and name in self.NUMPY)
-            or (module in ("builtins", "__builtin__") and name in self.BUILTINS)
-            or (module in ("copyreg", "copy_reg") and name == "_reconstructor")
-            or (module == "_codecs" and name == "encode")
-        )
-        if not allowed:
-            raise pickle.UnpicklingError(f"it contains a {module}.{name} object, which no FLAME model has")
-        return super().find_class(module, name)
+        if (module, name) in self.NUMPY:
+            return self.NUMPY[module, name]
+        if module in ("builtins", "__builtin__") and name in self.BUILTINS:
+            return getattr(builtins, name)
+        if module in ("copyreg", "copy_reg") and name == "_reconstructor":
+            return copyreg._reconstructor
+        if module == "_codecs" and name == "encode":
+            return codecs.encode
+        raise pickle.UnpicklingError(f"it contains a {module}.{name} object, which no FLAME model has")
 
 
 def _read(path: Path) -> dict:
@@ -214,7 +233,7 @@ def _read(path: Path) -> dict:
             else:
                 fh.seek(0)
                 data = _ModelUnpickler(fh, encoding="latin1").load()
-    except Exception as e:  # any failure to parse means the file is not a model we can read
+    except (Exception, SystemExit) as e:  # any failure to parse means the file is not a model we can read
         raise RigError(f"FLAME model {path} is not a readable FLAME pickle or .npz: {e}") from None
     if not isinstance(data, dict):
         raise RigError(f"FLAME model {path} holds a {type(data).__name__}, not FLAME's dict of arrays")
