@@ -48,7 +48,7 @@ from adamesh.audio import SAMPLE_RATE, frame_count, load_audio
 from adamesh.errors import AdameshError, AdameshWarning
 from adamesh.fileio import atomic_output, check_input_file
 from adamesh.frontends import Features
-from adamesh.motion import ARKIT, JAW_OPEN, MOUTH_CLOSE, Motion, limit_lip_closure, load_motion
+from adamesh.motion import ARKIT, Motion, finish_expression, load_motion
 
 WEIGHTS = Path(__file__).parent / "weights"
 PROFILE_FORMAT = "adamesh.profile"
@@ -268,8 +268,8 @@ class Animator:
         measured = profile.reference.get("blink_rate") if profile else None
         rate = blink_rate if blink_rate is not None else (DEFAULT_BLINK_RATE if measured is None else measured)
         expr = set_blinks(expr, self.fps, rate, seed)
-        expr[:, JAW_OPEN], expr[:, MOUTH_CLOSE] = limit_lip_closure(expr[:, JAW_OPEN], expr[:, MOUTH_CLOSE])
-        params = np.clip(np.concatenate([expr, pose], 1), ARKIT.lower, ARKIT.upper).astype(np.float32)
+        params = np.concatenate([finish_expression(expr, ARKIT), np.clip(pose, ARKIT.lower[ARKIT.n_expression:],
+                                                                          ARKIT.upper[ARKIT.n_expression:])], 1)
         meta = {"generator": "adamesh.animate", "model_ids": self.ids, "seed": seed, "style_strength": style_strength,
                 "pose_amplitude": pose_amplitude, "blink_rate": rate, "temperature": temperature,
                 "profile": (profile.provenance.get("created", "") if profile else None)}

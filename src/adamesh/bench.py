@@ -574,7 +574,8 @@ def bench_lipsync(models: list[str] | None, videos: list[str], conditions=("clea
                   log=print) -> dict:
     """Lip sync from audio alone against real video: for each clip, Pearson r between the mouth
     opening a model predicts from the clip's audio (ARKit lip gap jawOpen - mouthClose, generic
-    style) and the mouth opening MediaPipe Face Mesh tracks in its frames (inner-lip distance over
+    style, as an animation delivers it: within bounds, lips closed no further than touching) and the
+    mouth opening MediaPipe Face Mesh tracks in its frames (inner-lip distance over
     eye distance). The audio's loudness in dB is the baseline. One column per model; clips grouped
     by speaker (a folder's clips.csv names them; otherwise each clip is its own speaker), every
     speaker's mean beside the baseline's. `conditions` also degrades the audio (audio.CONDITIONS:
@@ -589,7 +590,7 @@ def bench_lipsync(models: list[str] | None, videos: list[str], conditions=("clea
     from adamesh.data.augment import degrade
     from adamesh.evaluation import lip_gap, pearson
     from adamesh.fileio import atomic_output
-    from adamesh.motion import get_space
+    from adamesh.motion import finish_expression, get_space
     from adamesh.tracking import energy_envelope
     from adamesh.training import load_model
 
@@ -616,7 +617,7 @@ def bench_lipsync(models: list[str] | None, videos: list[str], conditions=("clea
                 t0 = time.perf_counter()
                 feats = frontend(heard, 25.0, n_frames=len(opening))
                 with torch.no_grad():
-                    pred = net.predict(torch.from_numpy(feats.features)).numpy()
+                    pred = finish_expression(net.predict(torch.from_numpy(feats.features)).numpy(), space)
                 if condition == conditions[0]:
                     compute[name] += time.perf_counter() - t0
                 gap = lip_gap(pred, space.channels[: space.n_expression])
@@ -825,6 +826,7 @@ def _mouth_in_pauses(audio: np.ndarray, net, frontend, space) -> dict:
 
     from adamesh.audio import SAMPLE_RATE
     from adamesh.evaluation import lip_gap
+    from adamesh.motion import finish_expression
 
     out = {}
     for kind in ("silence", "room tone"):
@@ -832,7 +834,7 @@ def _mouth_in_pauses(audio: np.ndarray, net, frontend, space) -> dict:
                  else _room_tone(audio, PAUSE_SECONDS, np.random.default_rng(0)))
         with torch.no_grad():
             pred = net.predict(torch.from_numpy(frontend(np.concatenate([audio, pause]), 25.0).features)).numpy()
-        gap = np.maximum(lip_gap(pred, space.channels[: space.n_expression]), 0.0)
+        gap = np.maximum(lip_gap(finish_expression(pred, space), space.channels[: space.n_expression]), 0.0)
         speech_frames = int(len(audio) / SAMPLE_RATE * 25)
         out[kind] = float(gap[speech_frames + 12:].mean() / max(gap[:speech_frames].mean(), 1e-6))
     return out

@@ -129,6 +129,16 @@ def limit_lip_closure(jaw: np.ndarray, close: np.ndarray) -> tuple[np.ndarray, n
     return np.where(over, mean, jaw), np.where(over, mean, close)
 
 
+def finish_expression(expr: np.ndarray, space: Space) -> np.ndarray:
+    """Expression parameters (T, n_expression) as an animation delivers them: ARKit's lips closed
+    no further than touching (`limit_lip_closure`), every channel within the space's bounds."""
+    expr = np.array(expr, np.float32)
+    if space.name == "arkit":
+        expr[:, JAW_OPEN], expr[:, MOUTH_CLOSE] = limit_lip_closure(expr[:, JAW_OPEN], expr[:, MOUTH_CLOSE])
+    n = expr.shape[1]
+    return np.clip(expr, space.lower[:n], space.upper[:n]).astype(np.float32)
+
+
 _FLAME_EXPR = tuple(f"exp{i:02d}" for i in range(50))
 FLAME = Space(
     name="flame",
