@@ -172,6 +172,48 @@ def test_render_to_a_directory_path(demo, tmp_path, capsys):
     assert listing(tmp_path) == ["out.mp4"] and listing(tmp_path / "out.mp4") == []
 
 
+def test_outputs_that_are_inputs_are_refused(demo, tmp_path, capsys):
+    motion = tmp_path / "m.npz"
+    motion.write_bytes(demo.read_bytes())
+    wav = tmp_path / "speech.wav"
+    wav.write_bytes(Path(str(demo).replace(".npz", ".wav")).read_bytes())
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert_one_error(capsys, main(["render", str(motion), "--out", str(motion), "--size", "64"]),
+                     "is the input", "choose another output name")
+    assert_one_error(capsys, main(["render", str(motion), "--audio", str(wav), "--out", str(wav), "--size", "64"]),
+                     "is the input")
+    assert_one_error(capsys, main(["export", str(motion), "--format", "npz", "--rig", "builtin",
+                                   "--out", str(motion)]), "is the input")
+    assert_one_error(capsys, main(["animate", "--audio", str(wav), "--out", str(tmp_path / "a.npz"), "--render", str(wav)]),
+                     "is the input")
+    assert_one_error(capsys, main(["animate", "--audio", str(wav), "--out", str(tmp_path / "a.npz"), "--render",
+                                   str(tmp_path / "a.npz")]), "are the same file")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_outputs_that_are_not_regular_files_are_refused(demo, tmp_path, capsys):
+    fifo = tmp_path / "out.mp4"
+    os.mkfifo(fifo)
+    assert_one_error(capsys, main(["render", str(demo), "--out", str(fifo), "--size", "64"]), "not a regular file")
+    link = tmp_path / "link.csv"
+    link.symlink_to(tmp_path / "elsewhere.csv")
+    assert_one_error(capsys, main(["export", str(demo), "--format", "csv", "--out", str(link)]), "symbolic link")
+    assert fifo.exists() and link.is_symlink() and not (tmp_path / "elsewhere.csv").exists()
+
+
+def test_export_never_replaces_a_folder_of_other_files(demo, tmp_path, capsys):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    args = ["export", str(demo), "--format", "obj", "--rig", "builtin", "--out", str(folder)]
+    assert_one_error(capsys, main(args), "did not write", "choose a new folder")
+    assert listing(folder) == ["notes.txt"]
+    out = tmp_path / "frames"
+    assert main(args[:-1] + [str(out)]) == 0
+    assert main(args[:-1] + [str(out)]) == 0  # its own earlier output is replaced
+    assert ".adamesh-output" in listing(out) and len(listing(out)) > 2
+
+
 def test_render_missing_audio(tmp_path, capsys):
     m = Motion(np.zeros((3, ARKIT.dim), np.float32), audio=str(tmp_path / "gone.wav"))
     (tmp_path / "in").mkdir()

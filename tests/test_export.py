@@ -9,6 +9,7 @@ import pytest
 
 from adamesh.errors import AdameshError
 from adamesh.export import LIVE_LINK_ORDER, export, read_glb_animation
+from adamesh.fileio import OUTPUT_MARK
 from adamesh.gltf_validate import validate_gltf, validator_available
 from adamesh.motion import ARKIT, FLAME, Motion
 from adamesh.testmotion import demo_motion
@@ -73,7 +74,8 @@ def test_obj_and_npz(builtin, motion, tmp_path):
     short = Motion(motion.params[:3], ARKIT, motion.fps)
     folder = export(short, "obj", tmp_path / "seq", builtin)
     files = sorted(folder.iterdir())
-    assert [f.name for f in files] == ["frame_00000.obj", "frame_00001.obj", "frame_00002.obj"]
+    assert [f.name for f in files] == [OUTPUT_MARK, "frame_00000.obj", "frame_00001.obj", "frame_00002.obj"]
+    files = files[1:]
     v = np.array([l.split()[1:] for l in open(files[1]) if l.startswith("v ")], np.float32)
     np.testing.assert_allclose(v, builtin.vertices(short.params[1]), atol=2e-6)
     n_faces = sum(1 for l in open(files[1]) if l.startswith("f "))

@@ -26,12 +26,13 @@ def _warn(message, category, filename, lineno, file=None, line=None):
 
 
 def cmd_render(args) -> None:
-    from adamesh.fileio import check_writable
+    from adamesh.fileio import check_outputs, check_writable
     from adamesh.motion import load_motion
     from adamesh.render import render_motion
     from adamesh.rigs import load_rig
 
     check_writable(args.out)
+    check_outputs([args.out], [*args.motion, *(args.rig or []), args.audio])
     motions = [load_motion(p) for p in args.motion]
     rigs = [load_rig(r) for r in args.rig]
     if len(rigs) == 1:
@@ -49,11 +50,12 @@ def cmd_render(args) -> None:
 
 def cmd_export(args) -> None:
     from adamesh.export import export
-    from adamesh.fileio import check_writable
+    from adamesh.fileio import check_outputs, check_writable
     from adamesh.motion import load_motion
     from adamesh.rigs import load_rig
 
-    check_writable(args.out)
+    check_writable(args.out, directory=args.format == "obj")
+    check_outputs([args.out], [args.motion, args.rig])
     motion = load_motion(args.motion)
     rig = load_rig(args.rig) if args.rig else None
     path = export(motion, args.format, args.out, rig)
@@ -288,7 +290,7 @@ def cmd_adapt(args) -> None:
 def cmd_animate(args) -> None:
     from adamesh import api
     from adamesh.export import export
-    from adamesh.fileio import check_input_file, check_writable
+    from adamesh.fileio import check_input_file, check_outputs, check_writable
     from adamesh.render import render_motion
     from adamesh.rigs import load_rig
 
@@ -300,6 +302,7 @@ def cmd_animate(args) -> None:
     for path in targets:
         check_writable(path)
     check_input_file(args.audio, "audio", "an audio or video file", "give a recording with speech in it")
+    check_outputs(targets, [args.audio, args.profile, args.rig])
     model = api.load(args.model)
     profile = api.Profile.load(args.profile) if args.profile else None
     if profile is not None:

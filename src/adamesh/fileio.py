@@ -18,12 +18,27 @@ from typing import Iterator
 from adamesh.errors import AdameshError
 
 
-def check_writable(path: str | os.PathLike) -> Path:
-    """Fail fast, before any heavy work, if `path` cannot be created."""
+OUTPUT_MARK = ".adamesh-output"  # in every folder atomic_output writes: only those are replaced whole
+
+
+def check_writable(path: str | os.PathLike, directory: bool = False) -> Path:
+    """Fail fast, before any heavy work, if `path` cannot be created, or if writing it would
+    replace something that is not an earlier output: a link, a device, a FIFO, a folder where
+    a file is meant, or a folder of someone else's files."""
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir() and not path.suffix == "":
+    if path.is_symlink():
+        raise AdameshError(f"output path {path} is a symbolic link; give the path of a regular file")
+    if directory and path.exists():
+        if not path.is_dir():
+            raise AdameshError(f"output folder {path} exists and is not a folder; choose another name")
+        if any(path.iterdir()) and not (path / OUTPUT_MARK).is_file():
+            raise AdameshError(f"output folder {path} already holds files adamesh did not write; choose a new "
+                               "folder (it would be replaced as a whole)")
+    elif path.is_dir():
         raise AdameshError(f"output path {path} is a directory; give a file name")
+    elif path.exists() and not path.is_file():
+        raise AdameshError(f"output path {path} is not a regular file (a device, FIFO or socket); give a file name")
     if not parent.exists():
         raise AdameshError(f"cannot write {path}: folder {parent} does not exist")
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
@@ -40,10 +55,11 @@ def atomic_output(path: str | os.PathLike, directory: bool = False) -> Iterator[
     The temporary name keeps the suffix so libraries that choose a format by extension still work.
     With ``directory=True`` a temporary folder is yielded and replaces `path` as a whole.
     """
-    path = check_writable(path)
+    path = check_writable(path, directory)
     parent = path.parent
     if directory:
         tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.partial-"))
+        (tmp / OUTPUT_MARK).write_text("written by adamesh; replaced whole when written again\n")
     else:
         fd, name = tempfile.mkstemp(dir=parent, prefix=f".{path.stem}.partial-", suffix=path.suffix)
         os.close(fd)
@@ -68,6 +84,23 @@ def atomic_output(path: str | os.PathLike, directory: bool = False) -> Iterator[
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         raise
+
+
+def check_outputs(outputs: list, inputs: list) -> None:
+    """Refuse outputs that are one of the inputs, or that name the same file twice."""
+    def key(p):
+        return os.path.realpath(os.fspath(p))
+
+    sources = {key(p): p for p in inputs if p is not None}
+    seen = {}
+    for out in outputs:
+        k = key(out)
+        if k in sources:
+            raise AdameshError(f"output {out} is the input {sources[k]}; writing it would destroy the input, "
+                               "so choose another output name")
+        if k in seen:
+            raise AdameshError(f"outputs {seen[k]} and {out} are the same file; give each its own name")
+        seen[k] = out
 
 
 def check_input_file(path: str | os.PathLike, kind: str, accepted: str, empty_hint: str) -> str:
