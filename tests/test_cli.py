@@ -4,8 +4,10 @@ or clobbered output) for every kind of bad input."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -212,6 +214,34 @@ def test_export_never_replaces_a_folder_of_other_files(demo, tmp_path, capsys):
     assert main(args[:-1] + [str(out)]) == 0
     assert main(args[:-1] + [str(out)]) == 0  # its own earlier output is replaced
     assert ".adamesh-output" in listing(out) and len(listing(out)) > 2
+
+
+def _render_until_partial(motion: Path, out: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "adamesh", "render", str(motion), "--out", str(out), "--size", "128"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(out.parent.glob(".out.partial-*")):
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() is not None else "slow"
+        time.sleep(0.05)
+    return proc
+
+
+def test_killed_renders_leave_no_partial_file(tmp_path):
+    motion = tmp_path / "long.npz"
+    assert main(["motion", "demo", "--out", str(motion), "--seconds", "30"]) == 0
+    out = tmp_path / "out.mp4"
+    proc = _render_until_partial(motion, out)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 143 and proc.stderr.read().strip() == "adamesh: terminated"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.npz", "long.wav"]
+    proc = _render_until_partial(motion, out)
+    proc.kill()  # SIGKILL: nothing runs, the partial file stays ...
+    proc.wait(60)
+    assert len(list(tmp_path.glob(".out.partial-*"))) == 1
+    motion_short = tmp_path / "short.npz"
+    assert main(["motion", "demo", "--out", str(motion_short), "--seconds", "0.4"]) == 0
+    assert main(["render", str(motion_short), "--out", str(out), "--size", "64"]) == 0
+    assert not list(tmp_path.glob(".out.partial-*"))  # ... until the next run writes that output
 
 
 def test_render_missing_audio(tmp_path, capsys):

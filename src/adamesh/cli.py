@@ -7,8 +7,11 @@ is a bug and prints one line too, with the traceback only under ADAMESH_DEBUG=1.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -574,6 +577,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "rig", None) is None and args.func is cmd_render:
         args.rig = ["builtin"]
     warnings.showwarning = _warn
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # only there can signals be handled
+        previous = signal.signal(signal.SIGTERM, functools.partial(_terminate, os.getpid()))
     try:
         args.func(args)
     except AdameshError as e:
@@ -582,10 +588,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("adamesh: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("adamesh: terminated", file=sys.stderr)
+        return 143
     except Exception as e:  # a bug: one line, the traceback on request
         if os.environ.get("ADAMESH_DEBUG"):
             traceback.print_exc()
         print(f"adamesh: internal error: {type(e).__name__}: {e} (set ADAMESH_DEBUG=1 for the traceback)",
               file=sys.stderr)  # fmt: skip
         return 3
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that partial outputs are removed on the way out."""
+
+
+def _terminate(main_pid, signum, frame):
+    if os.getpid() != main_pid:  # a forked worker: die as SIGTERM would, the parent cleans up
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+    raise Terminated()

@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Iterator
 
@@ -57,11 +58,14 @@ def atomic_output(path: str | os.PathLike, directory: bool = False) -> Iterator[
     """
     path = check_writable(path, directory)
     parent = path.parent
+    prefix = f".{path.name if directory else path.stem}.partial-"
+    _remove_orphans(parent, prefix)
+    prefix += f"{os.getpid()}-"
     if directory:
-        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.partial-"))
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
         (tmp / OUTPUT_MARK).write_text("written by adamesh; replaced whole when written again\n")
     else:
-        fd, name = tempfile.mkstemp(dir=parent, prefix=f".{path.stem}.partial-", suffix=path.suffix)
+        fd, name = tempfile.mkstemp(dir=parent, prefix=prefix, suffix=path.suffix)
         os.close(fd)
         tmp = Path(name)
     try:
@@ -84,6 +88,29 @@ def atomic_output(path: str | os.PathLike, directory: bool = False) -> Iterator[
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         raise
+
+
+def _remove_orphans(folder: Path, prefix: str) -> None:
+    """Partial outputs `prefix<pid>-...` left by a process that no longer runs (killed with -9)."""
+    for stale in folder.glob(glob_escape(prefix) + "*"):
+        pid = stale.name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit() or _running(int(pid)):
+            continue
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def check_outputs(outputs: list, inputs: list) -> None:
