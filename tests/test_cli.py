@@ -366,10 +366,28 @@ def test_export_bad_motion_keeps_existing_output(bad_inputs, tmp_path, capsys):
 
 
 def test_export_unknown_format_is_a_usage_error(demo, tmp_path, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["export", str(demo), "--format", "fbx", "--out", str(tmp_path / "x.fbx")])
-    assert e.value.code == 2
-    assert "invalid choice: 'fbx'" in capsys.readouterr().err
+    rc = main(["export", str(demo), "--format", "fbx", "--out", str(tmp_path / "x.fbx")])
+    assert_one_error(capsys, rc, "invalid choice: 'fbx'", "adamesh export --help")
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["motion", "demo", "--out", "m.npz", "--seconds", "nan"], "--seconds: nan is out of range"),
+    (["motion", "demo", "--out", "m.npz", "--fps", "0"], "--fps: 0 is out of range"),
+    (["render", "m.npz", "--out", "x.mp4", "--antialias", "-1"], "--antialias: -1 is out of range"),
+    (["render", "m.npz", "--out", "x.mp4", "--size", "ten"], "--size: 'ten' is not an integer"),
+    (["animate", "--audio", "a.wav", "--out", "a.npz", "--seed", "-1"], "--seed: -1 is out of range"),
+    (["animate", "--audio", "a.wav", "--out", "a.npz", "--temperature", "inf"], "--temperature: inf"),
+    (["train", "expression", "--data", "d", "--out", "o", "--epochs", "-3"], "--epochs: -3 is out of range"),
+    (["train", "expression", "--data", "d", "--out", "o", "--lr", "nan"], "--lr: nan is out of range"),
+    (["train", "expression", "--data", "d", "--out", "o", "--batch-size", "0"], "--batch-size: 0"),
+    (["corpus", "--out", "c", "--workers", "-1"], "--workers: -1 is out of range"),
+    (["bench", "render", "--frames", "0"], "--frames: 0 is out of range"),
+    (["animate", "--out", "a.npz"], "required: --audio"),
+])
+def test_bad_arguments_are_one_line_before_any_work(args, needle, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_one_error(capsys, main(args), needle)
     assert listing(tmp_path) == []
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import os
 import signal
 import sys
@@ -352,13 +353,44 @@ def _model_bench_arguments(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--preset", choices=["tiny", "default"], default="tiny",
                    help="size of the generated corpus and trained model (tiny: a few minutes)")
     p.add_argument("--out", default=f"out/bench_{kind}", help="results, table and renders go here")
-    p.add_argument("--renders", type=int, default=2, help="held-out speakers to render side by side")
-    p.add_argument("--speakers", type=int, default=None, help="at most this many held-out speakers")
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--renders", type=COUNT, default=2, help="held-out speakers to render side by side")
+    p.add_argument("--speakers", type=COUNT, default=None, help="at most this many held-out speakers")
+    p.add_argument("--workers", type=COUNT, default=None)
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors as every other error: one line, exit 1 (argparse prints the usage and exits 2)."""
+
+    def error(self, message):
+        raise AdameshError(f"{message} (see `{self.prog} --help`)")
+
+
+def number(kind=float, low: float | None = None, high: float | None = None, above: float | None = None):
+    """An argparse type: an int or a finite float within [low, high] (or > above), else a usage
+    error that names the accepted range."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        ok = math.isfinite(value) and (low is None or value >= low) and (high is None or value <= high) and (
+            above is None or value > above)
+        if not ok:
+            bounds = [f">= {low:g}"] if low is not None else []
+            bounds += [f"> {above:g}"] if above is not None else []
+            bounds += [f"<= {high:g}"] if high is not None else []
+            raise argparse.ArgumentTypeError(f"{text} is out of range: give a number {' and '.join(bounds)}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+COUNT = number(int, low=1)  # frames, epochs, workers, sizes ...
+SEED = number(int, low=0, high=2**32 - 1)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="adamesh", description="Speech to personalised 3D facial animation.")
+    p = Parser(prog="adamesh", description="Speech to personalised 3D facial animation.")
     p.add_argument("--version", action="version", version=f"adamesh {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     rig_help = "builtin, ict, ict:PATH, flame:PATH or gltf:PATH"
@@ -369,9 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--audio", help="speech to mux (default: the audio the motion file names)")
     r.add_argument("--out", required=True, help="output .mp4")
     r.add_argument("--captions", help="panel captions separated by |, e.g. 'ground truth|generated'")
-    r.add_argument("--size", type=int, default=512, help="panel size in pixels (default 512)")
+    r.add_argument("--size", type=COUNT, default=512, help="panel size in pixels (default 512)")
     r.add_argument("--renderer", choices=["auto", "gl", "torch"], default=None, help="default: auto")
-    r.add_argument("--antialias", type=int, default=0, help="GL multisamples, e.g. 4 (slower); default 0")
+    r.add_argument("--antialias", type=number(int, low=0, high=16), default=0, help="GL multisamples, e.g. 4 (slower); default 0")
     r.set_defaults(func=cmd_render)
 
     e = sub.add_parser("export", help="export a motion to glb, Live Link CSV, OBJ sequence or npz")
@@ -390,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs = rg.add_parser("show", help="contact sheet: neutral and every shape, labelled")
     rs.add_argument("rig", help=rig_help)
     rs.add_argument("--out", required=True, help="output .png")
-    rs.add_argument("--tile", type=int, default=256, help="tile size in pixels (default 256)")
+    rs.add_argument("--tile", type=COUNT, default=256, help="tile size in pixels (default 256)")
     rs.add_argument("--renderer", choices=["auto", "gl", "torch"], default=None)
     rs.set_defaults(func=cmd_rig_show)
     rinfo = rg.add_parser("info", help="print a rig's size, regions and source")
@@ -400,8 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     mo = sub.add_parser("motion", help="make or inspect motion files").add_subparsers(dest="motion_command", required=True)
     md = mo.add_parser("demo", help="write the test motion (and its audio, same name .wav)")
     md.add_argument("--out", required=True, help="output motion .npz")
-    md.add_argument("--seconds", type=float, default=6.0)
-    md.add_argument("--fps", type=float, default=25.0)
+    md.add_argument("--seconds", type=number(above=0, high=3600), default=6.0)
+    md.add_argument("--fps", type=number(low=1, high=240), default=25.0)
     md.set_defaults(func=cmd_motion_demo)
     mi = mo.add_parser("info", help="summarise a motion file")
     mi.add_argument("motion")
@@ -410,10 +442,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmarks that print numbers").add_subparsers(dest="bench_command", required=True)
     br = b.add_parser("render", help="rendering speed (frames per second)")
     br.add_argument("--rig", default="builtin", help=rig_help)
-    br.add_argument("--size", type=int, default=512)
-    br.add_argument("--frames", type=int, default=200)
+    br.add_argument("--size", type=COUNT, default=512)
+    br.add_argument("--frames", type=COUNT, default=200)
     br.add_argument("--renderer", choices=["auto", "gl", "torch"], default=None)
-    br.add_argument("--antialias", type=int, default=0)
+    br.add_argument("--antialias", type=number(int, low=0, high=16), default=0)
     br.set_defaults(func=cmd_bench_render)
     bf = b.add_parser("frontends", help="speech front-ends: unit agreement with aligned phones, real-time factor")
     bf.add_argument("--speech", default=str(Path("..") / "shared" / "data" / "speech"),
@@ -425,9 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--wav2vec2", metavar="DIR", help="a local wav2vec2 model folder to include")
     bf.add_argument("--random-ssl", action="store_true",
                     help="include a randomly initialised HuBERT-base (speed only: no pretrained weights here)")
-    bf.add_argument("--units", type=int, default=128, help="k-means units for mel/hubert/wav2vec2")
-    bf.add_argument("--seed", type=int, default=0)
-    bf.add_argument("--workers", type=int, default=None)
+    bf.add_argument("--units", type=COUNT, default=128, help="k-means units for mel/hubert/wav2vec2")
+    bf.add_argument("--seed", type=SEED, default=0)
+    bf.add_argument("--workers", type=COUNT, default=None)
     bf.set_defaults(func=cmd_bench_frontends)
 
     bc = b.add_parser("corpus", help="how much speaker styles matter in a corpus (speaker-agnostic oracle error)")
@@ -444,9 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     bp = b.add_parser("pose", help="pose adaptation on held-out speakers: generic, random, mean, top-1 and "
                       "blended retrieved styles; diversity, beat alignment, FD, style error; VQ-VAE codebooks")
     _model_bench_arguments(bp, "pose")
-    bp.add_argument("--reference-seconds", type=float, default=10.0)
+    bp.add_argument("--reference-seconds", type=number(above=0), default=10.0)
     bp.add_argument("--codebooks", default="", help="also train VQ-VAEs with these codebook sizes, e.g. 64,256,1024")
-    bp.add_argument("--seed", type=int, default=0, help="sampling seed")
+    bp.add_argument("--seed", type=SEED, default=0, help="sampling seed")
     bp.set_defaults(func=cmd_bench_pose)
 
     bl = b.add_parser("lipsync", help="lip sync on real video: predicted vs tracked mouth opening (Pearson r)")
@@ -463,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     bq.add_argument("--frontend", action="append", help="front-end as NAME[:KEY=VALUE,...], e.g. "
                     "whisper:model=base or whisper:compute_type=float32 (repeat; default: mel and whisper)")
     bq.add_argument("--corpus", required=True, help="synthetic corpus folder (adamesh corpus)")
-    bq.add_argument("--speakers", type=int, default=12, help="training speakers the regression is fitted on")
+    bq.add_argument("--speakers", type=COUNT, default=12, help="training speakers the regression is fitted on")
     bq.add_argument("--videos", action="append", help="folders of real videos (default: grid and real in ../shared)")
     bq.add_argument("--conditions", default="clean", help="comma-separated: clean, telephone, noise10")
     bq.set_defaults(func=cmd_bench_probe)
@@ -471,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "side by side; each model's front-ends alone")
     bs.add_argument("--model", action="append", help="model folder (repeat to compare; default: the shipped model)")
     bs.add_argument("--audio", action="append", help="speech file (repeat; default: ../shared/data/speech/a2f/*.wav)")
-    bs.add_argument("--repeats", type=int, default=3)
+    bs.add_argument("--repeats", type=COUNT, default=3)
     bs.set_defaults(func=cmd_bench_speed)
     bv = b.add_parser("video", help="real talking-face videos end to end: tracking speed and fit error, "
                       "adaptation time, lip sync of generic and personalised animation, animation speed")
@@ -494,13 +526,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="speech front-end (default: the training config's for this kind of model)")
         te.add_argument("--frontend-model", metavar="DIR", help="model folder of a whisper (faster-whisper "
                         "layout), hubert or wav2vec2 front-end; for whisper also a name: tiny.en (default), base")
-        te.add_argument("--epochs", type=int, help="epochs (of each stage, for pose)")
-        te.add_argument("--augment", type=int, help="degraded copies of each training clip's audio (noise, "
+        te.add_argument("--epochs", type=COUNT, help="epochs (of each stage, for pose)")
+        te.add_argument("--augment", type=number(int, low=0, high=16), help="degraded copies of each training clip's audio (noise, "
                         "reverberation, telephone band, gain); each window hears one at random")
-        te.add_argument("--batch-size", type=int)
-        te.add_argument("--lr", type=float)
-        te.add_argument("--seed", type=int)
-        te.add_argument("--workers", type=int, default=None, help="feature extraction processes (default: all cores)")
+        te.add_argument("--batch-size", type=COUNT)
+        te.add_argument("--lr", type=number(above=0, high=1))
+        te.add_argument("--seed", type=SEED)
+        te.add_argument("--workers", type=COUNT, default=None, help="feature extraction processes (default: all cores)")
         te.add_argument("--fresh", action="store_true", help="start over instead of resuming a run in --out")
         te.set_defaults(func=cmd_train, kind=kind)
 
@@ -511,9 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="clip folder to write")
     tr.add_argument("--speaker", help="speaker name written into the motion (default: the video's name); "
                     "give one name to the videos of one person, so training treats them as one style")
-    tr.add_argument("--workers", type=int, help="tracking processes for several videos (default: all cores)")
+    tr.add_argument("--workers", type=COUNT, help="tracking processes for several videos (default: all cores)")
     tr.add_argument("--rig", default="builtin", help="rig whose parameters are fitted: builtin or ict (default builtin)")
-    tr.add_argument("--fps", type=float, default=25.0, help="motion frame rate (default 25)")
+    tr.add_argument("--fps", type=number(low=1, high=240), default=25.0, help="motion frame rate (default 25)")
     tr.add_argument("--no-overlay", action="store_true", help="skip the overlay video (faster)")
     tr.set_defaults(func=cmd_track)
 
@@ -526,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--method", choices=["molora", "lora", "full", "style"], default="molora",
                     help="expression adaptation (default molora)")
     ad.add_argument("--retrieval", choices=["blend", "top1"], default="blend", help="pose-style retrieval")
-    ad.add_argument("--seed", type=int, default=0)
+    ad.add_argument("--seed", type=SEED, default=0)
     ad.add_argument("--keep-clip", metavar="DIR", help="keep the tracked clip of a reference video in DIR")
     ad.set_defaults(func=cmd_adapt)
 
@@ -539,12 +571,12 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--export", action="append", choices=["glb", "csv"],
                     help="also export beside --out: glb (mesh + animation) or csv (Live Link); repeatable")
     an.add_argument("--rig", default="builtin", help=f"rig for --render and --export glb: {rig_help}")
-    an.add_argument("--seed", type=int, default=0, help="head motion and blink timing (default 0)")
-    an.add_argument("--style-strength", type=float, default=1.0,
+    an.add_argument("--seed", type=SEED, default=0, help="head motion and blink timing (default 0)")
+    an.add_argument("--style-strength", type=number(low=0, high=3), default=1.0,
                     help="0 generic, 1 as the profile, above 1 exaggerated (default 1)")
-    an.add_argument("--pose-amplitude", type=float, default=1.0, help="scale of head motion (default 1)")
-    an.add_argument("--blink-rate", type=float, help="blinks per minute (default: the reference's, else 15)")
-    an.add_argument("--temperature", type=float, default=0.8, help="head-motion sampling temperature")
+    an.add_argument("--pose-amplitude", type=number(low=0, high=3), default=1.0, help="scale of head motion (default 1)")
+    an.add_argument("--blink-rate", type=number(low=0, high=60), help="blinks per minute (default: the reference's, else 15)")
+    an.add_argument("--temperature", type=number(low=0.05, high=3), default=0.8, help="head-motion sampling temperature")
     an.set_defaults(func=cmd_animate)
 
     dm = sub.add_parser("demo", help="personalise the shipped model to a held-out synthetic speaker: video, "
@@ -563,17 +595,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("corpus", help="generate the synthetic talking-face corpus (resumes if interrupted)")
     c.add_argument("--out", required=True, help="output folder")
-    c.add_argument("--speakers", type=int, default=48)
-    c.add_argument("--sentences", type=int, default=50, help="sentences per speaker")
-    c.add_argument("--heldout", type=int, default=8, help="speakers kept out of training")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    c.add_argument("--speakers", type=COUNT, default=48)
+    c.add_argument("--sentences", type=COUNT, default=50, help="sentences per speaker")
+    c.add_argument("--heldout", type=number(int, low=1), default=8, help="speakers kept out of training")
+    c.add_argument("--seed", type=SEED, default=0)
+    c.add_argument("--workers", type=COUNT, default=None, help="processes (default: all cores)")
     c.set_defaults(func=cmd_corpus)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except AdameshError as e:
+        print(f"adamesh: error: {e}", file=sys.stderr)
+        return 1
     if getattr(args, "rig", None) is None and args.func is cmd_render:
         args.rig = ["builtin"]
     warnings.showwarning = _warn
