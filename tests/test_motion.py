@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from adamesh.errors import AdameshError, MotionError
-from adamesh.motion import ARKIT, FLAME, Motion, limit_lip_closure, load_motion, save_motion
+from adamesh.motion import ARKIT, FLAME, FORMAT, MAX_FRAMES, Motion, limit_lip_closure, load_motion, save_motion
 
 N_ARKIT, N_FLAME = 58, 56  # 52 blendshapes + 3 rotation + 3 translation; 50 exp + 3 jaw + 3 head
 
@@ -450,3 +450,21 @@ def test_limit_lip_closure_is_the_nearest_pair_with_closure_within_the_jaw():
     for k in np.nonzero(~ok)[0][:50]:
         nearest = np.sqrt(((grid - (jaw[k], close[k])) ** 2).sum(1)).min()
         assert np.hypot(j[k] - jaw[k], c[k] - close[k]) <= nearest + 1e-9
+
+
+def test_motion_files_that_would_unpack_to_gigabytes_are_refused(tmp_path):
+    """A small compressed file may declare any number of frames; the headers are read first."""
+    path = tmp_path / "huge.npz"
+    zeros = np.zeros((MAX_FRAMES + 1, len(ARKIT.channels)), np.float32)
+    np.savez_compressed(path, format=FORMAT, space="arkit", channels=np.array(ARKIT.channels), params=zeros, fps=25.0)
+    assert path.stat().st_size < 1e6
+    with pytest.raises(MotionError, match=f"{MAX_FRAMES + 1:,} frames; at most"):
+        load_motion(path)
+
+
+def test_motion_files_with_text_for_numbers_are_refused(tmp_path):
+    path = tmp_path / "text.npz"
+    np.savez(path, format=FORMAT, space="arkit", channels=np.array(ARKIT.channels),
+             params=np.zeros((3, len(ARKIT.channels)), np.float32), fps="fast")
+    with pytest.raises(MotionError, match="version and fps must be numbers"):
+        load_motion(path)

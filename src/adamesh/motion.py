@@ -261,8 +261,11 @@ def load_motion(path: str | os.PathLike) -> Motion:
     if not path.is_file():
         raise MotionError(f"motion file {path} does not exist")
     try:
+        _check_sizes(path)
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
+    except MotionError:
+        raise
     except Exception as e:
         raise MotionError(f"{path} is not a readable motion file (.npz): {e}") from None
     try:
@@ -271,13 +274,36 @@ def load_motion(path: str | os.PathLike) -> Motion:
         raise MotionError(f"{path}: {e}") from None
 
 
+MAX_FRAMES = 1_000_000  # 11 hours at 25 fps; a compressed file could otherwise ask for any memory
+
+
+def _check_sizes(path: Path) -> None:
+    """Refuse, from the array headers alone, a file whose arrays would unpack to more than a motion needs."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            with z.open(info) as f:
+                read = (np.lib.format.read_array_header_1_0 if np.lib.format.read_magic(f) == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read(f)
+            if info.filename == "params.npy" and shape and shape[0] > MAX_FRAMES:
+                raise MotionError(f"{path} has {shape[0]:,} frames; at most {MAX_FRAMES:,} are accepted")
+            if math.prod(shape) * dtype.itemsize > 1 << 30:
+                raise MotionError(f"{path}: its array {info.filename} would take {math.prod(shape) * dtype.itemsize:,} "
+                                  "bytes; this is not a motion file")
+
+
 def _motion_from_arrays(data: dict, path: Path) -> Motion:
     missing = [k for k in ("format", "space", "channels", "params", "fps") if k not in data]
     if missing:
         raise MotionError(f"not an adamesh motion file: missing {', '.join(missing)}")
     if str(data["format"]) != FORMAT:
         raise MotionError(f"format is {str(data['format'])!r}, expected {FORMAT!r}")
-    version = int(data.get("version", VERSION))
+    try:
+        version, fps = int(data.get("version", VERSION)), float(data["fps"])
+    except (TypeError, ValueError):
+        raise MotionError("its version and fps must be numbers") from None
     if version > VERSION:
         raise MotionError(f"file version {version} is newer than this adamesh reads ({VERSION})")
     space = get_space(str(data["space"]))
@@ -302,4 +328,4 @@ def _motion_from_arrays(data: dict, path: Path) -> Motion:
         meta = json.loads(str(data.get("meta", "{}")))
     except json.JSONDecodeError as e:
         raise MotionError(f"meta is not valid JSON: {e}") from None
-    return Motion(params=params, space=space, fps=float(data["fps"]), audio=audio, meta=meta)
+    return Motion(params=params, space=space, fps=fps, audio=audio, meta=meta)
