@@ -255,3 +255,16 @@ def test_bench_speed_times_animation_and_front_ends(tmp_path):
     assert row["frontends"] == {"expression": "whisper", "pose": "whisper"} and row["shared_frontend"]
     assert row["animate_realtime"] > 0 and set(row["frontend_realtime"]) == {"expression", "pose"}
     assert any(line.startswith("| shipped | whisper | whisper (the same, computed once) |") for line in lines)
+
+
+@pytest.mark.parametrize("meta, needle", [
+    ({"reference": {"blink_rate": 1e9}, "expression": {}, "pose": {}}, "blink rate is 1000000000.0, not 0-60"),
+    ({"reference": {"blink_rate": "often"}}, "blink rate is 'often'"),
+    ({"reference": {}}, "is damaged (KeyError: 'expression')"),
+])
+def test_damaged_profiles_are_clear_errors(meta, needle, tmp_path):
+    path = tmp_path / "bad.profile"
+    save_file({"x": torch.zeros(1)}, str(path), metadata={"adamesh": json.dumps({"format": api.PROFILE_FORMAT, **meta})})
+    with pytest.raises(AdameshError) as err:
+        api.Profile.load(path)
+    assert needle in str(err.value) and "adamesh adapt" in str(err.value)

@@ -87,9 +87,17 @@ class Profile:
         def part(prefix):
             return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
-        return cls(ExpressionProfile.from_parts(meta["expression"], part("expression.")),
-                   PoseStyle.from_parts(meta["pose"], part("pose.")), meta.get("reference", {}),
-                   meta.get("provenance", {}))
+        reference = meta.get("reference", {})
+        rate = reference.get("blink_rate") if isinstance(reference, dict) else None
+        if not isinstance(reference, dict) or not (rate is None or (isinstance(rate, (int, float)) and 0 <= rate <= 60)):
+            raise AdameshError(f"profile {path} is damaged (its reference's blink rate is {rate!r}, not 0-60 per "
+                               "minute); make it again with `adamesh adapt`")
+        try:
+            return cls(ExpressionProfile.from_parts(meta["expression"], part("expression.")),
+                       PoseStyle.from_parts(meta["pose"], part("pose.")), reference, meta.get("provenance", {}))
+        except (KeyError, TypeError, ValueError) as e:
+            raise AdameshError(f"profile {path} is damaged ({type(e).__name__}: {e}); make it again with "
+                               "`adamesh adapt`") from None
 
 
 class Animator:
