@@ -272,3 +272,54 @@ def test_missing_files_are_errors(tmp_path):
     (tmp_path / "avatar data.bin").unlink()
     with pytest.raises(RigError, match="avatar%20data.bin"):
         load_gltf(path)
+
+
+def _crafted(tmp_path, change) -> Path:
+    """The test avatar as .gltf + .bin, its JSON changed by `change(doc)`."""
+    path = _save(_avatar(), tmp_path / "avatar.gltf", "bin")
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("uri", ["/etc/passwd", "/dev/zero", "../outside.bin", "sub"])
+def test_buffers_come_only_from_files_beside_the_gltf(tmp_path, uri):
+    (tmp_path / "sub").mkdir()
+    (tmp_path.parent / "outside.bin").write_bytes(b"\0" * 4096)
+    path = _crafted(tmp_path, lambda doc: doc["buffers"][0].update(uri=uri))
+    with pytest.raises(RigError, match="is not a file in the glTF's folder"):
+        load_gltf(path)
+
+
+def test_declared_sizes_are_checked_against_the_real_bytes(tmp_path):
+    path = _crafted(tmp_path, lambda doc: doc["buffers"][0].update(byteLength=1 << 40))
+    with pytest.raises(RigError, match="declares 1,099,511,627,776 bytes but the file holds"):
+        load_gltf(path)
+    path = _crafted(tmp_path, lambda doc: doc["accessors"][0].update(count=10 ** 9))
+    with pytest.raises(RigError, match="more than its buffer view holds"):
+        load_gltf(path)
+
+    def no_view(doc):  # a sparse accessor without a view is zeros first: of the declared size
+        sparse = next(a for a in doc["accessors"] if "sparse" in a and "bufferView" not in a)
+        sparse["count"] = 10 ** 9
+
+    path = _crafted(tmp_path, no_view)
+    with pytest.raises(RigError, match="declares 1,000,000,000 elements"):
+        load_gltf(path)
+
+
+def test_files_with_too_many_nodes_are_refused_at_once(tmp_path):
+    path = _crafted(tmp_path, lambda doc: doc["nodes"].extend({"children": [len(doc["nodes"]) + k + 1]}
+                                                            for k in range(60_000)))
+    with pytest.raises(RigError, match="60,004 nodes"):
+        load_gltf(path)
+
+
+def test_non_finite_vertices_are_refused(tmp_path):
+    gltf = _avatar()
+    blob = bytearray(gltf.binary_blob())
+    blob[0:4] = np.array([np.nan], np.float32).tobytes()  # the first vertex's x
+    gltf.set_binary_blob(bytes(blob))
+    with pytest.raises(RigError, match="not finite numbers"):
+        load_gltf(_save(gltf, tmp_path / "nan.glb"))

@@ -27,6 +27,12 @@ _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "M
 _TRIANGLES = 4
 
 
+# What an avatar file may ask for: a small crafted file must not take gigabytes or minutes.
+MAX_BUFFER_BYTES = 1 << 30
+MAX_ELEMENTS = 10_000_000
+MAX_NODES = 50_000
+
+
 class _Reader:
     """Buffers and accessors of one parsed glTF file."""
 
@@ -44,13 +50,26 @@ class _Reader:
             elif uri.startswith("data:"):
                 data = base64.b64decode(uri.partition(",")[2])
             else:
-                sibling = self.path.parent / urllib.parse.unquote(uri)
-                try:
-                    data = sibling.read_bytes()
-                except OSError as e:
-                    raise RigError(f"{self.path}: cannot read its buffer {uri!r}: {e}") from None
+                data = self._file_buffer(uri, self.gltf.buffers[i].byteLength or 0)
             self._buffers[i] = data
         return self._buffers[i]
+
+    def _file_buffer(self, uri: str, length: int) -> bytes:
+        """A buffer in a file beside the .gltf (never elsewhere: a uri may name any path), of the
+        length the glTF declares."""
+        folder = self.path.parent.resolve()
+        file = (folder / urllib.parse.unquote(uri)).resolve()
+        if not file.is_relative_to(folder) or not file.is_file():
+            raise RigError(f"{self.path}: its buffer {uri!r} is not a file in the glTF's folder; buffers must be "
+                           "embedded or lie beside the .gltf")
+        if length > MAX_BUFFER_BYTES or file.stat().st_size < length:
+            raise RigError(f"{self.path}: its buffer {uri!r} declares {length:,} bytes but the file holds "
+                           f"{file.stat().st_size:,} (at most {MAX_BUFFER_BYTES:,} are read)")
+        try:
+            with open(file, "rb") as f:
+                return f.read(length)
+        except OSError as e:
+            raise RigError(f"{self.path}: cannot read its buffer {uri!r}: {e}") from None
 
     def _packed(self, view_index: int, offset: int, dtype, count: int, width: int) -> np.ndarray:
         """(count, width) elements from a buffer view, honouring byteStride."""
@@ -61,6 +80,8 @@ class _Reader:
         stride = view.byteStride or size
         if count == 0:
             return np.zeros((0, width), dtype)
+        if count < 0 or (count - 1) * stride + size > len(data):
+            raise RigError(f"{self.path}: an accessor asks for {count:,} elements, more than its buffer view holds")
         raw = np.frombuffer(data, np.uint8, count=(count - 1) * stride + size)
         if stride != size:  # interleaved: gather each element's bytes out of its stride
             raw = np.concatenate([raw, np.zeros(stride - size, np.uint8)]).reshape(count, stride)[:, :size]
@@ -71,6 +92,8 @@ class _Reader:
         acc = self.gltf.accessors[i]
         dtype, width = _DTYPES[acc.componentType], _WIDTH[acc.type]
         if acc.bufferView is None:  # no data: zeros, which the sparse part overrides
+            if not 0 <= acc.count <= MAX_ELEMENTS:
+                raise RigError(f"{self.path}: accessor {i} declares {acc.count:,} elements (at most {MAX_ELEMENTS:,})")
             out = np.zeros((acc.count, width), dtype)
         else:
             out = self._packed(acc.bufferView, acc.byteOffset or 0, dtype, acc.count, width).copy()
@@ -143,6 +166,8 @@ def _load_file(path: Path) -> pygltflib.GLTF2:
         raise RigError(f"{path} is not a readable glTF/GLB file: {type(e).__name__}: {e}") from None
     if gltf is None or not str(getattr(gltf.asset, "version", "2.0")).startswith("2"):
         raise RigError(f"{path} is not a glTF 2.0 file")
+    if len(gltf.nodes) > MAX_NODES:
+        raise RigError(f"{path} has {len(gltf.nodes):,} nodes; an avatar has far fewer (at most {MAX_NODES:,})")
     return gltf
 
 
@@ -209,6 +234,9 @@ def load_gltf(path: str | Path) -> BlendshapeRig:
     for key, parts in deltas.items():
         for offset, d in parts:
             shapes[ARKIT_BLENDSHAPES.index(key), offset : offset + len(d)] += d
+    if not (np.isfinite(neutral).all() and np.isfinite(shapes).all()):
+        raise RigError(f"{path} has vertex positions or morph targets that are not finite numbers (NaN or "
+                       "infinity); re-export the avatar")
     missing = tuple(s for s in ARKIT_BLENDSHAPES if s not in deltas)
     if missing:
         warnings.warn(
