@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 import zipfile
 
 import numpy as np
@@ -175,3 +176,37 @@ def test_ict_errors(tmp_path, monkeypatch):
         (part / "jawOpen.obj").unlink()
         with pytest.raises(RigError, match="jawOpen"):
             load_rig(f"ict:{part}")
+
+
+def _ict_zip(path, files: dict) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(f"ICT-FaceKit-master/FaceXModel/{name}", data)
+    return path
+
+
+def test_ict_zip_bombs_and_damaged_indices_are_refused(tmp_path):
+    from adamesh.rigs.ict import MAX_ENTRY_BYTES, import_ict
+
+    bomb = _ict_zip(tmp_path / "bomb.zip", {"generic_neutral_mesh.obj": b"v 0 0 0\n",
+                                            "vertex_indices.json": b" " * (MAX_ENTRY_BYTES + 1)})
+    assert bomb.stat().st_size < 1e6
+    with pytest.raises(RigError, match="this is not the upstream zip"):
+        import_ict(bomb)
+    for index in (b"{not json", b'{"expressions": 3}', b'{"expressions": []}'):
+        damaged = _ict_zip(tmp_path / "damaged.zip", {"generic_neutral_mesh.obj": b"v 0 0 0\n",
+                                                      "vertex_indices.json": index})
+        with pytest.raises(RigError, match="vertex_indices.json is damaged"):
+            import_ict(damaged)
+
+
+def test_a_failed_url_install_leaves_no_copy(tmp_path, monkeypatch):
+    from adamesh.rigs.ict import import_ict
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    not_ict = tmp_path / "other.zip"
+    with zipfile.ZipFile(not_ict, "w") as zf:
+        zf.writestr("readme.txt", "hello")
+    with pytest.raises(RigError, match="holds no FaceXModel"):
+        import_ict(not_ict.as_uri())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.zip"]

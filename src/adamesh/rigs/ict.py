@@ -9,6 +9,7 @@ does not exist upstream and stays zero. Head pose is a rigid transform of the wh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -49,11 +50,22 @@ def _read_obj(text: str, with_faces: bool = False):
     return (v, polys) if with_faces else v
 
 
+# ICT-FaceKit's files are a few MB each, about 200 MB in all: a zip declaring far more is a bomb.
+MAX_ENTRY_BYTES, MAX_UNPACKED_BYTES = 100 << 20, 1 << 30
+
+
 class _Source:
     """Files of a FaceXModel folder, whether on disk or inside a zip."""
 
     def __init__(self, source: str):
-        self.tmp = None
+        self.tmp, self.zip, self.unpacked = None, None, 0
+        try:
+            self._open(source)
+        except BaseException:
+            self.close()  # a downloaded copy goes, whatever went wrong
+            raise
+
+    def _open(self, source: str) -> None:
         if re.match(r"^(https?|ftp|file)://", source):
             self.tmp = tempfile.NamedTemporaryFile(suffix=".zip", delete=False)
             try:
@@ -64,7 +76,6 @@ class _Source:
             self.tmp.close()
             source = self.tmp.name
         path = Path(source)
-        self.zip = None
         if path.is_file():
             try:
                 self.zip = zipfile.ZipFile(path)
@@ -87,7 +98,12 @@ class _Source:
     def read(self, name: str) -> str:
         try:
             if self.zip:
-                return self.zip.read(self.prefix + name).decode("utf-8", "replace")
+                info = self.zip.getinfo(self.prefix + name)
+                self.unpacked += info.file_size
+                if info.file_size > MAX_ENTRY_BYTES or self.unpacked > MAX_UNPACKED_BYTES:
+                    raise RigError(f"ICT-FaceKit zip: {name} unpacks to {info.file_size:,} bytes ({self.unpacked:,} "
+                                   "so far), far more than ICT-FaceKit's files; this is not the upstream zip")
+                return self.zip.read(info).decode("utf-8", "replace")
             return (self.dir / name).read_text(errors="replace")
         except (KeyError, FileNotFoundError):
             raise RigError(f"ICT-FaceKit is missing {name}") from None
@@ -101,14 +117,21 @@ class _Source:
         if self.zip:
             self.zip.close()
         if self.tmp:
-            os.unlink(self.tmp.name)
+            self.tmp.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp.name)
 
 
 def import_ict(source: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read an upstream ICT-FaceKit layout into the arrays of the cached rig file."""
     src = _Source(str(source))
     try:
-        index = json.loads(src.read("vertex_indices.json"))
+        try:
+            index = json.loads(src.read("vertex_indices.json"))
+            index["expressions"] = [str(n) for n in index["expressions"]]
+            landmark_verts = np.asarray(index["idx_to_landmark_verts"], np.int32)
+        except (ValueError, KeyError, TypeError) as e:
+            raise RigError(f"ICT-FaceKit's vertex_indices.json is damaged ({type(e).__name__}: {e})") from None
         neutral, polys = _read_obj(src.read("generic_neutral_mesh.obj"), with_faces=True)
         if len(neutral) < N_KEEP:
             raise RigError(f"generic_neutral_mesh.obj has {len(neutral)} vertices, expected 26719")
@@ -133,7 +156,7 @@ def import_ict(source: str | os.PathLike) -> dict[str, np.ndarray]:
             "faces": faces,
             "deltas": deltas.astype(np.float16),  # cm; float16 keeps 10 micrometre precision
             "identity": identity.astype(np.float16),
-            "landmarks": np.asarray(index["idx_to_landmark_verts"], np.int32),
+            "landmarks": landmark_verts,
             "missing": np.array(missing, dtype=str),
         }
     finally:
