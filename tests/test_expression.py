@@ -278,3 +278,19 @@ def test_bench_lipsync_on_real_videos_grouped_by_speaker(trained, tmp_path):
     assert "| videos | room tone |" in (tmp_path / "out" / "table.md").read_text()
     with pytest.raises(AdameshError, match="no videos"):
         bench_lipsync([str(trained)], [str(tmp_path / "empty")])
+
+
+def test_long_speech_is_predicted_in_cross_faded_windows(trained, corpus):
+    """Beyond 30 s the network runs in overlapping windows (bounded memory); the result follows
+    the whole-sequence prediction."""
+    model, frontend, _ = load_model(trained)
+    clips = ClipDataset(corpus, ("train",), frontend=frontend, workers=1, progress=False).clips
+    feats = torch.from_numpy(np.concatenate([c.features.features for c in clips * 2])[:2000])
+    assert len(feats) == 2000  # three windows of 750 frames
+    whole = model.predict(feats, window=10 ** 6)
+    windowed = model.predict(feats)
+    assert windowed.shape == whole.shape
+    np.testing.assert_array_equal(model.predict(feats[:700]), model.predict(feats[:700], window=10 ** 6))
+    gap_whole, gap_windowed = (lip_gap(x.numpy(), ARKIT.channels) for x in (whole, windowed))
+    assert pearson(gap_whole, gap_windowed) > 0.99
+    assert float((windowed - whole).abs().mean()) < 0.05 * float(whole.std())

@@ -938,6 +938,43 @@ def bench_speed(models: list[str | None], audio: list[str], repeats: int = 3, lo
     return rows
 
 
+def _animate_long(model: str | None, audio: list[str], minutes: float) -> dict:
+    """In a fresh process: animate `minutes` of speech (the files repeated), wall time and peak memory."""
+    import resource
+
+    from adamesh import api
+    from adamesh.audio import SAMPLE_RATE, load_audio
+
+    speech = np.concatenate([load_audio(a, SAMPLE_RATE)[0] for a in audio])
+    samples = np.resize(speech, int(minutes * 60 * SAMPLE_RATE))
+    animator = api.load(model)
+    t0 = time.perf_counter()
+    motion = animator.animate(samples)
+    seconds = time.perf_counter() - t0
+    return {"minutes": minutes, "frames": motion.n_frames, "seconds": seconds, "realtime": minutes * 60 / seconds,
+            "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
+
+
+def bench_long(model: str | None, audio: list[str], minutes=(1, 10, 60), log=print) -> list[dict]:
+    """Long speech: wall time and peak memory (the whole process's, model loading included) of one
+    `Animator.animate` call for each length, each in a process of its own."""
+    import multiprocessing as mp
+
+    rows = []
+    for m in minutes:
+        with mp.get_context("spawn").Pool(1) as pool:
+            rows.append(pool.apply(_animate_long, (model, audio, float(m))))
+        r = rows[-1]
+        log(f"{m:g} min: {r['seconds']:.1f} s ({r['realtime']:.1f}x real time), peak memory {r['peak_gb']:.2f} GB")
+    log(f"speech to ARKit + head pose, {os.cpu_count()} CPU cores:")
+    log("| speech | frames | wall time | x real time | peak memory |")
+    log("|---|---|---|---|---|")
+    for r in rows:
+        log(f"| {r['minutes']:g} min | {r['frames']:,} | {r['seconds']:.1f} s | {r['realtime']:.1f}x | "
+            f"{r['peak_gb']:.2f} GB |")
+    return rows
+
+
 VIDEO_METHODS = ("style", "molora")
 
 

@@ -228,6 +228,19 @@ def cmd_bench_probe(args) -> None:
                 conditions=tuple(args.conditions.split(",")))
 
 
+def cmd_bench_long(args) -> None:
+    from adamesh.bench import bench_long
+
+    audio = args.audio or sorted(str(p) for p in (Path("..") / "shared" / "data" / "speech" / "a2f").glob("*.wav"))
+    if not audio:
+        raise AdameshError("no speech to repeat: pass --audio FILE (repeat for several)")
+    try:
+        minutes = [number(low=0.05, high=600)(m) for m in args.minutes.split(",")]
+    except argparse.ArgumentTypeError as e:
+        raise AdameshError(f"--minutes: {e}") from None
+    bench_long(args.model, audio, minutes)
+
+
 def cmd_bench_speed(args) -> None:
     from adamesh.bench import bench_speed
 
@@ -505,6 +518,12 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--audio", action="append", help="speech file (repeat; default: ../shared/data/speech/a2f/*.wav)")
     bs.add_argument("--repeats", type=COUNT, default=3)
     bs.set_defaults(func=cmd_bench_speed)
+    bg = b.add_parser("long", help="wall time and peak memory of animating long speech (1, 10, 60 minutes)")
+    bg.add_argument("--model", help="model folder (default: the shipped model)")
+    bg.add_argument("--audio", action="append", help="speech file, repeated to each length (repeat; default: "
+                    "../shared/data/speech/a2f/*.wav)")
+    bg.add_argument("--minutes", default="1,10,60", help="comma-separated lengths in minutes (default 1,10,60)")
+    bg.set_defaults(func=cmd_bench_long)
     bv = b.add_parser("video", help="real talking-face videos end to end: tracking speed and fit error, "
                       "adaptation time, lip sync of generic and personalised animation, animation speed")
     bv.add_argument("--videos", default=str(Path("..") / "shared" / "data" / "video" / "grid"),

@@ -132,15 +132,37 @@ class ExpressionModel(nn.Module):
     @torch.no_grad()
     def predict(self, features: torch.Tensor, reference: torch.Tensor | None = None,
                 style: torch.Tensor | None = None, identity: torch.Tensor | None = None,
-                style_strength: float = 1.0) -> torch.Tensor:
+                style_strength: float = 1.0, window: int = 750, overlap: int = 100) -> torch.Tensor:
         """(T, F) features -> (T, E) expression parameters in raw units, clipped to the space's
         bounds by the caller. `style_strength` interpolates from the null style (0) to the given
-        style (1) and beyond (exaggerated)."""
+        style (1) and beyond (exaggerated).
+
+        Longer than `window` frames (30 s at 25 fps; training windows are 4 s): windows that
+        overlap by `overlap` frames, cross-faded, so memory stays bounded however long the speech
+        (attention is T x T within a window)."""
         if style is None:
             style = self.style(None if reference is None else reference[None])[0]
         style = self.null_style + style_strength * (style - self.null_style)
-        _, post = self(features[None], style[None], None if identity is None else identity[None])
-        return self.denormalise(post[0])
+        identity = None if identity is None else identity[None]
+        t = len(features)
+        if t <= window:
+            return self.denormalise(self(features[None], style[None], identity)[1][0])
+        if not 0 < 2 * overlap < window:
+            raise ValueError(f"overlap must be under half the window, not {overlap} of {window}")
+        out = torch.zeros(t, self.config.out_dim)
+        weight = torch.zeros(t, 1)
+        ramp = (torch.arange(overlap, dtype=torch.float32) + 0.5) / overlap
+        starts = list(range(0, t - overlap, window - overlap))
+        for k, a in enumerate(starts):
+            b = min(t, a + window)
+            w = torch.ones(b - a, 1)
+            if k > 0:
+                w[:overlap, 0] = ramp
+            if k < len(starts) - 1:
+                w[len(w) - overlap:, 0] = ramp.flip(0)
+            out[a:b] += w * self(features[None, a:b], style[None], identity)[1][0]
+            weight[a:b] += w
+        return self.denormalise(out / weight)
 
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
