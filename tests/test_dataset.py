@@ -245,6 +245,13 @@ def test_hold_out_validates_from_folders_without_a_val_role(tmp_path, corpus):
     assert [c.role for c in scan_clips(corpus, hold_out=2)[0]] == manifest_roles  # has val clips: unchanged
 
 
+def test_a_single_clip_trains_nothing_and_says_why(tmp_path):
+    write_clip(tmp_path / "one" / "e0.npz", 0.3)
+    assert [c.role for c in scan_clips(tmp_path / "one", hold_out=20)[0]] == ["train"]  # not held out
+    with pytest.raises(AdameshError, match="no clips with role val; training needs at least two clips"):
+        ClipDataset(tmp_path / "one", ("val",), frontend=make_frontend("mel"), workers=1, progress=False, hold_out=20)
+
+
 def test_clips_of_several_folders(tmp_path, corpus):
     real = tmp_path / "tracked"
     for k in range(3):

@@ -50,8 +50,9 @@ def scan_clips(root: str | os.PathLike, hold_out: int = 0) -> tuple[list[ClipInf
     `hold_out` n > 0: in a folder without any "val" clip, every n-th "train" clip becomes "val",
     so that every folder of a training set contributes to validation."""
     infos, manifest = _scan(Path(root))
-    if hold_out and not any(c.role == "val" for c in infos):
-        for c in [c for c in infos if c.role == "train"][::hold_out]:
+    train = [c for c in infos if c.role == "train"]
+    if hold_out and len(train) > 1 and not any(c.role == "val" for c in infos):
+        for c in train[::hold_out]:
             c.role = "val"
     return infos, manifest
 
@@ -135,7 +136,9 @@ class ClipDataset:
         where = " + ".join(map(str, self.roots))
         if not infos:
             raise AdameshError(f"{where} has no clips with role {' or '.join(roles or ())}"
-                               + (f" for speakers {', '.join(speakers)}" if speakers else ""))
+                               + (f" for speakers {', '.join(speakers)}" if speakers else "")
+                               + ("; training needs at least two clips, one of them to validate on"
+                                  if roles == ("val",) and hold_out else ""))
         motions = [load_motion(c.motion) for c in infos]
         kinds = {(m.space.name, m.fps) for m in motions}
         if len(kinds) > 1:
