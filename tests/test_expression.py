@@ -109,6 +109,14 @@ def test_a_crafted_training_state_runs_no_code(trained, corpus, tmp_path, capsys
     err = capsys.readouterr().err
     assert err.startswith("adamesh: error: cannot resume from") and "--fresh" in err and err.count("\n") == 1
     assert not marker.exists()
+    # a truncated checkpoint (a disk that filled up) is the same clear error
+    shutil.copy(trained / "train_state.pt", out / "train_state.pt")
+    last = out / "last.safetensors"
+    last.write_bytes(last.read_bytes()[:1000])
+    assert main(["train", "expression", "--data", str(corpus), "--out", str(out), "--preset", "tiny",
+                 "--frontend", "mel", "--epochs", "3", "--workers", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("adamesh: error: cannot resume from") and err.count("\n") == 1
 
 
 def test_training_is_reproducible(corpus, tmp_path):

@@ -400,14 +400,15 @@ def train(task, out: str | os.PathLike, cfg: TrainConfig, fresh: bool = False, p
                                "overwrite it or choose another --out")
         try:  # tensors and plain types only: a crafted state file cannot run code
             state = torch.load(state_path, weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
-            raise AdameshError(f"cannot resume from {state_path} ({str(e).splitlines()[0]}); "
+            model.load_state_dict(load_file(str(out / "last.safetensors")))
+            optimiser.load_state_dict(state["optimiser"])
+            scheduler.load_state_dict(state["scheduler"])
+            history, start_epoch = state["history"], int(state["epoch"])
+            torch.set_rng_state(state["torch_rng"])
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError,
+                SafetensorError) as e:
+            raise AdameshError(f"cannot resume from {out} ({type(e).__name__}: {(str(e).splitlines() or [''])[0]}); "
                                "use --fresh to start over") from None
-        model.load_state_dict(load_file(str(out / "last.safetensors")))
-        optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, start_epoch = state["history"], state["epoch"]
-        torch.set_rng_state(state["torch_rng"])
         log(f"resuming {out} after epoch {start_epoch}")
     else:
         seed_everything(cfg.seed)
