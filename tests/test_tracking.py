@@ -197,7 +197,11 @@ def test_grey_video_has_no_face(mediapipe, tmp_path):
         track_mouth_opening(path)
     with pytest.raises(AdameshError, match="no face found in any of the 5 frames"):
         track_video(path, tmp_path / "out", progress=False)
-    assert list((tmp_path / "out").iterdir()) == []  # no motion, no half-written file
+    assert not (tmp_path / "out").exists()  # no motion, no half-written file, no empty folder
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(AdameshError, match="no face found"):
+        track_video(path, tmp_path / "kept", progress=False)
+    assert (tmp_path / "kept").is_dir() and not list((tmp_path / "kept").iterdir())  # a folder the user made stays
 
 
 def test_many_videos_into_one_clip_folder(grid_clip, mediapipe, tmp_path, capsys):

@@ -18,6 +18,7 @@ Makefile's install rule for how it is installed).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import multiprocessing as mp
@@ -231,22 +232,29 @@ def track_video(video: str | os.PathLike, out_dir: str | os.PathLike, rig: str |
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise AdameshError(f"output folder {out} is a file; give a folder for the tracked clip")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    stem = Path(name).stem
-    ends = (".wav", "_overlay.mp4", "_track.json", ".npz")
-    wav, film, report, motion_path = (out / f"{stem}{end}" for end in ends)
-    for path in (wav, film, report, motion_path):
-        check_writable(path)
+    try:
+        stem = Path(name).stem
+        ends = (".wav", "_overlay.mp4", "_track.json", ".npz")
+        wav, film, report, motion_path = (out / f"{stem}{end}" for end in ends)
+        for path in (wav, film, report, motion_path):
+            check_writable(path)
 
-    grid = _audio_grid(name, origin, fps) if has_audio else None
-    times, marks, crowded = _face_landmarks(name, n_video, progress)
-    if grid is None:
-        grid = _video_grid(times, fps)
-    found = np.isfinite(marks[:, 0, 0])
-    points = np.stack([np.interp(grid, times[found], c[found]) for c in marks.reshape(len(marks), -1).T], 1)
-    valid = _covered(grid, times, found)
-    fit = fit_landmarks(rig, points.reshape(-1, 68, 3), valid)
-    seconds = time.perf_counter() - t0
+        grid = _audio_grid(name, origin, fps) if has_audio else None
+        times, marks, crowded = _face_landmarks(name, n_video, progress)
+        if grid is None:
+            grid = _video_grid(times, fps)
+        found = np.isfinite(marks[:, 0, 0])
+        points = np.stack([np.interp(grid, times[found], c[found]) for c in marks.reshape(len(marks), -1).T], 1)
+        valid = _covered(grid, times, found)
+        fit = fit_landmarks(rig, points.reshape(-1, 68, 3), valid)
+        seconds = time.perf_counter() - t0
+    except BaseException:  # no face, an interruption ...: a folder made for nothing goes again
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
 
     notes = []
     if crowded:
