@@ -244,6 +244,20 @@ def test_killed_renders_leave_no_partial_file(tmp_path):
     assert not list(tmp_path.glob(".out.partial-*"))  # ... until the next run writes that output
 
 
+def test_a_file_where_the_cache_folder_should_be(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ADAMESH_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache").write_text("not a folder")
+    (tmp_path / "clips").mkdir()
+    for k in range(2):
+        assert main(["motion", "demo", "--out", str(tmp_path / "clips" / f"m{k}.npz"), "--seconds", "1"]) == 0
+    capsys.readouterr()
+    rc = main(["train", "expression", "--data", str(tmp_path / "clips"), "--out", str(tmp_path / "model"),
+               "--preset", "tiny", "--frontend", "mel", "--epochs", "1", "--workers", "1"])
+    last = capsys.readouterr().err.splitlines()[-1]  # after the progress bar
+    assert rc == 1 and last.startswith(f"adamesh: error: cannot use {tmp_path / 'cache'}")
+    assert "Not a directory" in last and "$ADAMESH_CACHE" in last
+
+
 def test_render_missing_audio(tmp_path, capsys):
     m = Motion(np.zeros((3, ARKIT.dim), np.float32), audio=str(tmp_path / "gone.wav"))
     (tmp_path / "in").mkdir()

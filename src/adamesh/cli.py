@@ -646,6 +646,11 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         print("adamesh: terminated", file=sys.stderr)
         return 143
+    except OSError as e:  # the file system said no (a file where a folder should be, a full disk ...)
+        where = f" {e.filename}" if e.filename else ""
+        print(f"adamesh: error: cannot use{where}: {e.strerror or e}; check the path, its permissions and the "
+              "free space (the cache is $ADAMESH_CACHE, else ~/.cache/adamesh)", file=sys.stderr)
+        return 1
     except Exception as e:  # a bug: one line, the traceback on request
         if os.environ.get("ADAMESH_DEBUG"):
             traceback.print_exc()
