@@ -328,3 +328,11 @@ def test_directory(tmp_path):
 ])
 def test_frame_count(n_samples, fps, frames):
     assert frame_count(n_samples, SAMPLE_RATE, fps) == frames
+
+
+@pytest.mark.parametrize("rate", [1, 2000])
+def test_rates_too_low_for_speech_are_refused(tmp_path, rate):
+    path = tmp_path / "low.wav"
+    sf.write(path, np.zeros(max(rate, 10), np.float32), rate)
+    with pytest.raises(AdameshError, match=f"sampled at {rate} Hz, too low to hold speech"):
+        load_audio(path)

@@ -22,6 +22,9 @@ from adamesh.fileio import check_input_file
 SAMPLE_RATE = 16000  # the rate speech front-ends work at
 
 
+MIN_RATE = 4000  # below this nothing of speech but its loudness is left
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int | None = SAMPLE_RATE) -> tuple[np.ndarray, int]:
     """Read `path` as float32 mono in [-1, 1]; resample to `sample_rate` (None keeps the file's).
 
@@ -35,6 +38,9 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = SAMPLE_RATE) -
         data, rate = _decode_with_ffmpeg(name)
     if len(data) == 0:
         raise AdameshError(f"{name} contains no audio samples; give a recording with speech in it")
+    if rate < MIN_RATE:
+        raise AdameshError(f"{name} is sampled at {rate} Hz, too low to hold speech (telephone speech is 8000 Hz); "
+                           f"give a recording at {MIN_RATE} Hz or more")
     # Before averaging, so one bad channel does not wipe out the other.
     np.nan_to_num(data, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     mono = data.mean(axis=1)
