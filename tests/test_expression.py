@@ -119,12 +119,20 @@ def test_a_crafted_training_state_runs_no_code(trained, corpus, tmp_path, capsys
     assert err.startswith("adamesh: error: cannot resume from") and err.count("\n") == 1
 
 
-def test_training_is_reproducible(corpus, tmp_path):
-    for run in ("a", "b"):
-        assert main(["train", "expression", "--data", str(corpus), "--out", str(tmp_path / run), "--preset",
-                     "tiny", "--frontend", "mel", "--epochs", "1", "--workers", "1"]) == 0
-    a, b = load_file(str(tmp_path / "a" / "last.safetensors")), load_file(str(tmp_path / "b" / "last.safetensors"))
-    assert all(torch.equal(a[k], b[k]) for k in a)
+def test_training_is_reproducible_and_resumes_exactly(corpus, tmp_path, capsys):
+    def train(run, epochs, data=corpus):
+        return main(["train", "expression", "--data", str(data), "--out", str(tmp_path / run), "--preset",
+                     "tiny", "--frontend", "mel", "--epochs", str(epochs), "--workers", "1"])
+
+    assert train("a", 2) == 0 and train("b", 2) == 0
+    assert train("c", 1) == 0 and train("c", 2) == 0  # stopped after one epoch, resumed
+    a, b, c = (load_file(str(tmp_path / run / "last.safetensors")) for run in "abc")
+    assert all(torch.equal(a[k], b[k]) and torch.equal(a[k], c[k]) for k in a)
+    other = tmp_path / "other"
+    shutil.copytree(corpus, other)
+    capsys.readouterr()
+    assert train("c", 3, other) == 1  # resuming on other data is refused
+    assert "holds a run on other data" in capsys.readouterr().err
 
 
 def held_out(corpus, frontend):

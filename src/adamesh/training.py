@@ -398,6 +398,12 @@ def train(task, out: str | os.PathLike, cfg: TrainConfig, fresh: bool = False, p
         if settings(saved) != settings(config):
             raise AdameshError(f"{out} holds a run with a different configuration; use --fresh to "
                                "overwrite it or choose another --out")
+        def folders(c):
+            return [Path(f).resolve() for f in c.get("data", {}).get("folders", [])]
+
+        if folders(saved) != folders(config):
+            raise AdameshError(f"{out} holds a run on other data ({', '.join(saved.get('data', {}).get('folders', []))}); "
+                               "its validation losses would not compare: use --fresh or choose another --out")
         try:  # tensors and plain types only: a crafted state file cannot run code
             state = torch.load(state_path, weights_only=True)
             model.load_state_dict(load_file(str(out / "last.safetensors")))
@@ -421,7 +427,7 @@ def train(task, out: str | os.PathLike, cfg: TrainConfig, fresh: bool = False, p
         log(f"{out} has already finished {cfg.epochs} epochs")
         return {"history": history}
     runner = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if distributed else model
-    generator = torch.Generator().manual_seed(cfg.seed + start_epoch)
+    generator = torch.Generator()  # the data order: a function of the seed and the epoch alone (see below)
     train_loader = _loader(task.train_set, cfg, True, generator)
     val_loader = _loader(task.val_set, cfg, False)
     n_params = sum(p.numel() for p in model.parameters())
@@ -430,6 +436,9 @@ def train(task, out: str | os.PathLike, cfg: TrainConfig, fresh: bool = False, p
     best = min((h["val_loss"] for h in history), default=float("inf"))
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
+        # Re-seeded every epoch, so a run resumed at any epoch sees the data in the order an
+        # uninterrupted one does (the global RNG, for crops and dropout, is restored from the state).
+        generator.manual_seed(cfg.seed * 1_000_003 + epoch)
         if hasattr(train_loader.sampler, "set_epoch"):
             train_loader.sampler.set_epoch(epoch)
         runner.train()
