@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from dataclasses import fields, replace
 from itertools import pairwise
 from pathlib import Path
@@ -123,6 +125,16 @@ def test_espeak_says_the_same_text_the_same_way_every_time():
         np.testing.assert_array_equal(again.audio, first.audio)
         assert again.phonemes == first.phonemes and again.words == first.words
     assert len(first.words) == 10 and first.phonemes[0][1] == 0
+
+
+def test_voices_with_breath_noise_are_the_same_in_every_process():
+    """en+f2 breathes: its noise came from a generator seeded per process, so every run (and
+    every worker) made other samples."""
+    code = ("import hashlib; from adamesh.data.espeak import Espeak, Voice; print(hashlib.sha256(Espeak.instance()"
+            ".synthesize('Bring me a cup of warm milk.', Voice('en+f2')).audio.tobytes()).hexdigest())")
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+            for _ in range(2)}
+    assert len(runs) == 1
 
 
 # --------------------------------------------------------------------------- ground truth vs phone timing

@@ -139,6 +139,9 @@ class Espeak:
                              (_VOLUME, voice.volume)):
             self.lib.espeak_SetParameter(param, int(value), 0)
         self._chunks, self._phonemes, self._words = [], [], []
+        # Voices with breath noise (en+f2 ...) draw on espeak's own generator, seeded per process
+        # otherwise: the same text must give the same samples in every run and worker.
+        self.lib.espeak_ng_SetRandSeed(ctypes.c_long(0))
         blob = text.encode("utf-8")
         status = self.lib.espeak_Synth(blob, len(blob) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         self.lib.espeak_Synchronize()
