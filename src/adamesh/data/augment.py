@@ -14,7 +14,7 @@ from adamesh.audio import SAMPLE_RATE
 from adamesh.errors import AdameshError
 
 CONDITIONS = ("clean", "telephone", "noise10")
-VERSION = 1  # of random_degradation: bump when it changes, so cached features of degraded copies are not reused
+VERSION = 2  # of random_degradation: bump when it changes, so cached features of degraded copies are not reused
 
 
 def _speech_power(x: np.ndarray) -> float:
@@ -25,7 +25,7 @@ def _speech_power(x: np.ndarray) -> float:
 
 
 def add_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator, colour: float = 0.0) -> np.ndarray:
-    """Noise at `snr_db` below the speech; colour 0 is white, 1 pink (power falling as 1/f)."""
+    """Noise at `snr_db` below the speech; colour 0 is white, 1 pink (power falling as 1/f), 2 brown."""
     noise = rng.standard_normal(len(x))
     if colour:
         spec = np.fft.rfft(noise)
@@ -68,7 +68,8 @@ def degrade(x: np.ndarray, condition: str, seed: int = 0) -> np.ndarray:
 
 def random_degradation(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A random mix for training: gain, then with some probability reverberation, band limits,
-    and noise at 5-30 dB SNR, white to pink."""
+    and noise at 5-50 dB SNR, white to brown. Most real recordings have a noise floor, 20-50 dB
+    under the speech in the real clips here; where the pauses are silent, they must stay so."""
     y = np.asarray(x, np.float64) * 10 ** (rng.uniform(-12, 6) / 20)
     if rng.random() < 0.3:
         y = reverb(y, rng, rt60=rng.uniform(0.15, 0.8), wet=rng.uniform(0.2, 0.8))
@@ -78,8 +79,8 @@ def random_degradation(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     elif rng.random() < 0.2:
         sos = butter(4, rng.uniform(3500, 7000), btype="lowpass", fs=SAMPLE_RATE, output="sos")
         y = sosfilt(sos, y)
-    if rng.random() < 0.6:
-        y = add_noise(y, rng.uniform(5, 30), rng, colour=rng.uniform(0, 1))
+    if rng.random() < 0.8:
+        y = add_noise(y, rng.uniform(5, 50), rng, colour=rng.uniform(0, 2))
     return _limit(y).astype(np.float32)
 
 
