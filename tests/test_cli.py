@@ -106,6 +106,15 @@ def test_motion_info_of_bad_file(bad_inputs, capsys):
     assert_one_error(capsys, main(["motion", "info", str(bad_inputs["nan"])]), "'jawOpen'", "frame 2")
 
 
+def test_motion_demo_keeps_a_recording_it_did_not_write(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("talk.wav").write_bytes(b"someone's recording")
+    assert_one_error(capsys, main(["motion", "demo", "--out", "talk.npz"]), "talk.wav already exists")
+    assert Path("talk.wav").read_bytes() == b"someone's recording" and not Path("talk.npz").exists()
+    assert main(["motion", "demo", "--out", "demo.npz", "--seconds", "0.4"]) == 0
+    assert main(["motion", "demo", "--out", "demo.npz", "--seconds", "0.4"]) == 0  # its own wav: rewritten
+
+
 def test_motion_demo_bad_seconds(tmp_path, capsys):
     rc = main(["motion", "demo", "--out", str(tmp_path / "d.npz"), "--seconds", "0"])
     assert_one_error(capsys, rc, "--seconds")

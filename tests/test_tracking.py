@@ -297,3 +297,10 @@ def test_bench_video_on_two_grid_clips(grid_clip, mediapipe, tmp_path):
         assert (out / "clips" / name / f"{name}_overlay.mp4").stat().st_size > 0
         assert (out / f"{name}.profile").is_file()
     assert "| **mean** |" in (out / "table.md").read_text()
+
+
+def test_tracking_keeps_a_recording_it_did_not_write(grid_clip, mediapipe, tmp_path):
+    (tmp_path / "lbax4n.wav").write_bytes(b"someone's recording")
+    with pytest.raises(AdameshError, match="lbax4n.wav already exists and is not the audio of an earlier lbax4n.npz"):
+        track_video(grid_clip, tmp_path, overlay=False, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lbax4n.wav"]

@@ -102,14 +102,13 @@ def cmd_rig_info(args) -> None:
 def cmd_motion_demo(args) -> None:
     import soundfile as sf
 
-    from adamesh.fileio import atomic_output, check_writable
+    from adamesh.fileio import atomic_output, check_companion, check_writable
     from adamesh.testmotion import AUDIO_RATE, demo_motion
 
-    if args.seconds <= 0 or args.seconds > 3600:
-        raise AdameshError("--seconds must be between 0 and 3600")
     out = Path(args.out)
     wav = out.with_suffix(".wav")
     check_writable(out)
+    check_companion(wav, out)
     motion, audio = demo_motion(args.seconds, args.fps)
     with atomic_output(wav) as tmp:
         sf.write(tmp, audio, AUDIO_RATE, format="WAV")

@@ -130,6 +130,23 @@ def check_outputs(outputs: list, inputs: list) -> None:
         seen[k] = out
 
 
+def check_companion(audio: Path, motion: Path) -> None:
+    """Refuse to overwrite an existing audio file unless it is the one an earlier `motion` output
+    beside it was written with (a rerun); otherwise it may be someone's recording."""
+    if not audio.exists():
+        return
+    try:
+        import numpy as np
+
+        with np.load(motion, allow_pickle=False) as z:  # motion files keep it relative to themselves
+            ours = os.path.realpath(motion.parent / str(z["audio"])) == os.path.realpath(audio)
+    except (OSError, KeyError, ValueError):
+        ours = False
+    if not ours:
+        raise AdameshError(f"{audio} already exists and is not the audio of an earlier {motion.name}; move it, or "
+                           "choose another output name")
+
+
 def check_input_file(path: str | os.PathLike, kind: str, accepted: str, empty_hint: str) -> str:
     """The path as a string, or one clear error if it is a folder, missing or empty.
     `kind` names the file ("audio"), `accepted` what may be given ("an audio or video file")."""

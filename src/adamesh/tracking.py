@@ -43,7 +43,7 @@ from tqdm import tqdm
 from adamesh.audio import frame_count, load_audio
 from adamesh.errors import AdameshError, AdameshWarning
 from adamesh.facefit import MEDIAPIPE_68, FaceFit, fit_landmarks, fitted_vertices
-from adamesh.fileio import atomic_output, check_input_file, check_writable
+from adamesh.fileio import atomic_output, check_companion, check_input_file, check_writable
 from adamesh.motion import ARKIT, Motion, save_motion
 from adamesh.rigs import BlendshapeRig, Rig, load_rig
 
@@ -240,6 +240,8 @@ def track_video(video: str | os.PathLike, out_dir: str | os.PathLike, rig: str |
         wav, film, report, motion_path = (out / f"{stem}{end}" for end in ends)
         for path in (wav, film, report, motion_path):
             check_writable(path)
+        if has_audio:
+            check_companion(wav, motion_path)
 
         grid = _audio_grid(name, origin, fps) if has_audio else None
         times, marks, crowded = _face_landmarks(name, n_video, progress)
