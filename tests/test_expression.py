@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -133,6 +136,29 @@ def test_training_is_reproducible_and_resumes_exactly(corpus, tmp_path, capsys):
     capsys.readouterr()
     assert train("c", 3, other) == 1  # resuming on other data is refused
     assert "holds a run on other data" in capsys.readouterr().err
+
+
+def test_training_killed_mid_run_resumes_to_the_same_weights(corpus, tmp_path):
+    """SIGTERM or SIGKILL in the middle of an epoch, then the same command again: nothing partial
+    is left, and the weights are those of a run that was never stopped."""
+    args = [sys.executable, "-m", "adamesh", "train", "expression", "--data", str(corpus), "--preset", "tiny",
+            "--frontend", "mel", "--epochs", "3", "--workers", "1", "--out"]
+    assert subprocess.run(args + [str(tmp_path / "whole")], capture_output=True).returncode == 0
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        out = tmp_path / sig.name
+        proc = subprocess.Popen(args + [str(out)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for line in proc.stdout:  # stop it once the first epoch is saved, in the second
+            if line.startswith("epoch   1"):
+                proc.send_signal(sig)
+                break
+        proc.wait(60)
+        assert proc.returncode == (143 if sig == signal.SIGTERM else -9)
+        if sig == signal.SIGTERM:
+            assert not [p.name for p in out.iterdir() if ".partial-" in p.name]
+        assert subprocess.run(args + [str(out)], capture_output=True).returncode == 0
+        assert not [p.name for p in out.iterdir() if ".partial-" in p.name]
+        whole, resumed = (load_file(str(d / "last.safetensors")) for d in (tmp_path / "whole", out))
+        assert all(torch.equal(whole[k], resumed[k]) for k in whole), sig.name
 
 
 def held_out(corpus, frontend):
