@@ -583,14 +583,12 @@ def bench_lipsync(models: list[str] | None, videos: list[str], conditions=("clea
     import json
     from pathlib import Path
 
-    import torch
-
     from adamesh.api import WEIGHTS
     from adamesh.audio import SAMPLE_RATE, load_audio
     from adamesh.data.augment import degrade
-    from adamesh.evaluation import lip_gap, pearson
+    from adamesh.evaluation import pearson
     from adamesh.fileio import atomic_output
-    from adamesh.motion import finish_expression, get_space
+    from adamesh.motion import get_space
     from adamesh.tracking import energy_envelope
     from adamesh.training import load_model
 
@@ -615,12 +613,9 @@ def bench_lipsync(models: list[str] | None, videos: list[str], conditions=("clea
                    "late_ms": {"loudness (dB)": _best_lag(loudness, opening, valid) * 40}}
             for name, net, frontend, space in loaded:
                 t0 = time.perf_counter()
-                feats = frontend(heard, 25.0, n_frames=len(opening))
-                with torch.no_grad():
-                    pred = finish_expression(net.predict(torch.from_numpy(feats.features)).numpy(), space)
+                gap = _predicted_gap(heard, net, frontend, space, len(opening))
                 if condition == conditions[0]:
                     compute[name] += time.perf_counter() - t0
-                gap = lip_gap(pred, space.channels[: space.n_expression])
                 row["r"][name] = pearson(gap[valid], opening[valid])
                 row["late_ms"][name] = _best_lag(gap, opening, valid) * 40
             if condition == conditions[0]:
@@ -818,23 +813,31 @@ def _room_tone(audio: np.ndarray, seconds: float, rng: np.random.Generator) -> n
     return np.concatenate(pieces)[: int(seconds * SAMPLE_RATE)].astype(np.float32)
 
 
+def _predicted_gap(audio: np.ndarray, net, frontend, space, n_frames: int | None = None) -> np.ndarray:
+    """The lip gap a model predicts from 16 kHz speech at 25 fps, generic style, as an animation
+    delivers it (`motion.finish_expression`)."""
+    import torch
+
+    from adamesh.evaluation import lip_gap
+    from adamesh.motion import finish_expression
+
+    feats = frontend(audio, 25.0, n_frames=n_frames)
+    with torch.no_grad():
+        pred = net.predict(torch.from_numpy(feats.features)).numpy()
+    return lip_gap(finish_expression(pred, space), space.channels[: space.n_expression])
+
+
 def _mouth_in_pauses(audio: np.ndarray, net, frontend, space) -> dict:
     """How far the predicted mouth stays open through a pause of PAUSE_SECONDS after the clip,
     of digital silence and of the clip's own room tone: the mean lip gap from 0.5 s into the
     pause over the mean lip gap of the clip itself (0: closed at rest)."""
-    import torch
-
     from adamesh.audio import SAMPLE_RATE
-    from adamesh.evaluation import lip_gap
-    from adamesh.motion import finish_expression
 
     out = {}
     for kind in ("silence", "room tone"):
         pause = (np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), np.float32) if kind == "silence"
                  else _room_tone(audio, PAUSE_SECONDS, np.random.default_rng(0)))
-        with torch.no_grad():
-            pred = net.predict(torch.from_numpy(frontend(np.concatenate([audio, pause]), 25.0).features)).numpy()
-        gap = np.maximum(lip_gap(finish_expression(pred, space), space.channels[: space.n_expression]), 0.0)
+        gap = np.maximum(_predicted_gap(np.concatenate([audio, pause]), net, frontend, space), 0.0)
         speech_frames = int(len(audio) / SAMPLE_RATE * 25)
         out[kind] = float(gap[speech_frames + 12:].mean() / max(gap[:speech_frames].mean(), 1e-6))
     return out

@@ -227,12 +227,18 @@ def cmd_bench_probe(args) -> None:
                 conditions=tuple(args.conditions.split(",")))
 
 
+def _bench_speech(given: list[str] | None) -> list[str]:
+    """The speech files a speed benchmark runs on: those given, else ../shared's a2f clips."""
+    audio = given or sorted(str(p) for p in (Path("..") / "shared" / "data" / "speech" / "a2f").glob("*.wav"))
+    if not audio:
+        raise AdameshError("no speech to time: pass --audio FILE (repeat for several)")
+    return audio
+
+
 def cmd_bench_long(args) -> None:
     from adamesh.bench import bench_long
 
-    audio = args.audio or sorted(str(p) for p in (Path("..") / "shared" / "data" / "speech" / "a2f").glob("*.wav"))
-    if not audio:
-        raise AdameshError("no speech to repeat: pass --audio FILE (repeat for several)")
+    audio = _bench_speech(args.audio)
     try:
         minutes = [number(low=0.05, high=600)(m) for m in args.minutes.split(",")]
     except argparse.ArgumentTypeError as e:
@@ -243,10 +249,7 @@ def cmd_bench_long(args) -> None:
 def cmd_bench_speed(args) -> None:
     from adamesh.bench import bench_speed
 
-    audio = args.audio or sorted(str(p) for p in (Path("..") / "shared" / "data" / "speech" / "a2f").glob("*.wav"))
-    if not audio:
-        raise AdameshError("no speech to time: pass --audio FILE (repeat for several)")
-    bench_speed(args.model or [None], audio, args.repeats)
+    bench_speed(args.model or [None], _bench_speech(args.audio), args.repeats)
 
 
 def cmd_bench_video(args) -> None:

@@ -289,9 +289,10 @@ def _check_sizes(path: Path) -> None:
                 shape, _, dtype = read(f)
             if info.filename == "params.npy" and shape and shape[0] > MAX_FRAMES:
                 raise MotionError(f"{path} has {shape[0]:,} frames; at most {MAX_FRAMES:,} are accepted")
-            if math.prod(shape) * dtype.itemsize > 1 << 30:
-                raise MotionError(f"{path}: its array {info.filename} would take {math.prod(shape) * dtype.itemsize:,} "
-                                  "bytes; this is not a motion file")
+            size = math.prod(shape) * dtype.itemsize
+            if size > 1 << 30:
+                raise MotionError(f"{path}: its array {info.filename} would take {size:,} bytes; this is not a "
+                                  "motion file")
 
 
 def _motion_from_arrays(data: dict, path: Path) -> Motion:
