@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import fields, replace
 from itertools import pairwise
 from pathlib import Path
@@ -94,6 +97,62 @@ def test_interrupted_run_resumes_with_only_the_missing_clip(tiny, tmp_path):
     assert (out / victim["audio"]).read_bytes() == original_wav
 
 
+KILLED = CorpusConfig(speakers=3, sentences=40, heldout=1)
+
+
+def _corpus_until(out: Path, clips: int) -> subprocess.Popen:
+    """`adamesh corpus` with two workers, in its own process group, once `clips` clips are written."""
+    proc = subprocess.Popen([sys.executable, "-m", "adamesh", "corpus", "--out", str(out), "--speakers", "3",
+                             "--sentences", "40", "--heldout", "1", "--workers", "2"],
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while len(list(out.glob("clips/*/*.npz"))) < clips:
+        assert proc.poll() is None and time.time() < deadline, "finished or stuck before the kill"
+        time.sleep(0.01)
+    return proc
+
+
+def test_killed_corpus_runs_leave_no_partial_and_resume_to_the_same_bytes(tmp_path):
+    reference = tmp_path / "reference"
+    generate_corpus(reference, KILLED, workers=1, progress=False)
+    out = tmp_path / "killed"
+    proc = _corpus_until(out, 5)
+    os.kill(proc.pid, signal.SIGTERM)  # the parent only: it stops its workers and cleans up
+    assert proc.wait(60) == 143 and proc.stderr.read().endswith("adamesh: terminated\n")
+    assert not list(out.rglob(".*partial*")) and not (out / "manifest.json").exists()
+    proc = _corpus_until(out, 60)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole group: nothing runs, nothing cleans up
+    proc.wait(60)
+    assert main(["corpus", "--out", str(out), "--speakers", "3", "--sentences", "40", "--heldout", "1",
+                 "--workers", "2"]) == 0
+    assert not list(out.rglob(".*partial*"))
+    a, b = (json.loads((d / "manifest.json").read_text()) for d in (reference, out))
+    for m in (a, b):
+        del m["stats"]
+    assert a == b and len(a["clips"]) == 120
+    for clip in a["clips"]:
+        assert (reference / clip["audio"]).read_bytes() == (out / clip["audio"]).read_bytes(), clip["id"]
+        m1, m2 = load_motion(reference / clip["motion"]), load_motion(out / clip["motion"])
+        np.testing.assert_array_equal(m1.params, m2.params)
+        assert m1.meta == m2.meta
+
+
+def test_a_run_that_fails_before_its_first_clip_leaves_nothing(tmp_path, monkeypatch):
+    def broken(self, text, voice):
+        raise AdameshError("espeak-ng failed")
+
+    monkeypatch.setattr(Espeak, "synthesize", broken)  # the forked worker inherits it
+    with pytest.raises(AdameshError, match="espeak-ng failed"):
+        generate_corpus(tmp_path / "c", TINY, workers=1, progress=False)
+    assert not (tmp_path / "c").exists()
+    mine = tmp_path / "mine"  # a folder that was there before keeps what it had
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(AdameshError):
+        generate_corpus(mine, TINY, workers=1, progress=False)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
 def test_other_settings_in_the_same_folder_are_refused(tiny, tmp_path):
     out = tmp_path / "corpus"
     shutil.copytree(tiny, out)
@@ -127,14 +186,19 @@ def test_espeak_says_the_same_text_the_same_way_every_time():
     assert len(first.words) == 10 and first.phonemes[0][1] == 0
 
 
-def test_voices_with_breath_noise_are_the_same_in_every_process():
+def test_every_voice_says_a_sentence_the_same_way_in_every_process_and_order():
     """en+f2 breathes: its noise came from a generator seeded per process, so every run (and
-    every worker) made other samples."""
-    code = ("import hashlib; from adamesh.data.espeak import Espeak, Voice; print(hashlib.sha256(Espeak.instance()"
-            ".synthesize('Bring me a cup of warm milk.', Voice('en+f2')).audio.tobytes()).hexdigest())")
-    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-            for _ in range(2)}
-    assert len(runs) == 1
+    every worker) made other samples. Two processes, each voice of the corpus in opposite orders."""
+    code = ("import hashlib, json, sys; from adamesh.data.corpus import ACCENTS, VARIANTS; "
+            "from adamesh.data.espeak import Espeak, Voice; "
+            "names = [f'{a}+{v}' for a in sorted(set(ACCENTS)) for v in VARIANTS]; "
+            "names = names[::-1] if sys.argv[1] == 'reversed' else names; "
+            "print(json.dumps({n: hashlib.sha256(Espeak.instance().synthesize('Bring me a cup of warm milk.', Voice(n))"
+            ".audio.tobytes()).hexdigest() for n in names}))")
+    runs = [subprocess.run([sys.executable, "-c", code, order], capture_output=True, text=True, check=True).stdout
+            for order in ("forward", "reversed")]
+    forward, backward = (json.loads(r) for r in runs)
+    assert len(forward) == 4 * 30 and forward == backward
 
 
 # --------------------------------------------------------------------------- ground truth vs phone timing

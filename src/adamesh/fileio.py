@@ -103,6 +103,12 @@ def _remove_orphans(folder: Path, prefix: str) -> None:
                 stale.unlink()
 
 
+def remove_partials(folder: str | os.PathLike) -> None:
+    """Every partial output in `folder` whose writer no longer runs (workers killed with the run)."""
+    for stale in Path(folder).glob(".*.partial-*"):
+        _remove_orphans(stale.parent, stale.name[:stale.name.rindex(".partial-") + len(".partial-")])
+
+
 def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -28,7 +28,7 @@ from adamesh.data.animation import ExpressionStyle, Phone, PoseStyle, animate, d
 from adamesh.data.espeak import Espeak, Voice
 from adamesh.data.text import make_sentence
 from adamesh.errors import AdameshError
-from adamesh.fileio import atomic_output
+from adamesh.fileio import atomic_output, remove_partials
 from adamesh.motion import ARKIT, Motion, load_motion, save_motion
 from adamesh.phones import espeak_phone
 
@@ -197,11 +197,35 @@ def _roles(clips: list[dict], speaker: Speaker, cfg: CorpusConfig) -> None:
             c["role"] = "val" if k >= len(clips) - n_val else "train"
 
 
+def _make_clips(cfg: CorpusConfig, out: Path, workers: int | None, progress: bool) -> list[dict]:
+    tasks = [(s, k) for s in range(cfg.speakers) for k in range(cfg.sentences)]
+    results = []
+    with tqdm(total=len(tasks), desc="corpus", unit="clip", disable=not progress) as bar, \
+            mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers, _init_worker,
+                                                                          (cfg, str(out))) as pool:
+        for r in pool.imap_unordered(_make_clip, tasks, chunksize=4):
+            results.append(r)
+            bar.update()
+    return results
+
+
+def _remove_unfinished(out: Path, made_folder: bool) -> None:
+    """A run that failed before its first clip: corpus.json (the resume key) and half-written
+    clips would only be litter."""
+    (out / "corpus.json").unlink(missing_ok=True)
+    for wav in (out / "clips").glob("spk*/spk*.wav"):
+        wav.unlink()
+    for folder in [*(out / "clips").glob("spk*"), out / "clips"] + ([out] if made_folder else []):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
 def generate_corpus(out: str | os.PathLike, cfg: CorpusConfig = CorpusConfig(), workers: int | None = None,
                     progress: bool = True) -> dict:
     """Write (or finish writing) the corpus in `out`; returns the manifest."""
     cfg.check()
     out = Path(out)
+    made_folder = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     settings = out / "corpus.json"
     wanted = {"format": FORMAT, "version": VERSION, "config": asdict(cfg)}
@@ -212,18 +236,17 @@ def generate_corpus(out: str | os.PathLike, cfg: CorpusConfig = CorpusConfig(), 
     else:
         with atomic_output(settings) as tmp:
             tmp.write_text(json.dumps(wanted, indent=1))
-    speakers = make_speakers(cfg)
-    tasks = [(s, k) for s in range(cfg.speakers) for k in range(cfg.sentences)]
     workers = workers or os.cpu_count() or 1
     t0 = time.perf_counter()
-    bar = tqdm(total=len(tasks), desc="corpus", unit="clip", disable=not progress)
-    with mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(
-            workers, _init_worker, (cfg, str(out))) as pool:
-        results = []
-        for r in pool.imap_unordered(_make_clip, tasks, chunksize=4):
-            results.append(r)
-            bar.update()
-    bar.close()
+    try:
+        results = _make_clips(cfg, out, workers, progress)
+    except BaseException:  # the pool's workers have stopped: what they were writing is litter
+        for folder in (out / "clips").glob("spk*"):
+            remove_partials(folder)
+        if not any((out / "clips").glob("spk*/spk*.npz")):
+            _remove_unfinished(out, made_folder)
+        raise
+    speakers = make_speakers(cfg)
     results.sort(key=lambda r: r["id"])
     by_speaker: dict[str, list[dict]] = {}
     for r in results:
