@@ -22,10 +22,11 @@ from adamesh.errors import AdameshError
 OUTPUT_MARK = ".adamesh-output"  # in every folder atomic_output writes: only those are replaced whole
 
 
-def check_writable(path: str | os.PathLike, directory: bool = False) -> Path:
+def check_writable(path: str | os.PathLike, directory: bool = False, probe: bool = True) -> Path:
     """Fail fast, before any heavy work, if `path` cannot be created, or if writing it would
     replace something that is not an earlier output: a link, a device, a FIFO, a folder where
-    a file is meant, or a folder of someone else's files."""
+    a file is meant, or a folder of someone else's files. `probe` creates and removes a file
+    beside it: permission bits do not tell (root, /proc, read-only mounts)."""
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_symlink():
@@ -46,7 +47,21 @@ def check_writable(path: str | os.PathLike, directory: bool = False) -> Path:
         raise AdameshError(f"cannot write {path}: folder {parent} is not writable")
     if path.exists() and not os.access(path, os.W_OK):
         raise AdameshError(f"cannot write {path}: the existing file is read-only")
+    if probe:
+        try:
+            fd, name = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.probe-")
+            os.close(fd)
+            os.unlink(name)
+        except OSError as e:
+            raise AdameshError(f"cannot write {path}: {e.strerror} in folder {parent}") from None
     return path
+
+
+def npz_reason(e: Exception) -> str:
+    """Why np.load(allow_pickle=False) failed, without numpy's advice to allow pickles."""
+    if "pickle" in str(e):
+        return "it holds pickled Python objects, which are refused (loading them could run code)"
+    return str(e)
 
 
 @contextlib.contextmanager
@@ -56,7 +71,7 @@ def atomic_output(path: str | os.PathLike, directory: bool = False) -> Iterator[
     The temporary name keeps the suffix so libraries that choose a format by extension still work.
     With ``directory=True`` a temporary folder is yielded and replaces `path` as a whole.
     """
-    path = check_writable(path, directory)
+    path = check_writable(path, directory, probe=False)  # the partial file below is the probe
     parent = path.parent
     prefix = f".{path.name if directory else path.stem}.partial-"
     _remove_orphans(parent, prefix)

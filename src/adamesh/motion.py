@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from adamesh.errors import MotionError
-from adamesh.fileio import atomic_output
+from adamesh.fileio import atomic_output, npz_reason
 
 FORMAT = "adamesh.motion"
 VERSION = 1
@@ -267,7 +267,7 @@ def load_motion(path: str | os.PathLike) -> Motion:
     except MotionError:
         raise
     except Exception as e:
-        raise MotionError(f"{path} is not a readable motion file (.npz): {e}") from None
+        raise MotionError(f"{path} is not a readable motion file (.npz): {npz_reason(e)}") from None
     try:
         return _motion_from_arrays(data, path)
     except MotionError as e:

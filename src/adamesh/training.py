@@ -411,8 +411,11 @@ def train(task, out: str | os.PathLike, cfg: TrainConfig, fresh: bool = False, p
             scheduler.load_state_dict(state["scheduler"])
             history, start_epoch = state["history"], int(state["epoch"])
             torch.set_rng_state(state["torch_rng"])
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError,
-                SafetensorError) as e:
+        except pickle.UnpicklingError:
+            raise AdameshError(f"cannot resume from {out}: train_state.pt holds objects other than tensors and "
+                               "plain values, which are refused (loading them could run code); use --fresh "
+                               "to start over") from None
+        except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError, SafetensorError) as e:
             raise AdameshError(f"cannot resume from {out} ({type(e).__name__}: {(str(e).splitlines() or [''])[0]}); "
                                "use --fresh to start over") from None
         log(f"resuming {out} after epoch {start_epoch}")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from adamesh.errors import RigError
-from adamesh.fileio import atomic_output, cache_dir
+from adamesh.fileio import atomic_output, cache_dir, npz_reason
 from adamesh.geometry import triangulate
 from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES
 from adamesh.rigs.base import EYE_WHITE, IRIS, PUPIL, SKIN, BlendshapeRig, arkit_name, moved_vertices
@@ -74,16 +74,15 @@ class _Source:
             except Exception as e:
                 raise RigError(f"cannot download ICT-FaceKit from {source}: {e}") from None
             self.tmp.close()
-            source = self.tmp.name
-        path = Path(source)
+        path = Path(self.tmp.name if self.tmp else source)
         if path.is_file():
             try:
                 self.zip = zipfile.ZipFile(path)
             except zipfile.BadZipFile:
-                raise RigError(f"{path} is neither a folder nor a zip of ICT-FaceKit") from None
+                raise RigError(f"{source} is neither a folder nor a zip of ICT-FaceKit") from None
             hits = [n for n in self.zip.namelist() if n.endswith("FaceXModel/generic_neutral_mesh.obj")]
             if not hits:
-                raise RigError(f"{path} holds no FaceXModel/generic_neutral_mesh.obj")
+                raise RigError(f"{source} holds no FaceXModel/generic_neutral_mesh.obj")
             self.prefix = hits[0][: -len("generic_neutral_mesh.obj")]
         elif path.is_dir():
             for cand in (path, path / "FaceXModel"):
@@ -193,7 +192,7 @@ def load_ict(path: str | os.PathLike | None = None) -> BlendshapeRig:
         except RigError:
             raise
         except Exception as e:
-            raise RigError(f"cannot read ICT rig file {path}: {e}; reinstall it with `adamesh rig install`") from None
+            raise RigError(f"cannot read ICT rig file {path}: {npz_reason(e)}; reinstall it with `adamesh rig install`") from None
     else:
         arrays = import_ict(path)
     return _make_rig(arrays, str(path))
