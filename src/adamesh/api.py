@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -117,11 +117,13 @@ class Animator:
 
     def adapt(self, reference: str | os.PathLike | Motion | list[Motion], method: str = "molora",
               retrieval: str = "blend", seed: int = 0, clip_dir: str | os.PathLike | None = None,
-              progress: bool = True) -> Profile:
+              progress: bool = True, config: AdaptConfig | None = None) -> Profile:
         """Learn a person's style from `reference`: a video (tracked first), a clip folder written by
         `adamesh track` or another ARKit clip folder, a motion file with its audio, or Motion objects.
 
-        `clip_dir` keeps the tracked clip of a video (default: a temporary folder, removed)."""
+        `clip_dir` keeps the tracked clip of a video (default: a temporary folder, removed).
+        `config` sets the adaptation's other settings (steps, time budget, ranks); `method` and
+        `seed` override its own."""
         from adamesh.adaptation import METHODS, POSE_RETRIEVALS
 
         if method not in METHODS or method == "none":
@@ -146,7 +148,8 @@ class Animator:
         params = np.concatenate([m.params for m in motions])
         unobserved = tuple(sorted({n for m in motions for n in m.meta.get("unobserved", [])}))
         ref = Reference(np.concatenate(e_feats), params[:, : ARKIT.n_expression], self.fps, unobserved=unobserved)
-        expression = adapt(self.expression, ref, AdaptConfig(method=method, seed=seed),
+        config = replace(config or AdaptConfig(), method=method, seed=seed)
+        expression = adapt(self.expression, ref, config,
                            speech=timing_speech(self.expression_frontend))
         pose = retrieve_pose_style(self.pose, [m.params[:, ARKIT.n_expression:] for m in motions], p_units,
                                    self.fps, method=retrieval)

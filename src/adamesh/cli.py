@@ -258,6 +258,18 @@ def cmd_bench_video(args) -> None:
     bench_video(args.videos, args.out, args.model, args.rig)
 
 
+def cmd_bench_people(args) -> None:
+    from adamesh.bench_people import bench_people
+
+    try:
+        seconds = [number(above=0, high=600)(x) for x in args.reference_seconds.split(",")]
+    except argparse.ArgumentTypeError as e:
+        raise AdameshError(f"--reference-seconds: {e}") from None
+    videos = args.videos or [str(Path("..") / "shared" / "data" / "video" / "real")]
+    bench_people(videos, args.out, args.model, seconds, tuple(args.methods.split(",")), args.rig,
+                 args.test_clips, args.renders)
+
+
 def cmd_track(args) -> None:
     import numpy as np
 
@@ -534,6 +546,21 @@ def build_parser() -> argparse.ArgumentParser:
     bv.add_argument("--rig", default="builtin", help="rig the tracker fits (builtin or ict)")
     bv.add_argument("--out", default="out/bench_video")
     bv.set_defaults(func=cmd_bench_video)
+
+    bpe = b.add_parser("people", help="personal style on real people: profiles from the first seconds of each "
+                       "speaker's video against the generic model, on the rest (lip sync, expression, style, head pose)")
+    bpe.add_argument("--videos", action="append", help="folder of videos (speakers from its clips.csv or subfolders) "
+                     "or a clip folder of one speaker from `adamesh track` (repeat; default: ../shared/data/video/real)")
+    bpe.add_argument("--reference-seconds", default="10", help="comma-separated reference lengths, e.g. 2.5,5,10")
+    bpe.add_argument("--methods", default="none,style,lora,molora,full", help="comma-separated: none (generic), "
+                     "style (style embedding only), lora, molora, full (fine-tuning)")
+    bpe.add_argument("--test-clips", type=COUNT, help="test on at most this many clips after the reference "
+                     "(default: all the rest)")
+    bpe.add_argument("--model", help="model folder (default: the shipped model)")
+    bpe.add_argument("--rig", help=f"rig for lip vertex error (default: ict if installed, else builtin): {rig_help}")
+    bpe.add_argument("--renders", type=number(int, low=0), default=2, help="speakers rendered side by side")
+    bpe.add_argument("--out", default="out/bench_people")
+    bpe.set_defaults(func=cmd_bench_people)
 
     t = sub.add_parser("train", help="train a model of the method").add_subparsers(dest="train_command", required=True)
     for kind, help_text in (("expression", "the speech-to-expression model"),
