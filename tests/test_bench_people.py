@@ -15,7 +15,6 @@ from adamesh.bench_people import Clip, _split, bench_people, find_speakers, scor
 from adamesh.data.corpus import CorpusConfig, make_speakers, synthesize_clip
 from adamesh.errors import AdameshError
 from adamesh.motion import ARKIT, load_motion
-from adamesh.rigs import load_rig
 
 CFG = CorpusConfig()
 HELD_OUT = next(i for i, s in enumerate(make_speakers(CFG)) if s.split == "heldout")
