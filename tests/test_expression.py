@@ -188,6 +188,16 @@ def test_adaptation_improves_the_reference_and_leaves_the_base_alone(trained, co
             p.numel() for p in model.parameters())
 
 
+def test_the_time_budget_holds_before_the_held_out_slice_may_judge(trained, corpus):
+    """With no time left every member stops after its first step (before min_steps, where the
+    budget used to be checked only at evaluations) and keeps what that step learned."""
+    model, frontend, _ = load_model(trained)
+    ref, _ = held_out(corpus, frontend)
+    profile = adapt(model, ref, AdaptConfig(max_seconds=0.0, max_steps=300, min_steps=60))
+    assert profile.stats["steps"] == [1, 1, 1] and profile.stats["best_step"] == [1, 1, 1]
+    assert any(v.abs().sum() > 0 for k, v in profile.adapter.items() if "lora_B" in k)  # not the untrained adapter
+
+
 def test_lip_timing_term_keeps_when_the_lips_move_on_unrelated_speech(trained, corpus):
     """Adapted hard on 3 s, the lips drift from the speech's timing on other sentences unless the
     lip-timing term holds them; its speech is espeak's, the check runs on the held-out test clips."""

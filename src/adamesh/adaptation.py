@@ -358,8 +358,12 @@ def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple
                 best_loss, best_state, best_step, waited = v, state(), step, 0
             else:
                 waited += 1
-            if waited >= cfg.patience or time.perf_counter() > deadline:
+            if waited >= cfg.patience:
                 break
+        if time.perf_counter() > deadline:  # checked every step: the budget holds on a busy machine too
+            if best_step == 0:  # out of time before the slice could judge: what was learned so far
+                best_loss, best_state, best_step = val_loss(), state(), step
+            break
     return best_state, {"steps": step, "best_step": best_step, "val_loss_before": round(start_loss, 4),
                         "val_loss_after": round(best_loss, 4), "trainable": count_parameters(trainable)}
 
