@@ -112,6 +112,13 @@ def test_bench_people_end_to_end(person, tmp_path):
     with av.open(str(out / "speakers" / "them" / "5s" / "side_by_side.mp4")) as video:
         stream = video.streams.video[0]
         assert stream.width == 3 * 320 and video.streams.audio  # tracked | generic | molora, no video here
+    # with test_clips: the rest of the clip the reference ends in, and one whole clip more
+    ends = np.cumsum([load_motion(person / f"clip{k}.npz").n_frames for k in range(5)])
+    inside = int(np.searchsorted(ends, 125))
+    bench_people([str(person)], str(tmp_path / "o1"), reference_seconds=(5.0,), methods=("none",), rig="builtin",
+                 renders=0, test_clips=1, log=lambda *a: None)
+    truth = load_motion(tmp_path / "o1" / "speakers" / "them" / "5s" / "truth.npz")
+    np.testing.assert_allclose(truth.params, joined[125:ends[inside + 1]], atol=1e-6)
     with pytest.raises(AdameshError, match="no speaker has enough material"):
         bench_people([str(person)], str(tmp_path / "o2"), reference_seconds=(100.0,), methods=("none",),
                      rig="builtin", log=lambda *a: None)

@@ -219,8 +219,14 @@ def bench_people(videos: list[str], out: str = "out/bench_people", model: str | 
     rows, skipped, examples = [], {}, []
     for speaker, items in speakers.items():
         t0 = time.perf_counter()
-        clips = [tracked_clip(p) if kind == "video" else load_clip(p) for kind, p in items]
-        total = sum(c.motion.duration for c in clips)
+        clips, total = [], 0.0
+        for kind, p in items:  # with test_clips, only as many clips as the longest reference and the test need
+            if test_clips is not None and total >= max(reference_seconds) and \
+                    len(clips) > test_clips + np.searchsorted(np.cumsum([c.motion.duration for c in clips]),
+                                                              max(reference_seconds)):
+                break
+            clips.append(tracked_clip(p) if kind == "video" else load_clip(p))
+            total += clips[-1].motion.duration
         log(f"{speaker}: {len(clips)} clip(s), {total:.1f} s (tracked in {time.perf_counter() - t0:.0f} s)")
         example = None
         for seconds in sorted(reference_seconds):
