@@ -81,10 +81,14 @@ def test_speakers_come_from_clips_csv_subfolders_or_clip_folders(person, tmp_pat
     for spk in ("cat", "dan"):
         (nested / spk).mkdir(parents=True)
         (nested / spk / "x.mp4").write_bytes(b"")
-    found = find_speakers([str(named), str(nested), str(person)])
+    flat = tmp_path / "eve"
+    flat.mkdir()
+    for f in ("s2.mp4", "s1.mp4"):
+        (flat / f).write_bytes(b"")
+    found = find_speakers([str(named), str(nested), str(person), str(flat)])
     assert {k: [p.name for _, p in v] for k, v in found.items()} == {
         "ann": ["a1.mp4", "a2.mp4"], "bob": ["b.mp4"], "cat": ["x.mp4"], "dan": ["x.mp4"],
-        "them": [f"clip{k}.npz" for k in range(5)]}
+        "them": [f"clip{k}.npz" for k in range(5)], "eve": ["s1.mp4", "s2.mp4"]}
     with pytest.raises(AdameshError, match="does not exist"):
         find_speakers([str(tmp_path / "nowhere")])
 

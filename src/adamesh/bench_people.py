@@ -87,9 +87,9 @@ class Clip:
 
 def find_speakers(folders: list[str]) -> dict[str, list[tuple[str, Path]]]:
     """speaker -> [(kind, path)] in order: "clip" for a tracked motion file (a clip folder from
-    `adamesh track`), "video" for a video. A folder's clips.csv names each video's speaker, else
-    each subfolder is a speaker, else each video is its own speaker; a clip folder is one speaker
-    (its motions' speaker)."""
+    `adamesh track`), "video" for a video. A folder's clips.csv names each video's speaker (a
+    video it does not list is a speaker of its own), else each subfolder is a speaker, else the
+    folder is one; a clip folder is one speaker (its motions' speaker)."""
     from adamesh.tracking import video_files
 
     speakers: dict[str, list[tuple[str, Path]]] = {}
@@ -110,9 +110,9 @@ def find_speakers(folders: list[str]) -> dict[str, list[tuple[str, Path]]]:
         for d in subfolders:
             for v in video_files([d]):
                 speakers.setdefault(d.name, []).append(("video", v))
-        if not subfolders:
+        if not subfolders:  # without a clips.csv the folder is one speaker
             for v in video_files([folder]):
-                speakers.setdefault(named.get(v.name, v.stem), []).append(("video", v))
+                speakers.setdefault(named.get(v.name, v.stem) if named else folder.name, []).append(("video", v))
     if not speakers:
         raise AdameshError(f"no videos or tracked clips found in {', '.join(folders)}")
     return speakers
