@@ -193,7 +193,7 @@ def test_the_time_budget_holds_before_the_held_out_slice_may_judge(trained, corp
     budget used to be checked only at evaluations) and keeps what that step learned."""
     model, frontend, _ = load_model(trained)
     ref, _ = held_out(corpus, frontend)
-    profile = adapt(model, ref, AdaptConfig(max_seconds=0.0, max_steps=300, min_steps=60))
+    profile = adapt(model, ref, AdaptConfig(max_seconds=0.0, max_steps=300, min_steps=60, members=3))
     assert profile.stats["steps"] == [1, 1, 1] and profile.stats["best_step"] == [1, 1, 1]
     assert any(v.abs().sum() > 0 for k, v in profile.adapter.items() if "lora_B" in k)  # not the untrained adapter
 
