@@ -375,6 +375,11 @@ def a_file_where_the_cache_folder_should_be(t, base, mp):
     return train(clip_folder(t, 2), "model", "--epochs", "1")
 
 
+@case
+def bench_people_on_a_missing_folder(t, base, mp):
+    return ["bench", "people", "--videos", "nowhere", "--out", "results"]
+
+
 # --------------------------------------------------------------------------- damaged or odd inputs
 
 

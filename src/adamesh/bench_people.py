@@ -208,6 +208,7 @@ def bench_people(videos: list[str], out: str = "out/bench_people", model: str | 
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise AdameshError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    speakers = find_speakers(videos)  # before anything is written or loaded
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     animator = api.load(model)
@@ -215,7 +216,6 @@ def bench_people(videos: list[str], out: str = "out/bench_people", model: str | 
     rig_obj = _bench_rig(rig)
     log(f"vertex metrics on rig {rig_obj.name}; methods {', '.join(methods)}; references "
         f"{', '.join(f'{r:g}' for r in reference_seconds)} s")
-    speakers = find_speakers(videos)
     rows, skipped, examples = [], {}, []
     for speaker, items in speakers.items():
         t0 = time.perf_counter()
