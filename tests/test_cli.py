@@ -376,3 +376,21 @@ def test_version(capsys):
         main(["--version"])
     assert e.value.code == 0
     assert capsys.readouterr().out.startswith("adamesh ")
+
+
+def test_a_killed_writer_nobody_has_reaped_counts_as_gone():
+    """A process killed with its parent stays a zombie until someone reaps it; its partial files
+    are orphans all the same."""
+    from adamesh.fileio import _running
+
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        deadline = time.time() + 10
+        while Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z":
+            assert time.time() < deadline
+            time.sleep(0.01)
+        assert not _running(pid) and _running(os.getpid())
+    finally:
+        os.waitpid(pid, 0)

@@ -131,7 +131,11 @@ def _running(pid: int) -> bool:
         return False
     except PermissionError:  # someone else's process
         return True
-    return True
+    try:  # a killed process nobody has reaped yet (a zombie) still answers kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2] != "Z"
+    except (OSError, ValueError, IndexError):
+        return True
 
 
 def check_outputs(outputs: list, inputs: list) -> None:
