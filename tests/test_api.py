@@ -3,6 +3,8 @@
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -71,7 +73,7 @@ def test_shipped_weights_match_their_manifest_and_configs():
     assert size < 12e6  # "a few MB"
     # every recorded config builds a network whose parameters have exactly the shipped shapes
     for folder, config_cls in (("expression", ExpressionConfig), ("pose/vqvae", PoseConfig), ("pose/gpt", PoseConfig)):
-        from adamesh.training import MODELS
+        from adamesh.models.checkpoint import MODELS
 
         config = json.loads((api.WEIGHTS / folder / "config.json").read_text())
         net = MODELS[config["kind"]][0](config_cls(**config["model"]))
@@ -246,7 +248,7 @@ def test_a_front_end_both_models_share_is_computed_once(model, monkeypatch):
 
 
 def test_bench_speed_times_animation_and_front_ends(tmp_path):
-    from adamesh.bench import bench_speed
+    from adamesh.eval.speed import bench_speed
 
     wav = tmp_path / "speech.wav"
     sf.write(wav, np.random.default_rng(0).normal(0, 0.1, 3 * SAMPLE_RATE).astype(np.float32), SAMPLE_RATE)
@@ -264,7 +266,21 @@ def test_bench_speed_times_animation_and_front_ends(tmp_path):
 ])
 def test_damaged_profiles_are_clear_errors(meta, needle, tmp_path):
     path = tmp_path / "bad.profile"
-    save_file({"x": torch.zeros(1)}, str(path), metadata={"adamesh": json.dumps({"format": api.PROFILE_FORMAT, **meta})})
+    save_file({"x": torch.zeros(1)}, str(path), metadata={"adamesh": json.dumps({"format": PROFILE_FORMAT, **meta})})
     with pytest.raises(AdameshError) as err:
         api.Profile.load(path)
     assert needle in str(err.value) and "adamesh adapt" in str(err.value)
+
+
+def test_loading_and_animating_import_no_training_or_corpus_code(tmp_path):
+    # a fresh interpreter: this test process has imported everything already
+    code = ("import sys, numpy as np, adamesh\n"
+            "m = adamesh.load()\n"
+            "m.animate(np.zeros(16000, dtype=np.float32))\n"
+            "print(sorted(k for k in sys.modules if k.startswith('adamesh')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    loaded = eval(out.stdout.strip().splitlines()[-1])
+    assert "adamesh.api" in loaded and "adamesh.models.expression" in loaded
+    forbidden = [k for k in loaded if k.startswith(("adamesh.train", "adamesh.data", "adamesh.eval.", "adamesh.cli"))
+                 and k != "adamesh.eval.metrics"]
+    assert not forbidden, forbidden

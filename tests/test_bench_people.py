@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from adamesh.adaptation import AdaptConfig
+from adamesh.adapt.expression import AdaptConfig
 from adamesh.audio import SAMPLE_RATE
-from adamesh.bench_people import Clip, _split, bench_people, find_speakers, score
+from adamesh.eval.people import Clip, _split, bench_people, find_speakers, score
 from adamesh.data.corpus import CorpusConfig, make_speakers, synthesize_clip
 from adamesh.errors import AdameshError
 from adamesh.motion import ARKIT, load_motion

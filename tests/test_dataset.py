@@ -82,7 +82,7 @@ def test_features_computed_by_worker_processes_match(corpus, tmp_path):
 
 def test_degraded_copies_of_the_training_audio(corpus, monkeypatch):
     from adamesh.data.augment import training_variant
-    from adamesh.training import ExpressionWindows
+    from adamesh.train.tasks import ExpressionWindows
 
     aug = ClipDataset(corpus, roles=("train",), frontend=make_frontend("mel"), workers=2, progress=False, augment=2)
     mel = make_frontend("mel")

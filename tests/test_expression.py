@@ -14,23 +14,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from adamesh.adaptation import (
-    AdaptConfig,
-    ExpressionProfile,
-    Reference,
-    _learnable,
-    adapt,
-    model_fingerprint,
-    timing_speech,
-)
+from adamesh.adapt.expression import AdaptConfig, Reference, _learnable, adapt
+from adamesh.profile import ExpressionProfile, model_fingerprint
+from adamesh.adapt.timing import timing_speech
 from adamesh.cli import main
 from adamesh.data.dataset import ClipDataset
 from adamesh.errors import AdameshError
-from adamesh.evaluation import lip_gap, pearson
+from adamesh.eval.metrics import lip_gap, pearson
 from adamesh.frontends import make_frontend
 from adamesh.models.expression import PRESETS, ExpressionConfig, ExpressionModel, expression_loss
 from adamesh.motion import ARKIT
-from adamesh.training import load_model
+from adamesh.models.checkpoint import load_model
 
 @pytest.fixture(scope="module")
 def corpus(small_corpus):
@@ -264,7 +258,7 @@ def test_profile_round_trip_and_model_check(trained, corpus, tmp_path):
 
 
 def test_bench_expression_table(trained, corpus, tmp_path):
-    from adamesh.bench import bench_expression
+    from adamesh.eval.expression import bench_expression
 
     result = bench_expression(str(corpus), str(trained), out=str(tmp_path), rig="builtin", lengths=(5.0,),
                               main_length=5.0, renders=1, adapt_steps=30, log=lambda *a: None)
@@ -282,7 +276,7 @@ def test_bench_expression_table(trained, corpus, tmp_path):
 
 
 def test_room_tone_is_the_clips_quietest_background():
-    from adamesh.bench import _room_tone
+    from adamesh.eval.lipsync import _room_tone
 
     rng = np.random.default_rng(0)
     audio = (0.3 * rng.standard_normal(3 * 16000)).astype(np.float32)  # loud, but for 0.6 s of hiss
@@ -300,7 +294,7 @@ def test_bench_lipsync_on_real_videos_grouped_by_speaker(trained, tmp_path):
     if not (grid / "lbax4n.mpg").is_file():
         pytest.skip(f"GRID clips not found at {grid} (../shared/data is absent)")
     pytest.importorskip("mediapipe")
-    from adamesh.bench import bench_lipsync
+    from adamesh.eval.lipsync import bench_lipsync
 
     videos = tmp_path / "videos"
     videos.mkdir()

@@ -115,7 +115,7 @@ def ict_zip(t: Path, files: dict) -> str:
 
 
 def profile(t: Path, meta: dict) -> str:
-    from adamesh.api import PROFILE_FORMAT
+    from adamesh.profile import PROFILE_FORMAT
 
     save_file({"x": torch.zeros(1)}, str(t / "bad.profile"),
               metadata={"adamesh": json.dumps({"format": PROFILE_FORMAT, **meta})})

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from adamesh.adaptation import retrieve_pose_style
+from adamesh.adapt.pose import retrieve_pose_style
 from adamesh.cli import main
 from adamesh.data.dataset import ClipDataset
 from adamesh.errors import AdameshError
 from adamesh.models.pose import (PoseConfig, PoseVQVAE, blend_weights, codebook_usage, style_distance,
                                  unit_steps)
-from adamesh.training import load_model, load_pose_model
+from adamesh.models.checkpoint import load_model, load_pose_model
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +213,7 @@ def test_vqvae_shapes_for_any_length():
 
 
 def test_pose_metrics_on_known_signals():
-    from adamesh.evaluation import (axis_std, beat_alignment, frechet_distance, pose_diversity, pose_features,
+    from adamesh.eval.metrics import (axis_std, beat_alignment, frechet_distance, pose_diversity, pose_features,
                                     speech_onsets)
 
     fps = 25.0
@@ -241,7 +241,7 @@ def test_pose_metrics_on_known_signals():
 
 
 def test_bench_pose_table(pose_model, small_corpus, tmp_path):
-    from adamesh.bench import POSE_METHODS, bench_pose
+    from adamesh.eval.pose import POSE_METHODS, bench_pose
 
     result = bench_pose(str(small_corpus), str(pose_model), out=str(tmp_path), reference_seconds=5.0,
                         codebook_sizes=(8,), renders=1, log=lambda *a: None)
@@ -276,13 +276,13 @@ def test_posture_replaces_the_slow_part_of_the_motion(loaded, small_corpus):
 
 
 def test_pose_style_round_trip_and_model_check(loaded, small_corpus, tmp_path):
-    from adamesh.adaptation import PoseStyle
+    from adamesh.profile import PoseProfile
 
     adapter, frontend = loaded
     clips = clips_of(small_corpus, frontend, ("reference",))
     found = retrieve_pose_style(adapter, [head(c) for c in clips], [c.features.units for c in clips],
                                 clips[0].motion.fps, method="blend", k=2)
-    back = PoseStyle.load(found.save(tmp_path / "pose.safetensors"))
+    back = PoseProfile.load(found.save(tmp_path / "pose.safetensors"))
     torch.testing.assert_close(back.style, found.style)
     np.testing.assert_allclose(back.posture, found.posture, rtol=1e-6)
     assert back.to_dict() == found.to_dict() and sum(back.weights) == pytest.approx(1, abs=1e-3)
@@ -296,4 +296,4 @@ def test_pose_style_round_trip_and_model_check(loaded, small_corpus, tmp_path):
         adapter.gpt.styles.weight.data.copy_(table)
     (tmp_path / "bad.safetensors").write_bytes(b"nonsense")
     with pytest.raises(AdameshError, match="cannot read pose style"):
-        PoseStyle.load(tmp_path / "bad.safetensors")
+        PoseProfile.load(tmp_path / "bad.safetensors")

@@ -275,7 +275,7 @@ def test_missing_mediapipe_says_how_to_install(monkeypatch, tmp_path):
 def test_bench_video_on_two_grid_clips(grid_clip, mediapipe, tmp_path):
     import shutil
 
-    from adamesh.bench import bench_video
+    from adamesh.eval.video import bench_video
 
     videos = tmp_path / "videos"
     videos.mkdir()

@@ -1,8 +1,15 @@
-"""adamesh: speech in, personalised 3D facial animation out (an implementation of AdaMesh)."""
+"""adamesh: speech in, personalised 3D facial animation out (an implementation of AdaMesh).
+
+    model = adamesh.load()                      # the shipped weights
+    profile = model.adapt("reference.mp4")      # a person's style from ~10 s of video
+    motion = model.animate("speech.wav", profile)
+"""
 
 from adamesh.errors import AdameshError
 from adamesh.motion import ARKIT, FLAME, Motion, load_motion, save_motion
 from adamesh.rigs import load_rig
+
+_LAZY = {"Animator": "adamesh.api", "Profile": "adamesh.profile", "AdaptConfig": "adamesh.adapt.expression"}
 
 
 def load(model=None):
@@ -12,5 +19,14 @@ def load(model=None):
     return _load(model)
 
 
+def __getattr__(name):  # torch is imported on first use, so `import adamesh` stays quick
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'adamesh' has no attribute {name!r}")
+
+
 __version__ = "0.1.0"
-__all__ = ["AdameshError", "ARKIT", "FLAME", "Motion", "load_motion", "save_motion", "load_rig", "load"]
+__all__ = ["AdameshError", "ARKIT", "FLAME", "Motion", "load_motion", "save_motion", "load_rig", "load",
+           "Animator", "Profile", "AdaptConfig"]

@@ -24,34 +24,24 @@ import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from adamesh.adaptation import (
-    AdaptConfig,
-    ExpressionProfile,
-    PoseStyle,
-    Reference,
-    _load_tensors,
-    _save_tensors,
-    adapt,
-    model_fingerprint,
-    pose_fingerprint,
-    retrieve_pose_style,
-    timing_speech,
-)
+from adamesh.adapt.expression import AdaptConfig, Reference, adapt
+from adamesh.adapt.pose import retrieve_pose_style
+from adamesh.adapt.timing import timing_speech
 from adamesh.audio import SAMPLE_RATE, frame_count, load_audio
 from adamesh.errors import AdameshError, AdameshWarning
 from adamesh.fileio import atomic_output, check_input_file
 from adamesh.frontends import Features
-from adamesh.motion import ARKIT, Motion, finish_expression, load_motion
+from adamesh.motion import ARKIT, Motion, blink_curve, finish_expression, load_motion
+from adamesh.profile import Profile, model_fingerprint, pose_fingerprint
 
 WEIGHTS = Path(__file__).parent / "weights"
-PROFILE_FORMAT = "adamesh.profile"
 PACKED_FORMAT = "adamesh.packed_model"
 MIN_REFERENCE_SECONDS = 2.0  # below this neither adaptation has enough to learn from
 SHORT_REFERENCE_SECONDS = 8.0  # the method's references are ~10 s; shorter ones work less well
@@ -60,51 +50,12 @@ BLINK_MIN_SECONDS = 20.0  # a shorter reference holds too few blinks (~5) to mea
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus")
 
 
-@dataclass
-class Profile:
-    """A person's style for one model: what `Animator.adapt` learns and `Animator.animate` uses."""
-
-    expression: ExpressionProfile
-    pose: PoseStyle
-    reference: dict = field(default_factory=dict)  # seconds, clips, fit error, blink rate ...
-    provenance: dict = field(default_factory=dict)  # adamesh version, model ids, date, settings
-
-    def save(self, path: str | os.PathLike) -> Path:
-        e_meta, e_tensors = self.expression.parts()
-        p_meta, p_tensors = self.pose.parts()
-        meta = {"format": PROFILE_FORMAT, "expression": e_meta, "pose": p_meta, "reference": self.reference,
-                "provenance": self.provenance}
-        tensors = {**{f"expression.{k}": v for k, v in e_tensors.items()},
-                   **{f"pose.{k}": v for k, v in p_tensors.items()}}
-        return _save_tensors(path, tensors, meta)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "Profile":
-        check_input_file(path, "profile", "a profile file", "make one with `adamesh adapt`")
-        meta, tensors = _load_tensors(path, PROFILE_FORMAT, "profile",
-                                      "an adamesh profile (make one with `adamesh adapt`)")
-
-        def part(prefix):
-            return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-        reference = meta.get("reference", {})
-        rate = reference.get("blink_rate") if isinstance(reference, dict) else None
-        if not isinstance(reference, dict) or not (rate is None or (isinstance(rate, (int, float)) and 0 <= rate <= 60)):
-            raise AdameshError(f"profile {path} is damaged (its reference's blink rate is {rate!r}, not 0-60 per "
-                               "minute); make it again with `adamesh adapt`")
-        try:
-            return cls(ExpressionProfile.from_parts(meta["expression"], part("expression.")),
-                       PoseStyle.from_parts(meta["pose"], part("pose.")), reference, meta.get("provenance", {}))
-        except (KeyError, TypeError, ValueError) as e:
-            raise AdameshError(f"profile {path} is damaged ({type(e).__name__}: {e}); make it again with "
-                               "`adamesh adapt`") from None
-
 
 class Animator:
     """A loaded model: the expression network and the pose adapter, each with its speech front-end."""
 
     def __init__(self, folder: Path):
-        from adamesh.training import load_model, load_pose_model
+        from adamesh.models.checkpoint import load_model, load_pose_model
 
         self.folder = folder
         self.expression, self.expression_frontend, self.expression_config = load_model(
@@ -124,7 +75,8 @@ class Animator:
         `clip_dir` keeps the tracked clip of a video (default: a temporary folder, removed).
         `config` sets the adaptation's other settings (steps, time budget, ranks); `method` and
         `seed` override its own."""
-        from adamesh.adaptation import METHODS, POSE_RETRIEVALS
+        from adamesh.adapt.expression import METHODS
+        from adamesh.adapt.pose import POSE_RETRIEVALS
 
         if method not in METHODS or method == "none":
             raise AdameshError(f"unknown adaptation method {method!r}; choose one of molora, lora, full, style")
@@ -320,8 +272,6 @@ def blink_rate(params: np.ndarray, fps: float) -> float:
 def set_blinks(expr: np.ndarray, fps: float, rate: float, seed: int) -> np.ndarray:
     """Replace the eyeBlink channels by blinks at `rate` per minute, at random times from `seed`:
     speech does not say when a person blinks, so a model trained on it predicts only a blur."""
-    from adamesh.data.animation import blink_curve
-
     rng = np.random.default_rng(seed)
     duration = len(expr) / fps
     times = rng.uniform(0, duration, rng.poisson(rate / 60 * duration))

@@ -142,7 +142,7 @@ def cmd_corpus(args) -> None:
 
 
 def cmd_bench_frontends(args) -> None:
-    from adamesh.bench import bench_frontends
+    from adamesh.eval.frontends import bench_frontends
 
     ssl = {k: getattr(args, k) for k in ("hubert", "wav2vec2") if getattr(args, k)}
     bench_frontends(args.speech, args.corpus, args.frontends.split(","), ssl, args.units, args.seed,
@@ -150,19 +150,20 @@ def cmd_bench_frontends(args) -> None:
 
 
 def cmd_bench_corpus(args) -> None:
-    from adamesh.bench import bench_corpus
+    from adamesh.eval.corpus import bench_corpus
 
     bench_corpus(args.corpus)
 
 
 def cmd_bench_render(args) -> None:
-    from adamesh.bench import bench_render
+    from adamesh.eval.render import bench_render
 
     bench_render(args.rig, args.size, args.frames, args.renderer, args.antialias)
 
 
 def cmd_train(args) -> None:
-    from adamesh.training import ExpressionTask, TrainConfig, train, train_pose
+    from adamesh.train.loop import TrainConfig, train
+    from adamesh.train.tasks import ExpressionTask, train_pose
 
     options = frontend_options(args.frontend, args.frontend_model)
     overrides = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -197,7 +198,7 @@ def frontend_options(name: str | None, model: str | None) -> dict:
 
 
 def cmd_bench_expression(args) -> None:
-    from adamesh.bench import bench_expression
+    from adamesh.eval.expression import bench_expression
 
     lengths = tuple(float(x) for x in args.lengths.split(","))
     bench_expression(args.data, args.model, args.preset, args.out, args.rig, lengths, renders=args.renders,
@@ -205,7 +206,7 @@ def cmd_bench_expression(args) -> None:
 
 
 def cmd_bench_pose(args) -> None:
-    from adamesh.bench import bench_pose
+    from adamesh.eval.pose import bench_pose
 
     sizes = tuple(int(x) for x in args.codebooks.split(",") if x.strip())
     bench_pose(args.data, args.model, args.preset, args.out, args.reference_seconds, args.speakers, sizes,
@@ -213,14 +214,14 @@ def cmd_bench_pose(args) -> None:
 
 
 def cmd_bench_lipsync(args) -> None:
-    from adamesh.bench import bench_lipsync
+    from adamesh.eval.lipsync import bench_lipsync
 
     videos = args.videos or [str(Path("..") / "shared" / "data" / "video" / d) for d in ("grid", "real")]
     bench_lipsync(args.model, videos, tuple(args.conditions.split(",")), args.out)
 
 
 def cmd_bench_probe(args) -> None:
-    from adamesh.bench import bench_probe
+    from adamesh.eval.frontends import bench_probe
 
     videos = args.videos or [str(Path("..") / "shared" / "data" / "video" / d) for d in ("grid", "real")]
     bench_probe(args.frontend or ["mel", "whisper"], args.corpus, videos, args.speakers,
@@ -236,7 +237,7 @@ def _bench_speech(given: list[str] | None) -> list[str]:
 
 
 def cmd_bench_long(args) -> None:
-    from adamesh.bench import bench_long
+    from adamesh.eval.speed import bench_long
 
     audio = _bench_speech(args.audio)
     try:
@@ -247,19 +248,19 @@ def cmd_bench_long(args) -> None:
 
 
 def cmd_bench_speed(args) -> None:
-    from adamesh.bench import bench_speed
+    from adamesh.eval.speed import bench_speed
 
     bench_speed(args.model or [None], _bench_speech(args.audio), args.repeats)
 
 
 def cmd_bench_video(args) -> None:
-    from adamesh.bench import bench_video
+    from adamesh.eval.video import bench_video
 
     bench_video(args.videos, args.out, args.model, args.rig)
 
 
 def cmd_bench_people(args) -> None:
-    from adamesh.bench_people import bench_people
+    from adamesh.eval.people import bench_people
 
     try:
         seconds = [number(above=0, high=600)(x) for x in args.reference_seconds.split(",")]
@@ -566,7 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     for kind, help_text in (("expression", "the speech-to-expression model"),
                             ("pose", "the pose adapter: VQ-VAE, then PoseGPT, then the gallery of style matrices")):
         te = t.add_parser(kind, help=help_text + " (resumes an interrupted run)")
-        te.add_argument("--data", required=True, nargs="+", help="corpus or clip folder (see README: Clip "
+        te.add_argument("--data", required=True, nargs="+", help="corpus or clip folder (see docs/data.md: Clip "
                         "datasets); several folders train on all their clips, e.g. the corpus and tracked real video")
         te.add_argument("--out", required=True, help="model folder")
         te.add_argument("--preset", choices=["tiny", "default"], default="default")

@@ -103,7 +103,7 @@ def _plot(truth: Motion, generic: Motion, personal: Motion, path: Path) -> None:
 
 
 def _metrics(rig, truth: Motion, motion: Motion) -> dict:
-    from adamesh.evaluation import lip_gap, pearson, vertex_metrics
+    from adamesh.eval.metrics import lip_gap, pearson, vertex_metrics
 
     e = ARKIT.n_expression
     n = min(truth.n_frames, motion.n_frames)

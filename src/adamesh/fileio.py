@@ -18,7 +18,6 @@ from typing import Iterator
 
 from adamesh.errors import AdameshError
 
-
 OUTPUT_MARK = ".adamesh-output"  # in every folder atomic_output writes: only those are replaced whole
 
 

@@ -330,3 +330,13 @@ def _motion_from_arrays(data: dict, path: Path) -> Motion:
     except json.JSONDecodeError as e:
         raise MotionError(f"meta is not valid JSON: {e}") from None
     return Motion(params=params, space=space, fps=fps, audio=audio, meta=meta)
+
+
+def blink_curve(t: np.ndarray, blinks: list[float]) -> np.ndarray:
+    """Eyelid closure in [0, 1] at times `t` for blinks centred at `blinks` (seconds): each closes
+    fast (~80 ms) and opens slower (~170 ms)."""
+    blink = np.zeros_like(t, dtype=np.float64)
+    for b in blinks:
+        x = t - b
+        blink = np.maximum(blink, np.where(x < 0, np.exp(-(x / 0.05) ** 2), np.exp(-(x / 0.11) ** 2)))
+    return blink

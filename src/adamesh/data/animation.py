@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from adamesh.motion import ARKIT
+from adamesh.motion import ARKIT, blink_curve
 from adamesh.phones import VOWELS
 
 FEATURES = ("jaw", "closure", "press", "roll_lower", "roll_upper", "upper_up", "lower_down",
@@ -291,16 +291,6 @@ def animate(phones: list[Phone], n_frames: int, fps: float, expression: Expressi
     _head(p, t, pose, stresses, boundaries, speech_end, kind, rng)
     lo, hi = ARKIT.lower, ARKIT.upper
     return np.clip(p, lo, hi).astype(np.float32)
-
-
-def blink_curve(t: np.ndarray, blinks: list[float]) -> np.ndarray:
-    """Eyelid closure in [0, 1] at times `t` for blinks centred at `blinks` (seconds): each closes
-    fast (~80 ms) and opens slower (~170 ms)."""
-    blink = np.zeros_like(t, dtype=np.float64)
-    for b in blinks:
-        x = t - b
-        blink = np.maximum(blink, np.where(x < 0, np.exp(-(x / 0.05) ** 2), np.exp(-(x / 0.11) ** 2)))
-    return blink
 
 
 def _eyes(p: np.ndarray, t: np.ndarray, fps: float, blink_rate: float, boundaries: list[float], rng) -> None:

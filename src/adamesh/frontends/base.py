@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adamesh.errors import AdameshError
 from adamesh.audio import SAMPLE_RATE, frame_count, load_audio
+from adamesh.errors import AdameshError
 from adamesh.fileio import atomic_output, cache_dir
 
 DEFAULT_FPS = 25.0

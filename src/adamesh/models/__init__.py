@@ -1,1 +1,1 @@
-"""The networks of the method: the expression model, MoLoRA, (later) the pose VQ-VAE and PoseGPT."""
+"""The networks of the method: the expression model, MoLoRA, the pose VQ-VAE and PoseGPT, and loading them."""

@@ -163,3 +163,16 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     if np.iscomplexobj(covmean):
         covmean = covmean.real
     return max(0.0, float(((mu_a - mu_b) ** 2).sum() + np.trace(ca + cb - 2 * covmean)))  # not -0.00 from rounding
+
+
+def measuring_rig(spec: str | None = None):
+    """The rig vertex errors are measured on: `spec`, else ICT-FaceKit when installed, else the built-in head."""
+    from adamesh.errors import AdameshError
+    from adamesh.rigs import load_rig
+
+    if spec:
+        return load_rig(spec)
+    try:
+        return load_rig("ict")
+    except AdameshError:
+        return load_rig("builtin")

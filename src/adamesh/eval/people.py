@@ -30,7 +30,7 @@ import numpy as np
 
 from adamesh.audio import SAMPLE_RATE
 from adamesh.errors import AdameshError
-from adamesh.evaluation import frechet_distance, lip_gap, pearson, pose_features, vertex_metrics
+from adamesh.eval.metrics import frechet_distance, lip_gap, pearson, pose_features, vertex_metrics
 from adamesh.fileio import atomic_output
 from adamesh.motion import ARKIT, Motion, load_motion
 
@@ -202,7 +202,7 @@ def bench_people(videos: list[str], out: str = "out/bench_people", model: str | 
     """See the module docstring. Returns the results (also in `out`/results.json, table in table.md).
     `adapt_config` (an AdaptConfig) sets the adaptation's steps and time budget."""
     from adamesh import api
-    from adamesh.bench import _bench_rig
+    from adamesh.eval.metrics import measuring_rig
     from adamesh.motion import save_motion
 
     unknown = [m for m in methods if m not in METHODS]
@@ -213,7 +213,7 @@ def bench_people(videos: list[str], out: str = "out/bench_people", model: str | 
     out.mkdir(parents=True, exist_ok=True)
     animator = api.load(model)
     fps = animator.fps
-    rig_obj = _bench_rig(rig)
+    rig_obj = measuring_rig(rig)
     log(f"vertex metrics on rig {rig_obj.name}; methods {', '.join(methods)}; references "
         f"{', '.join(f'{r:g}' for r in reference_seconds)} s")
     rows, skipped, examples = [], {}, []

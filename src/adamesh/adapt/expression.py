@@ -10,45 +10,32 @@ Methods (the expression benchmark compares them all):
 The base model is never modified: adaptation works on a copy. `members` adapters (for `full`,
 fine-tuned copies) can be trained from different seeds (initial weights, crops) and averaged,
 adapters with their branches side by side in one adapter: on a 3 s reference single adapters
-differed by seed as much as by method (README: Real video), and the mean keeps what they agree on.
+differed by seed as much as by method (docs/video.md), and the mean keeps what they agree on.
 Within an 18 s budget one adapter trained longer did better than three shorter ones, on real
 people and on the synthetic demo (docs/people.md), so one is the default.
 Each member holds out the tail of the reference (`val_fraction`) for early stopping; the adapter
 state with the lowest loss on it is kept, but only from `min_steps` on: on a 0.5-2 s slice the
 loss is too noisy to judge the first steps, and it stopped every method after 10-20 steps, before
-the lips had changed (on held-out test sentences LVE kept falling until 60-120 steps; README:
-Expression benchmark). For the same reason the slice does not decide whether to keep the adapter
+the lips had changed (on held-out test sentences LVE kept falling until 60-120 steps;
+docs/expression.md). For the same reason the slice does not decide whether to keep the adapter
 at all: a rule that dropped it when the slice was no better than the start dropped it for held-out
 synthetic speakers whose test sentences it improved. Channels the reference cannot teach (constant
 in the training data, or not measured by the tracker) keep the base model's prediction as their
 target. The result is an `ExpressionProfile`: the adapter tensors and the style embedding.
-
-Lip timing: a few seconds of reference let an adapter memorise that clip's speech, and on other
-speech it then moved the lips at the wrong moments (3 s GRID references, lip sync with other
-clips' audio: r 0.54, the base model 0.61; 0.60-0.61 with this term). So every step also feeds a
-crop of unrelated speech (a few corpus sentences, `timing_speech`) and penalises
-`timing_weight * (1 - r)`, r the correlation of the adapted and the base model's lip gap
-(jawOpen - mouthClose) there. r ignores scale and offset: the adapter may change how far and
-around which rest the lips move, not when (README: Real video).
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
+from adamesh.adapt.timing import correlation
 from adamesh.errors import AdameshError
-from adamesh.evaluation import lip_gap
-from adamesh.fileio import atomic_output
+from adamesh.eval.metrics import lip_gap
 from adamesh.models.expression import MOLORA_TARGETS, ExpressionModel, expression_loss, output_loss
 from adamesh.models.molora import (
     adapter_state_dict,
@@ -56,14 +43,12 @@ from adamesh.models.molora import (
     average_adapters,
     count_parameters,
     load_adapter_state,
-    merge_adapters,
     train_only_adapters,
 )
-from adamesh.models.pose import PoseAdapter, blend_weights, style_distance
 from adamesh.motion import ARKIT
+from adamesh.profile import ExpressionProfile, model_fingerprint
 
 METHODS = ("none", "style", "full", "lora", "molora")
-PROFILE_FORMAT = "adamesh.expression_profile"
 
 
 @dataclass
@@ -105,101 +90,11 @@ class Reference:
         return len(self.params) / self.fps
 
 
-@dataclass
-class ExpressionProfile:
-    method: str
-    style: torch.Tensor  # (d,) the style embedding to animate with
-    adapter: dict[str, torch.Tensor]  # adapter tensors (molora/lora), all weights (full), or {}
-    ranks: tuple[int, ...] = ()
-    combine: str = "gate"
-    targets: list[str] = field(default_factory=list)
-    model_id: str = ""
-    alpha: float | None = None
-    stats: dict = field(default_factory=dict)  # steps, seconds, losses, trainable parameters
-
-    def apply(self, base: ExpressionModel, strength: float = 1.0) -> ExpressionModel:
-        """A copy of `base` carrying this profile's weights (adapters merged: no inference cost).
-
-        `strength` scales the learned weight change: 0 is the base model, 1 the profile, above 1
-        an exaggeration (the adapter's delta B @ A is linear in B)."""
-        if self.model_id and self.model_id != model_fingerprint(base):
-            raise AdameshError("this profile was made for another model; adapt again with this model")
-        model = copy.deepcopy(base)
-        if self.method in ("molora", "lora"):
-            add_molora(model, self.targets, self.ranks, self.alpha, combine=self.combine)
-            load_adapter_state(model, scaled_adapter(self.adapter, strength))
-            merge_adapters(model)
-        elif self.method == "full":
-            own = base.state_dict()
-            model.load_state_dict({k: own[k] + strength * (v - own[k]) if v.is_floating_point() else v
-                                   for k, v in self.adapter.items()})
-        model.eval()
-        return model
-
-    def parts(self) -> tuple[dict, dict[str, torch.Tensor]]:
-        """(header, tensors) as stored in a file; `from_parts` reads them back."""
-        meta = {"format": PROFILE_FORMAT, "method": self.method, "ranks": list(self.ranks),
-                "combine": self.combine, "alpha": self.alpha, "targets": self.targets, "model_id": self.model_id,
-                "stats": self.stats}
-        return meta, {"style": self.style, **{f"adapter.{k}": v for k, v in self.adapter.items()}}
-
-    @classmethod
-    def from_parts(cls, meta: dict, tensors: dict[str, torch.Tensor]) -> "ExpressionProfile":
-        adapter = {k[len("adapter."):]: v for k, v in tensors.items() if k.startswith("adapter.")}
-        return cls(meta["method"], tensors["style"], adapter, tuple(meta["ranks"]), meta["combine"],
-                   meta["targets"], meta["model_id"], alpha=meta.get("alpha"), stats=meta.get("stats", {}))
-
-    def save(self, path: str | os.PathLike) -> Path:
-        meta, tensors = self.parts()
-        return _save_tensors(path, tensors, meta)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "ExpressionProfile":
-        return cls.from_parts(*_load_tensors(path, PROFILE_FORMAT, "profile", "an adamesh expression profile"))
-
-
-def _save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
-    """Tensors and a JSON header in one safetensors file, written atomically."""
-    with atomic_output(path) as tmp:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"adamesh": json.dumps(meta)})
-    return Path(path)
-
-
-def _load_tensors(path: str | os.PathLike, fmt: str, kind: str, what: str) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(header, tensors) of a file written by _save_tensors whose header says `fmt`."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = json.loads((f.metadata() or {}).get("adamesh", "{}"))
-        tensors = load_file(str(path))
-    except (OSError, ValueError, SafetensorError) as e:
-        raise AdameshError(f"cannot read {kind} {path}: {e}") from None
-    if meta.get("format") != fmt:
-        raise AdameshError(f"{path} is not {what}")
-    return meta, tensors
-
-
-def model_fingerprint(model: ExpressionModel) -> str:
-    """A short hash of the base weights: a profile only fits the model it was made with."""
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        if "lora_" not in k and ".gate" not in k:
-            h.update(k.encode())
-            h.update(v.detach().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def _crops(n: int, length: int, count: int, gen: torch.Generator) -> list[slice]:
     if n <= length:
         return [slice(0, n)]
     starts = torch.randint(0, n - length + 1, (count,), generator=gen).tolist()
     return [slice(s, s + length) for s in starts]
-
-
-def scaled_adapter(state: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
-    """Adapter tensors whose weight change is `fraction` of `state`'s (the delta B @ A is linear in B)."""
-    return {k: v * fraction if "lora_B" in k else v for k, v in state.items()}
 
 
 def _learnable(model: ExpressionModel, feats: torch.Tensor, params: torch.Tensor, unobserved) -> torch.Tensor:
@@ -218,28 +113,6 @@ def _learnable(model: ExpressionModel, feats: torch.Tensor, params: torch.Tensor
     with torch.no_grad():
         generic = model.predict(feats)
     return torch.where(keep, generic, params)
-
-
-_TIMING_SPEECH: dict = {}
-
-
-def timing_speech(frontend, clips: int = 8, fps: float = 25.0) -> list[np.ndarray]:
-    """Features of `clips` corpus sentences in as many voices (the first sentence of the first
-    training speakers): the unrelated speech of the lip-timing term. espeak makes them in a second
-    or two; they are kept for the session."""
-    key = (frontend.key(), clips, fps)
-    if key not in _TIMING_SPEECH:
-        from adamesh.data.corpus import CorpusConfig, make_speakers, synthesize_clip
-
-        corpus = CorpusConfig()
-        speakers = [(i, s) for i, s in enumerate(make_speakers(corpus)) if s.split == "train"][:clips]
-        _TIMING_SPEECH[key] = [frontend(synthesize_clip(s, 0, corpus, i)[0], fps).features for i, s in speakers]
-    return _TIMING_SPEECH[key]
-
-
-def _correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    x, y = x - x.mean(), y - y.mean()
-    return (x * y).sum() / (x.norm() * y.norm() + 1e-6)
 
 
 def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None = None,
@@ -350,7 +223,7 @@ def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple
         loss = output_loss(head[: len(p)], post[: len(p)], model.normalise(p), mask)
         if timing:
             gap = lip_gap(model.denormalise(post[-1]), ARKIT.channels)
-            loss = loss + cfg.timing_weight * (1 - _correlation(gap, base_gap[oc]))
+            loss = loss + cfg.timing_weight * (1 - correlation(gap, base_gap[oc]))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -368,84 +241,3 @@ def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple
             break
     return best_state, {"steps": step, "best_step": best_step, "val_loss_before": round(start_loss, 4),
                         "val_loss_after": round(best_loss, 4), "trainable": count_parameters(trainable)}
-
-
-# ---------------------------------------------------------------- pose style: retrieval, no training
-
-POSE_RETRIEVALS = ("top1", "blend")
-POSE_PROFILE_FORMAT = "adamesh.pose_style"
-
-
-@dataclass
-class PoseStyle:
-    """The pose style of a reference: PoseGPT's style vector and how it was found."""
-
-    style: torch.Tensor  # (style_dim,)
-    method: str  # top1 or blend
-    chosen: list[str]  # gallery videos used, nearest first
-    weights: list[float]
-    distances: dict[str, float]  # to every gallery video
-    posture: np.ndarray  # (P,) the reference's mean head pose: the resting pose to animate about
-
-    model_id: str = ""  # fingerprint of the PoseGPT whose style table the embedding comes from
-
-    def to_dict(self) -> dict:
-        return {"method": self.method, "chosen": self.chosen, "weights": self.weights, "distances": self.distances,
-                "posture": [round(float(x), 5) for x in self.posture]}
-
-    def parts(self) -> tuple[dict, dict[str, torch.Tensor]]:
-        meta = {"format": POSE_PROFILE_FORMAT, "model_id": self.model_id, **self.to_dict()}
-        return meta, {"style": self.style, "posture": torch.as_tensor(self.posture)}
-
-    @classmethod
-    def from_parts(cls, meta: dict, tensors: dict[str, torch.Tensor]) -> "PoseStyle":
-        return cls(tensors["style"], meta["method"], meta["chosen"], meta["weights"], meta["distances"],
-                   tensors["posture"].numpy(), meta["model_id"])
-
-    def save(self, path: str | os.PathLike) -> Path:
-        meta, tensors = self.parts()
-        return _save_tensors(path, tensors, meta)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "PoseStyle":
-        return cls.from_parts(*_load_tensors(path, POSE_PROFILE_FORMAT, "pose style", "an adamesh pose style"))
-
-    def check(self, adapter: PoseAdapter) -> None:
-        if self.model_id and self.model_id != pose_fingerprint(adapter):
-            raise AdameshError("this pose style was retrieved with another pose model; adapt again with this model")
-
-
-def pose_fingerprint(adapter: PoseAdapter) -> str:
-    """A short hash of PoseGPT's style table and the gallery's videos."""
-    h = hashlib.sha256(adapter.gpt.styles.weight.detach().cpu().numpy().tobytes())
-    h.update(json.dumps(adapter.videos).encode())
-    return h.hexdigest()[:16]
-
-
-def retrieve_pose_style(adapter: PoseAdapter, poses: list[np.ndarray], units: list[np.ndarray], fps: float,
-                        method: str = "blend", k: int = 3, min_seconds: float = 2.0) -> PoseStyle:
-    """Match the reference's semantic-aware pose style matrix against the gallery (no gradient step).
-
-    `poses`: the reference's head-pose sequences (T, P); `units`: the front-end's speech unit per
-    frame of each. top1 takes the nearest training video's style embedding (the paper); blend
-    mixes the k nearest by inverse distance (see models.pose.blend_weights).
-    """
-    if method not in POSE_RETRIEVALS:
-        raise AdameshError(f"unknown pose retrieval {method!r}; choose one of {', '.join(POSE_RETRIEVALS)}")
-    seconds = sum(len(p) for p in poses) / fps
-    if seconds < min_seconds:
-        raise AdameshError(f"the reference has {seconds:.1f} s of head motion; pose-style retrieval needs at "
-                           f"least {min_seconds:g} s (give a longer reference video)")
-    for p, u in zip(poses, units):
-        if len(p) != len(u):
-            raise AdameshError(f"reference poses ({len(p)} frames) and speech units ({len(u)} frames) differ")
-    matrix, counts = adapter.style_matrix(poses, units)
-    distances = style_distance(matrix, counts, adapter.matrices, adapter.counts)
-    if not np.isfinite(distances).any():
-        raise AdameshError("the reference shares no speech unit with any training video; "
-                           "is there speech in it?")
-    order, weights = blend_weights(distances, 1 if method == "top1" else k)
-    return PoseStyle(adapter.style_of(order, weights).detach(), method, [adapter.videos[i] for i in order],
-                     [round(float(w), 4) for w in weights],
-                     {v: round(float(d), 5) for v, d in zip(adapter.videos, distances)},
-                     np.concatenate(poses).mean(0), pose_fingerprint(adapter))
