@@ -8,7 +8,7 @@ OUT ?= out
 HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 TORCH := $(if $(HAS_CUDA),torch,torch==2.13.0)
 
-.PHONY: install test demo validator clean
+.PHONY: install test test-all demo validator clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,13 @@ validator:
 		cd tools/gltf-validator && npm ci --no-audit --no-fund --loglevel=error; \
 	else echo "node/npm not found: the glTF validator test will be skipped"; fi
 
+# the fast tier (a few minutes); test-all is everything, what CI runs
 test: install validator
+	$(BIN)/ruff check src tests
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: install validator
+	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q
 
 demo: install

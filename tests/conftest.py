@@ -52,3 +52,25 @@ def small_corpus(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("corpus")
     generate_corpus(out, CorpusConfig(**SMALL_CORPUS), workers=2, progress=False)
     return out
+
+
+# Tests over 10 s on 2 cores (pytest --durations): `make test` leaves them out, `make test-all` runs them.
+SLOW = {
+    "test_expression.py::test_training_killed_mid_run_resumes_to_the_same_weights",
+    "test_hostile.py::test_hostile_input[gltf_of_300k_nodes]",
+    "test_hostile.py::test_hostile_input[gltf_node_chain_200k_deep]",
+    "test_tracking.py::test_bench_video_on_two_grid_clips",
+    "test_bench_people.py::test_bench_people_end_to_end",
+    "test_api.py::test_cli_adapt_animate_and_bad_inputs",
+    "test_gltf_rig.py::test_files_with_too_many_nodes_are_refused_at_once",
+    "test_api.py::test_reference_length_rules",
+    "test_pose.py::test_bench_pose_table",
+    "test_expression.py::test_bench_expression_table",
+    "test_distributed.py::test_torchrun_trains_on_two_cpu_processes_and_only_rank_0_writes",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.split("/")[-1] in SLOW:
+            item.add_marker(pytest.mark.slow)

@@ -22,6 +22,7 @@ from adamesh.errors import AdameshError
 from adamesh.models.expression import ExpressionConfig
 from adamesh.models.pose import PoseConfig
 from adamesh.motion import ARKIT, Motion, load_motion
+from adamesh.profile import PROFILE_FORMAT
 
 CFG = CorpusConfig()
 SPEAKERS = make_speakers(CFG)

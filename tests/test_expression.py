@@ -15,16 +15,17 @@ import torch
 from safetensors.torch import load_file
 
 from adamesh.adapt.expression import AdaptConfig, Reference, _learnable, adapt
-from adamesh.profile import ExpressionProfile, model_fingerprint
 from adamesh.adapt.timing import timing_speech
 from adamesh.cli import main
 from adamesh.data.dataset import ClipDataset
 from adamesh.errors import AdameshError
 from adamesh.eval.metrics import lip_gap, pearson
 from adamesh.frontends import make_frontend
+from adamesh.models.checkpoint import load_model
 from adamesh.models.expression import PRESETS, ExpressionConfig, ExpressionModel, expression_loss
 from adamesh.motion import ARKIT
-from adamesh.models.checkpoint import load_model
+from adamesh.profile import ExpressionProfile, model_fingerprint
+
 
 @pytest.fixture(scope="module")
 def corpus(small_corpus):
@@ -121,7 +122,10 @@ def test_training_is_reproducible_and_resumes_exactly(corpus, tmp_path, capsys):
         return main(["train", "expression", "--data", str(data), "--out", str(tmp_path / run), "--preset",
                      "tiny", "--frontend", "mel", "--epochs", str(epochs), "--workers", "1"])
 
+    torch.manual_seed(123)
+    caller_rng = torch.get_rng_state()
     assert train("a", 2) == 0 and train("b", 2) == 0
+    assert torch.equal(torch.get_rng_state(), caller_rng)  # training leaves the caller's RNG as it was
     assert train("c", 1) == 0 and train("c", 2) == 0  # stopped after one epoch, resumed
     a, b, c = (load_file(str(tmp_path / run / "last.safetensors")) for run in "abc")
     assert all(torch.equal(a[k], b[k]) and torch.equal(a[k], c[k]) for k in a)
@@ -187,9 +191,14 @@ def test_the_time_budget_holds_before_the_held_out_slice_may_judge(trained, corp
     budget used to be checked only at evaluations) and keeps what that step learned."""
     model, frontend, _ = load_model(trained)
     ref, _ = held_out(corpus, frontend)
+    torch.manual_seed(123)
+    caller_rng = torch.get_rng_state()
     profile = adapt(model, ref, AdaptConfig(max_seconds=0.0, max_steps=300, min_steps=60, members=3))
+    assert torch.equal(torch.get_rng_state(), caller_rng)  # adaptation draws from its own generators only
     assert profile.stats["steps"] == [1, 1, 1] and profile.stats["best_step"] == [1, 1, 1]
     assert any(v.abs().sum() > 0 for k, v in profile.adapter.items() if "lora_B" in k)  # not the untrained adapter
+    again = adapt(model, ref, AdaptConfig(max_seconds=0.0, max_steps=300, min_steps=60, members=3))
+    assert all(torch.equal(v, again.adapter[k]) for k, v in profile.adapter.items())  # the same seed, the same adapter
 
 
 def test_lip_timing_term_keeps_when_the_lips_move_on_unrelated_speech(trained, corpus):

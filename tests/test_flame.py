@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from fakes import fake_flame_model, write_fake_flame
 
 from adamesh.errors import RigError
 from adamesh.motion import ARKIT, FLAME, Motion
 from adamesh.rigs import load_rig
 from adamesh.rigs.flame import FlameRig, load_flame
-from fakes import fake_flame_model, write_fake_flame
 
 MODEL = fake_flame_model()
 V0 = MODEL["v_template"]

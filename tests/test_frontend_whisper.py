@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from adamesh.audio import SAMPLE_RATE, frame_count, load_audio
+from adamesh.audio import SAMPLE_RATE
 from adamesh.errors import AdameshError
-from adamesh.frontends import FeatureCache, load_frontend, make_frontend, save_frontend
-from adamesh.frontends import whisper
+from adamesh.frontends import FeatureCache, load_frontend, make_frontend, save_frontend, whisper
 from adamesh.frontends.whisper import ROW_RATE, WhisperFrontEnd, log_mel
 
 SR = SAMPLE_RATE

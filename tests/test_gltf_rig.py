@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pygltflib as g

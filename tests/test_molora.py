@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
 
 from adamesh.errors import AdameshError
-from adamesh.models.expression import MOLORA_TARGETS, ExpressionConfig, ExpressionModel, PRESETS
-from adamesh.models.molora import (MoLoRALayer, adapter_layers, add_molora, adapter_state_dict, average_adapters,
-                                   load_adapter_state, load_adapters,
-                                   merge_adapters, remove_molora, save_adapters, set_adapters_enabled,
-                                   train_only_adapters, unmerge_adapters)
+from adamesh.models.expression import MOLORA_TARGETS, PRESETS, ExpressionConfig, ExpressionModel
+from adamesh.models.molora import (
+    MoLoRALayer,
+    adapter_layers,
+    adapter_state_dict,
+    add_molora,
+    average_adapters,
+    load_adapter_state,
+    load_adapters,
+    merge_adapters,
+    remove_molora,
+    save_adapters,
+    set_active_branches,
+    set_adapters_enabled,
+    train_only_adapters,
+    unmerge_adapters,
+)
 
 
 def tiny_model(seed=0) -> ExpressionModel:
@@ -142,3 +156,32 @@ def test_averaged_adapters_change_the_weights_by_the_mean_of_the_members():
     load_adapter_state(model, average_adapters(members))
     for name, layer in adapter_layers(model).items():
         torch.testing.assert_close(layer.delta(), sum(d[name] for d in deltas) / 3)
+
+
+def test_nested_training_uses_and_trains_only_the_first_branches():
+    model = tiny_model()
+    add_molora(model, MOLORA_TARGETS, ranks=(1, 2, 4))
+    randomise_adapters(model)
+    x = torch.rand(1, 20, 12, generator=torch.Generator().manual_seed(2))
+    full = run(model, x)
+    # the first branch alone: the same as zeroing the other branches' B columns
+    set_active_branches(model, 1)
+    first = run(model, x)
+    reference = copy.deepcopy(model)
+    set_active_branches(reference, None)
+    with torch.no_grad():
+        for layer in adapter_layers(reference).values():
+            layer.lora_B[:, 1:] = 0
+    assert torch.allclose(first, run(reference, x), atol=1e-6)
+    assert not torch.allclose(first, full, atol=1e-4)
+    train_only_adapters(model)
+    run(model, x).square().sum().backward()
+    for layer in adapter_layers(model).values():
+        assert layer.lora_B.grad[:, 1:].abs().max() == 0  # branches 2 and 3 get nothing this step
+        assert layer.gate.grad[1:].abs().max() == 0
+    assert any(layer.lora_B.grad[:, :1].abs().max() > 0 for layer in adapter_layers(model).values())
+    with pytest.raises(RuntimeError):
+        merge_adapters(model)  # merging a partial adapter would bake in the wrong weights
+    set_active_branches(model, None)
+    merge_adapters(model)
+    assert torch.allclose(run(model, x), full, atol=1e-5)

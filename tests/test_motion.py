@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 
 from adamesh.errors import AdameshError, MotionError
-from adamesh.motion import ARKIT, FLAME, FORMAT, MAX_FRAMES, Motion, limit_lip_closure, load_motion, save_motion
+from adamesh.motion import (
+    ARKIT,
+    FLAME,
+    FORMAT,
+    MAX_FRAMES,
+    Motion,
+    limit_lip_closure,
+    load_motion,
+    save_motion,
+)
 
 N_ARKIT, N_FLAME = 58, 56  # 52 blendshapes + 3 rotation + 3 translation; 50 exp + 3 jaw + 3 head
 

@@ -12,9 +12,15 @@ from adamesh.adapt.pose import retrieve_pose_style
 from adamesh.cli import main
 from adamesh.data.dataset import ClipDataset
 from adamesh.errors import AdameshError
-from adamesh.models.pose import (PoseConfig, PoseVQVAE, blend_weights, codebook_usage, style_distance,
-                                 unit_steps)
 from adamesh.models.checkpoint import load_model, load_pose_model
+from adamesh.models.pose import (
+    PoseConfig,
+    PoseVQVAE,
+    blend_weights,
+    codebook_usage,
+    style_distance,
+    unit_steps,
+)
 
 
 @pytest.fixture(scope="module")
@@ -213,8 +219,14 @@ def test_vqvae_shapes_for_any_length():
 
 
 def test_pose_metrics_on_known_signals():
-    from adamesh.eval.metrics import (axis_std, beat_alignment, frechet_distance, pose_diversity, pose_features,
-                                    speech_onsets)
+    from adamesh.eval.metrics import (
+        axis_std,
+        beat_alignment,
+        frechet_distance,
+        pose_diversity,
+        pose_features,
+        speech_onsets,
+    )
 
     fps = 25.0
     t = np.arange(100) / fps

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from adamesh.audio import SAMPLE_RATE
 from adamesh.motion import ARKIT, Motion
 from adamesh.render import RigView, contact_sheet, render_motion
-from adamesh.testmotion import AUDIO_RATE, demo_motion
+from adamesh.testmotion import demo_motion
 
 
 def _mask(img):
@@ -47,7 +48,7 @@ def _decode(path):
 def test_video_streams_frames_and_sync(builtin, tmp_path):
     motion, audio = demo_motion(seconds=3.0)
     wav = tmp_path / "voice.wav"
-    sf.write(wav, audio, AUDIO_RATE)
+    sf.write(wav, audio, SAMPLE_RATE)
     out = tmp_path / "v.mp4"
     stats = render_motion([motion, motion], builtin, out, audio=str(wav), captions=["a", "b"], size=96, progress=False)
     kinds, frames, decoded, rate = _decode(out)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import shutil
 import tempfile
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import ICT_SOURCE
 
 from adamesh.errors import RigError
 from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES
 from adamesh.rigs import load_rig
-
-from conftest import ICT_SOURCE
 
 
 def shape_delta(rig, name, weight=1.0):

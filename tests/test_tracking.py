@@ -17,8 +17,14 @@ from PIL import Image
 from adamesh.audio import frame_count, load_audio
 from adamesh.errors import AdameshError, AdameshWarning
 from adamesh.motion import ARKIT, load_motion
-from adamesh.tracking import (energy_envelope, read_video_frames, track_mouth_opening, track_video, track_videos,
-                              video_files)
+from adamesh.tracking import (
+    energy_envelope,
+    read_video_frames,
+    track_mouth_opening,
+    track_video,
+    track_videos,
+    video_files,
+)
 
 GRID_CLIP = SHARED / "data" / "video" / "grid" / "lbax4n.mpg"  # "lay blue at x four now"
 

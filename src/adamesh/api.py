@@ -221,7 +221,7 @@ class Animator:
         pose_style, posture = None, None
         if profile is not None and style_strength > 0:
             null = self.pose.gpt.null_style.detach()
-            pose_style = null + style_strength * (profile.pose.style - null)
+            pose_style = torch.lerp(null, profile.pose.style, style_strength)
             posture = profile.pose.posture
         pose = self.pose.animate(p_feats.features, pose_style, temperature=temperature, seed=seed, posture=posture,
                                  fps=self.fps)

@@ -102,8 +102,9 @@ def cmd_rig_info(args) -> None:
 def cmd_motion_demo(args) -> None:
     import soundfile as sf
 
+    from adamesh.audio import SAMPLE_RATE
     from adamesh.fileio import atomic_output, check_companion, check_writable
-    from adamesh.testmotion import AUDIO_RATE, demo_motion
+    from adamesh.testmotion import demo_motion
 
     out = Path(args.out)
     wav = out.with_suffix(".wav")
@@ -111,7 +112,7 @@ def cmd_motion_demo(args) -> None:
     check_companion(wav, out)
     motion, audio = demo_motion(args.seconds, args.fps)
     with atomic_output(wav) as tmp:
-        sf.write(tmp, audio, AUDIO_RATE, format="WAV")
+        sf.write(tmp, audio, SAMPLE_RATE, format="WAV")
     motion.audio = str(wav)
     motion.save(out)
     print(f"wrote {out} ({motion.n_frames} frames at {motion.fps:g} fps) and its audio {wav}")
@@ -169,18 +170,17 @@ def cmd_train(args) -> None:
     overrides = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                      frontend=args.frontend, frontend_options=options, workers=args.workers,
                      augment=args.augment)
-    import torch
-    import torch.distributed as dist
+    from adamesh.device import resolve_device, start_distributed
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():  # launched by torchrun
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    device = resolve_device(args.device)
+    start_distributed(device)
     t0 = time.time()
     if args.kind == "pose":
-        stages = train_pose(args.data, args.out, args.preset, fresh=args.fresh, **overrides)
+        stages = train_pose(args.data, args.out, args.preset, fresh=args.fresh, device=device, **overrides)
         histories = [r["history"] for r in stages.values()]
     else:
         cfg = TrainConfig.for_preset(args.preset, **overrides)
-        histories = [train(ExpressionTask(args.data, cfg), args.out, cfg, fresh=args.fresh)["history"]]
+        histories = [train(ExpressionTask(args.data, cfg), args.out, cfg, fresh=args.fresh, device=device)["history"]]
     if all(histories):
         best = ", ".join(f"{min(h['val_loss'] for h in hist):.4f}" for hist in histories)
         print(f"trained in {time.time() - t0:.0f} s; best validation loss {best}; model: {args.out}")
@@ -583,6 +583,8 @@ def build_parser() -> argparse.ArgumentParser:
         te.add_argument("--seed", type=SEED)
         te.add_argument("--workers", type=COUNT, default=None, help="feature extraction processes (default: all cores)")
         te.add_argument("--fresh", action="store_true", help="start over instead of resuming a run in --out")
+        te.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where to train (auto: a CUDA GPU if PyTorch sees one; under torchrun, one per process)")
         te.set_defaults(func=cmd_train, kind=kind)
 
     tr = sub.add_parser("track", help="fit the rig to a talking-face video: a clip folder (motion + speech), "

@@ -93,12 +93,13 @@ class ExpressionProfile:
             raise AdameshError("this profile was made for another model; adapt again with this model")
         model = copy.deepcopy(base)
         if self.method in ("molora", "lora"):
-            add_molora(model, self.targets, self.ranks, self.alpha, combine=self.combine)
+            add_molora(model, self.targets, self.ranks, self.alpha, combine=self.combine,
+                       generator=torch.Generator())  # overwritten by the profile's tensors
             load_adapter_state(model, scaled_adapter(self.adapter, strength))
             merge_adapters(model)
         elif self.method == "full":
             own = base.state_dict()
-            model.load_state_dict({k: own[k] + strength * (v - own[k]) if v.is_floating_point() else v
+            model.load_state_dict({k: torch.lerp(own[k], v, strength) if v.is_floating_point() else v
                                    for k, v in self.adapter.items()})
         model.eval()
         return model

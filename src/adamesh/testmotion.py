@@ -11,9 +11,8 @@ import math
 
 import numpy as np
 
+from adamesh.audio import SAMPLE_RATE
 from adamesh.motion import ARKIT, Motion
-
-AUDIO_RATE = 16000
 
 
 def _pulse(t: np.ndarray, center: float, width: float) -> np.ndarray:
@@ -60,12 +59,12 @@ def demo_motion(seconds: float = 6.0, fps: float = 25.0) -> tuple[Motion, np.nda
 
 def _voice(t: np.ndarray, jaw: np.ndarray, rounding: np.ndarray, seconds: float) -> np.ndarray:
     """A buzz at a gliding pitch, loud when the jaw is open, darker when the lips round."""
-    n = int(round(seconds * AUDIO_RATE))
-    ts = np.arange(n) / AUDIO_RATE
+    n = int(round(seconds * SAMPLE_RATE))
+    ts = np.arange(n) / SAMPLE_RATE
     loud = np.interp(ts, t, jaw / max(jaw.max(), 1e-6))
     dark = np.interp(ts, t, rounding)
     f0 = 120 + 25 * np.sin(2 * math.pi * ts / 1.7)
-    phase = 2 * math.pi * np.cumsum(f0) / AUDIO_RATE
+    phase = 2 * math.pi * np.cumsum(f0) / SAMPLE_RATE
     harmonics = sum(np.sin(k * phase) / k ** (1.0 + 1.5 * dark) for k in range(1, 12))
     rng = np.random.default_rng(0)
     sig = loud * harmonics + 0.002 * rng.standard_normal(n)

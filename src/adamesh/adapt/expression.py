@@ -43,6 +43,7 @@ from adamesh.models.molora import (
     average_adapters,
     count_parameters,
     load_adapter_state,
+    set_active_branches,
     train_only_adapters,
 )
 from adamesh.motion import ARKIT
@@ -72,6 +73,7 @@ class AdaptConfig:
     members: int = 1  # adapters trained from different seeds and averaged (see the module docstring)
     seed: int = 0
     min_frames: int = 25  # a reference shorter than 1 s is refused
+    nested: bool = True  # MoLoRA: each step trains the first k branches only, k at random (models.molora)
     timing_weight: float = 1.0  # the lip-timing term on unrelated speech (module docstring); 0: off
 
 
@@ -82,7 +84,6 @@ class Reference:
     features: np.ndarray
     params: np.ndarray
     fps: float
-    identity: np.ndarray | None = None
     unobserved: tuple[str, ...] = ()  # expression channels the reference does not measure (a tracker's blind spots)
 
     @property
@@ -164,7 +165,7 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
     else:
         state = average_adapters(states)
         add_molora(model, cfg.targets, ranks * cfg.members, cfg.alpha if cfg.method == "molora" else None,
-                   combine=cfg.combine if cfg.method == "molora" else "sum")
+                   combine=cfg.combine if cfg.method == "molora" else "sum", generator=torch.Generator())  # loaded below
         load_adapter_state(model, state)
     model.eval()
     with torch.no_grad():
@@ -185,16 +186,18 @@ def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple
     `timing`: (features, base lip gap) pairs of unrelated speech for the lip-timing term.
     Returns the state to keep (best on the held-out slice) and its statistics."""
     train_f, train_p, val_f, val_p = split
-    torch.manual_seed(seed)  # the adapters' initial weights
     model = copy.deepcopy(frozen)
     if cfg.method == "full":
         trainable, lr = list(model.parameters()), cfg.full_lr
     else:
         add_molora(model, cfg.targets, ranks, cfg.alpha if cfg.method == "molora" else None,
-                   combine=cfg.combine if cfg.method == "molora" else "sum")
+                   combine=cfg.combine if cfg.method == "molora" else "sum",
+                   generator=torch.Generator().manual_seed(seed))  # the adapters' initial weights
         trainable, lr = train_only_adapters(model), cfg.lr
     optimiser = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
+    nested = cfg.nested and cfg.method == "molora" and len(ranks) > 1
+    branch_gen = torch.Generator().manual_seed(seed)  # its own stream: the crops are those of a plain run
 
     def state():
         return ({k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.method == "full"
@@ -219,6 +222,8 @@ def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple
             other, base_gap = timing[int(torch.randint(0, len(timing), (1,), generator=gen))]
             (oc,) = _crops(len(other), f.shape[1], 1, gen)
             f, style = torch.cat([f, other[oc][None]]), torch.cat([style, style[:1]])
+        if nested:
+            set_active_branches(model, int(torch.randint(1, len(ranks) + 1, (1,), generator=branch_gen)))
         head, post = model(f, style)
         loss = output_loss(head[: len(p)], post[: len(p)], model.normalise(p), mask)
         if timing:
@@ -227,6 +232,7 @@ def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
+        set_active_branches(model, None)
         if step % cfg.eval_every == 0 and step >= min(cfg.min_steps, cfg.max_steps):
             v = val_loss()
             if v < best_loss - 1e-5:

@@ -98,7 +98,7 @@ def bench_frontends(speech_dir: str, corpus: str | None = None, frontends=("phon
                     ends = np.array([ph[2] for ph in phones])
                     idx = np.minimum(np.searchsorted(ends, t), len(phones) - 1)
                     p.append(np.array([PHONE_INDEX[phones[i][0]] for i in idx]))
-                    u.append(fe.assign_units(c.features.features) if name != "phonetic" else c.features.units)
+                    u.append(fe.assign_units(c.features.features) if name != "phonetic" else c.features.units)  # noqa: B023 (called in this iteration)
                 return np.concatenate(u), np.concatenate(p)
             u_fit, p_fit = corpus_labels(fit)
             n_units = int(max(u_fit.max(), fe.n_units - 1)) + 1

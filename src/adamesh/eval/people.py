@@ -275,7 +275,7 @@ def bench_people(videos: list[str], out: str = "out/bench_people", model: str | 
     with atomic_output(out / "table.md") as tmp:
         tmp.write_text(table)
     log(table)
-    for speaker, clips, seconds, truth, predictions, folder in examples:
+    for _speaker, clips, seconds, truth, predictions, folder in examples:
         best = next((m for m in ("molora", "lora", "full", "style") if m in predictions), None)
         _render(folder / "side_by_side.mp4", clips, seconds, truth, predictions["none"] if "none" in predictions
                 else None, predictions.get(best), best, rig_obj, fps, folder / "test.wav")

@@ -33,13 +33,13 @@ def bench_speed(models: list[str | None], audio: list[str], repeats: int = 3, lo
                 times.append(time.perf_counter() - t0)
             return min(times)
 
-        total = best(lambda x: animator.animate(x))
+        total = best(lambda x: animator.animate(x))  # noqa: B023 (called in this iteration)
         fronts = {"expression": animator.expression_frontend, "pose": animator.pose_frontend}
         shared = animator.expression_frontend.key() == animator.pose_frontend.key()
         row = {"model": "shipped" if folder is None else Path(folder).name,
                "frontends": {k: f.name for k, f in fronts.items()}, "shared_frontend": shared,
                "animate_realtime": seconds / total,
-               "frontend_realtime": {k: seconds / best(lambda x, f=f: f(x, animator.fps)) for k, f in fronts.items()}}
+               "frontend_realtime": {k: seconds / best(lambda x, f=f: f(x, animator.fps)) for k, f in fronts.items()}}  # noqa: B023
         rows.append(row)
     log(f"speech to ARKit + head pose on {len(speech)} files, {seconds:.1f} s of audio, {os.cpu_count()} CPU "
         f"cores, best of {repeats}:")

@@ -142,7 +142,7 @@ class ExpressionModel(nn.Module):
         (attention is T x T within a window)."""
         if style is None:
             style = self.style(None if reference is None else reference[None])[0]
-        style = self.null_style + style_strength * (style - self.null_style)
+        style = torch.lerp(self.null_style, style, style_strength)  # 0: generic, 1: this style
         identity = None if identity is None else identity[None]
         t = len(features)
         if t <= window:

@@ -12,6 +12,11 @@ update mixes coarse (low-rank) and finer corrections. Ours to choose, and chosen
 - Convolutions: the weight (out, in / groups, k) is viewed as the matrix (out, in / groups * k), as
   LoRA for convolutions does; depthwise convolutions (in / groups = 1) then get an (out, k) update.
 - B_i start at zero, so an untrained adapter leaves the model's output unchanged.
+- Nested training (`set_active_branches`): trained always together, the branches are a block split
+  of one LoRA and share the work in proportion to their ranks. When each step trains only the
+  first k branches (k drawn at random), the lowest rank must carry the main correction alone and
+  the higher ranks learn what it leaves, as nested dropout orders a representation; on real people
+  this lowered the lip vertex error (docs/people.md: MoLoRA).
 
 Adapters wrap target modules by name (fnmatch patterns on ``model.named_modules()`` names), can be
 disabled, merged into the base weights for inference with no overhead, unmerged, and saved or
@@ -45,7 +50,7 @@ class MoLoRALayer(nn.Module):
     """
 
     def __init__(self, base: nn.Linear | nn.Conv1d, ranks: tuple[int, ...], alpha: float | None = None,
-                 combine: str = "gate"):
+                 combine: str = "gate", generator: torch.Generator | None = None):
         super().__init__()
         if not isinstance(base, (nn.Linear, nn.Conv1d)):
             raise TypeError(f"MoLoRA wraps Linear and Conv1d layers, not {type(base).__name__}")
@@ -57,7 +62,7 @@ class MoLoRALayer(nn.Module):
         out, fan_in = base.weight.shape[0], base.weight[0].numel()
         a = torch.empty(sum(self.ranks), fan_in)
         for rows in torch.split(a, self.ranks):  # each branch initialised as its own LoRA A
-            nn.init.kaiming_uniform_(rows, a=math.sqrt(5))
+            nn.init.kaiming_uniform_(rows, a=math.sqrt(5), generator=generator)
         self.lora_A = nn.Parameter(a)
         self.lora_B = nn.Parameter(torch.zeros(out, sum(self.ranks)))
         self.gate = nn.Parameter(torch.ones(len(self.ranks)), requires_grad=combine == "gate")
@@ -66,10 +71,14 @@ class MoLoRALayer(nn.Module):
         self.register_buffer("branch", torch.repeat_interleave(torch.arange(len(self.ranks)),
                                                                torch.tensor(self.ranks)), persistent=False)
         self.enabled, self.merged = True, False
+        self.active: int | None = None  # only the first `active` branches (nested training); None: all
 
     def rank_scale(self) -> torch.Tensor:
         """(sum r_i,) the gate times alpha / r_i of the branch each rank belongs to."""
-        return (self.gate * self.scales)[self.branch]
+        scale = self.gate * self.scales
+        if self.active is not None:
+            scale = scale * (torch.arange(len(self.ranks)) < self.active)
+        return scale[self.branch]
 
     def delta(self) -> torch.Tensor:
         """The weight update, in the shape of the base weight."""
@@ -85,6 +94,8 @@ class MoLoRALayer(nn.Module):
 
     @torch.no_grad()
     def merge(self):
+        if self.active is not None:
+            raise RuntimeError("merge with every branch active (set_active_branches(model, None))")
         if not self.merged:
             self.base.weight += self.delta()
             self.merged = True
@@ -100,9 +111,11 @@ class MoLoRALayer(nn.Module):
 
 
 def add_molora(model: nn.Module, targets: list[str], ranks: tuple[int, ...] = (1, 2, 4),
-               alpha: float | None = None, combine: str = "gate") -> list[str]:
+               alpha: float | None = None, combine: str = "gate", generator: torch.Generator | None = None
+               ) -> list[str]:
     """Wrap every Linear/Conv1d whose name matches one of `targets` (fnmatch patterns); returns
-    the wrapped names. Raises if nothing matches (a typo must not silently adapt nothing)."""
+    the wrapped names. Raises if nothing matches (a typo must not silently adapt nothing).
+    `generator` draws the initial A matrices (None: torch's global generator)."""
     names = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv1d))
              and not _inside_adapter(n) and any(fnmatch.fnmatchcase(n, t) for t in targets)]
     if not names:
@@ -110,7 +123,7 @@ def add_molora(model: nn.Module, targets: list[str], ranks: tuple[int, ...] = (1
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, MoLoRALayer(getattr(parent, child), ranks, alpha, combine))
+        setattr(parent, child, MoLoRALayer(getattr(parent, child), ranks, alpha, combine, generator))
     return names
 
 
@@ -148,6 +161,12 @@ def train_only_adapters(model: nn.Module) -> list[nn.Parameter]:
 def set_adapters_enabled(model: nn.Module, enabled: bool) -> None:
     for layer in adapter_layers(model).values():
         layer.enabled = enabled
+
+
+def set_active_branches(model: nn.Module, count: int | None) -> None:
+    """Use only the first `count` branches of every adapter (None: all of them)."""
+    for layer in adapter_layers(model).values():
+        layer.active = count
 
 
 def merge_adapters(model: nn.Module) -> None:

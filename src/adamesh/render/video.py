@@ -13,7 +13,7 @@ from adamesh.audio import load_audio
 from adamesh.errors import AdameshError
 from adamesh.fileio import atomic_output
 
-AUDIO_RATE = 48000
+AAC_RATE = 48000
 AUDIO_FRAME = 1024  # AAC frame size
 
 
@@ -34,8 +34,8 @@ def write_video(
     duration = n_frames / fps
     samples = None
     if audio:
-        samples, _ = load_audio(audio, AUDIO_RATE)
-        n_audio = int(round(duration * AUDIO_RATE))
+        samples, _ = load_audio(audio, AAC_RATE)
+        n_audio = int(round(duration * AAC_RATE))
         samples = np.pad(samples[:n_audio], (0, max(0, n_audio - len(samples))))
     rate = Fraction(fps).limit_denominator(1001)
     t0 = time.perf_counter()
@@ -43,9 +43,9 @@ def write_video(
         with av.open(str(tmp), mode="w", format="mp4") as box:
             vs = None
             if samples is not None:
-                aus = box.add_stream("aac", rate=AUDIO_RATE, layout="mono")
+                aus = box.add_stream("aac", rate=AAC_RATE, layout="mono")
                 aus.bit_rate = 96000
-                aus.time_base = Fraction(1, AUDIO_RATE)
+                aus.time_base = Fraction(1, AAC_RATE)
             a_pos = 0
             count = 0
             with tqdm(total=n_frames, desc="render", unit="frame", disable=not progress, leave=False) as bar:
@@ -65,7 +65,7 @@ def write_video(
                     count += 1
                     bar.update(1)
                     if samples is not None:  # interleave: audio up to the current video time
-                        until = min(len(samples), int(round(count / fps * AUDIO_RATE)))
+                        until = min(len(samples), int(round(count / fps * AAC_RATE)))
                         a_pos = _mux_audio(box, aus, samples, a_pos, until)
             if count != n_frames:
                 raise AdameshError(f"renderer produced {count} frames, expected {n_frames}")
@@ -84,7 +84,7 @@ def _mux_audio(box, stream, samples, start, until, final=False):
     while start + AUDIO_FRAME <= until or (final and start < until):
         chunk = samples[start : start + AUDIO_FRAME]
         frame = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
-        frame.sample_rate = AUDIO_RATE
+        frame.sample_rate = AAC_RATE
         frame.pts = start
         box.mux(stream.encode(frame))
         start += len(chunk)

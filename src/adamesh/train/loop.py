@@ -16,11 +16,11 @@ batches; rank 0 writes the files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import pickle
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,7 +55,6 @@ class TrainConfig:
     frontend_options: dict = field(default_factory=dict)  # e.g. model_dir of a hubert front-end
     workers: int | None = None  # feature extraction processes (default: all cores)
     augment: int = 2  # degraded copies of every training clip's audio (data.augment); windows draw one at random
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def for_preset(cls, preset: str, **overrides) -> "TrainConfig":
@@ -64,10 +63,13 @@ class TrainConfig:
         return cls(preset=preset, **{**base.get(preset, {}), **{k: v for k, v in overrides.items() if v is not None}})
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Torch's global RNG (initial weights, crops, dropout) seeded from `seed` inside the block, and the
+    caller's state put back after it: training is reproducible and leaves the caller's RNG alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def _loader(dataset, cfg: TrainConfig, shuffle: bool, generator=None):
@@ -89,7 +91,7 @@ def _schedule(step: int, total: int, warmup: int) -> float:
 
 def _save_weights(model: nn.Module, path: Path) -> None:
     with atomic_output(path) as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp),
                   metadata={"format": FORMAT})
 
 
@@ -122,13 +124,23 @@ def plot_history(history: list[dict], path: Path, title: str) -> None:
 
 
 def train(task, out: str | os.PathLike, cfg: TrainConfig, fresh: bool = False, progress: bool = True,
-          log=print) -> dict:
-    """Train `task.model` into the folder `out`; returns the history. Resumes unless `fresh`."""
+          log=print, device: str | torch.device = "cpu") -> dict:
+    """Train `task.model` into the folder `out` on `device`; returns the history. Resumes unless `fresh`."""
+    with seeded(cfg.seed):  # a resumed run sets the state it saved
+        return _train(task, out, cfg, fresh, progress, log, torch.device(device))
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _train(task, out: Path, cfg: TrainConfig, fresh: bool, progress: bool, log, device: torch.device) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     rank = torch.distributed.get_rank() if distributed else 0
-    model = task.model
+    world = torch.distributed.get_world_size() if distributed else 1
+    model = task.model.to(device)
     config = {"format": FORMAT, "kind": task.kind, "model": model.config.to_dict(), "train": asdict(cfg),
               "frontend": task.frontend.config(), "data": task.describe()}
     state_path = out / "train_state.pt"
@@ -153,12 +165,12 @@ def train(task, out: str | os.PathLike, cfg: TrainConfig, fresh: bool = False, p
             raise AdameshError(f"{out} holds a run on other data ({', '.join(saved.get('data', {}).get('folders', []))}); "
                                "its validation losses would not compare: use --fresh or choose another --out")
         try:  # tensors and plain types only: a crafted state file cannot run code
-            state = torch.load(state_path, weights_only=True)
+            state = torch.load(state_path, weights_only=True, map_location=device)
             model.load_state_dict(load_file(str(out / "last.safetensors")))
             optimiser.load_state_dict(state["optimiser"])
             scheduler.load_state_dict(state["scheduler"])
             history, start_epoch = state["history"], int(state["epoch"])
-            torch.set_rng_state(state["torch_rng"])
+            torch.set_rng_state(state["torch_rng"].cpu())
         except pickle.UnpicklingError:
             raise AdameshError(f"cannot resume from {out}: train_state.pt holds objects other than tensors and "
                                "plain values, which are refused (loading them could run code); use --fresh "
@@ -168,7 +180,6 @@ def train(task, out: str | os.PathLike, cfg: TrainConfig, fresh: bool = False, p
                                "use --fresh to start over") from None
         log(f"resuming {out} after epoch {start_epoch}")
     else:
-        seed_everything(cfg.seed)
         if rank == 0:
             (out / "log.txt").unlink(missing_ok=True)
     if rank == 0:
@@ -177,13 +188,16 @@ def train(task, out: str | os.PathLike, cfg: TrainConfig, fresh: bool = False, p
     if start_epoch >= cfg.epochs:
         log(f"{out} has already finished {cfg.epochs} epochs")
         return {"history": history}
-    runner = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if distributed else model
+    runner = (nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                                  find_unused_parameters=True) if distributed else model)
     generator = torch.Generator()  # the data order: a function of the seed and the epoch alone (see below)
     train_loader = _loader(task.train_set, cfg, True, generator)
     val_loader = _loader(task.val_set, cfg, False)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"{task.kind} model: {n_params / 1e6:.2f} M parameters; {len(task.train_set)} training windows, "
-        f"{len(task.val_set)} validation windows; {cfg.epochs} epochs of {steps_per_epoch} steps")
+        f"{len(task.val_set)} validation windows; {cfg.epochs} epochs of {steps_per_epoch} steps on {device}")
+    if distributed:  # every process says it runs; only rank 0 writes files
+        print(f"rank {rank} of {world}: {len(train_loader)} batches an epoch on {device}", flush=True)
     best = min((h["val_loss"] for h in history), default=float("inf"))
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
@@ -197,7 +211,7 @@ def train(task, out: str | os.PathLike, cfg: TrainConfig, fresh: bool = False, p
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=not progress or rank != 0, leave=False)
         for batch in bar:
-            loss = task.loss(runner, batch)
+            loss = task.loss(runner, _to(batch, device))
             if not torch.isfinite(loss):
                 raise AdameshError(f"the training loss became {loss.item()} at epoch {epoch + 1}; "
                                    "lower --lr or check the data")
@@ -208,7 +222,7 @@ def train(task, out: str | os.PathLike, cfg: TrainConfig, fresh: bool = False, p
             scheduler.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-        val_loss = evaluate_loss(task, model, val_loader)
+        val_loss = evaluate_loss(task, model, val_loader, device)
         entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
                  "lr": scheduler.get_last_lr()[0], "seconds": round(time.time() - t0, 1)}
         history.append(entry)
@@ -231,10 +245,10 @@ def train(task, out: str | os.PathLike, cfg: TrainConfig, fresh: bool = False, p
 
 
 @torch.no_grad()
-def evaluate_loss(task, model: nn.Module, loader) -> float:
+def evaluate_loss(task, model: nn.Module, loader, device: str | torch.device = "cpu") -> float:
     model.eval()
     total, n = 0.0, 0
     for batch in loader:
-        total += task.loss(model, batch).item() * len(batch["mask"])
+        total += task.loss(model, _to(batch, device)).item() * len(batch["mask"])
         n += len(batch["mask"])
     return total / max(n, 1)

@@ -23,7 +23,7 @@ from adamesh.models.checkpoint import load_model
 from adamesh.models.expression import PRESETS, ExpressionConfig, ExpressionModel, expression_loss
 from adamesh.models.pose import PRESETS as POSE_PRESETS
 from adamesh.models.pose import PoseAdapter, PoseConfig, PoseGPT, PoseVQVAE, gpt_loss, vq_loss
-from adamesh.train.loop import TrainConfig, seed_everything, train
+from adamesh.train.loop import TrainConfig, seeded, train
 
 
 class ExpressionWindows(torch.utils.data.Dataset):
@@ -65,10 +65,10 @@ class ExpressionTask:
         self.frontend = make_frontend(cfg.frontend, **cfg.frontend_options)
         self.train_clips, self.val_clips = _clip_sets(data, cfg, self.frontend, progress)
         space = self.space = self.train_clips.clips[0].motion.space
-        seed_everything(cfg.seed)  # the initial weights
         model_cfg = ExpressionConfig(feature_dim=self.frontend.dim, out_dim=space.n_expression,
                                      **PRESETS[cfg.preset])
-        self.model = ExpressionModel(model_cfg)
+        with seeded(cfg.seed):  # the initial weights
+            self.model = ExpressionModel(model_cfg)
         feats = torch.from_numpy(np.concatenate([c.features.features for c in self.train_clips.clips]))
         params = torch.from_numpy(np.concatenate([c.motion.params[:, : space.n_expression]
                                                   for c in self.train_clips.clips]))
@@ -82,7 +82,7 @@ class ExpressionTask:
         core = model.module if hasattr(model, "module") else model
         drop = None
         if model.training and core.config.style_dropout > 0:
-            drop = torch.rand(len(batch["params"])) < core.config.style_dropout
+            drop = (torch.rand(len(batch["params"])) < core.config.style_dropout).to(batch["params"].device)
         return expression_loss(model, batch["features"], core.normalise(batch["params"]), None, batch["mask"],
                                reference=batch["reference"], reference_mask=batch["reference_mask"],
                                drop_style=drop)
@@ -141,9 +141,9 @@ class PoseVQTask:
         self.frontend = make_frontend(cfg.frontend, **cfg.frontend_options)
         self.train_clips, self.val_clips = _pose_clip_sets(data, cfg, self.frontend, progress)
         self.space = self.train_clips.clips[0].motion.space
-        seed_everything(cfg.seed)
-        self.model = PoseVQVAE(pose_config(self.space, self.frontend, self.train_clips, cfg.preset,
-                                           **model_overrides))
+        with seeded(cfg.seed):
+            self.model = PoseVQVAE(pose_config(self.space, self.frontend, self.train_clips, cfg.preset,
+                                               **model_overrides))
         self.model.set_statistics(torch.from_numpy(np.concatenate(
             [_head_pose(c.motion.params, self.space) for c in self.train_clips.clips])))
         self.train_set = WindowDataset(self.train_clips, cfg.window, cfg.hop)
@@ -197,8 +197,8 @@ class PoseGPTTask:
         self.train_clips, self.val_clips = _pose_clip_sets(data, cfg, self.frontend, progress)
         self.space = self.train_clips.clips[0].motion.space
         self.vq = vq.eval()
-        seed_everything(cfg.seed)
-        self.model = PoseGPT(vq.config)
+        with seeded(cfg.seed):
+            self.model = PoseGPT(vq.config)
         self.model.set_statistics(torch.from_numpy(np.concatenate([c.features.features for c in self.train_clips.clips])))
         index = {s: k for k, s in enumerate(self.train_clips.speakers)}
         self.train_set, self.val_set = (self._windows(clips, index) for clips in (self.train_clips, self.val_clips))
@@ -217,7 +217,7 @@ class PoseGPTTask:
         core = model.module if hasattr(model, "module") else model
         drop = None
         if model.training and core.config.style_dropout > 0:
-            drop = torch.rand(len(batch["codes"])) < core.config.style_dropout
+            drop = (torch.rand(len(batch["codes"])) < core.config.style_dropout).to(batch["codes"].device)
         style = core.style_vectors(batch["speaker"], drop)
         return gpt_loss(model, batch["codes"], batch["speech"], style, batch["mask"])
 
@@ -232,7 +232,7 @@ def pose_train_config(kind: str, preset: str = "default", **overrides) -> TrainC
 
 
 def train_pose(data, out: str | os.PathLike, preset: str = "default", fresh: bool = False, progress: bool = True,
-               log=print, **overrides) -> dict:
+               log=print, device: str | torch.device = "cpu", **overrides) -> dict:
     """Both pose stages into `out`/vqvae and `out`/gpt (each a model folder of the loop above), then
     the gallery of the training speakers' style matrices into `out`/gallery.safetensors."""
     out = Path(out)
@@ -243,7 +243,7 @@ def train_pose(data, out: str | os.PathLike, preset: str = "default", fresh: boo
         task = (PoseVQTask(data, stage_cfg, progress) if kind == "pose_vq"
                 else PoseGPTTask(data, stage_cfg, *load_model(out / "vqvae")[:2], progress))
         log(f"pose stage {kind}: {folder}")
-        stages[kind] = train(task, folder, stage_cfg, fresh=fresh, progress=progress, log=log)
+        stages[kind] = train(task, folder, stage_cfg, fresh=fresh, progress=progress, log=log, device=device)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.barrier()  # rank 0 has written the stage's weights
             if torch.distributed.get_rank() != 0 and kind == "pose_gpt":
