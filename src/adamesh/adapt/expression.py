@@ -232,7 +232,8 @@ def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-        set_active_branches(model, None)
+        if nested:
+            set_active_branches(model, None)  # the held-out slice and the result use every branch
         if step % cfg.eval_every == 0 and step >= min(cfg.min_steps, cfg.max_steps):
             v = val_loss()
             if v < best_loss - 1e-5:
