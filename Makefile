@@ -8,7 +8,7 @@ OUT ?= out
 HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 TORCH := $(if $(HAS_CUDA),torch,torch==2.13.0)
 
-.PHONY: install test test-all demo validator clean
+.PHONY: install test test-all demo validator viewer clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +33,18 @@ validator:
 		cd tools/gltf-validator && npm ci --no-audit --no-fund --loglevel=error; \
 	else echo "node/npm not found: the glTF validator test will be skipped"; fi
 
+# three.js (npm), which the tests run in Debian's headless chromium to play exported avatars.
+viewer:
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tools/threejs && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "node/npm not found: the three.js checks will be skipped"; fi
+
 # the fast tier (a few minutes); test-all is everything, what CI runs
-test: install validator
+test: install validator viewer
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q -m "not slow"
 
-test-all: install validator
+test-all: install validator viewer
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q
 
@@ -46,4 +52,4 @@ demo: install
 	$(BIN)/adamesh demo --out $(OUT)/demo
 
 clean:
-	rm -rf $(VENV) $(OUT) tools/gltf-validator/node_modules
+	rm -rf $(VENV) $(OUT) tools/gltf-validator/node_modules tools/threejs/node_modules

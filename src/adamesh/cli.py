@@ -56,13 +56,11 @@ def cmd_export(args) -> None:
     from adamesh.export import export
     from adamesh.fileio import check_outputs, check_writable
     from adamesh.motion import load_motion
-    from adamesh.rigs import load_rig
 
     check_writable(args.out, directory=args.format == "obj")
     check_outputs([args.out], [args.motion, args.rig])
     motion = load_motion(args.motion)
-    rig = load_rig(args.rig) if args.rig else None
-    path = export(motion, args.format, args.out, rig)
+    path = export(motion, args.format, args.out, args.rig)
     print(f"wrote {path} ({args.format}, {motion.n_frames} frames at {motion.fps:g} fps)")
 
 
@@ -339,7 +337,13 @@ def cmd_animate(args) -> None:
     profile = api.Profile.load(args.profile) if args.profile else None
     if profile is not None:
         model.check(profile)
-    rig = load_rig(args.rig)
+    if args.rig.startswith("gltf:") and not args.render:
+        from adamesh.avatar import check_avatar
+
+        rig = args.rig  # its glb is the avatar's own file: nothing to load but the check
+        check_avatar(args.rig[len("gltf:"):])
+    else:
+        rig = load_rig(args.rig)
     t0 = time.perf_counter()
     motion = model.animate(args.audio, profile, seed=args.seed, style_strength=args.style_strength,
                            pose_amplitude=args.pose_amplitude, blink_rate=args.blink_rate,

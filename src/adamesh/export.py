@@ -247,10 +247,21 @@ def write_npz(motion: Motion, rig: Rig, out: str | os.PathLike) -> Path:
 WRITERS = {"glb": write_glb, "csv": write_csv, "obj": write_obj_sequence, "npz": write_npz}
 
 
-def export(motion: Motion, fmt: str, out: str | os.PathLike, rig: Rig | None = None) -> Path:
-    """Write `motion` in format `fmt` (glb, csv, obj, npz)."""
+def export(motion: Motion, fmt: str, out: str | os.PathLike, rig: Rig | str | None = None) -> Path:
+    """Write `motion` in format `fmt` (glb, csv, obj, npz) for `rig` (a Rig or a `load_rig` spec).
+
+    glb for a glTF avatar (``gltf:PATH``) is the avatar's own file with the animation added
+    (`adamesh.avatar`); for other rigs, the rig's mesh with its morph targets and the animation."""
     if fmt not in WRITERS:
         raise AdameshError(f"unknown export format {fmt!r}; choose one of: {', '.join(WRITERS)}")
     if rig is None and fmt != "csv":
         raise AdameshError(f"{fmt} export needs a rig (--rig)")
+    if fmt == "glb" and isinstance(rig, str) and rig.startswith("gltf:"):
+        from adamesh.avatar import animate_avatar
+
+        return animate_avatar(motion, rig[len("gltf:"):], out)
+    if isinstance(rig, str):
+        from adamesh.rigs import load_rig
+
+        rig = load_rig(rig)
     return WRITERS[fmt](motion, rig, out)

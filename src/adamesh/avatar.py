@@ -1,0 +1,250 @@
+"""The user's own glTF avatar, animated and handed back intact.
+
+`animate_avatar` copies a .glb byte for byte in everything it had (meshes, materials, textures,
+skins, node hierarchy, extensions, compressed buffers, earlier animations, original target names)
+and adds one animation: morph weights on every node whose mesh carries ARKit-named targets, and
+head rotation on the head bone, nothing else. The file is edited at the level of its JSON and its
+binary chunk, so nothing the avatar uses has to be understood to be kept: the new animation's data
+is appended to the binary chunk, its accessors and buffer views to the JSON.
+
+The head bone is the VRM humanoid's `head` (VRM 0.x and 1.0), else a node named ``Head`` (also
+``mixamorig:Head``, ``J_Bip_C_Head`` and alike). Its rotation turns the head about its own origin,
+the neck joint, by the motion's head angles about the scene's axes: for an avatar that looks along
++Z (glTF's convention and VRM 1.0's) the motion's pitch, yaw and roll as they are; VRM 0.x avatars
+look along -Z, so pitch and roll change sign.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from adamesh.errors import AdameshError, AdameshWarning
+from adamesh.fileio import atomic_output, check_input_file
+from adamesh.geometry import euler_to_matrix, matrix_to_quaternion
+from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES, Motion
+from adamesh.rigs.base import arkit_name
+
+_GLB_MAGIC, _JSON, _BIN = b"glTF", 0x4E4F534A, 0x004E4942
+_FLOAT, _SCALAR, _VEC4 = 5126, "SCALAR", "VEC4"
+ANIMATION_NAME = "adamesh"
+
+
+def read_glb(path: str | os.PathLike) -> tuple[dict, bytes]:
+    """The JSON document and the binary chunk of a .glb file."""
+    name = check_input_file(path, "avatar", "a .glb file", "give the avatar as a binary glTF (.glb)")
+    data = Path(name).read_bytes()
+    if data[:4] != _GLB_MAGIC:
+        raise AdameshError(f"{name} is not a binary glTF (.glb) file; export the avatar as .glb")
+    try:
+        _, version, length = struct.unpack_from("<4sII", data, 0)
+        if version != 2:
+            raise ValueError(f"GLB version {version}, not 2")
+        chunks, at = {}, 12
+        while at + 8 <= min(length, len(data)):
+            size, kind = struct.unpack_from("<II", data, at)
+            chunks.setdefault(kind, data[at + 8 : at + 8 + size])
+            at += 8 + size
+        doc = json.loads(chunks[_JSON])
+    except (ValueError, KeyError, struct.error) as e:
+        raise AdameshError(f"{name} is a damaged .glb file ({type(e).__name__}: {e}); export the avatar again") from None
+    return doc, chunks.get(_BIN, b"")
+
+
+def write_glb(doc: dict, blob: bytes, out: str | os.PathLike) -> Path:
+    """A .glb of `doc` and binary chunk `blob`, written atomically."""
+    text = json.dumps(doc, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)
+    blob = bytes(blob) + b"\0" * (-len(blob) % 4)
+    parts = [struct.pack("<II", len(text), _JSON), text]
+    if blob:
+        parts += [struct.pack("<II", len(blob), _BIN), blob]
+    body = b"".join(parts)
+    with atomic_output(out) as tmp:
+        tmp.write_bytes(struct.pack("<4sII", _GLB_MAGIC, 2, 12 + len(body)) + body)
+    return Path(out)
+
+
+def arkit_targets(doc: dict) -> dict[int, dict[int, int]]:
+    """For each mesh with ARKit-named morph targets: {target index: ARKit blendshape index}."""
+    out = {}
+    for m, mesh in enumerate(doc.get("meshes", [])):
+        prims = mesh.get("primitives", [])
+        names = (mesh.get("extras") or {}).get("targetNames") or (
+            (prims[0].get("extras") or {}).get("targetNames") if prims else None) or []
+        found = {t: ARKIT_BLENDSHAPES.index(k) for t, n in enumerate(names) if (k := arkit_name(str(n)))}
+        if found:
+            out[m] = found
+    return out
+
+
+def head_node(doc: dict) -> int | None:
+    """The head bone: VRM's humanoid head, else a node named Head (not a mesh node)."""
+    ext = doc.get("extensions") or {}
+    bones = ((ext.get("VRMC_vrm") or {}).get("humanoid") or {}).get("humanBones") or {}
+    if isinstance(bones.get("head"), dict) and "node" in bones["head"]:
+        return int(bones["head"]["node"])
+    for bone in ((ext.get("VRM") or {}).get("humanoid") or {}).get("humanBones") or []:
+        if bone.get("bone") == "head" and "node" in bone:
+            return int(bone["node"])
+    for i, node in enumerate(doc.get("nodes", [])):
+        short = re.split(r"[:|]", str(node.get("name", "")))[-1].lower()
+        if node.get("mesh") is None and (short == "head" or short.endswith("_c_head")):
+            return i
+    return None
+
+
+def check_avatar(source: str | os.PathLike) -> tuple[dict, bytes]:
+    """The avatar's JSON and binary chunk, once it is known that `animate_avatar` can animate it."""
+    doc, blob = read_glb(source)
+    meshes = arkit_targets(doc)
+    if not any(n.get("mesh") in meshes for n in doc.get("nodes", [])):
+        raise AdameshError(f"{source} has no mesh with ARKit-named morph targets (jawOpen, eyeBlinkLeft, ...) in "
+                           "its nodes; give an avatar with ARKit (perfect sync) blendshapes")
+    buffers = doc.get("buffers") or []
+    if buffers and buffers[0].get("uri") is not None:
+        raise AdameshError(f"{source} keeps its first buffer in a separate file; pack it into one .glb first")
+    return doc, blob
+
+
+def animate_avatar(motion: Motion, source: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write `source` (a .glb) to `out` with `motion` added as one animation (see the module)."""
+    if motion.space is not ARKIT:
+        raise AdameshError(f"animating an avatar needs a motion in the arkit space, got {motion.space.name!r}")
+    doc, blob = check_avatar(source)
+    meshes = arkit_targets(doc)
+    nodes = [(i, n["mesh"]) for i, n in enumerate(doc.get("nodes", [])) if n.get("mesh") in meshes]
+    buffers = doc.get("buffers") or []
+    blob = bytearray(blob[: buffers[0]["byteLength"]] if buffers else b"")
+    views, accessors = doc.setdefault("bufferViews", []), doc.setdefault("accessors", [])
+
+    def add(values: np.ndarray, kind: str, bounds: bool = False) -> int:
+        blob.extend(b"\0" * (-len(blob) % 4))
+        data = np.ascontiguousarray(values, np.float32)
+        views.append({"buffer": 0, "byteOffset": len(blob), "byteLength": data.nbytes})
+        blob.extend(data.tobytes())
+        width = 4 if kind == _VEC4 else 1
+        acc = {"bufferView": len(views) - 1, "componentType": _FLOAT, "count": data.size // width, "type": kind}
+        if bounds:
+            acc["min"], acc["max"] = [float(data.min())], [float(data.max())]
+        accessors.append(acc)
+        return len(accessors) - 1
+
+    times = add(np.arange(motion.n_frames) / motion.fps, _SCALAR, bounds=True)
+    samplers, channels = [], []
+    weights_of = {}
+    for node, mesh in nodes:
+        if mesh not in weights_of:
+            n_targets = len(doc["meshes"][mesh]["primitives"][0].get("targets", []))
+            rest = np.asarray(doc["meshes"][mesh].get("weights") or [0.0] * n_targets, np.float32)
+            w = np.tile(rest, (motion.n_frames, 1))
+            for t, k in meshes[mesh].items():
+                if t < n_targets:
+                    w[:, t] = motion.params[:, k]
+            samplers.append({"input": times, "output": add(w.reshape(-1), _SCALAR), "interpolation": "LINEAR"})
+            weights_of[mesh] = len(samplers) - 1
+        channels.append({"sampler": weights_of[mesh], "target": {"node": node, "path": "weights"}})
+
+    head = head_node(doc)
+    if head is not None and "matrix" in doc["nodes"][head]:
+        _to_trs(doc["nodes"][head])  # an animated node must not have a matrix
+    if head is None:
+        warnings.warn(f"{source} has no head bone (a VRM humanoid head or a node named Head): the animation "
+                      "moves the face only, not the head", AdameshWarning, stacklevel=2)
+    else:
+        rotation = _head_rotation(doc, head, motion)
+        samplers.append({"input": times, "output": add(rotation, _VEC4), "interpolation": "LINEAR"})
+        channels.append({"sampler": len(samplers) - 1, "target": {"node": head, "path": "rotation"}})
+
+    _declare_ktx2_textures(doc, source)
+    doc.setdefault("animations", []).append({
+        "name": ANIMATION_NAME, "samplers": samplers, "channels": channels,
+        "extras": {"fps": motion.fps, "producer": "adamesh"},
+    })  # fmt: skip
+    if buffers:
+        buffers[0]["byteLength"] = len(blob)
+    else:
+        doc["buffers"] = [{"byteLength": len(blob)}]
+    return write_glb(doc, blob, out)
+
+
+def _declare_ktx2_textures(doc: dict, source) -> None:
+    """KTX2 images named as a texture's plain `source`, which glTF allows only for PNG and JPEG,
+    moved to where KHR_texture_basisu says they go: viewers that read KTX2 then find them, and the
+    file passes validation (the facecap avatar is written so)."""
+    images = doc.get("images", [])
+    moved = 0
+    for texture in doc.get("textures", []):
+        i = texture.get("source")
+        if i is None or not 0 <= i < len(images):
+            continue
+        image = images[i]
+        if image.get("mimeType") == "image/ktx2" or str(image.get("uri", "")).lower().endswith(".ktx2"):
+            texture.setdefault("extensions", {})["KHR_texture_basisu"] = {"source": texture.pop("source")}
+            moved += 1
+    if moved:
+        used = doc.setdefault("extensionsUsed", [])
+        if "KHR_texture_basisu" not in used:
+            used.append("KHR_texture_basisu")
+        warnings.warn(f"{source}: {moved} KTX2 texture(s) were named as plain texture sources; the copy declares "
+                      "them as KHR_texture_basisu textures", AdameshWarning, stacklevel=3)
+
+
+def _head_rotation(doc: dict, head: int, motion: Motion) -> np.ndarray:
+    """(T, 4) local rotations (x, y, z, w) of the head bone: its rest rotation, then the motion's
+    head angles about the scene's axes."""
+    import torch
+
+    rot = torch.from_numpy(motion.params[:, ARKIT.rotation[0] : ARKIT.rotation[1]].astype(np.float64))
+    pitch, yaw, roll = rot.unbind(1)
+    if "VRM" in (doc.get("extensions") or {}):  # VRM 0.x looks along -Z: turned 180 degrees about Y
+        pitch, roll = -pitch, -roll
+    delta = euler_to_matrix(pitch, yaw, roll).numpy()
+    parent = _world_rotation(doc, _parents(doc).get(head))
+    rest = _quaternion_matrix(doc["nodes"][head].get("rotation", [0.0, 0.0, 0.0, 1.0]))
+    # local' = P^-1 @ delta @ P @ rest: delta is about the scene's axes, P the parent's world rotation
+    local = parent.T @ delta @ parent @ rest
+    return matrix_to_quaternion(local).astype(np.float32)
+
+
+def _to_trs(node: dict) -> None:
+    m = np.asarray(node.pop("matrix"), np.float64).reshape(4, 4).T
+    scale = np.linalg.norm(m[:3, :3], axis=0)
+    node["translation"] = m[:3, 3].tolist()
+    node["rotation"] = matrix_to_quaternion(m[:3, :3] / scale).tolist()
+    node["scale"] = scale.tolist()
+
+
+def _parents(doc: dict) -> dict[int, int]:
+    return {c: i for i, n in enumerate(doc.get("nodes", [])) for c in n.get("children", [])}
+
+
+def _world_rotation(doc: dict, node: int | None) -> np.ndarray:
+    """The rest rotation of `node` in the scene (scales removed), identity for None."""
+    parents, out, seen = _parents(doc), np.eye(3), set()
+    while node is not None and node not in seen:
+        seen.add(node)
+        n = doc["nodes"][node]
+        if "matrix" in n:
+            m = np.asarray(n["matrix"], np.float64).reshape(4, 4).T[:3, :3]
+            m = m / np.linalg.norm(m, axis=0, keepdims=True)
+        else:
+            m = _quaternion_matrix(n.get("rotation", [0.0, 0.0, 0.0, 1.0]))
+        out = m @ out
+        node = parents.get(node)
+    return out
+
+
+def _quaternion_matrix(q) -> np.ndarray:
+    x, y, z, w = np.asarray(q, np.float64) / np.linalg.norm(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])  # fmt: skip
