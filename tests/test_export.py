@@ -6,6 +6,7 @@ import csv
 
 import numpy as np
 import pytest
+from conftest import SHARED
 
 from adamesh.errors import AdameshError
 from adamesh.export import LIVE_LINK_ORDER, export, read_glb_animation
@@ -93,3 +94,43 @@ def test_export_refusals(builtin, tmp_path):
     with pytest.raises(AdameshError, match="format"):
         export(flame_motion, "fbx", tmp_path / "x.fbx", builtin)
     assert list(tmp_path.iterdir()) == []
+
+
+TAKE = SHARED / "data" / "avatars" / "livelinkface_iphone_take.csv"
+
+
+def test_live_link_eye_angles_follow_a_real_iphone_take(tmp_path):
+    if not TAKE.is_file():
+        pytest.skip(f"{TAKE} not found (../shared/data is absent)")
+    raw = TAKE.read_bytes()
+    rows = list(csv.reader(raw.decode().splitlines()))
+    header, values = rows[0], np.array([[float(v) for v in r[2:]] for r in rows[1:]], np.float32)
+    column = {h: values[:, i] for i, h in enumerate(header[2:])}
+    params = np.zeros((len(values), ARKIT.dim), np.float32)
+    for name in LIVE_LINK_ORDER:
+        params[:, ARKIT.index(name)] = column[name[0].upper() + name[1:]]
+    motion = Motion(params, ARKIT, 60.0)
+    out = export(motion, "csv", tmp_path / "take.csv")
+    assert b"\r\n" not in raw and b"\r\n" not in out.read_bytes()  # LF, as the app writes
+    ours = list(csv.reader(out.read_text().splitlines()))
+    assert ours[0] == header  # the app's 63 columns in its order
+    mine = np.array([[float(v) for v in r[2:]] for r in ours[1:]])
+    for side in ("Left", "Right"):
+        for axis in ("Yaw", "Pitch"):
+            real, ours_ = column[f"{side}Eye{axis}"], mine[:, header.index(f"{side}Eye{axis}") - 2]
+            assert np.corrcoef(real, ours_)[0, 1] > 0.95, (side, axis)  # same sign
+            slope = np.polyfit(ours_, real, 1)[0]
+            assert 0.85 < slope < 1.15, (side, axis, slope)  # same scale
+
+
+def test_live_link_csv_at_60_fps(motion, tmp_path):
+    out = export(motion, "csv", tmp_path / "take60.csv", fps=60.0)
+    rows = list(csv.reader(out.read_text().splitlines()))[1:]
+    assert len(rows) == int(motion.duration * 60 + 1e-9)
+    assert rows[61][0] == "00:00:01:01.000"
+    jaw = np.array([float(r[2 + LIVE_LINK_ORDER.index("jawOpen")]) for r in rows])
+    t = np.arange(len(rows)) / 60.0
+    np.testing.assert_allclose(jaw, np.interp(t, np.arange(motion.n_frames) / motion.fps, motion.channel("jawOpen")),
+                               atol=2e-6)  # fmt: skip
+    with pytest.raises(AdameshError, match="Live Link CSV only"):
+        export(motion, "npz", tmp_path / "x.npz", "builtin", fps=60.0)

@@ -60,8 +60,10 @@ def cmd_export(args) -> None:
     check_writable(args.out, directory=args.format == "obj")
     check_outputs([args.out], [args.motion, args.rig])
     motion = load_motion(args.motion)
-    path = export(motion, args.format, args.out, args.rig)
-    print(f"wrote {path} ({args.format}, {motion.n_frames} frames at {motion.fps:g} fps)")
+    path = export(motion, args.format, args.out, args.rig, fps=args.fps)
+    fps = args.fps or motion.fps
+    print(f"wrote {path} ({args.format}, {round(motion.duration * fps) if args.fps else motion.n_frames} frames "
+          f"at {fps:g} fps)")
 
 
 def cmd_rig_install(args) -> None:
@@ -443,6 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", required=True, choices=["glb", "csv", "obj", "npz"])
     e.add_argument("--rig", help=f"{rig_help} (not needed for csv)")
     e.add_argument("--out", required=True, help="output file (a folder for obj)")
+    e.add_argument("--fps", type=number(float, low=1, high=240),
+                   help="csv only: resample to this frame rate (Live Link Face records 60)")
     e.set_defaults(func=cmd_export)
 
     rg = sub.add_parser("rig", help="install, inspect and show rigs").add_subparsers(dest="rig_command", required=True)

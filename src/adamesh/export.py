@@ -28,7 +28,9 @@ for a, b in (("jawLeft", "jawRight"), ("mouthLeft", "mouthRight")):
     LIVE_LINK_ORDER[i], LIVE_LINK_ORDER[j] = b, a
 LIVE_LINK_EXTRA = ["HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
                    "RightEyeYaw", "RightEyePitch", "RightEyeRoll"]  # fmt: skip
-EYE_YAW_MAX, EYE_PITCH_MAX = math.radians(30), math.radians(25)  # angle of eyeLook* at weight 1
+# Eye angle per unit of eyeLook* weight (radians), as a real Live Link Face take has them
+# (shared/data/avatars/livelinkface_iphone_take.csv: yaw 0.58 / 0.62 for the two eyes, pitch 0.61).
+EYE_YAW_PER_WEIGHT, EYE_PITCH_PER_WEIGHT = 0.60, 0.61
 
 
 def _need_arkit(motion: Motion, what: str) -> None:
@@ -188,32 +190,47 @@ def _timecode(frame: int, fps: float) -> str:
 
 
 def eye_angles(motion: Motion) -> np.ndarray:
-    """(T, 6) left yaw, pitch, roll, right yaw, pitch, roll in radians from the eyeLook* weights
-    (our axis signs: yaw to the character's left, pitch down are positive)."""
+    """(T, 6) left yaw, pitch, roll, right yaw, pitch, roll in radians from the eyeLook* weights,
+    in Live Link Face's signs: yaw grows as the eyes turn to the character's right (the left eye
+    looking in, the right eye out), pitch as they look down; roll stays 0."""
     out = np.zeros((motion.n_frames, 6), np.float32)
     for k, (side, s) in enumerate((("Left", 1), ("Right", -1))):
         look = {d: motion.channel(f"eyeLook{d}{side}") for d in ("In", "Out", "Up", "Down")}
-        out[:, 3 * k] = s * (look["Out"] - look["In"]) * EYE_YAW_MAX
-        out[:, 3 * k + 1] = (look["Down"] - look["Up"]) * EYE_PITCH_MAX
+        out[:, 3 * k] = s * (look["In"] - look["Out"]) * EYE_YAW_PER_WEIGHT
+        out[:, 3 * k + 1] = (look["Down"] - look["Up"]) * EYE_PITCH_PER_WEIGHT
     return out
 
 
-def write_csv(motion: Motion, rig: Rig | None, out: str | os.PathLike) -> Path:
+def write_csv(motion: Motion, rig: Rig | None, out: str | os.PathLike, fps: float | None = None) -> Path:
     """Live Link Face CSV: Timecode, BlendShapeCount, 52 weights in Live Link order, head yaw,
-    pitch, roll and eye angles (radians). Readable by Unreal's Live Link Face importer."""
+    pitch, roll and eye angles (radians), LF line ends, as the app writes them. Readable by Unreal's
+    Live Link Face importer. `fps` resamples (linearly) to another rate: the app records 60."""
     _need_arkit(motion, "csv")
+    if fps is not None and fps != motion.fps:
+        motion = resample_motion(motion, fps)
     header = ["Timecode", "BlendShapeCount"] + [n[0].upper() + n[1:] for n in LIVE_LINK_ORDER] + LIVE_LINK_EXTRA
     cols = [ARKIT.index(n) for n in LIVE_LINK_ORDER]
     head = motion.params[:, [ARKIT.index("headYaw"), ARKIT.index("headPitch"), ARKIT.index("headRoll")]]
     eyes = eye_angles(motion)
     with atomic_output(out) as tmp:
         with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
+            w = csv.writer(f, lineterminator="\n")
             w.writerow(header)
             for t in range(motion.n_frames):
                 values = np.concatenate([motion.params[t, cols], head[t], eyes[t]])
                 w.writerow([_timecode(t, motion.fps), 61] + [f"{v:.6f}" for v in values])
     return Path(out)
+
+
+def resample_motion(motion: Motion, fps: float) -> Motion:
+    """`motion` at another frame rate, each channel linearly interpolated; frame k at k / fps."""
+    if not (math.isfinite(fps) and 1 <= fps <= 240):
+        raise AdameshError(f"--fps must be between 1 and 240 frames per second, not {fps}")
+    n = max(1, math.floor(motion.duration * fps + 1e-9))
+    old = np.arange(motion.n_frames) / motion.fps
+    new = np.arange(n) / fps
+    params = np.stack([np.interp(new, old, c) for c in motion.params.T], 1).astype(np.float32)
+    return Motion(params, motion.space, fps, audio=motion.audio, meta=motion.meta)
 
 
 # --------------------------------------------------------------------------- meshes
@@ -247,14 +264,20 @@ def write_npz(motion: Motion, rig: Rig, out: str | os.PathLike) -> Path:
 WRITERS = {"glb": write_glb, "csv": write_csv, "obj": write_obj_sequence, "npz": write_npz}
 
 
-def export(motion: Motion, fmt: str, out: str | os.PathLike, rig: Rig | str | None = None) -> Path:
-    """Write `motion` in format `fmt` (glb, csv, obj, npz) for `rig` (a Rig or a `load_rig` spec).
+def export(motion: Motion, fmt: str, out: str | os.PathLike, rig: Rig | str | None = None,
+           fps: float | None = None) -> Path:
+    """Write `motion` in format `fmt` (glb, csv, obj, npz) for `rig` (a Rig or a `load_rig` spec);
+    `fps` resamples a csv to another frame rate.
 
     glb for a glTF avatar (``gltf:PATH``) is the avatar's own file with the animation added
     (`adamesh.avatar`); for other rigs, the rig's mesh with its morph targets and the animation."""
     if fmt not in WRITERS:
         raise AdameshError(f"unknown export format {fmt!r}; choose one of: {', '.join(WRITERS)}")
-    if rig is None and fmt != "csv":
+    if fps is not None and fmt != "csv":
+        raise AdameshError(f"--fps resamples Live Link CSV only; {fmt} keeps the motion's {motion.fps:g} fps")
+    if fmt == "csv":
+        return write_csv(motion, None, out, fps)
+    if rig is None:
         raise AdameshError(f"{fmt} export needs a rig (--rig)")
     if fmt == "glb" and isinstance(rig, str) and rig.startswith("gltf:"):
         from adamesh.avatar import animate_avatar
