@@ -47,7 +47,7 @@ SMALL_CORPUS = dict(speakers=4, sentences=6, heldout=1, reference_seconds=6.0)  
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory) -> Path:
     """A 4-speaker corpus (3 training speakers, 1 held out) shared by the model tests."""
-    from adamesh.data.corpus import CorpusConfig, generate_corpus
+    from adamesh.data.synthetic.corpus import CorpusConfig, generate_corpus
 
     out = tmp_path_factory.mktemp("corpus")
     generate_corpus(out, CorpusConfig(**SMALL_CORPUS), workers=2, progress=False)

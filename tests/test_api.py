@@ -17,7 +17,7 @@ import adamesh
 from adamesh import api
 from adamesh.audio import SAMPLE_RATE
 from adamesh.cli import main
-from adamesh.data.corpus import CorpusConfig, make_speakers, synthesize_clip
+from adamesh.data.synthetic.corpus import CorpusConfig, make_speakers, synthesize_clip
 from adamesh.errors import AdameshError
 from adamesh.models.expression import ExpressionConfig
 from adamesh.models.pose import PoseConfig
@@ -273,15 +273,21 @@ def test_damaged_profiles_are_clear_errors(meta, needle, tmp_path):
     assert needle in str(err.value) and "adamesh adapt" in str(err.value)
 
 
-def test_loading_and_animating_import_no_training_or_corpus_code(tmp_path):
+def test_loading_adapting_and_animating_import_no_training_or_corpus_code(tmp_path):
     # a fresh interpreter: this test process has imported everything already
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "ref.wav", 0.1 * rng.standard_normal(32000).astype(np.float32), 16000)
     code = ("import sys, numpy as np, adamesh\n"
+            "from adamesh.motion import ARKIT, Motion\n"
             "m = adamesh.load()\n"
-            "m.animate(np.zeros(16000, dtype=np.float32))\n"
+            "ref = Motion(np.random.default_rng(0).uniform(0, 0.3, (50, ARKIT.dim)).astype(np.float32), ARKIT, 25.0,"
+            " audio='ref.wav')\n"
+            "p = m.adapt(ref, config=adamesh.AdaptConfig(max_steps=2, min_steps=1, eval_every=1), progress=False)\n"
+            "m.animate(np.zeros(16000, dtype=np.float32), profile=p)\n"
             "print(sorted(k for k in sys.modules if k.startswith('adamesh')))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     loaded = eval(out.stdout.strip().splitlines()[-1])
-    assert "adamesh.api" in loaded and "adamesh.models.expression" in loaded
+    assert {"adamesh.api", "adamesh.models.expression", "adamesh.adapt.expression"} <= set(loaded)
     forbidden = [k for k in loaded if k.startswith(("adamesh.train", "adamesh.data", "adamesh.eval.", "adamesh.cli"))
                  and k != "adamesh.eval.metrics"]
     assert not forbidden, forbidden

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from adamesh.adapt.expression import AdaptConfig
 from adamesh.audio import SAMPLE_RATE
-from adamesh.data.corpus import CorpusConfig, make_speakers, synthesize_clip
+from adamesh.data.synthetic.corpus import CorpusConfig, make_speakers, synthesize_clip
 from adamesh.errors import AdameshError
 from adamesh.eval.people import Clip, _split, bench_people, find_speakers, score
 from adamesh.motion import ARKIT, load_motion

@@ -19,9 +19,22 @@ import soundfile as sf
 
 from adamesh.audio import SAMPLE_RATE, frame_count
 from adamesh.cli import main
-from adamesh.data.animation import INHALE_SECONDS, ExpressionStyle, Phone, PoseStyle, animate, inhalation
-from adamesh.data.corpus import CorpusConfig, Speaker, generate_corpus, make_speakers, synthesize_clip
-from adamesh.data.espeak import Espeak, Voice
+from adamesh.data.synthetic.animation import (
+    INHALE_SECONDS,
+    ExpressionStyle,
+    Phone,
+    PoseStyle,
+    animate,
+    inhalation,
+)
+from adamesh.data.synthetic.corpus import (
+    CorpusConfig,
+    Speaker,
+    generate_corpus,
+    make_speakers,
+    synthesize_clip,
+)
+from adamesh.data.synthetic.espeak import Espeak, Voice
 from adamesh.errors import AdameshError
 from adamesh.motion import ARKIT, load_motion
 from adamesh.phones import PHONES
@@ -189,8 +202,8 @@ def test_espeak_says_the_same_text_the_same_way_every_time():
 def test_every_voice_says_a_sentence_the_same_way_in_every_process_and_order():
     """en+f2 breathes: its noise came from a generator seeded per process, so every run (and
     every worker) made other samples. Two processes, each voice of the corpus in opposite orders."""
-    code = ("import hashlib, json, sys; from adamesh.data.corpus import ACCENTS, VARIANTS; "
-            "from adamesh.data.espeak import Espeak, Voice; "
+    code = ("import hashlib, json, sys; from adamesh.data.synthetic.corpus import ACCENTS, VARIANTS; "
+            "from adamesh.data.synthetic.espeak import Espeak, Voice; "
             "names = [f'{a}+{v}' for a in sorted(set(ACCENTS)) for v in VARIANTS]; "
             "names = names[::-1] if sys.argv[1] == 'reversed' else names; "
             "print(json.dumps({n: hashlib.sha256(Espeak.instance().synthesize('Bring me a cup of warm milk.', Voice(n))"
@@ -218,7 +231,7 @@ def clips(small):
 def centre_frames(motion, names) -> list[int]:
     """The frame that shows the middle of each phone in `names`: the face leads the sound by
     ARTICULATORY_LEAD, so the frame containing that much before the phone's middle."""
-    from adamesh.data.animation import ARTICULATORY_LEAD
+    from adamesh.data.synthetic.animation import ARTICULATORY_LEAD
 
     return [int(np.floor((0.5 * (s + e) - ARTICULATORY_LEAD) * motion.fps))
             for p, s, e, _ in motion.meta["phones"] if p in names]
@@ -438,3 +451,16 @@ def test_breath_before_each_phrase():
     assert params[frame, ARKIT.index("jawOpen")] == pytest.approx(0.3, abs=0.05)
     quiet = animate(phones, 62, 25.0, replace(style, inhale=0.0), PoseStyle(), "statement", np.random.default_rng(0))
     assert quiet[frame, ARKIT.index("jawOpen")] < 0.05
+
+
+def test_the_shipped_timing_speech_is_what_the_generator_makes():
+    from adamesh.adapt.timing import TIMING_SPEECH
+    from adamesh.data.synthetic.corpus import timing_sentences
+
+    made = timing_sentences()
+    with np.load(TIMING_SPEECH, allow_pickle=False) as shipped:
+        assert len(shipped.files) == len(made) == 8
+        for i, x in enumerate(made):
+            # after a change to the corpus generator: adamesh.data.synthetic.corpus.write_timing_speech()
+            np.testing.assert_array_equal(shipped[f"arr_{i}"], x)
+    assert all(2.5 < len(x) / 16000 < 10 for x in made)

@@ -22,9 +22,10 @@ from adamesh.errors import AdameshError
 from adamesh.eval.metrics import lip_gap, pearson
 from adamesh.frontends import make_frontend
 from adamesh.models.checkpoint import load_model
-from adamesh.models.expression import PRESETS, ExpressionConfig, ExpressionModel, expression_loss
+from adamesh.models.expression import ExpressionConfig, ExpressionModel, expression_loss
 from adamesh.motion import ARKIT
 from adamesh.profile import ExpressionProfile, model_fingerprint
+from adamesh.train.presets import PRESETS
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_tiny_model_overfits_a_tiny_clip(corpus):
     clip = ClipDataset(corpus, ("train",), speakers=["spk000"], frontend=make_frontend("mel"), workers=1,
                        progress=False).clips[0]
     torch.manual_seed(0)
-    model = ExpressionModel(ExpressionConfig(feature_dim=clip.features.features.shape[1], **PRESETS["tiny"],
+    model = ExpressionModel(ExpressionConfig(feature_dim=clip.features.features.shape[1], **PRESETS["tiny"]["expression"],
                                              dropout=0.0, style_dropout=0.0))
     feats = torch.from_numpy(clip.features.features)[None]
     params = torch.from_numpy(clip.motion.params[:, :52])[None]
@@ -71,7 +72,7 @@ def test_training_writes_a_model_folder_and_resumes(trained, corpus, capsys):
         assert (trained / name).is_file(), name
     config = json.loads((trained / "config.json").read_text())
     assert config["kind"] == "expression" and config["train"]["preset"] == "tiny"
-    assert config["model"]["d_model"] == PRESETS["tiny"]["d_model"]
+    assert config["model"]["d_model"] == PRESETS["tiny"]["expression"]["d_model"]
     assert len((trained / "log.txt").read_text().splitlines()) == 2
     model, frontend, _ = load_model(trained)
     assert frontend.name == "mel" and not model.training

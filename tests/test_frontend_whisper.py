@@ -29,7 +29,7 @@ def fe():
 def long_speech():
     """70 s of espeak sentences in four voices, back to back."""
     from adamesh.audio import resample
-    from adamesh.data.espeak import Espeak, Voice
+    from adamesh.data.synthetic.espeak import Espeak, Voice
 
     texts = ["The quick brown fox jumps over the lazy dog.", "Would you bring me a cup of warm milk, please?",
              "Bin blue at F two now.", "She sells sea shells by the sea shore, and the shells are real."]

@@ -50,7 +50,7 @@ def phonetic():
 def speech():
     """Two short espeak sentences at 16 kHz (the front-ends' rate)."""
     from adamesh.audio import resample
-    from adamesh.data.espeak import Espeak, Voice
+    from adamesh.data.synthetic.espeak import Espeak, Voice
 
     out = []
     for text, voice in (("The quick brown fox jumps over the lazy dog.", Voice("en-us+m1")),

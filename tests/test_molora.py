@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from adamesh.errors import AdameshError
-from adamesh.models.expression import MOLORA_TARGETS, PRESETS, ExpressionConfig, ExpressionModel
+from adamesh.models.expression import MOLORA_TARGETS, ExpressionConfig, ExpressionModel
 from adamesh.models.molora import (
     MoLoRALayer,
     adapter_layers,
@@ -17,20 +17,19 @@ from adamesh.models.molora import (
     add_molora,
     average_adapters,
     load_adapter_state,
-    load_adapters,
     merge_adapters,
     remove_molora,
-    save_adapters,
     set_active_branches,
     set_adapters_enabled,
     train_only_adapters,
     unmerge_adapters,
 )
+from adamesh.train.presets import PRESETS
 
 
 def tiny_model(seed=0) -> ExpressionModel:
     torch.manual_seed(seed)
-    return ExpressionModel(ExpressionConfig(feature_dim=12, out_dim=6, identity_dim=4, **PRESETS["tiny"])).eval()
+    return ExpressionModel(ExpressionConfig(feature_dim=12, out_dim=6, identity_dim=4, **PRESETS["tiny"]["expression"])).eval()
 
 
 def randomise_adapters(model, seed=1):
@@ -121,25 +120,21 @@ def test_mixture_equals_the_sum_of_its_branches():
     torch.testing.assert_close(layer.delta(), expected)
 
 
-def test_save_and_load_only_adapter_tensors(tmp_path):
+def test_only_adapter_tensors_carry_an_adaptation_to_a_fresh_model():
     model, x = tiny_model(), torch.randn(1, 30, 12)
     add_molora(model, MOLORA_TARGETS, ranks=(1, 2))
     randomise_adapters(model)
     expected = run(model, x)
-    path = save_adapters(model, tmp_path / "adapter.safetensors")
-    from safetensors.torch import load_file
-
-    saved = load_file(str(path))
-    assert set(saved) == set(adapter_state_dict(model))
-    assert all(k.endswith(("lora_A", "lora_B", "gate")) for k in saved)
+    saved = adapter_state_dict(model)
+    assert saved and all(k.endswith(("lora_A", "lora_B", "gate")) for k in saved)
     fresh = tiny_model()
     add_molora(fresh, MOLORA_TARGETS, ranks=(1, 2))
-    load_adapters(fresh, path)
+    load_adapter_state(fresh, saved)
     torch.testing.assert_close(run(fresh, x), expected)
     other = tiny_model()
     add_molora(other, MOLORA_TARGETS, ranks=(4,))
     with pytest.raises(AdameshError, match="does not fit"):
-        load_adapters(other, path)
+        load_adapter_state(other, saved)
 
 
 def test_averaged_adapters_change_the_weights_by_the_mean_of_the_members():

@@ -12,7 +12,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from adamesh.data.text import KINDS, NAMES, Sentence, make_sentence, third_person, vocabulary
+from adamesh.data.synthetic.text import KINDS, NAMES, Sentence, make_sentence, third_person, vocabulary
 
 N = 2000
 TARGETS = {"statement": 0.55, "question": 0.20, "wh_question": 0.15, "exclamation": 0.10}

@@ -14,11 +14,10 @@ import soundfile as sf
 from conftest import SHARED
 from PIL import Image
 
-from adamesh.audio import frame_count, load_audio
+from adamesh.audio import energy_envelope, frame_count, load_audio
 from adamesh.errors import AdameshError, AdameshWarning
 from adamesh.motion import ARKIT, load_motion
 from adamesh.tracking import (
-    energy_envelope,
     read_video_frames,
     track_mouth_opening,
     track_video,
@@ -113,6 +112,19 @@ def test_track_video_writes_a_clip_folder(grid_clip, grid_folder):
         assert video.streams.audio
         frames = list(video.decode(video=0))
     assert len(frames) == n and (frames[0].width, frames[0].height) == (360, 288)
+
+
+def test_track_video_without_a_folder_writes_nothing_and_hands_back_the_speech(grid_clip, grid_folder, tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = track_video(grid_clip, None, progress=False)
+    assert result.paths == [] and list(tmp_path.iterdir()) == []
+    assert result.motion.audio is None
+    np.testing.assert_allclose(result.motion.params, grid_folder[0].motion.params)
+    samples, rate = load_audio(grid_clip, 16000)
+    np.testing.assert_array_equal(result.speech, samples)
+    # the wav of the clip folder holds the same sound, at 16-bit precision
+    np.testing.assert_allclose(sf.read(grid_folder[1] / "lbax4n.wav")[0], samples, atol=1 / 32768)
 
 
 def test_tracked_jaw_follows_the_mouth_opening(grid_folder, grid_tracked):

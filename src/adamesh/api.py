@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import replace
@@ -152,25 +151,17 @@ class Animator:
         return self._track(path, clip_dir, progress)
 
     def _track(self, video: Path, clip_dir, progress) -> tuple[list[tuple[Motion, np.ndarray]], dict]:
-        from adamesh.tracking import _probe, track_video
+        from adamesh.tracking import probe, track_video
 
-        has_audio = _probe(str(video))[0]  # also refuses what is not a readable video, before tracking
+        has_audio = probe(str(video))[0]  # also refuses what is not a readable video, before tracking
         if not has_audio:
             raise AdameshError(f"{video} has no sound; the reference video must have the person's speech")
-        tmp = None
-        if clip_dir is None:
-            tmp = clip_dir = tempfile.mkdtemp(prefix="adamesh-track-")
-        try:
-            result = track_video(video, clip_dir, overlay=False, progress=progress)
-            motion = result.motion
-            error = np.asarray(result.fit_error)[np.asarray(result.valid)]
-            stats = {"tracked_fraction": round(float(np.mean(result.valid)), 3),
-                     "fit_error_mm_median": round(float(np.median(error)), 3) if len(error) else None,
-                     "tracking_fps": round(float(result.fps_tracked), 1)}
-            return [(motion, _speech(motion))], stats  # the speech is read before the temporary folder goes
-        finally:
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
+        result = track_video(video, clip_dir, overlay=False, progress=progress)
+        error = result.fit_error[result.valid]
+        stats = {"tracked_fraction": round(float(np.mean(result.valid)), 3),
+                 "fit_error_mm_median": round(float(np.median(error)), 3) if len(error) else None,
+                 "tracking_fps": round(float(result.fps_tracked), 1)}
+        return [(result.motion, result.speech)], stats
 
     # ------------------------------------------------------------------ animation
 

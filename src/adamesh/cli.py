@@ -20,6 +20,7 @@ from pathlib import Path
 
 from adamesh import __version__
 from adamesh.errors import AdameshError
+from adamesh.train.presets import PRESETS
 
 
 def _warn(message, category, filename, lineno, file=None, line=None):
@@ -131,7 +132,7 @@ def cmd_motion_info(args) -> None:
 
 
 def cmd_corpus(args) -> None:
-    from adamesh.data.corpus import CorpusConfig, generate_corpus
+    from adamesh.data.synthetic.corpus import CorpusConfig, generate_corpus
 
     cfg = CorpusConfig(speakers=args.speakers, sentences=args.sentences, heldout=args.heldout, seed=args.seed)
     m = generate_corpus(args.out, cfg, workers=args.workers)
@@ -384,7 +385,7 @@ def _model_bench_arguments(p: argparse.ArgumentParser, kind: str) -> None:
     """What the benchmarks of a trained model share: data, model, preset, output, renders, size."""
     p.add_argument("--data", help="corpus folder (default: generate one of the preset's size in --out)")
     p.add_argument("--model", help=f"trained {kind} model folder (default: train one in --out)")
-    p.add_argument("--preset", choices=["tiny", "default"], default="tiny",
+    p.add_argument("--preset", choices=list(PRESETS), default="tiny",
                    help="size of the generated corpus and trained model (tiny: a few minutes)")
     p.add_argument("--out", default=f"out/bench_{kind}", help="results, table and renders go here")
     p.add_argument("--renders", type=COUNT, default=2, help="held-out speakers to render side by side")
@@ -578,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
         te.add_argument("--data", required=True, nargs="+", help="corpus or clip folder (see docs/data.md: Clip "
                         "datasets); several folders train on all their clips, e.g. the corpus and tracked real video")
         te.add_argument("--out", required=True, help="model folder")
-        te.add_argument("--preset", choices=["tiny", "default"], default="default")
+        te.add_argument("--preset", choices=list(PRESETS), default="default")
         te.add_argument("--frontend", choices=["phonetic", "mel", "whisper", "hubert", "wav2vec2"],
                         help="speech front-end (default: the training config's for this kind of model)")
         te.add_argument("--frontend-model", metavar="DIR", help="model folder of a whisper (faster-whisper "

@@ -34,7 +34,7 @@ KEY_CHANNELS = ("jawOpen", "mouthClose", "mouthFunnel", "mouthSmileLeft", "browI
 
 
 def _held_out_speaker(speaker_id: str):
-    from adamesh.data.corpus import CorpusConfig, make_speakers
+    from adamesh.data.synthetic.corpus import CorpusConfig, make_speakers
 
     cfg = CorpusConfig()
     speakers = make_speakers(cfg)
@@ -48,7 +48,7 @@ def synthetic_reference(folder: Path, seconds: float, speaker_id: str) -> list[M
     """The first clips of a held-out speaker of the default corpus, `seconds` at least, as motions
     with their speech written to `folder` (what the shipped model never saw)."""
     from adamesh.audio import SAMPLE_RATE
-    from adamesh.data.corpus import synthesize_clip
+    from adamesh.data.synthetic.corpus import synthesize_clip
 
     cfg, speaker, index = _held_out_speaker(speaker_id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -67,7 +67,7 @@ def synthetic_reference(folder: Path, seconds: float, speaker_id: str) -> list[M
 def _test_sentences(n_test: int, speaker_id: str):
     """Joined audio and ground truth of `n_test` sentences from the far end of the speaker's
     sentence list (never in the reference)."""
-    from adamesh.data.corpus import synthesize_clip
+    from adamesh.data.synthetic.corpus import synthesize_clip
 
     cfg, speaker, index = _held_out_speaker(speaker_id)
     tests = [synthesize_clip(speaker, cfg.sentences - 1 - j, cfg, index) for j in range(n_test)]

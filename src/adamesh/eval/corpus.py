@@ -12,8 +12,8 @@ def bench_corpus(corpus: str) -> dict:
     The oracle knows everything but the speaker, so its error is what ignoring the speaker costs at
     best; the model of issue 4 has to recover it from a 10 s reference.
     """
-    from adamesh.data.animation import ExpressionStyle, Phone, PoseStyle, animate
     from adamesh.data.dataset import ClipDataset
+    from adamesh.data.synthetic.animation import ExpressionStyle, Phone, PoseStyle, animate
     from adamesh.motion import ARKIT
 
     test = ClipDataset(corpus, roles=("test",), progress=False)

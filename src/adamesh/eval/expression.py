@@ -6,8 +6,6 @@ import numpy as np
 
 from adamesh.eval.metrics import measuring_rig
 
-BENCH_CORPUS = {"tiny": dict(speakers=8, sentences=14, heldout=2), "default": {}}
-
 
 def _reference(clips, seconds: float):
     """The first `seconds` of a speaker's reference clips, joined, as an adaptation Reference."""
@@ -38,12 +36,13 @@ def bench_expression(data: str | None = None, model: str | None = None, preset: 
 
     from adamesh.adapt.expression import AdaptConfig, adapt
     from adamesh.adapt.timing import timing_speech
-    from adamesh.data.animation import ExpressionStyle, style_vector
-    from adamesh.data.corpus import CorpusConfig, generate_corpus
     from adamesh.data.dataset import ClipDataset
+    from adamesh.data.synthetic.animation import ExpressionStyle, style_vector
+    from adamesh.data.synthetic.corpus import CorpusConfig, generate_corpus
     from adamesh.eval.metrics import StyleProbe, bilabial_frames, motion_statistics
     from adamesh.models.checkpoint import load_model
     from adamesh.train.loop import TrainConfig, train
+    from adamesh.train.presets import preset as preset_settings
     from adamesh.train.tasks import ExpressionTask
 
     out = Path(out)
@@ -51,7 +50,7 @@ def bench_expression(data: str | None = None, model: str | None = None, preset: 
     torch.manual_seed(0)
     if data is None:
         data = out / "corpus"
-        generate_corpus(data, CorpusConfig(**BENCH_CORPUS[preset]), workers)
+        generate_corpus(data, CorpusConfig(**preset_settings(preset, "corpus")), workers)
     if model is None:
         model = out / "model"
         if not (model / "model.safetensors").is_file() or (model / "train_state.pt").is_file():

@@ -38,9 +38,9 @@ def bench_frontends(speech_dir: str, corpus: str | None = None, frontends=("phon
     from pathlib import Path
 
     from adamesh.audio import frame_count, load_audio
-    from adamesh.data.animation import viseme_of
-    from adamesh.data.corpus import CorpusConfig, generate_corpus
     from adamesh.data.dataset import ClipDataset
+    from adamesh.data.synthetic.animation import viseme_of
+    from adamesh.data.synthetic.corpus import CorpusConfig, generate_corpus
     from adamesh.errors import AdameshError
     from adamesh.frontends import make_frontend
     from adamesh.frontends.base import frame_times, nearest_rows

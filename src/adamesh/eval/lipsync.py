@@ -22,13 +22,12 @@ def bench_lipsync(models: list[str] | None, videos: list[str], conditions=("clea
     from pathlib import Path
 
     from adamesh.api import WEIGHTS
-    from adamesh.audio import SAMPLE_RATE, load_audio
+    from adamesh.audio import SAMPLE_RATE, energy_envelope, load_audio
     from adamesh.data.augment import degrade
     from adamesh.eval.metrics import pearson
     from adamesh.fileio import atomic_output
     from adamesh.models.checkpoint import load_model
     from adamesh.motion import get_space
-    from adamesh.tracking import energy_envelope
 
     clips = speaker_clips(videos)
     loaded = []

@@ -115,7 +115,7 @@ def axis_std(rotations: list[np.ndarray]) -> np.ndarray:
 def speech_onsets(audio: np.ndarray, sr: int, fps: float, rise_db: float = 6.0) -> np.ndarray:
     """Frames where loudness jumps (syllable onsets): local maxima of the rise in dB over two
     frames that exceed `rise_db`, at least 4 frames apart."""
-    from adamesh.tracking import energy_envelope
+    from adamesh.audio import energy_envelope
 
     level = np.maximum(energy_envelope(audio, sr, fps, db=True), -60.0)
     rise = np.r_[0, 0, level[2:] - level[:-2]]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from adamesh.eval.expression import BENCH_CORPUS
-
 POSE_METHODS = ("ground truth", "generic", "random style", "mean style", "top-1", "blend", "blend + posture")
 
 
@@ -36,9 +34,9 @@ def bench_pose(data: str | None = None, model: str | None = None, preset: str = 
 
     from adamesh.adapt.pose import retrieve_pose_style
     from adamesh.audio import load_audio
-    from adamesh.data.animation import PoseStyle, style_vector
-    from adamesh.data.corpus import CorpusConfig, generate_corpus
     from adamesh.data.dataset import ClipDataset
+    from adamesh.data.synthetic.animation import PoseStyle, style_vector
+    from adamesh.data.synthetic.corpus import CorpusConfig, generate_corpus
     from adamesh.eval.metrics import (
         StyleProbe,
         axis_std,
@@ -50,6 +48,7 @@ def bench_pose(data: str | None = None, model: str | None = None, preset: str = 
         speech_onsets,
     )
     from adamesh.models.checkpoint import load_pose_model
+    from adamesh.train.presets import preset as preset_settings
     from adamesh.train.tasks import train_pose
 
     out = Path(out)
@@ -57,7 +56,7 @@ def bench_pose(data: str | None = None, model: str | None = None, preset: str = 
     torch.manual_seed(seed)
     if data is None:
         data = out / "corpus"
-        generate_corpus(data, CorpusConfig(**BENCH_CORPUS[preset]), workers)
+        generate_corpus(data, CorpusConfig(**preset_settings(preset, "corpus")), workers)
     if model is None:
         model = out / "model"
         if not (model / "gallery.safetensors").is_file():

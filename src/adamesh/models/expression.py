@@ -49,13 +49,6 @@ class ExpressionConfig:
         return asdict(self)
 
 
-PRESETS = {
-    "tiny": dict(d_model=32, heads=2, ff=64, kernel=7, audio_layers=1, style_layers=1, decoder_layers=1,
-                 postnet_channels=32),
-    "default": {},
-}
-
-
 class ExpressionModel(nn.Module):
     def __init__(self, config: ExpressionConfig):
         super().__init__()

@@ -27,17 +27,12 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import os
-from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
 from adamesh.errors import AdameshError
-from adamesh.fileio import atomic_output
 
 ADAPTER_KEYS = ("lora_A", "lora_B", "gate")
 
@@ -183,15 +178,6 @@ def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items() if is_adapter_parameter(k)}
 
 
-def save_adapters(model: nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
-    state = {k: v.contiguous() for k, v in adapter_state_dict(model).items()}
-    if not state:
-        raise AdameshError("the model has no adapters to save")
-    with atomic_output(path) as tmp:
-        save_file(state, str(tmp), metadata=metadata)
-    return Path(path)
-
-
 def average_adapters(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """One adapter whose weight change is the mean of the `states`' (same layers, ranks R each):
     their branches side by side (ranks R * n), every B divided by n; gates and scales carry over."""
@@ -218,14 +204,6 @@ def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None
     model.load_state_dict(state, strict=False)
     for layer in was_merged:
         layer.merge()
-
-
-def load_adapters(model: nn.Module, path: str | os.PathLike) -> None:
-    try:
-        state = load_file(str(path))
-    except (OSError, ValueError, SafetensorError) as e:
-        raise AdameshError(f"cannot read adapter file {path}: {e}") from None
-    load_adapter_state(model, state)
 
 
 def count_parameters(params) -> int:

@@ -50,12 +50,6 @@ class PoseConfig:
         return asdict(self)
 
 
-PRESETS = {
-    "tiny": dict(hidden=32, code_dim=16, codebook_size=32, d_model=48, heads=2, layers=2, ff=96, style_dim=16),
-    "default": {},
-}
-
-
 def _res_block(ch: int) -> nn.Module:
     return nn.Sequential(nn.SiLU(), nn.Conv1d(ch, ch, 3, padding=1), nn.SiLU(), nn.Conv1d(ch, ch, 1))
 

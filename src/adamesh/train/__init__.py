@@ -1,1 +1,2 @@
-"""Training: one loop (`loop`) for every model of the method, and the tasks it trains (`tasks`)."""
+"""Training: one loop (`loop`) for every model of the method, the tasks it trains (`tasks`) and
+their presets (`presets`)."""

@@ -58,9 +58,9 @@ class TrainConfig:
 
     @classmethod
     def for_preset(cls, preset: str, **overrides) -> "TrainConfig":
-        base = {"tiny": dict(epochs=3, batch_size=8, window=50, hop=50, reference_frames=100, warmup_steps=10,
-                             augment=0)}
-        return cls(preset=preset, **{**base.get(preset, {}), **{k: v for k, v in overrides.items() if v is not None}})
+        from adamesh.train.presets import preset as settings
+
+        return cls(preset=preset, **{**settings(preset, "train"), **{k: v for k, v in overrides.items() if v is not None}})
 
 
 @contextlib.contextmanager

@@ -20,10 +20,10 @@ from adamesh.data.dataset import ClipDataset, WindowDataset
 from adamesh.fileio import atomic_output
 from adamesh.frontends import FrontEnd, make_frontend
 from adamesh.models.checkpoint import load_model
-from adamesh.models.expression import PRESETS, ExpressionConfig, ExpressionModel, expression_loss
-from adamesh.models.pose import PRESETS as POSE_PRESETS
+from adamesh.models.expression import ExpressionConfig, ExpressionModel, expression_loss
 from adamesh.models.pose import PoseAdapter, PoseConfig, PoseGPT, PoseVQVAE, gpt_loss, vq_loss
 from adamesh.train.loop import TrainConfig, seeded, train
+from adamesh.train.presets import preset as preset_settings
 
 
 class ExpressionWindows(torch.utils.data.Dataset):
@@ -66,7 +66,7 @@ class ExpressionTask:
         self.train_clips, self.val_clips = _clip_sets(data, cfg, self.frontend, progress)
         space = self.space = self.train_clips.clips[0].motion.space
         model_cfg = ExpressionConfig(feature_dim=self.frontend.dim, out_dim=space.n_expression,
-                                     **PRESETS[cfg.preset])
+                                     **preset_settings(cfg.preset, "expression"))
         with seeded(cfg.seed):  # the initial weights
             self.model = ExpressionModel(model_cfg)
         feats = torch.from_numpy(np.concatenate([c.features.features for c in self.train_clips.clips]))
@@ -160,7 +160,7 @@ class PoseVQTask:
 
 def pose_config(space, frontend: FrontEnd, clips: ClipDataset, preset: str, **overrides) -> PoseConfig:
     return PoseConfig(pose_dim=space.dim - space.n_expression, feature_dim=frontend.dim,
-                      n_styles=len(clips.speakers), **{**POSE_PRESETS[preset], **overrides})
+                      n_styles=len(clips.speakers), **{**preset_settings(preset, "pose"), **overrides})
 
 
 class CodeWindows(torch.utils.data.Dataset):
@@ -226,8 +226,7 @@ class PoseGPTTask:
 
 def pose_train_config(kind: str, preset: str = "default", **overrides) -> TrainConfig:
     """The TrainConfig of one pose stage: the stage's settings, the preset's, then `overrides`."""
-    tiny = dict(epochs=20, batch_size=16, warmup_steps=10) if preset == "tiny" else {}
-    return TrainConfig(preset=preset, **{**POSE_TRAIN[kind], **tiny,
+    return TrainConfig(preset=preset, **{**POSE_TRAIN[kind], **preset_settings(preset, "pose_train"),
                                          **{k: v for k, v in overrides.items() if v is not None}})
 
 

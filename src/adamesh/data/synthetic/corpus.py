@@ -24,9 +24,16 @@ import soundfile as sf
 from tqdm import tqdm
 
 from adamesh.audio import SAMPLE_RATE, frame_count, resample
-from adamesh.data.animation import ExpressionStyle, Phone, PoseStyle, animate, draw_style, style_dict
-from adamesh.data.espeak import Espeak, Voice
-from adamesh.data.text import make_sentence
+from adamesh.data.synthetic.animation import (
+    ExpressionStyle,
+    Phone,
+    PoseStyle,
+    animate,
+    draw_style,
+    style_dict,
+)
+from adamesh.data.synthetic.espeak import Espeak, Voice
+from adamesh.data.synthetic.text import make_sentence
 from adamesh.errors import AdameshError
 from adamesh.fileio import atomic_output, remove_partials
 from adamesh.motion import ARKIT, Motion, load_motion, save_motion
@@ -265,3 +272,22 @@ def generate_corpus(out: str | os.PathLike, cfg: CorpusConfig = CorpusConfig(), 
     with atomic_output(out / "manifest.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+def timing_sentences(clips: int = 8) -> list[np.ndarray]:
+    """16 kHz speech of the lip-timing term of adaptation (`adapt.timing`): the first sentence of
+    each of the first `clips` training speakers of the default corpus, one voice each."""
+    cfg = CorpusConfig()
+    speakers = [(i, s) for i, s in enumerate(make_speakers(cfg)) if s.split == "train"][:clips]
+    return [synthesize_clip(s, 0, cfg, i)[0] for i, s in speakers]
+
+
+def write_timing_speech(path: str | os.PathLike | None = None) -> Path:
+    """Write `timing_sentences()` where adaptation reads them (by default the file shipped in the
+    package), after a change to the corpus generator."""
+    from adamesh.adapt.timing import TIMING_SPEECH
+
+    path = Path(path or TIMING_SPEECH)
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, *timing_sentences())
+    return path

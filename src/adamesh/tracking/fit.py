@@ -37,17 +37,6 @@ from adamesh.geometry import euler_to_matrix, matrix_to_euler
 from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES, JAW_OPEN, MOUTH_CLOSE, limit_lip_closure
 from adamesh.rigs.base import BlendshapeRig
 
-# MediaPipe Face Mesh indices of the 68 Multi-PIE (iBUG) landmarks, in their order: jaw 0-16, brows
-# 17-26, nose 27-35, eyes 36-47, outer lips 48-59, inner lips 60-67 (the subject's right side first).
-MEDIAPIPE_68 = np.array([
-    127, 234, 93, 132, 58, 136, 150, 176, 152, 400, 379, 365, 288, 361, 323, 454, 356,
-    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
-    168, 197, 5, 1, 98, 97, 2, 326, 327,
-    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
-    61, 40, 37, 0, 267, 270, 291, 321, 405, 17, 181, 91,
-    78, 81, 13, 311, 308, 402, 14, 178,
-])  # fmt: skip
-
 LANDMARK_WEIGHTS = np.ones(68)
 LANDMARK_WEIGHTS[:17] = 0.1  # the jaw contour slides along the silhouette as the head turns
 CAMERA_DISTANCE = 0.6  # metres, nominal: turns changes of the face's image size into headZ

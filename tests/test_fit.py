@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from adamesh.facefit import MEDIAPIPE_68, fit_landmarks, fitted_vertices
 from adamesh.geometry import euler_to_matrix, matrix_to_euler
 from adamesh.motion import ARKIT
+from adamesh.tracking.fit import fit_landmarks, fitted_vertices
+from adamesh.tracking.landmarks import MEDIAPIPE_68
 
 FPS = 25.0
 
