@@ -60,7 +60,9 @@ def play_glb(path: Path, head: str | None = None, screenshot: Path | None = None
     handler = partial(_Handler, files=files, results=results, done=done)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/play.html?file=avatar.glb" + (f"&head={quote(head)}" if head else "")
+    url = f"http://127.0.0.1:{server.server_port}/play.html?file=avatar.glb" + (
+        f"&head={quote(head)}" if head else ""
+    )
     browser = subprocess.Popen(
         ["chromium", "--headless=new", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
          "--user-data-dir=" + str(Path(path).resolve().parent / ".chromium"), url],

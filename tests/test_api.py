@@ -73,13 +73,19 @@ def test_shipped_weights_match_their_manifest_and_configs():
     size = sum(p.stat().st_size for p in api.WEIGHTS.rglob("*") if p.is_file())
     assert size < 12e6  # "a few MB"
     # every recorded config builds a network whose parameters have exactly the shipped shapes
-    for folder, config_cls in (("expression", ExpressionConfig), ("pose/vqvae", PoseConfig), ("pose/gpt", PoseConfig)):
+    for folder, config_cls in (
+        ("expression", ExpressionConfig),
+        ("pose/vqvae", PoseConfig),
+        ("pose/gpt", PoseConfig),
+    ):
         from adamesh.models.checkpoint import MODELS
 
         config = json.loads((api.WEIGHTS / folder / "config.json").read_text())
         net = MODELS[config["kind"]][0](config_cls(**config["model"]))
         shipped = load_file(str(api.WEIGHTS / folder / "model.safetensors"))
-        assert {k: tuple(v.shape) for k, v in net.state_dict().items()} == {k: tuple(v.shape) for k, v in shipped.items()}
+        assert {k: tuple(v.shape) for k, v in net.state_dict().items()} == {
+            k: tuple(v.shape) for k, v in shipped.items()
+        }
     cfg = json.loads((api.WEIGHTS / "expression" / "config.json").read_text())
     assert cfg["train"]["frontend"] == "whisper" and cfg["train"]["preset"] == "default"
 
@@ -120,8 +126,10 @@ def test_style_strength_zero_is_the_generic_model(model, profile, held_out):
     np.testing.assert_allclose(zero.params[:, 52:], generic.params[:, 52:], atol=1e-5)
     strong = model.animate(audio, profile, seed=1, style_strength=1.5)
     normal = model.animate(audio, profile, seed=1)
-    assert np.abs(strong.params[:, :52] - generic.params[:, :52]).mean() > \
-        np.abs(normal.params[:, :52] - generic.params[:, :52]).mean()
+    assert (
+        np.abs(strong.params[:, :52] - generic.params[:, :52]).mean()
+        > np.abs(normal.params[:, :52] - generic.params[:, :52]).mean()
+    )
 
 
 def test_pose_amplitude_and_blink_rate(model, profile, held_out):
@@ -179,10 +187,30 @@ def test_cli_adapt_animate_and_bad_inputs(held_out, tmp_path, capsys):
     prof = tmp_path / "p.profile"
     assert main(["adapt", "--reference", str(ref_dir), "--out", str(prof)]) == 0
     out = tmp_path / "speech.npz"
-    assert main(["animate", "--audio", test.audio, "--profile", str(prof), "--out", str(out),
-                 "--export", "csv", "--export", "glb"]) == 0
+    assert (
+        main(
+            [
+                "animate",
+                "--audio",
+                test.audio,
+                "--profile",
+                str(prof),
+                "--out",
+                str(out),
+                "--export",
+                "csv",
+                "--export",
+                "glb",
+            ]
+        )
+        == 0
+    )
     motion = load_motion(out)
-    assert motion.n_frames > 0 and out.with_suffix(".csv").stat().st_size > 0 and out.with_suffix(".glb").is_file()
+    assert (
+        motion.n_frames > 0
+        and out.with_suffix(".csv").stat().st_size > 0
+        and out.with_suffix(".glb").is_file()
+    )
     capsys.readouterr()
 
     # an audio file given as reference
@@ -194,11 +222,19 @@ def test_cli_adapt_animate_and_bad_inputs(held_out, tmp_path, capsys):
     assert main(["animate", "--audio", str(empty), "--out", str(tmp_path / "e.npz")]) == 1
     assert "no audio samples" in capsys.readouterr().err
     # a file that is not a profile
-    assert main(["animate", "--audio", test.audio, "--profile", test.audio, "--out", str(tmp_path / "f.npz")]) == 1
+    assert (
+        main(["animate", "--audio", test.audio, "--profile", test.audio, "--out", str(tmp_path / "f.npz")])
+        == 1
+    )
     assert "profile" in capsys.readouterr().err
     # nothing half-written by any of the failures
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.wav", "p.profile", "speech.csv", "speech.glb",
-                                                          "speech.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "empty.wav",
+        "p.profile",
+        "speech.csv",
+        "speech.glb",
+        "speech.npz",
+    ]
 
 
 def test_cli_adapt_refuses_a_video_without_a_face_or_a_corrupt_one(tmp_path, capsys):
@@ -208,7 +244,9 @@ def test_cli_adapt_refuses_a_video_without_a_face_or_a_corrupt_one(tmp_path, cap
     noise = tmp_path / "noise.wav"
     sf.write(noise, np.random.default_rng(0).normal(0, 0.1, 2 * SAMPLE_RATE).astype(np.float32), SAMPLE_RATE)
     grey = tmp_path / "grey.mp4"
-    write_video(grey, iter([np.full((128, 128, 3), 128, np.uint8)] * 50), 50, 25.0, audio=str(noise), progress=False)
+    write_video(
+        grey, iter([np.full((128, 128, 3), 128, np.uint8)] * 50), 50, 25.0, audio=str(noise), progress=False
+    )
     noise.unlink()
     out = tmp_path / "me.profile"
     assert main(["adapt", "--reference", str(grey), "--out", str(out)]) == 1
@@ -260,14 +298,22 @@ def test_bench_speed_times_animation_and_front_ends(tmp_path):
     assert any(line.startswith("| shipped | whisper | whisper (the same, computed once) |") for line in lines)
 
 
-@pytest.mark.parametrize("meta, needle", [
-    ({"reference": {"blink_rate": 1e9}, "expression": {}, "pose": {}}, "blink rate is 1000000000.0, not 0-60"),
-    ({"reference": {"blink_rate": "often"}}, "blink rate is 'often'"),
-    ({"reference": {}}, "is damaged (KeyError: 'expression')"),
-])
+@pytest.mark.parametrize(
+    "meta, needle",
+    [
+        (
+            {"reference": {"blink_rate": 1e9}, "expression": {}, "pose": {}},
+            "blink rate is 1000000000.0, not 0-60",
+        ),
+        ({"reference": {"blink_rate": "often"}}, "blink rate is 'often'"),
+        ({"reference": {}}, "is damaged (KeyError: 'expression')"),
+    ],
+)
 def test_damaged_profiles_are_clear_errors(meta, needle, tmp_path):
     path = tmp_path / "bad.profile"
-    save_file({"x": torch.zeros(1)}, str(path), metadata={"adamesh": json.dumps({"format": PROFILE_FORMAT, **meta})})
+    save_file(
+        {"x": torch.zeros(1)}, str(path), metadata={"adamesh": json.dumps({"format": PROFILE_FORMAT, **meta})}
+    )
     with pytest.raises(AdameshError) as err:
         api.Profile.load(path)
     assert needle in str(err.value) and "adamesh adapt" in str(err.value)
@@ -277,17 +323,25 @@ def test_loading_adapting_and_animating_import_no_training_or_corpus_code(tmp_pa
     # a fresh interpreter: this test process has imported everything already
     rng = np.random.default_rng(0)
     sf.write(tmp_path / "ref.wav", 0.1 * rng.standard_normal(32000).astype(np.float32), 16000)
-    code = ("import sys, numpy as np, adamesh\n"
-            "from adamesh.motion import ARKIT, Motion\n"
-            "m = adamesh.load()\n"
-            "ref = Motion(np.random.default_rng(0).uniform(0, 0.3, (50, ARKIT.dim)).astype(np.float32), ARKIT, 25.0,"
-            " audio='ref.wav')\n"
-            "p = m.adapt(ref, config=adamesh.AdaptConfig(max_steps=2, min_steps=1, eval_every=1), progress=False)\n"
-            "m.animate(np.zeros(16000, dtype=np.float32), profile=p)\n"
-            "print(sorted(k for k in sys.modules if k.startswith('adamesh')))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    code = (
+        "import sys, numpy as np, adamesh\n"
+        "from adamesh.motion import ARKIT, Motion\n"
+        "m = adamesh.load()\n"
+        "ref = Motion(np.random.default_rng(0).uniform(0, 0.3, (50, ARKIT.dim)).astype(np.float32), ARKIT, 25.0,"
+        " audio='ref.wav')\n"
+        "p = m.adapt(ref, config=adamesh.AdaptConfig(max_steps=2, min_steps=1, eval_every=1), progress=False)\n"
+        "m.animate(np.zeros(16000, dtype=np.float32), profile=p)\n"
+        "print(sorted(k for k in sys.modules if k.startswith('adamesh')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
     loaded = eval(out.stdout.strip().splitlines()[-1])
     assert {"adamesh.api", "adamesh.models.expression", "adamesh.adapt.expression"} <= set(loaded)
-    forbidden = [k for k in loaded if k.startswith(("adamesh.train", "adamesh.data", "adamesh.eval.", "adamesh.cli"))
-                 and k != "adamesh.eval.metrics"]
+    forbidden = [
+        k
+        for k in loaded
+        if k.startswith(("adamesh.train", "adamesh.data", "adamesh.eval.", "adamesh.cli"))
+        and k != "adamesh.eval.metrics"
+    ]
     assert not forbidden, forbidden

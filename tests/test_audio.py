@@ -97,10 +97,17 @@ def test_multichannel_is_averaged(tmp_path):
     np.testing.assert_allclose(x, np.full(100, 0.3), atol=1e-7)
 
 
-@pytest.mark.parametrize(("subtype", "step"), [
-    ("PCM_U8", 2 ** -7), ("PCM_16", 2 ** -15), ("PCM_24", 2 ** -23), ("PCM_32", 2 ** -31),
-    ("FLOAT", 1e-7), ("DOUBLE", 1e-7),
-])
+@pytest.mark.parametrize(
+    ("subtype", "step"),
+    [
+        ("PCM_U8", 2**-7),
+        ("PCM_16", 2**-15),
+        ("PCM_24", 2**-23),
+        ("PCM_32", 2**-31),
+        ("FLOAT", 1e-7),
+        ("DOUBLE", 1e-7),
+    ],
+)
 def test_sample_formats_read_at_full_scale(tmp_path, subtype, step):
     values = np.array([0.0, 0.5, -0.5, -1.0, 0.25, -0.125], np.float64)
     path = tmp_path / f"{subtype}.wav"
@@ -133,12 +140,17 @@ def test_flac_is_lossless(tmp_path):
     path = tmp_path / "tone.flac"
     sf.write(path, tone, SAMPLE_RATE, subtype="PCM_16")
     x, _ = load_audio(path)
-    np.testing.assert_allclose(x, tone, atol=2 ** -15)
+    np.testing.assert_allclose(x, tone, atol=2**-15)
 
 
-@pytest.mark.parametrize(("suffix", "fmt", "subtype"), [
-    ("ogg", "OGG", "VORBIS"), ("opus", "OGG", "OPUS"), ("mp3", "MP3", "MPEG_LAYER_III"),
-])
+@pytest.mark.parametrize(
+    ("suffix", "fmt", "subtype"),
+    [
+        ("ogg", "OGG", "VORBIS"),
+        ("opus", "OGG", "OPUS"),
+        ("mp3", "MP3", "MPEG_LAYER_III"),
+    ],
+)
 def test_lossy_formats_keep_their_content(tmp_path, suffix, fmt, subtype):
     rate = 48000  # opus only encodes 8/12/16/24/48 kHz
     path = tmp_path / f"tone.{suffix}"
@@ -153,8 +165,9 @@ def test_lossy_formats_keep_their_content(tmp_path, suffix, fmt, subtype):
 # Files libsndfile cannot read: FFmpeg (PyAV) fallback
 
 
-def write_with_pyav(path, channels: np.ndarray, rate: int, codec: str, sample_format: str,
-                    video: bool = False) -> None:
+def write_with_pyav(
+    path, channels: np.ndarray, rate: int, codec: str, sample_format: str, video: bool = False
+) -> None:
     """Encode (channels, samples) float audio, optionally next to a few video frames."""
     layout = {1: "mono", 2: "stereo"}[len(channels)]
     with av.open(str(path), "w") as out:
@@ -168,19 +181,27 @@ def write_with_pyav(path, channels: np.ndarray, rate: int, codec: str, sample_fo
             for _ in range(5):
                 out.mux(v.encode(black))
             out.mux(v.encode(None))
-        to_codec = av.AudioResampler(format=sample_format, layout=layout, rate=rate,
-                                     frame_size=a.codec_context.frame_size or 1024)
-        source = av.AudioFrame.from_ndarray(np.ascontiguousarray(channels, np.float32), format="fltp",
-                                            layout=layout)
+        to_codec = av.AudioResampler(
+            format=sample_format, layout=layout, rate=rate, frame_size=a.codec_context.frame_size or 1024
+        )
+        source = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(channels, np.float32), format="fltp", layout=layout
+        )
         source.sample_rate = rate
         for frame in to_codec.resample(source) + to_codec.resample(None):
             out.mux(a.encode(frame))
         out.mux(a.encode(None))
 
 
-@pytest.mark.parametrize(("codec", "sample_format"), [
-    ("pcm_s16le", "s16"), ("pcm_s32le", "s32"), ("pcm_f32le", "flt"), ("pcm_f64le", "dbl"),
-])
+@pytest.mark.parametrize(
+    ("codec", "sample_format"),
+    [
+        ("pcm_s16le", "s16"),
+        ("pcm_s32le", "s32"),
+        ("pcm_f32le", "flt"),
+        ("pcm_f64le", "dbl"),
+    ],
+)
 def test_fallback_converts_packed_sample_formats(tmp_path, codec, sample_format):
     left = sine(440, SAMPLE_RATE, 4000, amp=0.8)
     right = sine(1000, SAMPLE_RATE, 4000, amp=0.4)
@@ -191,7 +212,7 @@ def test_fallback_converts_packed_sample_formats(tmp_path, codec, sample_format)
     x, rate = load_audio(path)
     assert rate == SAMPLE_RATE
     # Packed samples read as planar would scramble left and right instead of averaging them.
-    np.testing.assert_allclose(x, (left + right) / 2, atol=2 ** -14)
+    np.testing.assert_allclose(x, (left + right) / 2, atol=2**-14)
 
 
 def test_m4a_aac_through_the_fallback(tmp_path):
@@ -322,10 +343,17 @@ def test_directory(tmp_path):
 # Frames
 
 
-@pytest.mark.parametrize(("n_samples", "fps", "frames"), [
-    (48000, 25, 75), (48000 + 320, 25, 76), (48000 + 319, 25, 75), (1, 25, 1), (0, 25, 1),
-    (16000, 30000 / 1001, 30),
-])
+@pytest.mark.parametrize(
+    ("n_samples", "fps", "frames"),
+    [
+        (48000, 25, 75),
+        (48000 + 320, 25, 76),
+        (48000 + 319, 25, 75),
+        (1, 25, 1),
+        (0, 25, 1),
+        (16000, 30000 / 1001, 30),
+    ],
+)
 def test_frame_count(n_samples, fps, frames):
     assert frame_count(n_samples, SAMPLE_RATE, fps) == frames
 

@@ -36,8 +36,9 @@ def test_noise_at_the_asked_snr():
     y = add_noise(x, 10.0, np.random.default_rng(0))
     snr = 10 * np.log10(np.mean(x.astype(np.float64) ** 2) / np.mean((y - x).astype(np.float64) ** 2))
     assert snr == pytest.approx(10.0, abs=0.3)
-    pink = add_noise(np.zeros(SR, np.float32) + 0.1 * tones(1.0), 0.0, np.random.default_rng(0), colour=1.0) \
-        - 0.1 * tones(1.0)
+    pink = add_noise(
+        np.zeros(SR, np.float32) + 0.1 * tones(1.0), 0.0, np.random.default_rng(0), colour=1.0
+    ) - 0.1 * tones(1.0)
     assert band_power(pink, 100, 500) > 5 * band_power(pink, 4000, 4400)  # power falls with frequency
 
 
@@ -46,9 +47,9 @@ def test_reverb_spreads_a_click_and_keeps_the_level():
     x[1000] = 0.5
     y = reverb(x, np.random.default_rng(0), rt60=0.3)
     assert y.shape == x.shape
-    assert np.abs(y[1100:1000 + int(0.2 * SR)]).max() > 0.01  # the tail rings on after the click
+    assert np.abs(y[1100 : 1000 + int(0.2 * SR)]).max() > 0.01  # the tail rings on after the click
     assert np.abs(y[:1000]).max() < 1e-6  # and nothing comes before it (FFT rounding only)
-    assert np.mean(y ** 2) == pytest.approx(np.mean(x ** 2), rel=0.05)
+    assert np.mean(y**2) == pytest.approx(np.mean(x**2), rel=0.05)
 
 
 def test_conditions_and_random_mix():

@@ -27,20 +27,25 @@ def _motion(n: int = 50) -> Motion:
     params = np.zeros((n, ARKIT.dim), np.float32)
     params[:, ARKIT.index("jawOpen")] = np.linspace(0, 0.8, n)
     params[:, ARKIT.index("eyeBlinkLeft")] = 0.5
-    params[:, ARKIT.rotation[0]:ARKIT.rotation[1]] = np.linspace(0, 1, n)[:, None] * [0.1, 0.2, -0.05]
+    params[:, ARKIT.rotation[0] : ARKIT.rotation[1]] = np.linspace(0, 1, n)[:, None] * [0.1, 0.2, -0.05]
     return Motion(params, ARKIT, 25.0)
 
 
 def _accessor(doc: dict, blob: bytes, i: int) -> np.ndarray:
     acc, width = doc["accessors"][i], {"SCALAR": 1, "VEC4": 4}[doc["accessors"][i]["type"]]
     view = doc["bufferViews"][acc["bufferView"]]
-    data = np.frombuffer(blob, np.float32, acc["count"] * width, view["byteOffset"] + acc.get("byteOffset", 0))
+    data = np.frombuffer(
+        blob, np.float32, acc["count"] * width, view["byteOffset"] + acc.get("byteOffset", 0)
+    )
     return data.reshape(acc["count"], width)
 
 
 def _counts(doc: dict) -> dict:
     return {
-        **{k: len(doc.get(k, [])) for k in ("meshes", "materials", "textures", "images", "skins", "nodes", "scenes")},
+        **{
+            k: len(doc.get(k, []))
+            for k in ("meshes", "materials", "textures", "images", "skins", "nodes", "scenes")
+        },
         "node names": [n.get("name") for n in doc.get("nodes", [])],
         "target names": [(m.get("extras") or {}).get("targetNames") for m in doc.get("meshes", [])],
         "extensionsRequired": doc.get("extensionsRequired"),
@@ -63,7 +68,9 @@ def test_the_builtin_heads_glb_animated_as_an_avatar_gets_the_same_clip(builtin,
                                read_glb_animation(source)["rotation"], atol=1e-6)  # fmt: skip
     weights = next(c for c in ours["channels"] if c["target"]["path"] == "weights")
     names = doc["meshes"][0]["extras"]["targetNames"]
-    w = _accessor(doc, blob, ours["samplers"][weights["sampler"]]["output"]).reshape(motion.n_frames, len(names))
+    w = _accessor(doc, blob, ours["samplers"][weights["sampler"]]["output"]).reshape(
+        motion.n_frames, len(names)
+    )
     np.testing.assert_allclose(w[:, names.index("jawOpen")], motion.channel("jawOpen"))
     np.testing.assert_allclose(w[:, names.index("eyeBlinkLeft")], 0.5)
     if validator_available():
@@ -73,7 +80,9 @@ def test_the_builtin_heads_glb_animated_as_an_avatar_gets_the_same_clip(builtin,
 def test_an_avatar_without_arkit_targets_or_not_a_glb_is_refused(builtin, tmp_path):
     source = export(_motion(), "glb", tmp_path / "head.glb", builtin)
     doc, blob = read_glb(source)
-    doc["meshes"][0]["extras"]["targetNames"] = [f"shape{i}" for i in range(len(doc["meshes"][0]["extras"]["targetNames"]))]
+    doc["meshes"][0]["extras"]["targetNames"] = [
+        f"shape{i}" for i in range(len(doc["meshes"][0]["extras"]["targetNames"]))
+    ]
     from adamesh.avatar import write_glb
 
     renamed = write_glb(doc, blob, tmp_path / "renamed.glb")
@@ -86,7 +95,9 @@ def test_an_avatar_without_arkit_targets_or_not_a_glb_is_refused(builtin, tmp_pa
     assert not (tmp_path / "out.glb").exists()
 
 
-@pytest.mark.parametrize("name, head", [("rpm_brunette", "Head"), ("vroid_perfect_sync", "Head"), ("facecap", "head")])
+@pytest.mark.parametrize(
+    "name, head", [("rpm_brunette", "Head"), ("vroid_perfect_sync", "Head"), ("facecap", "head")]
+)
 def test_a_third_party_avatar_comes_back_whole_with_the_speech_on_it(name, head, tmp_path):
     source = AVATARS / f"{name}.glb"
     if not source.is_file() or not SPEECH.is_file():
@@ -97,7 +108,8 @@ def test_a_third_party_avatar_comes_back_whole_with_the_speech_on_it(name, head,
     before, after = read_glb(source)[0], read_glb(glb)[0]
     assert _counts(after) == _counts(before)
     assert [a["name"] for a in after["animations"]] == [a["name"] for a in before.get("animations", [])] + [
-        ANIMATION_NAME]
+        ANIMATION_NAME
+    ]
     ours = after["animations"][-1]
     animated = {c["target"]["node"] for c in ours["channels"]}
     heads = [c["target"]["node"] for c in ours["channels"] if c["target"]["path"] == "rotation"]

@@ -39,10 +39,14 @@ def test_the_truth_scores_perfectly_and_a_worse_guess_worse(builtin):
     truth = np.zeros((200, ARKIT.dim), np.float32)
     truth[:, ARKIT.channels.index("jawOpen")] = 0.3 * (1 + np.sin(np.arange(200) / 3)) / 2
     truth[:, ARKIT.channels.index("mouthSmileLeft")] = 0.2
-    truth[:, ARKIT.rotation[0]:ARKIT.rotation[1]] = np.radians(rng.normal(0, 3, (200, 3))).cumsum(0) * 0.1
+    truth[:, ARKIT.rotation[0] : ARKIT.rotation[1]] = np.radians(rng.normal(0, 3, (200, 3))).cumsum(0) * 0.1
     same = score(truth, truth, builtin, 25.0)
     assert same["lip_r"] == pytest.approx(1.0) and same["lve_mm"] == 0 and same["style_err"] == 0
-    assert same["pose_std_err_deg"] == 0 and same["posture_err_deg"] == 0 and same["pose_fd"] == pytest.approx(0, abs=1e-6)
+    assert (
+        same["pose_std_err_deg"] == 0
+        and same["posture_err_deg"] == 0
+        and same["pose_fd"] == pytest.approx(0, abs=1e-6)
+    )
     guess = truth.copy()
     guess[:, ARKIT.channels.index("jawOpen")] = np.roll(guess[:, ARKIT.channels.index("jawOpen")], 5)
     guess[:, ARKIT.channels.index("mouthSmileLeft")] = 0.0  # a person who smiles on one side, guessed without
@@ -87,8 +91,13 @@ def test_speakers_come_from_clips_csv_subfolders_or_clip_folders(person, tmp_pat
         (flat / f).write_bytes(b"")
     found = find_speakers([str(named), str(nested), str(person), str(flat)])
     assert {k: [p.name for _, p in v] for k, v in found.items()} == {
-        "ann": ["a1.mp4", "a2.mp4"], "bob": ["b.mp4"], "cat": ["x.mp4"], "dan": ["x.mp4"],
-        "them": [f"clip{k}.npz" for k in range(5)], "eve": ["s1.mp4", "s2.mp4"]}
+        "ann": ["a1.mp4", "a2.mp4"],
+        "bob": ["b.mp4"],
+        "cat": ["x.mp4"],
+        "dan": ["x.mp4"],
+        "them": [f"clip{k}.npz" for k in range(5)],
+        "eve": ["s1.mp4", "s2.mp4"],
+    }
     with pytest.raises(AdameshError, match="does not exist"):
         find_speakers([str(tmp_path / "nowhere")])
 
@@ -96,9 +105,20 @@ def test_speakers_come_from_clips_csv_subfolders_or_clip_folders(person, tmp_pat
 def test_bench_people_end_to_end(person, tmp_path):
     out = tmp_path / "out"
     quick = AdaptConfig(max_steps=8, min_steps=4, members=1, eval_every=4)
-    result = bench_people([str(person)], str(out), reference_seconds=(5.0, 100.0), methods=("none", "molora"),
-                          rig="builtin", renders=1, adapt_config=quick, log=lambda *a: None)
-    assert result["skipped"] == {"them": [result["skipped"]["them"][0]]} and "100" in result["skipped"]["them"][0]
+    result = bench_people(
+        [str(person)],
+        str(out),
+        reference_seconds=(5.0, 100.0),
+        methods=("none", "molora"),
+        rig="builtin",
+        renders=1,
+        adapt_config=quick,
+        log=lambda *a: None,
+    )
+    assert (
+        result["skipped"] == {"them": [result["skipped"]["them"][0]]}
+        and "100" in result["skipped"]["them"][0]
+    )
     assert [(r["method"], r["reference_s"]) for r in result["rows"]] == [("none", 5.0), ("molora", 5.0)]
     # the truth is the person's own motion after the first 5 s (125 frames)
     joined = np.concatenate([load_motion(person / f"clip{k}.npz").params for k in range(5)])
@@ -119,10 +139,24 @@ def test_bench_people_end_to_end(person, tmp_path):
     # with test_clips: the rest of the clip the reference ends in, and one whole clip more
     ends = np.cumsum([load_motion(person / f"clip{k}.npz").n_frames for k in range(5)])
     inside = int(np.searchsorted(ends, 125))
-    bench_people([str(person)], str(tmp_path / "o1"), reference_seconds=(5.0,), methods=("none",), rig="builtin",
-                 renders=0, test_clips=1, log=lambda *a: None)
+    bench_people(
+        [str(person)],
+        str(tmp_path / "o1"),
+        reference_seconds=(5.0,),
+        methods=("none",),
+        rig="builtin",
+        renders=0,
+        test_clips=1,
+        log=lambda *a: None,
+    )
     truth = load_motion(tmp_path / "o1" / "speakers" / "them" / "5s" / "truth.npz")
-    np.testing.assert_allclose(truth.params, joined[125:ends[inside + 1]], atol=1e-6)
+    np.testing.assert_allclose(truth.params, joined[125 : ends[inside + 1]], atol=1e-6)
     with pytest.raises(AdameshError, match="no speaker has enough material"):
-        bench_people([str(person)], str(tmp_path / "o2"), reference_seconds=(100.0,), methods=("none",),
-                     rig="builtin", log=lambda *a: None)
+        bench_people(
+            [str(person)],
+            str(tmp_path / "o2"),
+            reference_seconds=(100.0,),
+            methods=("none",),
+            rig="builtin",
+            log=lambda *a: None,
+        )

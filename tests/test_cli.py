@@ -137,8 +137,11 @@ RENDER_ERRORS = {
     "nan motion": ("nan", [], ["nan.npz", "NaN", "frame 2", "'jawOpen'"]),
     "zero frames": ("empty", [], ["empty.npz", "zero frames"]),
     "space mismatch": ("flame", ["--rig", "builtin"], ["flame", "arkit"]),
-    "missing flame rig": ("demo", ["--rig", "flame:/nonexistent.pkl"],
-                          ["/nonexistent.pkl", "does not exist"]),
+    "missing flame rig": (
+        "demo",
+        ["--rig", "flame:/nonexistent.pkl"],
+        ["/nonexistent.pkl", "does not exist"],
+    ),
     "corrupt ict rig": ("demo", ["--rig", "ict:CORRUPT_RIG"], ["corrupt_rig.npz"]),
     "unknown rig": ("demo", ["--rig", "foo"], ["'foo'", "builtin"]),
 }
@@ -197,11 +200,16 @@ def test_export_never_replaces_a_folder_of_other_files(demo, tmp_path, capsys):
 
 
 def _render_until_partial(motion: Path, out: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "adamesh", "render", str(motion), "--out", str(out), "--size", "128"],
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "adamesh", "render", str(motion), "--out", str(out), "--size", "128"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not list(out.parent.glob(".out.partial-*")):
-        assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() is not None else "slow"
+        assert proc.poll() is None and time.time() < deadline, (
+            proc.stderr.read() if proc.poll() is not None else "slow"
+        )
         time.sleep(0.05)
     return proc
 

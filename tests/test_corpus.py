@@ -85,7 +85,10 @@ def test_another_seed_gives_other_sentences_and_voices(tiny, tmp_path):
     texts = {c["text"] for c in clips_of(tiny)}
     assert len(texts) == 9  # no sentence twice in one corpus
     assert len(texts & {c["text"] for c in other["clips"]}) <= 1
-    voices = {json.dumps(sp["voice"]) for sp in json.loads((tiny / "manifest.json").read_text())["speakers"].values()}
+    voices = {
+        json.dumps(sp["voice"])
+        for sp in json.loads((tiny / "manifest.json").read_text())["speakers"].values()
+    }
     assert not voices & {json.dumps(sp["voice"]) for sp in other["speakers"].values()}
 
 
@@ -115,9 +118,27 @@ KILLED = CorpusConfig(speakers=3, sentences=40, heldout=1)
 
 def _corpus_until(out: Path, clips: int) -> subprocess.Popen:
     """`adamesh corpus` with two workers, in its own process group, once `clips` clips are written."""
-    proc = subprocess.Popen([sys.executable, "-m", "adamesh", "corpus", "--out", str(out), "--speakers", "3",
-                             "--sentences", "40", "--heldout", "1", "--workers", "2"],
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "adamesh",
+            "corpus",
+            "--out",
+            str(out),
+            "--speakers",
+            "3",
+            "--sentences",
+            "40",
+            "--heldout",
+            "1",
+            "--workers",
+            "2",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while len(list(out.glob("clips/*/*.npz"))) < clips:
         assert proc.poll() is None and time.time() < deadline, "finished or stuck before the kill"
@@ -136,8 +157,24 @@ def test_killed_corpus_runs_leave_no_partial_and_resume_to_the_same_bytes(tmp_pa
     proc = _corpus_until(out, 60)
     os.killpg(proc.pid, signal.SIGKILL)  # the whole group: nothing runs, nothing cleans up
     proc.wait(60)
-    assert main(["corpus", "--out", str(out), "--speakers", "3", "--sentences", "40", "--heldout", "1",
-                 "--workers", "2"]) == 0
+    assert (
+        main(
+            [
+                "corpus",
+                "--out",
+                str(out),
+                "--speakers",
+                "3",
+                "--sentences",
+                "40",
+                "--heldout",
+                "1",
+                "--workers",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert not list(out.rglob(".*partial*"))
     a, b = (json.loads((d / "manifest.json").read_text()) for d in (reference, out))
     for m in (a, b):
@@ -176,9 +213,15 @@ def test_other_settings_in_the_same_folder_are_refused(tiny, tmp_path):
     assert (out / "corpus.json").read_text() == settings
 
 
-@pytest.mark.parametrize("cfg", [CorpusConfig(speakers=1, heldout=1), CorpusConfig(speakers=3, heldout=0),
-                                 CorpusConfig(speakers=3, heldout=3), CorpusConfig(speakers=3, sentences=1,
-                                                                                  heldout=1)])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        CorpusConfig(speakers=1, heldout=1),
+        CorpusConfig(speakers=3, heldout=0),
+        CorpusConfig(speakers=3, heldout=3),
+        CorpusConfig(speakers=3, sentences=1, heldout=1),
+    ],
+)
 def test_impossible_configurations(cfg, tmp_path):
     with pytest.raises(AdameshError):
         generate_corpus(tmp_path / "c", cfg, workers=1, progress=False)
@@ -202,14 +245,18 @@ def test_espeak_says_the_same_text_the_same_way_every_time():
 def test_every_voice_says_a_sentence_the_same_way_in_every_process_and_order():
     """en+f2 breathes: its noise came from a generator seeded per process, so every run (and
     every worker) made other samples. Two processes, each voice of the corpus in opposite orders."""
-    code = ("import hashlib, json, sys; from adamesh.data.synthetic.corpus import ACCENTS, VARIANTS; "
-            "from adamesh.data.synthetic.espeak import Espeak, Voice; "
-            "names = [f'{a}+{v}' for a in sorted(set(ACCENTS)) for v in VARIANTS]; "
-            "names = names[::-1] if sys.argv[1] == 'reversed' else names; "
-            "print(json.dumps({n: hashlib.sha256(Espeak.instance().synthesize('Bring me a cup of warm milk.', Voice(n))"
-            ".audio.tobytes()).hexdigest() for n in names}))")
-    runs = [subprocess.run([sys.executable, "-c", code, order], capture_output=True, text=True, check=True).stdout
-            for order in ("forward", "reversed")]
+    code = (
+        "import hashlib, json, sys; from adamesh.data.synthetic.corpus import ACCENTS, VARIANTS; "
+        "from adamesh.data.synthetic.espeak import Espeak, Voice; "
+        "names = [f'{a}+{v}' for a in sorted(set(ACCENTS)) for v in VARIANTS]; "
+        "names = names[::-1] if sys.argv[1] == 'reversed' else names; "
+        "print(json.dumps({n: hashlib.sha256(Espeak.instance().synthesize('Bring me a cup of warm milk.', Voice(n))"
+        ".audio.tobytes()).hexdigest() for n in names}))"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code, order], capture_output=True, text=True, check=True).stdout
+        for order in ("forward", "reversed")
+    ]
     forward, backward = (json.loads(r) for r in runs)
     assert len(forward) == 4 * 30 and forward == backward
 
@@ -233,8 +280,11 @@ def centre_frames(motion, names) -> list[int]:
     ARTICULATORY_LEAD, so the frame containing that much before the phone's middle."""
     from adamesh.data.synthetic.animation import ARTICULATORY_LEAD
 
-    return [int(np.floor((0.5 * (s + e) - ARTICULATORY_LEAD) * motion.fps))
-            for p, s, e, _ in motion.meta["phones"] if p in names]
+    return [
+        int(np.floor((0.5 * (s + e) - ARTICULATORY_LEAD) * motion.fps))
+        for p, s, e, _ in motion.meta["phones"]
+        if p in names
+    ]
 
 
 def test_lips_close_on_every_bilabial(clips):
@@ -271,7 +321,11 @@ def test_clip_files_agree_with_each_other(clips, small):
     for c, audio, m in clips:
         assert m.n_frames == frame_count(len(audio), SAMPLE_RATE, m.fps) and m.fps == cfg["fps"]
         assert c["seconds"] == pytest.approx(m.duration, abs=1e-3)
-        assert cfg["min_seconds"] <= len(audio) / SAMPLE_RATE <= cfg["max_seconds"] + cfg["long_pause_seconds"] + 0.2
+        assert (
+            cfg["min_seconds"]
+            <= len(audio) / SAMPLE_RATE
+            <= cfg["max_seconds"] + cfg["long_pause_seconds"] + 0.2
+        )
         lo, hi = np.array(ARKIT.lower), np.array(ARKIT.upper)
         assert (m.params >= lo).all() and (m.params <= hi).all() and np.isfinite(m.params).all()
         assert m.meta["speaker"] == c["speaker"] and m.meta["text"] == c["text"]
@@ -284,7 +338,7 @@ def test_clip_files_agree_with_each_other(clips, small):
         # the audio is quiet before the first phone (the lead silence and the few ms before espeak's
         # first phoneme event), silent in the tail, and speech in between
         lead = int(phones[0][2] * SAMPLE_RATE)
-        assert np.abs(audio[:lead - 1]).max() < 0.02 and not audio[-int(0.19 * SAMPLE_RATE):].any()
+        assert np.abs(audio[: lead - 1]).max() < 0.02 and not audio[-int(0.19 * SAMPLE_RATE) :].any()
         assert np.abs(audio[lead:]).max() > 0.05
         # in the lead silence the jaw only opens to breathe in (up to the speaker's inhale); it moves in speech
         jaw = m.channel("jawOpen")
@@ -336,15 +390,23 @@ HEAD = list(range(*ARKIT.rotation)) + list(range(*ARKIT.translation))
 
 
 def speaker(expression: ExpressionStyle | None = None, pose: PoseStyle | None = None) -> Speaker:
-    return Speaker("x", "train", Voice("en-us+m3", rate=170), expression or ExpressionStyle(), pose or PoseStyle())
+    return Speaker(
+        "x", "train", Voice("en-us+m3", rate=170), expression or ExpressionStyle(), pose or PoseStyle()
+    )
 
 
 def test_expression_style_changes_the_mouth_and_personalisation_beats_the_average():
     cfg = CorpusConfig()
-    styles = {a: ExpressionStyle(articulation=a, inhale=0.0) for a in (0.6, 1.0, 1.4)}  # the breath is not scaled
-    motion = {(a, k): synthesize_clip(speaker(s), k, cfg, 0)[1].params for a, s in styles.items() for k in (0, 1)}
-    assert synthesize_clip(speaker(styles[0.6]), 0, cfg, 0)[0].shape == synthesize_clip(
-        speaker(styles[1.4]), 0, cfg, 0)[0].shape  # the same sentence and voice
+    styles = {
+        a: ExpressionStyle(articulation=a, inhale=0.0) for a in (0.6, 1.0, 1.4)
+    }  # the breath is not scaled
+    motion = {
+        (a, k): synthesize_clip(speaker(s), k, cfg, 0)[1].params for a, s in styles.items() for k in (0, 1)
+    }
+    assert (
+        synthesize_clip(speaker(styles[0.6]), 0, cfg, 0)[0].shape
+        == synthesize_clip(speaker(styles[1.4]), 0, cfg, 0)[0].shape
+    )  # the same sentence and voice
     lo, avg, hi = motion[0.6, 0], motion[1.0, 0], motion[1.4, 0]
     np.testing.assert_array_equal(lo[:, HEAD], hi[:, HEAD])  # the head does not depend on the face style
     assert np.abs(lo[:, MOUTH] - hi[:, MOUTH]).mean() > 0.01
@@ -412,8 +474,24 @@ def test_held_out_speakers_keep_a_test_clip_in_small_corpora(tiny):
 
 def test_cli_writes_a_corpus(tmp_path, capsys):
     out = tmp_path / "corpus"
-    assert main(["corpus", "--out", str(out), "--speakers", "3", "--sentences", "2", "--heldout", "1",
-                 "--workers", "2"]) == 0
+    assert (
+        main(
+            [
+                "corpus",
+                "--out",
+                str(out),
+                "--speakers",
+                "3",
+                "--sentences",
+                "2",
+                "--heldout",
+                "1",
+                "--workers",
+                "2",
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     assert len(manifest["clips"]) == 6 and manifest["config"]["seed"] == 0
     assert all((out / c["audio"]).is_file() and (out / c["motion"]).is_file() for c in manifest["clips"])
@@ -422,8 +500,14 @@ def test_cli_writes_a_corpus(tmp_path, capsys):
     assert "6 clips" in printed and "2 training, 1 held out" in printed and "manifest.json" in printed
 
 
-@pytest.mark.parametrize("args", [["--speakers", "3", "--heldout", "5"], ["--speakers", "1", "--heldout", "1"],
-                                  ["--speakers", "3", "--sentences", "1", "--heldout", "1"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--speakers", "3", "--heldout", "5"],
+        ["--speakers", "1", "--heldout", "1"],
+        ["--speakers", "3", "--sentences", "1", "--heldout", "1"],
+    ],
+)
 def test_cli_refuses_impossible_corpora(tmp_path, capsys, args):
     out = tmp_path / "corpus"
     assert main(["corpus", "--out", str(out), "--workers", "1", *args]) == 1
@@ -434,8 +518,15 @@ def test_cli_refuses_impossible_corpora(tmp_path, capsys, args):
 
 def test_breath_before_each_phrase():
     """The mouth opens to breathe in before the first phrase and after long pauses, not short ones."""
-    phones = [Phone("SIL", 0.0, 0.7), Phone("AA", 0.7, 1.0), Phone("SIL", 1.0, 1.1), Phone("AA", 1.1, 1.4),
-              Phone("SIL", 1.4, 1.8), Phone("AA", 1.8, 2.1), Phone("SIL", 2.1, 2.5)]
+    phones = [
+        Phone("SIL", 0.0, 0.7),
+        Phone("AA", 0.7, 1.0),
+        Phone("SIL", 1.0, 1.1),
+        Phone("AA", 1.1, 1.4),
+        Phone("SIL", 1.4, 1.8),
+        Phone("AA", 1.8, 2.1),
+        Phone("SIL", 2.1, 2.5),
+    ]
     t = np.arange(0, 2.5, 0.01) + 0.005
     breath = inhalation(phones, t)
     assert breath.max() == pytest.approx(1, abs=1e-3) and breath.min() == 0
@@ -449,7 +540,9 @@ def test_breath_before_each_phrase():
     params = animate(phones, 62, 25.0, style, PoseStyle(), "statement", np.random.default_rng(0))
     frame = int((0.7 - INHALE_SECONDS / 2) * 25)
     assert params[frame, ARKIT.index("jawOpen")] == pytest.approx(0.3, abs=0.05)
-    quiet = animate(phones, 62, 25.0, replace(style, inhale=0.0), PoseStyle(), "statement", np.random.default_rng(0))
+    quiet = animate(
+        phones, 62, 25.0, replace(style, inhale=0.0), PoseStyle(), "statement", np.random.default_rng(0)
+    )
     assert quiet[frame, ARKIT.index("jawOpen")] < 0.05
 
 

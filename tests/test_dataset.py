@@ -53,7 +53,10 @@ def test_clip_dataset_of_a_corpus(corpus, train):
         assert clip.motion.n_frames == frame_count(len(audio), SAMPLE_RATE, clip.motion.fps)
         assert clip.features.features.shape == (clip.motion.n_frames, mel.dim)
         np.testing.assert_array_equal(clip.features.features, mel(audio, clip.motion.fps).features)
-    assert train.speaker_style("spk000")["expression_style"] == manifest["speakers"]["spk000"]["expression_style"]
+    assert (
+        train.speaker_style("spk000")["expression_style"]
+        == manifest["speakers"]["spk000"]["expression_style"]
+    )
     assert train.speaker_style("nobody") == {}
 
 
@@ -84,7 +87,9 @@ def test_degraded_copies_of_the_training_audio(corpus, monkeypatch):
     from adamesh.data.augment import training_variant
     from adamesh.train.tasks import ExpressionWindows
 
-    aug = ClipDataset(corpus, roles=("train",), frontend=make_frontend("mel"), workers=2, progress=False, augment=2)
+    aug = ClipDataset(
+        corpus, roles=("train",), frontend=make_frontend("mel"), workers=2, progress=False, augment=2
+    )
     mel = make_frontend("mel")
     for clip in aug.clips:
         assert len(clip.variants) == 2
@@ -97,7 +102,9 @@ def test_degraded_copies_of_the_training_audio(corpus, monkeypatch):
         assert not np.allclose(clip.variants[0].features, clip.variants[1].features)
     # read back from the cache: nothing is degraded or computed a second time
     monkeypatch.setattr("adamesh.data.augment.random_degradation", lambda *a: pytest.fail("degraded again"))
-    again = ClipDataset(corpus, roles=("train",), frontend=make_frontend("mel"), workers=1, progress=False, augment=2)
+    again = ClipDataset(
+        corpus, roles=("train",), frontend=make_frontend("mel"), workers=1, progress=False, augment=2
+    )
     np.testing.assert_array_equal(again.clips[1].variants[1].features, aug.clips[1].variants[1].features)
     # training windows hear every copy; fixed (validation) windows only the clean audio
     windows = ExpressionWindows(aug, ARKIT.n_expression, window=50, hop=50, reference_frames=20)
@@ -107,10 +114,12 @@ def test_degraded_copies_of_the_training_audio(corpus, monkeypatch):
     heard = set()
     for _ in range(30):
         got = windows[0]["features"].numpy()[:10]
-        heard.add(next(j for j, c in enumerate(copies) if np.array_equal(got, c.features[s:s + 10])))
+        heard.add(next(j for j, c in enumerate(copies) if np.array_equal(got, c.features[s : s + 10])))
     assert heard == {0, 1, 2}
     fixed = ExpressionWindows(aug, ARKIT.n_expression, window=50, hop=50, reference_frames=20, fixed=True)
-    assert all(np.array_equal(fixed[0]["features"].numpy()[:10], copies[0].features[s:s + 10]) for _ in range(5))
+    assert all(
+        np.array_equal(fixed[0]["features"].numpy()[:10], copies[0].features[s : s + 10]) for _ in range(5)
+    )
 
 
 def test_windows_cover_every_clip(train):
@@ -122,14 +131,14 @@ def test_windows_cover_every_clip(train):
         assert all(b - a <= 20 for a, b in pairwise(starts))  # no gaps
         covered = np.zeros(n, bool)
         for s in starts:
-            covered[s:s + 30] = True
+            covered[s : s + 30] = True
         assert covered.all()
     item = windows[1]
     k, s = windows.index[1]
     clip = train.clips[k]
-    np.testing.assert_array_equal(item["features"].numpy(), clip.features.features[s:s + 30])
-    np.testing.assert_array_equal(item["params"].numpy(), clip.motion.params[s:s + 30])
-    np.testing.assert_array_equal(item["units"].numpy(), clip.features.units[s:s + 30])
+    np.testing.assert_array_equal(item["features"].numpy(), clip.features.features[s : s + 30])
+    np.testing.assert_array_equal(item["params"].numpy(), clip.motion.params[s : s + 30])
+    np.testing.assert_array_equal(item["units"].numpy(), clip.features.units[s : s + 30])
     assert item["mask"].all() and item["speaker"].item() == train.speaker_index[clip.info.speaker]
 
 
@@ -249,7 +258,9 @@ def test_a_single_clip_trains_nothing_and_says_why(tmp_path):
     write_clip(tmp_path / "one" / "e0.npz", 0.3)
     assert [c.role for c in scan_clips(tmp_path / "one", hold_out=20)[0]] == ["train"]  # not held out
     with pytest.raises(AdameshError, match="no clips with role val; training needs at least two clips"):
-        ClipDataset(tmp_path / "one", ("val",), frontend=make_frontend("mel"), workers=1, progress=False, hold_out=20)
+        ClipDataset(
+            tmp_path / "one", ("val",), frontend=make_frontend("mel"), workers=1, progress=False, hold_out=20
+        )
 
 
 def test_clips_of_several_folders(tmp_path, corpus):
@@ -263,7 +274,10 @@ def test_clips_of_several_folders(tmp_path, corpus):
     assert train.speakers == ["s1", "spk000", "spk001"]
     assert [c.info.id for c in train.clips if c.info.speaker == "s1"] == ["r1", "r2"]
     assert "r0" in [c.info.id for c in val.clips] and "spk000" in val.speakers  # each folder validates
-    assert train.speaker_style("spk001") == json.loads((corpus / "manifest.json").read_text())["speakers"]["spk001"]
+    assert (
+        train.speaker_style("spk001")
+        == json.loads((corpus / "manifest.json").read_text())["speakers"]["spk001"]
+    )
     other = tmp_path / "other_rate"
     other.mkdir()
     m = load_motion(real / "r0.npz")
@@ -279,8 +293,20 @@ def test_bench_frontends(corpus, capsys):
     if not (LIBRIVOX / "transcription").is_file():
         pytest.skip(f"LibriVox speech not found at {LIBRIVOX} (../shared/data is absent)")
     t0 = time.perf_counter()
-    rc = main(["bench", "frontends", "--corpus", str(corpus), "--speech", str(LIBRIVOX), "--units", "16",
-               "--workers", "1"])
+    rc = main(
+        [
+            "bench",
+            "frontends",
+            "--corpus",
+            str(corpus),
+            "--speech",
+            str(LIBRIVOX),
+            "--units",
+            "16",
+            "--workers",
+            "1",
+        ]
+    )
     elapsed = time.perf_counter() - t0
     out = capsys.readouterr().out
     assert rc == 0, out

@@ -36,17 +36,43 @@ def corpus(small_corpus):
 @pytest.fixture(scope="module")
 def trained(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "expr"
-    assert main(["train", "expression", "--data", str(corpus), "--out", str(out), "--preset", "tiny",
-                 "--frontend", "mel", "--epochs", "2", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "expression",
+                "--data",
+                str(corpus),
+                "--out",
+                str(out),
+                "--preset",
+                "tiny",
+                "--frontend",
+                "mel",
+                "--epochs",
+                "2",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def test_tiny_model_overfits_a_tiny_clip(corpus):
-    clip = ClipDataset(corpus, ("train",), speakers=["spk000"], frontend=make_frontend("mel"), workers=1,
-                       progress=False).clips[0]
+    clip = ClipDataset(
+        corpus, ("train",), speakers=["spk000"], frontend=make_frontend("mel"), workers=1, progress=False
+    ).clips[0]
     torch.manual_seed(0)
-    model = ExpressionModel(ExpressionConfig(feature_dim=clip.features.features.shape[1], **PRESETS["tiny"]["expression"],
-                                             dropout=0.0, style_dropout=0.0))
+    model = ExpressionModel(
+        ExpressionConfig(
+            feature_dim=clip.features.features.shape[1],
+            **PRESETS["tiny"]["expression"],
+            dropout=0.0,
+            style_dropout=0.0,
+        )
+    )
     feats = torch.from_numpy(clip.features.features)[None]
     params = torch.from_numpy(clip.motion.params[:, :52])[None]
     model.set_statistics(feats[0], params[0])
@@ -67,8 +93,15 @@ def test_tiny_model_overfits_a_tiny_clip(corpus):
 
 
 def test_training_writes_a_model_folder_and_resumes(trained, corpus, capsys):
-    for name in ("config.json", "model.safetensors", "last.safetensors", "train_state.pt", "frontend.json",
-                 "log.txt", "loss.png"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "last.safetensors",
+        "train_state.pt",
+        "frontend.json",
+        "log.txt",
+        "loss.png",
+    ):
         assert (trained / name).is_file(), name
     config = json.loads((trained / "config.json").read_text())
     assert config["kind"] == "expression" and config["train"]["preset"] == "tiny"
@@ -78,14 +111,52 @@ def test_training_writes_a_model_folder_and_resumes(trained, corpus, capsys):
     assert frontend.name == "mel" and not model.training
     assert torch.all(model.param_std > 0)
     # more epochs continue the run from where it stopped
-    assert main(["train", "expression", "--data", str(corpus), "--out", str(trained), "--preset", "tiny",
-                 "--frontend", "mel", "--epochs", "3", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "expression",
+                "--data",
+                str(corpus),
+                "--out",
+                str(trained),
+                "--preset",
+                "tiny",
+                "--frontend",
+                "mel",
+                "--epochs",
+                "3",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "resuming" in capsys.readouterr().out
     assert len((trained / "log.txt").read_text().splitlines()) == 3
     # another configuration in the same folder is refused, and nothing is touched
     before = (trained / "last.safetensors").read_bytes()
-    assert main(["train", "expression", "--data", str(corpus), "--out", str(trained), "--preset", "tiny",
-                 "--frontend", "mel", "--lr", "0.1", "--workers", "1"]) == 1
+    assert (
+        main(
+            [
+                "train",
+                "expression",
+                "--data",
+                str(corpus),
+                "--out",
+                str(trained),
+                "--preset",
+                "tiny",
+                "--frontend",
+                "mel",
+                "--lr",
+                "0.1",
+                "--workers",
+                "1",
+            ]
+        )
+        == 1
+    )
     assert "--fresh" in capsys.readouterr().err
     assert (trained / "last.safetensors").read_bytes() == before
 
@@ -103,8 +174,27 @@ def test_a_crafted_training_state_runs_no_code(trained, corpus, tmp_path, capsys
     shutil.copytree(trained, out)
     marker = tmp_path / "marker"
     torch.save({"optimiser": _Payload(marker)}, out / "train_state.pt")
-    assert main(["train", "expression", "--data", str(corpus), "--out", str(out), "--preset", "tiny",
-                 "--frontend", "mel", "--epochs", "3", "--workers", "1"]) == 1
+    assert (
+        main(
+            [
+                "train",
+                "expression",
+                "--data",
+                str(corpus),
+                "--out",
+                str(out),
+                "--preset",
+                "tiny",
+                "--frontend",
+                "mel",
+                "--epochs",
+                "3",
+                "--workers",
+                "1",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert err.startswith("adamesh: error: cannot resume from") and "--fresh" in err and err.count("\n") == 1
     assert not marker.exists()
@@ -112,16 +202,51 @@ def test_a_crafted_training_state_runs_no_code(trained, corpus, tmp_path, capsys
     shutil.copy(trained / "train_state.pt", out / "train_state.pt")
     last = out / "last.safetensors"
     last.write_bytes(last.read_bytes()[:1000])
-    assert main(["train", "expression", "--data", str(corpus), "--out", str(out), "--preset", "tiny",
-                 "--frontend", "mel", "--epochs", "3", "--workers", "1"]) == 1
+    assert (
+        main(
+            [
+                "train",
+                "expression",
+                "--data",
+                str(corpus),
+                "--out",
+                str(out),
+                "--preset",
+                "tiny",
+                "--frontend",
+                "mel",
+                "--epochs",
+                "3",
+                "--workers",
+                "1",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert err.startswith("adamesh: error: cannot resume from") and err.count("\n") == 1
 
 
 def test_training_is_reproducible_and_resumes_exactly(corpus, tmp_path, capsys):
     def train(run, epochs, data=corpus):
-        return main(["train", "expression", "--data", str(data), "--out", str(tmp_path / run), "--preset",
-                     "tiny", "--frontend", "mel", "--epochs", str(epochs), "--workers", "1"])
+        return main(
+            [
+                "train",
+                "expression",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / run),
+                "--preset",
+                "tiny",
+                "--frontend",
+                "mel",
+                "--epochs",
+                str(epochs),
+                "--workers",
+                "1",
+            ]
+        )
 
     torch.manual_seed(123)
     caller_rng = torch.get_rng_state()
@@ -140,12 +265,30 @@ def test_training_is_reproducible_and_resumes_exactly(corpus, tmp_path, capsys):
 def test_training_killed_mid_run_resumes_to_the_same_weights(corpus, tmp_path):
     """SIGTERM or SIGKILL in the middle of an epoch, then the same command again: nothing partial
     is left, and the weights are those of a run that was never stopped."""
-    args = [sys.executable, "-m", "adamesh", "train", "expression", "--data", str(corpus), "--preset", "tiny",
-            "--frontend", "mel", "--epochs", "3", "--workers", "1", "--out"]
+    args = [
+        sys.executable,
+        "-m",
+        "adamesh",
+        "train",
+        "expression",
+        "--data",
+        str(corpus),
+        "--preset",
+        "tiny",
+        "--frontend",
+        "mel",
+        "--epochs",
+        "3",
+        "--workers",
+        "1",
+        "--out",
+    ]
     assert subprocess.run(args + [str(tmp_path / "whole")], capture_output=True).returncode == 0
     for sig in (signal.SIGTERM, signal.SIGKILL):
         out = tmp_path / sig.name
-        proc = subprocess.Popen(args + [str(out)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            args + [str(out)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
         for line in proc.stdout:  # stop it once the first epoch is saved, in the second
             if line.startswith("epoch   1"):
                 proc.send_signal(sig)
@@ -164,8 +307,11 @@ def held_out(corpus, frontend):
     clips = ClipDataset(corpus, ("reference", "test"), frontend=frontend, workers=1, progress=False).clips
     refs = [c for c in clips if c.info.role == "reference"]
     tests = [c for c in clips if c.info.role == "test"]
-    ref = Reference(np.concatenate([c.features.features for c in refs]),
-                    np.concatenate([c.motion.params[:, :52] for c in refs]), refs[0].motion.fps)
+    ref = Reference(
+        np.concatenate([c.features.features for c in refs]),
+        np.concatenate([c.motion.params[:, :52] for c in refs]),
+        refs[0].motion.fps,
+    )
     return ref, tests
 
 
@@ -184,7 +330,8 @@ def test_adaptation_improves_the_reference_and_leaves_the_base_alone(trained, co
         assert profile.ranks == (7,) * members
     if method == "molora":  # the members' branches side by side
         assert profile.ranks == (1, 2, 4) * members and profile.stats["trainable"] < 0.5 * members * sum(
-            p.numel() for p in model.parameters())
+            p.numel() for p in model.parameters()
+        )
 
 
 def test_the_time_budget_holds_before_the_held_out_slice_may_judge(trained, corpus):
@@ -197,9 +344,13 @@ def test_the_time_budget_holds_before_the_held_out_slice_may_judge(trained, corp
     profile = adapt(model, ref, AdaptConfig(max_seconds=0.0, max_steps=300, min_steps=60, members=3))
     assert torch.equal(torch.get_rng_state(), caller_rng)  # adaptation draws from its own generators only
     assert profile.stats["steps"] == [1, 1, 1] and profile.stats["best_step"] == [1, 1, 1]
-    assert any(v.abs().sum() > 0 for k, v in profile.adapter.items() if "lora_B" in k)  # not the untrained adapter
+    assert any(
+        v.abs().sum() > 0 for k, v in profile.adapter.items() if "lora_B" in k
+    )  # not the untrained adapter
     again = adapt(model, ref, AdaptConfig(max_seconds=0.0, max_steps=300, min_steps=60, members=3))
-    assert all(torch.equal(v, again.adapter[k]) for k, v in profile.adapter.items())  # the same seed, the same adapter
+    assert all(
+        torch.equal(v, again.adapter[k]) for k, v in profile.adapter.items()
+    )  # the same seed, the same adapter
 
 
 def test_lip_timing_term_keeps_when_the_lips_move_on_unrelated_speech(trained, corpus):
@@ -220,7 +371,11 @@ def test_lip_timing_term_keeps_when_the_lips_move_on_unrelated_speech(trained, c
             for c in tests:
                 feats = torch.from_numpy(c.features.features)
                 base = lip_gap(model.predict(feats).numpy(), ARKIT.channels)
-                rs.append(pearson(lip_gap(adapted.predict(feats, style=profile.style).numpy(), ARKIT.channels), base))
+                rs.append(
+                    pearson(
+                        lip_gap(adapted.predict(feats, style=profile.style).numpy(), ARKIT.channels), base
+                    )
+                )
         return float(np.mean(rs))
 
     free, held = timing_r(0.0), timing_r(1.0)
@@ -270,8 +425,17 @@ def test_profile_round_trip_and_model_check(trained, corpus, tmp_path):
 def test_bench_expression_table(trained, corpus, tmp_path):
     from adamesh.eval.expression import bench_expression
 
-    result = bench_expression(str(corpus), str(trained), out=str(tmp_path), rig="builtin", lengths=(5.0,),
-                              main_length=5.0, renders=1, adapt_steps=30, log=lambda *a: None)
+    result = bench_expression(
+        str(corpus),
+        str(trained),
+        out=str(tmp_path),
+        rig="builtin",
+        lengths=(5.0,),
+        main_length=5.0,
+        renders=1,
+        adapt_steps=30,
+        log=lambda *a: None,
+    )
     rows = {r["method"]: r for r in result["rows"]}
     assert set(rows) == {"none", "style", "full", "lora", "molora", "ground truth"}
     truth = rows.pop("ground truth")
@@ -290,10 +454,10 @@ def test_room_tone_is_the_clips_quietest_background():
 
     rng = np.random.default_rng(0)
     audio = (0.3 * rng.standard_normal(3 * 16000)).astype(np.float32)  # loud, but for 0.6 s of hiss
-    audio[16000:16000 + 9600] *= 0.01
+    audio[16000 : 16000 + 9600] *= 0.01
     tone = _room_tone(audio, 5.0, np.random.default_rng(1))
     assert tone.shape == (5 * 16000,) and tone.dtype == np.float32
-    assert np.sqrt(np.mean(tone ** 2)) == pytest.approx(0.003, rel=0.1)
+    assert np.sqrt(np.mean(tone**2)) == pytest.approx(0.003, rel=0.1)
     assert not _room_tone(audio[:100], 5.0, rng).any()  # too short to have a background: silence
 
 
@@ -311,11 +475,16 @@ def test_bench_lipsync_on_real_videos_grouped_by_speaker(trained, tmp_path):
     for name in ("lbax4n.mpg", "bbaf2n.mpg"):
         (videos / name).symlink_to(grid / name)
     (videos / "clips.csv").write_text("file,speaker\nlbax4n.mpg,anna\nbbaf2n.mpg,anna\n")
-    result = bench_lipsync([str(trained)], [str(videos)], ("clean", "telephone"), out=str(tmp_path / "out"),
-                           log=lambda *a: None)
+    result = bench_lipsync(
+        [str(trained)], [str(videos)], ("clean", "telephone"), out=str(tmp_path / "out"), log=lambda *a: None
+    )
     model = f"{trained.name} (mel)"
     assert [(r["clip"], r["condition"]) for r in result["clips"]] == [
-        ("bbaf2n.mpg", "clean"), ("bbaf2n.mpg", "telephone"), ("lbax4n.mpg", "clean"), ("lbax4n.mpg", "telephone")]
+        ("bbaf2n.mpg", "clean"),
+        ("bbaf2n.mpg", "telephone"),
+        ("lbax4n.mpg", "clean"),
+        ("lbax4n.mpg", "telephone"),
+    ]
     lbax = result["clips"][2]["r"]
     assert 0.4 < lbax["loudness (dB)"] < 0.8  # loudness follows the mouth on this clip (r = 0.57)
     assert -1 <= lbax[model] <= 1 and lbax[model] != 0
@@ -325,7 +494,9 @@ def test_bench_lipsync_on_real_videos_grouped_by_speaker(trained, tmp_path):
     assert (clean["speaker"], clean["clips"]) == ("anna", 2)
     assert clean["r"][model] == pytest.approx(np.mean([r["r"][model] for r in result["clips"][::2]]))
     summary = result["summary"]["clean"]["videos"]
-    assert summary["speakers"] == 1 and summary["beats"][model] == int(clean["r"][model] > clean["r"]["loudness (dB)"])
+    assert summary["speakers"] == 1 and summary["beats"][model] == int(
+        clean["r"][model] > clean["r"]["loudness (dB)"]
+    )
     assert "| videos | anna | 2 |" in (tmp_path / "out" / "table.md").read_text()
     # the mouth through a pause after each clip, measured once per clip (on clean audio)
     assert ["pause" in r for r in result["clips"]] == [True, False, True, False]
@@ -343,10 +514,10 @@ def test_long_speech_is_predicted_in_cross_faded_windows(trained, corpus):
     clips = ClipDataset(corpus, ("train",), frontend=frontend, workers=1, progress=False).clips
     feats = torch.from_numpy(np.concatenate([c.features.features for c in clips * 2])[:2000])
     assert len(feats) == 2000  # three windows of 750 frames
-    whole = model.predict(feats, window=10 ** 6)
+    whole = model.predict(feats, window=10**6)
     windowed = model.predict(feats)
     assert windowed.shape == whole.shape
-    np.testing.assert_array_equal(model.predict(feats[:700]), model.predict(feats[:700], window=10 ** 6))
+    np.testing.assert_array_equal(model.predict(feats[:700]), model.predict(feats[:700], window=10**6))
     gap_whole, gap_windowed = (lip_gap(x.numpy(), ARKIT.channels) for x in (whole, windowed))
     assert pearson(gap_whole, gap_windowed) > 0.99
     assert float((windowed - whole).abs().mean()) < 0.05 * float(whole.std())

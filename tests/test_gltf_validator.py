@@ -41,22 +41,35 @@ def _morph_triangle() -> g.GLTF2:
         return {"min": a.min(0).tolist(), "max": a.max(0).tolist()}  # float32 values, exactly
 
     accessors = [
-        g.Accessor(bufferView=view(idx, g.ELEMENT_ARRAY_BUFFER), componentType=g.UNSIGNED_SHORT,
-                   count=3, type=g.SCALAR),
-        g.Accessor(bufferView=view(pos, g.ARRAY_BUFFER), componentType=g.FLOAT, count=3, type=g.VEC3,
-                   **bounds(pos)),
-        g.Accessor(bufferView=view(delta, g.ARRAY_BUFFER), componentType=g.FLOAT, count=3, type=g.VEC3,
-                   **bounds(delta)),
-        g.Accessor(bufferView=view(times), componentType=g.FLOAT, count=len(times), type=g.SCALAR,
-                   **bounds(times)),
+        g.Accessor(
+            bufferView=view(idx, g.ELEMENT_ARRAY_BUFFER),
+            componentType=g.UNSIGNED_SHORT,
+            count=3,
+            type=g.SCALAR,
+        ),
+        g.Accessor(
+            bufferView=view(pos, g.ARRAY_BUFFER), componentType=g.FLOAT, count=3, type=g.VEC3, **bounds(pos)
+        ),
+        g.Accessor(
+            bufferView=view(delta, g.ARRAY_BUFFER),
+            componentType=g.FLOAT,
+            count=3,
+            type=g.VEC3,
+            **bounds(delta),
+        ),
+        g.Accessor(
+            bufferView=view(times), componentType=g.FLOAT, count=len(times), type=g.SCALAR, **bounds(times)
+        ),
         g.Accessor(bufferView=view(weights), componentType=g.FLOAT, count=len(weights), type=g.SCALAR),
     ]
     while len(blob) % 4:
         blob.append(0)
-    prim = g.Primitive(attributes=g.Attributes(POSITION=1), indices=0, mode=g.TRIANGLES,
-                       targets=[{"POSITION": 2}])
-    mesh = g.Mesh(name="face", primitives=[prim], weights=[0.0] * n_targets,
-                  extras={"targetNames": ["jawOpen"]})
+    prim = g.Primitive(
+        attributes=g.Attributes(POSITION=1), indices=0, mode=g.TRIANGLES, targets=[{"POSITION": 2}]
+    )
+    mesh = g.Mesh(
+        name="face", primitives=[prim], weights=[0.0] * n_targets, extras={"targetNames": ["jawOpen"]}
+    )
     anim = g.Animation(
         name="talk",
         # interpolation is the string "LINEAR" (g.ANIM_LINEAR), not g.LINEAR (= 9729, a texture filter)
@@ -65,8 +78,13 @@ def _morph_triangle() -> g.GLTF2:
     )
     gltf = g.GLTF2(
         asset=g.Asset(version="2.0", generator="adamesh tests"),
-        scene=0, scenes=[g.Scene(nodes=[0])], nodes=[g.Node(name="face", mesh=0)], meshes=[mesh],
-        accessors=accessors, bufferViews=views, buffers=[g.Buffer(byteLength=len(blob))],
+        scene=0,
+        scenes=[g.Scene(nodes=[0])],
+        nodes=[g.Node(name="face", mesh=0)],
+        meshes=[mesh],
+        accessors=accessors,
+        bufferViews=views,
+        buffers=[g.Buffer(byteLength=len(blob))],
         animations=[anim],
     )
     gltf.set_binary_blob(bytes(blob))

@@ -44,8 +44,21 @@ def base(tmp_path_factory) -> Path:
     """Valid inputs the crafted ones start from: a 0.4 s motion and its wav, and a glb avatar."""
     folder = tmp_path_factory.mktemp("base")
     assert main(["motion", "demo", "--out", str(folder / "m.npz"), "--seconds", "0.4"]) == 0
-    assert main(["export", str(folder / "m.npz"), "--format", "glb", "--rig", "builtin",
-                 "--out", str(folder / "avatar.glb")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(folder / "m.npz"),
+                "--format",
+                "glb",
+                "--rig",
+                "builtin",
+                "--out",
+                str(folder / "avatar.glb"),
+            ]
+        )
+        == 0
+    )
     return folder
 
 
@@ -53,8 +66,27 @@ def base(tmp_path_factory) -> Path:
 def run(small_corpus, tmp_path_factory) -> tuple[Path, Path]:
     """A tiny expression training run stopped after one epoch (what resuming reads), and its data."""
     out = tmp_path_factory.mktemp("run") / "run"
-    assert main(["train", "expression", "--data", str(small_corpus), "--out", str(out), "--preset", "tiny",
-                 "--frontend", "mel", "--epochs", "1", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "expression",
+                "--data",
+                str(small_corpus),
+                "--out",
+                str(out),
+                "--preset",
+                "tiny",
+                "--frontend",
+                "mel",
+                "--epochs",
+                "1",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     return out, small_corpus
 
 
@@ -86,8 +118,16 @@ def render(motion_file: str, *extra: str) -> list[str]:
 
 def raw_motion(path: Path, **fields) -> str:
     """A motion .npz written by hand with numpy: what adamesh's own writer would refuse."""
-    values = dict(format=MOTION_FORMAT, version=1, space="arkit", channels=np.array(ARKIT.channels),
-                  params=np.zeros((5, ARKIT.dim), np.float32), fps=25.0, audio="", meta="{}")
+    values = dict(
+        format=MOTION_FORMAT,
+        version=1,
+        space="arkit",
+        channels=np.array(ARKIT.channels),
+        params=np.zeros((5, ARKIT.dim), np.float32),
+        fps=25.0,
+        audio="",
+        meta="{}",
+    )
     values.update(fields)
     np.savez_compressed(path, **values)
     return path.name
@@ -117,8 +157,11 @@ def ict_zip(t: Path, files: dict) -> str:
 def profile(t: Path, meta: dict) -> str:
     from adamesh.profile import PROFILE_FORMAT
 
-    save_file({"x": torch.zeros(1)}, str(t / "bad.profile"),
-              metadata={"adamesh": json.dumps({"format": PROFILE_FORMAT, **meta})})
+    save_file(
+        {"x": torch.zeros(1)},
+        str(t / "bad.profile"),
+        metadata={"adamesh": json.dumps({"format": PROFILE_FORMAT, **meta})},
+    )
     return "bad.profile"
 
 
@@ -135,8 +178,21 @@ def clip_folder(t: Path, clips: int) -> str:
 
 
 def train(data: str, out: str, *extra: str) -> list[str]:
-    return ["train", "expression", "--data", data, "--out", out, "--preset", "tiny", "--frontend", "mel",
-            "--workers", "1", *extra]
+    return [
+        "train",
+        "expression",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--preset",
+        "tiny",
+        "--frontend",
+        "mel",
+        "--workers",
+        "1",
+        *extra,
+    ]
 
 
 # --------------------------------------------------------------------------- code in data files
@@ -198,27 +254,35 @@ def gltf_buffer_is_dev_zero(t, base, mp):
 
 @case
 def gltf_buffer_is_etc_passwd(t, base, mp):
-    return render(motion(t, base), "--rig", gltf(t, base, lambda d: d["buffers"][0].update(uri="/etc/passwd")))
+    return render(
+        motion(t, base), "--rig", gltf(t, base, lambda d: d["buffers"][0].update(uri="/etc/passwd"))
+    )
 
 
 @case
 def gltf_buffer_outside_its_folder(t, base, mp):
-    return render(motion(t, base), "--rig", gltf(t, base, lambda d: d["buffers"][0].update(uri="../avatar.bin"), "sub"))
+    return render(
+        motion(t, base), "--rig", gltf(t, base, lambda d: d["buffers"][0].update(uri="../avatar.bin"), "sub")
+    )
 
 
 @case
 def gltf_buffer_larger_than_its_file(t, base, mp):
-    return render(motion(t, base), "--rig", gltf(t, base, lambda d: d["buffers"][0].update(byteLength=1 << 40)))
+    return render(
+        motion(t, base), "--rig", gltf(t, base, lambda d: d["buffers"][0].update(byteLength=1 << 40))
+    )
 
 
 @case
 def gltf_accessor_of_a_billion_elements(t, base, mp):
-    return render(motion(t, base), "--rig", gltf(t, base, lambda d: d["accessors"][0].update(count=10 ** 9)))
+    return render(motion(t, base), "--rig", gltf(t, base, lambda d: d["accessors"][0].update(count=10**9)))
 
 
 @case
 def gltf_of_300k_nodes(t, base, mp):
-    return render(motion(t, base), "--rig", gltf(t, base, lambda d: d["nodes"].extend({} for _ in range(300_000))))
+    return render(
+        motion(t, base), "--rig", gltf(t, base, lambda d: d["nodes"].extend({} for _ in range(300_000)))
+    )
 
 
 @case
@@ -240,7 +304,7 @@ def gltf_with_nan_vertices(t, base, mp):
     view = doc["bufferViews"][accessor["bufferView"]]
     blob = bytearray((t / "avatar.bin").read_bytes())
     at = view.get("byteOffset", 0) + accessor.get("byteOffset", 0)
-    blob[at:at + 4] = np.array([np.nan], np.float32).tobytes()
+    blob[at : at + 4] = np.array([np.nan], np.float32).tobytes()
     (t / "avatar.bin").write_bytes(bytes(blob))
     return render(motion(t, base), "--rig", spec)
 
@@ -249,14 +313,18 @@ def gltf_with_nan_vertices(t, base, mp):
 def ict_zip_bomb(t, base, mp):
     from adamesh.rigs.ict import MAX_ENTRY_BYTES
 
-    name = ict_zip(t, {"generic_neutral_mesh.obj": b"v 0 0 0\n", "vertex_indices.json": b" " * (MAX_ENTRY_BYTES + 1)})
+    name = ict_zip(
+        t, {"generic_neutral_mesh.obj": b"v 0 0 0\n", "vertex_indices.json": b" " * (MAX_ENTRY_BYTES + 1)}
+    )
     assert (t / name).stat().st_size < 1e6
     return ["rig", "install", "ict-facekit", "--from", name, "--cache", "rigs"]
 
 
 @case
 def ict_zip_with_damaged_indices(t, base, mp):
-    name = ict_zip(t, {"generic_neutral_mesh.obj": b"v 0 0 0\n", "vertex_indices.json": b'{"expressions": 3}'})
+    name = ict_zip(
+        t, {"generic_neutral_mesh.obj": b"v 0 0 0\n", "vertex_indices.json": b'{"expressions": 3}'}
+    )
     return ["rig", "install", "ict-facekit", "--from", name, "--cache", "rigs"]
 
 
@@ -271,7 +339,9 @@ def ict_url_that_is_not_ict(t, base, mp):
 
 @case
 def profile_with_a_blink_rate_of_1e9(t, base, mp):
-    return animate(t, base, "--profile", profile(t, {"reference": {"blink_rate": 1e9}, "expression": {}, "pose": {}}))
+    return animate(
+        t, base, "--profile", profile(t, {"reference": {"blink_rate": 1e9}, "expression": {}, "pose": {}})
+    )
 
 
 @case
@@ -363,8 +433,14 @@ def track_a_video_without_a_face(t, base, mp):
     pytest.importorskip("mediapipe", reason="face tracking needs mediapipe (make install)")
     from adamesh.render.video import write_video
 
-    write_video(t / "grey.mp4", iter([np.full((128, 128, 3), 128, np.uint8)] * 10), 10, 25.0,
-                audio=str(base / "m.wav"), progress=False)
+    write_video(
+        t / "grey.mp4",
+        iter([np.full((128, 128, 3), 128, np.uint8)] * 10),
+        10,
+        25.0,
+        audio=str(base / "m.wav"),
+        progress=False,
+    )
     return ["track", "grey.mp4", "--out", "clip", "--no-overlay"]
 
 
@@ -418,8 +494,16 @@ def motion_that_does_not_exist(t, base, mp):
 
 @case
 def motion_of_one_space_on_a_rig_of_another(t, base, mp):
-    return render(raw_motion(t / "flame.npz", space="flame", channels=np.array(FLAME.channels),
-                             params=np.zeros((5, FLAME.dim), np.float32)), "--rig", "builtin")
+    return render(
+        raw_motion(
+            t / "flame.npz",
+            space="flame",
+            channels=np.array(FLAME.channels),
+            params=np.zeros((5, FLAME.dim), np.float32),
+        ),
+        "--rig",
+        "builtin",
+    )
 
 
 @case

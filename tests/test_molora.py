@@ -29,7 +29,9 @@ from adamesh.train.presets import PRESETS
 
 def tiny_model(seed=0) -> ExpressionModel:
     torch.manual_seed(seed)
-    return ExpressionModel(ExpressionConfig(feature_dim=12, out_dim=6, identity_dim=4, **PRESETS["tiny"]["expression"])).eval()
+    return ExpressionModel(
+        ExpressionConfig(feature_dim=12, out_dim=6, identity_dim=4, **PRESETS["tiny"]["expression"])
+    ).eval()
 
 
 def randomise_adapters(model, seed=1):
@@ -52,8 +54,12 @@ def test_wraps_every_target_kind_including_depthwise_convolutions():
     assert kinds == {"Linear", "Conv1d"}
     depthwise = [adapter_layers(model)[n] for n in names if n.endswith("depthwise")]
     assert depthwise and all(layer.base.groups == layer.base.in_channels for layer in depthwise)
-    assert all(n.rpartition(".")[2] in {"q", "k", "v", "o", "fc1", "fc2", "pointwise_in", "depthwise",
-                                        "pointwise_out", "0", "2"} or "_" in n for n in names)
+    assert all(
+        n.rpartition(".")[2]
+        in {"q", "k", "v", "o", "fc1", "fc2", "pointwise_in", "depthwise", "pointwise_out", "0", "2"}
+        or "_" in n
+        for n in names
+    )
     with pytest.raises(AdameshError, match="no Linear or Conv1d"):
         add_molora(tiny_model(), ["*.no_such_layer"])
 
@@ -94,7 +100,9 @@ def test_only_adapter_parameters_receive_gradients():
     named = dict(model.named_parameters())
     got = {n for n, p in named.items() if p.grad is not None and p.grad.abs().sum() > 0}
     assert got and all(n.endswith(("lora_A", "lora_B", "gate")) for n in got)
-    assert {id(p) for p in trainable} == {id(named[n]) for n in named if n.endswith(("lora_A", "lora_B", "gate"))}
+    assert {id(p) for p in trainable} == {
+        id(named[n]) for n in named if n.endswith(("lora_A", "lora_B", "gate"))
+    }
     assert all(named[n].grad is None for n in named if not n.endswith(("lora_A", "lora_B", "gate")))
 
 

@@ -465,7 +465,9 @@ def test_motion_files_that_would_unpack_to_gigabytes_are_refused(tmp_path):
     """A small compressed file may declare any number of frames; the headers are read first."""
     path = tmp_path / "huge.npz"
     zeros = np.zeros((MAX_FRAMES + 1, len(ARKIT.channels)), np.float32)
-    np.savez_compressed(path, format=FORMAT, space="arkit", channels=np.array(ARKIT.channels), params=zeros, fps=25.0)
+    np.savez_compressed(
+        path, format=FORMAT, space="arkit", channels=np.array(ARKIT.channels), params=zeros, fps=25.0
+    )
     assert path.stat().st_size < 1e6
     with pytest.raises(MotionError, match=f"{MAX_FRAMES + 1:,} frames; at most"):
         load_motion(path)
@@ -473,7 +475,13 @@ def test_motion_files_that_would_unpack_to_gigabytes_are_refused(tmp_path):
 
 def test_motion_files_with_text_for_numbers_are_refused(tmp_path):
     path = tmp_path / "text.npz"
-    np.savez(path, format=FORMAT, space="arkit", channels=np.array(ARKIT.channels),
-             params=np.zeros((3, len(ARKIT.channels)), np.float32), fps="fast")
+    np.savez(
+        path,
+        format=FORMAT,
+        space="arkit",
+        channels=np.array(ARKIT.channels),
+        params=np.zeros((3, len(ARKIT.channels)), np.float32),
+        fps="fast",
+    )
     with pytest.raises(MotionError, match="version and fps must be numbers"):
         load_motion(path)

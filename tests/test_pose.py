@@ -26,8 +26,25 @@ from adamesh.models.pose import (
 @pytest.fixture(scope="module")
 def pose_model(small_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("pose") / "pose"
-    assert main(["train", "pose", "--data", str(small_corpus), "--out", str(out), "--preset", "tiny",
-                 "--frontend", "mel", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "pose",
+                "--data",
+                str(small_corpus),
+                "--out",
+                str(out),
+                "--preset",
+                "tiny",
+                "--frontend",
+                "mel",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -37,12 +54,13 @@ def loaded(pose_model):
 
 
 def clips_of(corpus, frontend, roles, speaker=None):
-    return ClipDataset(corpus, roles, speakers=[speaker] if speaker else None, frontend=frontend, workers=1,
-                       progress=False).clips
+    return ClipDataset(
+        corpus, roles, speakers=[speaker] if speaker else None, frontend=frontend, workers=1, progress=False
+    ).clips
 
 
 def head(clip):
-    return clip.motion.params[:, clip.motion.space.n_expression:]
+    return clip.motion.params[:, clip.motion.space.n_expression :]
 
 
 def test_training_writes_both_stages_and_the_gallery(pose_model):
@@ -80,7 +98,9 @@ def test_vqvae_reconstructs_head_motion_and_uses_its_codebook(loaded, small_corp
 
 
 def test_codebook_usage():
-    assert codebook_usage(np.arange(8), 8) == pytest.approx({"perplexity": 8.0, "dead_codes": 0, "codebook_size": 8})
+    assert codebook_usage(np.arange(8), 8) == pytest.approx(
+        {"perplexity": 8.0, "dead_codes": 0, "codebook_size": 8}
+    )
     u = codebook_usage(np.array([0, 0, 0, 0]), 4)
     assert u["perplexity"] == pytest.approx(1.0) and u["dead_codes"] == 3
 
@@ -131,8 +151,8 @@ def test_cached_generation_across_windows_is_the_teacher_forced_model(loaded, sm
     speech = gpt.speech(feats[None])
     overlap, start, checked = c.context // 2, 0, 0
     while start + overlap < len(codes) or start == 0:
-        window = speech[:, start:start + c.context]
-        own = codes[start:start + window.shape[1]]
+        window = speech[:, start : start + c.context]
+        own = codes[start : start + window.shape[1]]
         prev = torch.cat([torch.tensor([gpt.bos]), own[:-1]])[None]
         with torch.no_grad():
             greedy = gpt(prev, window, style[None])[0].argmax(-1)
@@ -151,7 +171,9 @@ def test_long_audio_is_generated_in_windows_that_join_continuously(loaded, small
     codes = adapter.gpt.generate(torch.from_numpy(feats), adapter.gpt.null_style, seed=0)
     assert len(codes) == -(-len(feats) // c.downsample)
     # the first window does not depend on what comes after it
-    first = adapter.gpt.generate(torch.from_numpy(feats[: c.context * c.downsample]), adapter.gpt.null_style, seed=0)
+    first = adapter.gpt.generate(
+        torch.from_numpy(feats[: c.context * c.downsample]), adapter.gpt.null_style, seed=0
+    )
     np.testing.assert_array_equal(codes[: c.context], first)
     # joins between windows are no jumpier than the boundaries between any two codes (a join that
     # restarted the motion would jump by a posture's size, several times the largest code step)
@@ -170,14 +192,27 @@ def test_retrieval_on_a_training_video_returns_that_video(loaded, small_corpus):
     adapter, frontend = loaded
     for speaker in adapter.videos:
         clips = clips_of(small_corpus, frontend, ("train", "val"), speaker)
-        result = retrieve_pose_style(adapter, [head(c) for c in clips], [c.features.units for c in clips],
-                                     clips[0].motion.fps, method="top1")
+        result = retrieve_pose_style(
+            adapter,
+            [head(c) for c in clips],
+            [c.features.units for c in clips],
+            clips[0].motion.fps,
+            method="top1",
+        )
         assert result.chosen == [speaker] and result.distances[speaker] == pytest.approx(0, abs=1e-9)
-        np.testing.assert_allclose(result.posture, np.concatenate([head(c) for c in clips]).mean(0), rtol=1e-6)
+        np.testing.assert_allclose(
+            result.posture, np.concatenate([head(c) for c in clips]).mean(0), rtol=1e-6
+        )
         index = adapter.videos.index(speaker)
         torch.testing.assert_close(result.style, adapter.gpt.styles.weight[index].detach())
-        blend = retrieve_pose_style(adapter, [head(c) for c in clips], [c.features.units for c in clips],
-                                    clips[0].motion.fps, method="blend", k=2)
+        blend = retrieve_pose_style(
+            adapter,
+            [head(c) for c in clips],
+            [c.features.units for c in clips],
+            clips[0].motion.fps,
+            method="blend",
+            k=2,
+        )
         assert blend.chosen[0] == speaker and blend.weights[0] == pytest.approx(1.0, abs=1e-3)
 
 
@@ -201,7 +236,9 @@ def test_style_distance_and_blend_weights():
     ref_counts = np.array([5.0, 5.0, 5.0, 0.0])  # the reference never said unit 3
     d = style_distance(ref, ref_counts, gallery, counts)
     assert d == pytest.approx([1.62, 0.02, 8.82])  # over shared units only
-    assert np.isinf(style_distance(ref, np.array([0, 0, 0, 1.0]), gallery[2:], counts[2:] * [1, 1, 1, 0])).all()
+    assert np.isinf(
+        style_distance(ref, np.array([0, 0, 0, 1.0]), gallery[2:], counts[2:] * [1, 1, 1, 0])
+    ).all()
     order, w = blend_weights(d, 2)
     assert list(order) == [1, 0] and w.sum() == pytest.approx(1) and w[0] > 0.95
 
@@ -242,7 +279,7 @@ def test_pose_metrics_on_known_signals():
     sr = 16000
     audio = np.zeros(3 * sr, np.float32)
     for start in (1, 2):
-        audio[start * sr:start * sr + sr // 2] = 0.3 * np.sin(2 * np.pi * 200 * np.arange(sr // 2) / sr)
+        audio[start * sr : start * sr + sr // 2] = 0.3 * np.sin(2 * np.pi * 200 * np.arange(sr // 2) / sr)
     assert list(speech_onsets(audio, sr, fps)) == pytest.approx([25, 50], abs=1)
     a = pose_features(nod, fps)
     assert a.shape == (7, 9)
@@ -255,8 +292,15 @@ def test_pose_metrics_on_known_signals():
 def test_bench_pose_table(pose_model, small_corpus, tmp_path):
     from adamesh.eval.pose import POSE_METHODS, bench_pose
 
-    result = bench_pose(str(small_corpus), str(pose_model), out=str(tmp_path), reference_seconds=5.0,
-                        codebook_sizes=(8,), renders=1, log=lambda *a: None)
+    result = bench_pose(
+        str(small_corpus),
+        str(pose_model),
+        out=str(tmp_path),
+        reference_seconds=5.0,
+        codebook_sizes=(8,),
+        renders=1,
+        log=lambda *a: None,
+    )
     rows = {r["method"]: r for r in result["rows"]}
     assert list(rows) == list(POSE_METHODS)
     assert rows["ground truth"]["fd"] == pytest.approx(0, abs=1e-6)
@@ -283,8 +327,11 @@ def test_posture_replaces_the_slow_part_of_the_motion(loaded, small_corpus):
     slow = uniform_filter1d(held, 100, axis=0, mode="nearest")
     np.testing.assert_allclose(slow[50:-50].mean(0), posture, atol=2e-3)  # it rests where the reference does
     # the motion about the resting pose is kept: the same frame-to-frame movement
-    np.testing.assert_allclose(np.diff(held, axis=0), np.diff(free - uniform_filter1d(free, 100, axis=0, mode="nearest"),
-                                                                    axis=0), atol=1e-6)
+    np.testing.assert_allclose(
+        np.diff(held, axis=0),
+        np.diff(free - uniform_filter1d(free, 100, axis=0, mode="nearest"), axis=0),
+        atol=1e-6,
+    )
 
 
 def test_pose_style_round_trip_and_model_check(loaded, small_corpus, tmp_path):
@@ -292,8 +339,14 @@ def test_pose_style_round_trip_and_model_check(loaded, small_corpus, tmp_path):
 
     adapter, frontend = loaded
     clips = clips_of(small_corpus, frontend, ("reference",))
-    found = retrieve_pose_style(adapter, [head(c) for c in clips], [c.features.units for c in clips],
-                                clips[0].motion.fps, method="blend", k=2)
+    found = retrieve_pose_style(
+        adapter,
+        [head(c) for c in clips],
+        [c.features.units for c in clips],
+        clips[0].motion.fps,
+        method="blend",
+        k=2,
+    )
     back = PoseProfile.load(found.save(tmp_path / "pose.safetensors"))
     torch.testing.assert_close(back.style, found.style)
     np.testing.assert_allclose(back.posture, found.posture, rtol=1e-6)

@@ -50,7 +50,9 @@ def test_video_streams_frames_and_sync(builtin, tmp_path):
     wav = tmp_path / "voice.wav"
     sf.write(wav, audio, SAMPLE_RATE)
     out = tmp_path / "v.mp4"
-    stats = render_motion([motion, motion], builtin, out, audio=str(wav), captions=["a", "b"], size=96, progress=False)
+    stats = render_motion(
+        [motion, motion], builtin, out, audio=str(wav), captions=["a", "b"], size=96, progress=False
+    )
     kinds, frames, decoded, rate = _decode(out)
     assert kinds == ["aac", "h264"]
     assert len(frames) == motion.n_frames == stats["frames"]
@@ -58,7 +60,9 @@ def test_video_streams_frames_and_sync(builtin, tmp_path):
     assert abs(len(decoded) / rate - motion.duration) < 0.05
     # the voice is loud when the jaw is open: per-frame loudness of the muxed track follows jawOpen
     hop = rate / motion.fps
-    rms = np.array([np.sqrt(np.mean(decoded[int(i * hop) : int((i + 1) * hop)] ** 2)) for i in range(motion.n_frames)])
+    rms = np.array(
+        [np.sqrt(np.mean(decoded[int(i * hop) : int((i + 1) * hop)] ** 2)) for i in range(motion.n_frames)]
+    )
     jaw = motion.channel("jawOpen")
     assert np.corrcoef(rms, jaw)[0, 1] > 0.8
     lagged = np.corrcoef(rms[3:], jaw[:-3])[0, 1]  # three frames off is clearly worse
@@ -85,7 +89,11 @@ def test_video_without_audio_and_short_audio(builtin, tmp_path):
 def test_contact_sheet_tiles_differ(builtin):
     sheet = contact_sheet(builtin, tile=64)
     assert sheet.shape == (7 * 64, 8 * 64, 3)
-    tiles = [sheet[r * 64 + 12 : (r + 1) * 64, c * 64 : (c + 1) * 64].astype(float) for r in range(7) for c in range(8)][:53]
+    tiles = [
+        sheet[r * 64 + 12 : (r + 1) * 64, c * 64 : (c + 1) * 64].astype(float)
+        for r in range(7)
+        for c in range(8)
+    ][:53]
     neutral = tiles[0]
     for k, tile in enumerate(tiles[1:]):
         assert np.abs(tile - neutral).max() > 40, f"shape {k} is invisible in the contact sheet"

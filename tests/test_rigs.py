@@ -78,7 +78,9 @@ def test_builtin_left_right_mirror(builtin):
         left, right = shape_delta(builtin, name), shape_delta(builtin, name.replace("Left", "Right"))
         assert abs(np.abs(left).sum() - np.abs(right).sum()) < 0.02 * np.abs(left).sum(), name
         l_idx, r_idx = moved(left), moved(right)
-        assert np.isclose(builtin.neutral[l_idx, 0].mean(), -builtin.neutral[r_idx, 0].mean(), atol=2e-3), name
+        assert np.isclose(builtin.neutral[l_idx, 0].mean(), -builtin.neutral[r_idx, 0].mean(), atol=2e-3), (
+            name
+        )
 
 
 def test_builtin_shapes_are_distinct(builtin):
@@ -114,7 +116,9 @@ def test_head_pose_rotates_about_pivot(builtin):
     assert v[nose, 1] < builtin.neutral[nose, 1] - 0.01, "positive pitch tips the face down"
     p[0, ARKIT.index("headPitch")] = 0
     p[0, ARKIT.index("headX")] = 0.05
-    np.testing.assert_allclose(builtin.vertices(p)[0] - builtin.neutral, np.tile([0.05, 0, 0], (builtin.n_vertices, 1)), atol=1e-6)
+    np.testing.assert_allclose(
+        builtin.vertices(p)[0] - builtin.neutral, np.tile([0.05, 0, 0], (builtin.n_vertices, 1)), atol=1e-6
+    )
 
 
 def test_batched_torch_matches_numpy_and_is_differentiable(builtin):
@@ -140,10 +144,15 @@ def test_ict_rig(ict_rig):
 
 def test_ict_split_shapes_are_summed(ict_rig):
     def obj(name):
-        return np.array([l.split()[1:4] for l in open(ICT_SOURCE / "FaceXModel" / f"{name}.obj") if l.startswith("v ")], np.float32)
+        return np.array(
+            [l.split()[1:4] for l in open(ICT_SOURCE / "FaceXModel" / f"{name}.obj") if l.startswith("v ")],
+            np.float32,
+        )
 
     neutral = obj("generic_neutral_mesh")[: ict_rig.n_vertices]
-    expected = obj("browInnerUp_L")[: ict_rig.n_vertices] + obj("browInnerUp_R")[: ict_rig.n_vertices] - 2 * neutral
+    expected = (
+        obj("browInnerUp_L")[: ict_rig.n_vertices] + obj("browInnerUp_R")[: ict_rig.n_vertices] - 2 * neutral
+    )
     got = ict_rig.shapes[ARKIT_BLENDSHAPES.index("browInnerUp")]
     np.testing.assert_allclose(got, expected, atol=2e-3)  # float16 storage of centimetres
 
@@ -188,14 +197,17 @@ def _ict_zip(path, files: dict) -> Path:
 def test_ict_zip_bombs_and_damaged_indices_are_refused(tmp_path):
     from adamesh.rigs.ict import MAX_ENTRY_BYTES, import_ict
 
-    bomb = _ict_zip(tmp_path / "bomb.zip", {"generic_neutral_mesh.obj": b"v 0 0 0\n",
-                                            "vertex_indices.json": b" " * (MAX_ENTRY_BYTES + 1)})
+    bomb = _ict_zip(
+        tmp_path / "bomb.zip",
+        {"generic_neutral_mesh.obj": b"v 0 0 0\n", "vertex_indices.json": b" " * (MAX_ENTRY_BYTES + 1)},
+    )
     assert bomb.stat().st_size < 1e6
     with pytest.raises(RigError, match="this is not the upstream zip"):
         import_ict(bomb)
     for index in (b"{not json", b'{"expressions": 3}', b'{"expressions": []}'):
-        damaged = _ict_zip(tmp_path / "damaged.zip", {"generic_neutral_mesh.obj": b"v 0 0 0\n",
-                                                      "vertex_indices.json": index})
+        damaged = _ict_zip(
+            tmp_path / "damaged.zip", {"generic_neutral_mesh.obj": b"v 0 0 0\n", "vertex_indices.json": index}
+        )
         with pytest.raises(RigError, match="vertex_indices.json is damaged"):
             import_ict(damaged)
 

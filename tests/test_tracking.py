@@ -114,8 +114,9 @@ def test_track_video_writes_a_clip_folder(grid_clip, grid_folder):
     assert len(frames) == n and (frames[0].width, frames[0].height) == (360, 288)
 
 
-def test_track_video_without_a_folder_writes_nothing_and_hands_back_the_speech(grid_clip, grid_folder, tmp_path,
-                                                                               monkeypatch):
+def test_track_video_without_a_folder_writes_nothing_and_hands_back_the_speech(
+    grid_clip, grid_folder, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     result = track_video(grid_clip, None, progress=False)
     assert result.paths == [] and list(tmp_path.iterdir()) == []
@@ -219,7 +220,9 @@ def test_grey_video_has_no_face(mediapipe, tmp_path):
     (tmp_path / "kept").mkdir()
     with pytest.raises(AdameshError, match="no face found"):
         track_video(path, tmp_path / "kept", progress=False)
-    assert (tmp_path / "kept").is_dir() and not list((tmp_path / "kept").iterdir())  # a folder the user made stays
+    assert (tmp_path / "kept").is_dir() and not list(
+        (tmp_path / "kept").iterdir()
+    )  # a folder the user made stays
 
 
 def test_many_videos_into_one_clip_folder(grid_clip, mediapipe, tmp_path, capsys):
@@ -237,7 +240,9 @@ def test_many_videos_into_one_clip_folder(grid_clip, mediapipe, tmp_path, capsys
     for path in motions:
         motion = load_motion(path)
         samples, rate = load_audio(motion.audio)
-        assert motion.meta["speaker"] == "grid" and motion.n_frames == frame_count(len(samples), rate, 25) > 70
+        assert (
+            motion.meta["speaker"] == "grid" and motion.n_frames == frame_count(len(samples), rate, 25) > 70
+        )
         assert np.ptp(motion.params[:, ARKIT.index("jawOpen")]) > 0.05  # the mouth moves
     assert not list(out.glob("*_overlay.mp4"))
     stamp = motions[0].stat().st_mtime_ns
@@ -299,7 +304,9 @@ def test_bench_video_on_two_grid_clips(grid_clip, mediapipe, tmp_path):
     videos.mkdir()
     for name in ("lbax4n.mpg", "bbaf2n.mpg"):
         shutil.copy(grid_clip.parent / name, videos / name)
-    result = bench_video(str(videos), str(tmp_path / "out"), synthetic_speakers=("spk005",), log=lambda *a: None)
+    result = bench_video(
+        str(videos), str(tmp_path / "out"), synthetic_speakers=("spk005",), log=lambda *a: None
+    )
     assert set(result["tracking"]) == {"lbax4n", "bbaf2n"}
     for t in result["tracking"].values():
         assert t["frames"] == 74 and t["face_found"] == 1.0 and t["fit_error_mm_median"] < 2.0
@@ -309,7 +316,9 @@ def test_bench_video_on_two_grid_clips(grid_clip, mediapipe, tmp_path):
     assert all(-1 <= p["r"] <= 1 for p in pairs)
     assert result["lip_sync"]["generic_mean_r"] > 0.4  # the shipped model follows real speech
     assert set(result["synthetic_profiles_r"]) == {"spk005"}
-    assert np.isfinite(result["animate_realtime_factor"]) and result["animate_realtime_factor"] > 0  # measured; speed is for benchmarks
+    assert (
+        np.isfinite(result["animate_realtime_factor"]) and result["animate_realtime_factor"] > 0
+    )  # measured; speed is for benchmarks
     out = tmp_path / "out"
     for name in ("lbax4n", "bbaf2n"):
         assert (out / "clips" / name / f"{name}_overlay.mp4").stat().st_size > 0
@@ -319,6 +328,8 @@ def test_bench_video_on_two_grid_clips(grid_clip, mediapipe, tmp_path):
 
 def test_tracking_keeps_a_recording_it_did_not_write(grid_clip, mediapipe, tmp_path):
     (tmp_path / "lbax4n.wav").write_bytes(b"someone's recording")
-    with pytest.raises(AdameshError, match="lbax4n.wav already exists and is not the audio of an earlier lbax4n.npz"):
+    with pytest.raises(
+        AdameshError, match="lbax4n.wav already exists and is not the audio of an earlier lbax4n.npz"
+    ):
         track_video(grid_clip, tmp_path, overlay=False, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lbax4n.wav"]

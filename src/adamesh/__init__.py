@@ -1,8 +1,8 @@
 """adamesh: speech in, personalised 3D facial animation out (an implementation of AdaMesh).
 
-    model = adamesh.load()                      # the shipped weights
-    profile = model.adapt("reference.mp4")      # a person's style from ~10 s of video
-    motion = model.animate("speech.wav", profile)
+model = adamesh.load()                      # the shipped weights
+profile = model.adapt("reference.mp4")      # a person's style from ~10 s of video
+motion = model.animate("speech.wav", profile)
 """
 
 from adamesh.errors import AdameshError
@@ -28,5 +28,16 @@ def __getattr__(name):  # torch is imported on first use, so `import adamesh` st
 
 
 __version__ = "0.1.0"
-__all__ = ["AdameshError", "ARKIT", "FLAME", "Motion", "load_motion", "save_motion", "load_rig", "load",
-           "Animator", "Profile", "AdaptConfig"]
+__all__ = [
+    "AdameshError",
+    "ARKIT",
+    "FLAME",
+    "Motion",
+    "load_motion",
+    "save_motion",
+    "load_rig",
+    "load",
+    "Animator",
+    "Profile",
+    "AdaptConfig",
+]

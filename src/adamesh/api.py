@@ -49,7 +49,6 @@ BLINK_MIN_SECONDS = 20.0  # a shorter reference holds too few blinks (~5) to mea
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus")
 
 
-
 class Animator:
     """A loaded model: the expression network and the pose adapter, each with its speech front-end."""
 
@@ -58,16 +57,24 @@ class Animator:
 
         self.folder = folder
         self.expression, self.expression_frontend, self.expression_config = load_model(
-            folder / "expression", kind="expression")
+            folder / "expression", kind="expression"
+        )
         self.pose, self.pose_frontend = load_pose_model(folder / "pose")
         self.fps = 25.0
         self.ids = {"expression": model_fingerprint(self.expression), "pose": pose_fingerprint(self.pose)}
 
     # ------------------------------------------------------------------ adaptation
 
-    def adapt(self, reference: str | os.PathLike | Motion | list[Motion], method: str = "molora",
-              retrieval: str = "blend", seed: int = 0, clip_dir: str | os.PathLike | None = None,
-              progress: bool = True, config: AdaptConfig | None = None) -> Profile:
+    def adapt(
+        self,
+        reference: str | os.PathLike | Motion | list[Motion],
+        method: str = "molora",
+        retrieval: str = "blend",
+        seed: int = 0,
+        clip_dir: str | os.PathLike | None = None,
+        progress: bool = True,
+        config: AdaptConfig | None = None,
+    ) -> Profile:
         """Learn a person's style from `reference`: a video (tracked first), a clip folder written by
         `adamesh track` or another ARKit clip folder, a motion file with its audio, or Motion objects.
 
@@ -78,41 +85,70 @@ class Animator:
         from adamesh.adapt.pose import POSE_RETRIEVALS
 
         if method not in METHODS or method == "none":
-            raise AdameshError(f"unknown adaptation method {method!r}; choose one of molora, lora, full, style")
+            raise AdameshError(
+                f"unknown adaptation method {method!r}; choose one of molora, lora, full, style"
+            )
         if retrieval not in POSE_RETRIEVALS:
-            raise AdameshError(f"unknown pose retrieval {retrieval!r}; choose one of {', '.join(POSE_RETRIEVALS)}")
+            raise AdameshError(
+                f"unknown pose retrieval {retrieval!r}; choose one of {', '.join(POSE_RETRIEVALS)}"
+            )
         clips, tracking = self._reference_clips(reference, clip_dir, progress)
         motions = [m for m, _ in clips]
         for m, a in clips:
             self._check_clip(m, a)
         seconds = sum(m.duration for m in motions)
         if seconds < MIN_REFERENCE_SECONDS:
-            raise AdameshError(f"the reference is {seconds:.1f} s long; at least {MIN_REFERENCE_SECONDS:g} s of "
-                               "the person talking is needed (about 10 s is best)")
+            raise AdameshError(
+                f"the reference is {seconds:.1f} s long; at least {MIN_REFERENCE_SECONDS:g} s of "
+                "the person talking is needed (about 10 s is best)"
+            )
         if seconds < SHORT_REFERENCE_SECONDS:
-            warnings.warn(f"the reference is only {seconds:.1f} s long; the style is learned from it anyway, "
-                          "but about 10 s captures it better", AdameshWarning, stacklevel=2)
+            warnings.warn(
+                f"the reference is only {seconds:.1f} s long; the style is learned from it anyway, "
+                "but about 10 s captures it better",
+                AdameshWarning,
+                stacklevel=2,
+            )
         t0 = time.perf_counter()
         feats = [self.speech_features(a, m.n_frames) for m, a in clips]
         e_feats = [e.features for e, _ in feats]
         p_units = [p.units for _, p in feats]
         params = np.concatenate([m.params for m in motions])
         unobserved = tuple(sorted({n for m in motions for n in m.meta.get("unobserved", [])}))
-        ref = Reference(np.concatenate(e_feats), params[:, : ARKIT.n_expression], self.fps, unobserved=unobserved)
+        ref = Reference(
+            np.concatenate(e_feats), params[:, : ARKIT.n_expression], self.fps, unobserved=unobserved
+        )
         config = replace(config or AdaptConfig(), method=method, seed=seed)
-        expression = adapt(self.expression, ref, config,
-                           speech=timing_speech(self.expression_frontend))
-        pose = retrieve_pose_style(self.pose, [m.params[:, ARKIT.n_expression:] for m in motions], p_units,
-                                   self.fps, method=retrieval)
-        stats = {"seconds": round(seconds, 2), "clips": len(motions), "frames": len(params),
-                 "blink_rate": round(blink_rate(params, self.fps), 1) if seconds >= BLINK_MIN_SECONDS else None,
-                 "head_angle_std_deg": [round(float(x), 2) for x in
-                                        np.degrees(params[:, ARKIT.rotation[0]:ARKIT.rotation[1]].std(0))],
-                 "sources": [str(m.meta.get("source") or m.meta.get("id") or "") for m in motions], **tracking}
-        provenance = {"adamesh": _version(), "model": str(self.folder), "model_ids": self.ids,
-                      "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                      "method": method, "retrieval": retrieval, "seed": seed,
-                      "adapt_seconds": round(time.perf_counter() - t0, 2)}
+        expression = adapt(self.expression, ref, config, speech=timing_speech(self.expression_frontend))
+        pose = retrieve_pose_style(
+            self.pose,
+            [m.params[:, ARKIT.n_expression :] for m in motions],
+            p_units,
+            self.fps,
+            method=retrieval,
+        )
+        stats = {
+            "seconds": round(seconds, 2),
+            "clips": len(motions),
+            "frames": len(params),
+            "blink_rate": round(blink_rate(params, self.fps), 1) if seconds >= BLINK_MIN_SECONDS else None,
+            "head_angle_std_deg": [
+                round(float(x), 2)
+                for x in np.degrees(params[:, ARKIT.rotation[0] : ARKIT.rotation[1]].std(0))
+            ],
+            "sources": [str(m.meta.get("source") or m.meta.get("id") or "") for m in motions],
+            **tracking,
+        }
+        provenance = {
+            "adamesh": _version(),
+            "model": str(self.folder),
+            "model_ids": self.ids,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "method": method,
+            "retrieval": retrieval,
+            "seed": seed,
+            "adapt_seconds": round(time.perf_counter() - t0, 2),
+        }
         return Profile(expression, pose, stats, provenance)
 
     def _check_clip(self, motion: Motion, speech: np.ndarray) -> None:
@@ -121,12 +157,16 @@ class Animator:
 
         name = motion.meta.get("source") or motion.audio or "a reference clip"
         if abs(motion.fps - self.fps) > 1e-6:
-            raise AdameshError(f"{name} is at {motion.fps:g} fps; the model works at {self.fps:g} fps: track the "
-                               f"video again with --fps {self.fps:g}")
+            raise AdameshError(
+                f"{name} is at {motion.fps:g} fps; the model works at {self.fps:g} fps: track the "
+                f"video again with --fps {self.fps:g}"
+            )
         natural = frame_count(len(speech), SAMPLE_RATE, self.fps)
         if abs(natural - motion.n_frames) > 2:
-            raise AdameshError(f"{name}: the motion has {motion.n_frames} frames but its speech lasts {natural}; "
-                               "they must belong together (the motion file's `audio` names the wrong file?)")
+            raise AdameshError(
+                f"{name}: the motion has {motion.n_frames} frames but its speech lasts {natural}; "
+                "they must belong together (the motion file's `audio` names the wrong file?)"
+            )
 
     def _reference_clips(self, reference, clip_dir, progress) -> tuple[list[tuple[Motion, np.ndarray]], dict]:
         """(motion, 16 kHz speech) of each reference clip, and tracking statistics for a video."""
@@ -140,14 +180,20 @@ class Animator:
             infos, _ = scan_clips(path)
             motions = [_arkit(load_motion(c.motion), str(c.motion)) for c in infos]
             return [(m, _speech(m)) for m in motions], {}
-        check_input_file(path, "reference", "a video, a clip folder or a motion file",
-                         "give a ~10 s video of the person talking")
+        check_input_file(
+            path,
+            "reference",
+            "a video, a clip folder or a motion file",
+            "give a ~10 s video of the person talking",
+        )
         if path.suffix.lower() == ".npz":
             motion = _arkit(load_motion(path), str(path))
             return [(motion, _speech(motion))], {}
         if path.suffix.lower() in AUDIO_SUFFIXES:
-            raise AdameshError(f"{path} is an audio file; the reference must show the person: give a video of "
-                               "them talking (~10 s), or a clip folder from `adamesh track`")
+            raise AdameshError(
+                f"{path} is an audio file; the reference must show the person: give a video of "
+                "them talking (~10 s), or a clip folder from `adamesh track`"
+            )
         return self._track(path, clip_dir, progress)
 
     def _track(self, video: Path, clip_dir, progress) -> tuple[list[tuple[Motion, np.ndarray]], dict]:
@@ -158,9 +204,11 @@ class Animator:
             raise AdameshError(f"{video} has no sound; the reference video must have the person's speech")
         result = track_video(video, clip_dir, overlay=False, progress=progress)
         error = result.fit_error[result.valid]
-        stats = {"tracked_fraction": round(float(np.mean(result.valid)), 3),
-                 "fit_error_mm_median": round(float(np.median(error)), 3) if len(error) else None,
-                 "tracking_fps": round(float(result.fps_tracked), 1)}
+        stats = {
+            "tracked_fraction": round(float(np.mean(result.valid)), 3),
+            "fit_error_mm_median": round(float(np.median(error)), 3) if len(error) else None,
+            "tracking_fps": round(float(result.fps_tracked), 1),
+        }
         return [(result.motion, result.speech)], stats
 
     # ------------------------------------------------------------------ animation
@@ -175,9 +223,16 @@ class Animator:
         n = len(raw) if n_frames is None else n_frames
         return self.expression_frontend.with_units(raw).fit(n), self.pose_frontend.with_units(raw).fit(n)
 
-    def animate(self, audio: str | os.PathLike | np.ndarray, profile: Profile | None = None, seed: int = 0,
-                style_strength: float = 1.0, pose_amplitude: float = 1.0, blink_rate: float | None = None,
-                temperature: float = 0.8) -> Motion:
+    def animate(
+        self,
+        audio: str | os.PathLike | np.ndarray,
+        profile: Profile | None = None,
+        seed: int = 0,
+        style_strength: float = 1.0,
+        pose_amplitude: float = 1.0,
+        blink_rate: float | None = None,
+        temperature: float = 0.8,
+    ) -> Motion:
         """ARKit motion (52 blendshapes, head rotation and translation) for speech `audio` (a file,
         or 16 kHz mono samples).
 
@@ -185,15 +240,20 @@ class Animator:
         the profile (1) and beyond (exaggerated); `pose_amplitude` scales head motion about the
         resting posture; `blink_rate` is blinks per minute (default: the reference's, else 15).
         The same inputs and seed give the same motion."""
-        for name, value, lo, hi in (("style strength", style_strength, 0, 3), ("pose amplitude", pose_amplitude, 0, 3),
-                                    ("blink rate", 0 if blink_rate is None else blink_rate, 0, 60),
-                                    ("temperature", temperature, 0.05, 3)):
+        for name, value, lo, hi in (
+            ("style strength", style_strength, 0, 3),
+            ("pose amplitude", pose_amplitude, 0, 3),
+            ("blink rate", 0 if blink_rate is None else blink_rate, 0, 60),
+            ("temperature", temperature, 0.05, 3),
+        ):
             if not (np.isfinite(value) and lo <= value <= hi):
                 raise AdameshError(f"{name} must be between {lo} and {hi}, not {value}")
         if isinstance(audio, np.ndarray):
             if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.floating):
-                raise AdameshError(f"speech samples must be mono float (n,) at {SAMPLE_RATE} Hz in [-1, 1], not "
-                                   f"{audio.dtype} {audio.shape}; or pass a file")
+                raise AdameshError(
+                    f"speech samples must be mono float (n,) at {SAMPLE_RATE} Hz in [-1, 1], not "
+                    f"{audio.dtype} {audio.shape}; or pass a file"
+                )
             samples = np.nan_to_num(audio.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         else:
             samples = load_audio(audio, SAMPLE_RATE)[0]
@@ -203,7 +263,9 @@ class Animator:
             self.check(profile)
         e_feats, p_feats = self.speech_features(samples)
 
-        net = self.expression if profile is None else profile.expression.apply(self.expression, style_strength)
+        net = (
+            self.expression if profile is None else profile.expression.apply(self.expression, style_strength)
+        )
         style = None if profile is None else profile.expression.style
         with torch.no_grad():
             expr = net.predict(torch.from_numpy(e_feats.features), style=style, style_strength=style_strength)
@@ -214,29 +276,47 @@ class Animator:
             null = self.pose.gpt.null_style.detach()
             pose_style = torch.lerp(null, profile.pose.style, style_strength)
             posture = profile.pose.posture
-        pose = self.pose.animate(p_feats.features, pose_style, temperature=temperature, seed=seed, posture=posture,
-                                 fps=self.fps)
+        pose = self.pose.animate(
+            p_feats.features, pose_style, temperature=temperature, seed=seed, posture=posture, fps=self.fps
+        )
         centre = pose.mean(0) if posture is None else np.asarray(posture, pose.dtype)
         pose = centre + pose_amplitude * (pose - centre)
 
         measured = profile.reference.get("blink_rate") if profile else None
-        rate = blink_rate if blink_rate is not None else (DEFAULT_BLINK_RATE if measured is None else measured)
+        rate = (
+            blink_rate if blink_rate is not None else (DEFAULT_BLINK_RATE if measured is None else measured)
+        )
         expr = set_blinks(expr, self.fps, rate, seed)
-        params = np.concatenate([finish_expression(expr, ARKIT), np.clip(pose, ARKIT.lower[ARKIT.n_expression:],
-                                                                          ARKIT.upper[ARKIT.n_expression:])], 1)
-        meta = {"generator": "adamesh.animate", "model_ids": self.ids, "seed": seed, "style_strength": style_strength,
-                "pose_amplitude": pose_amplitude, "blink_rate": rate, "temperature": temperature,
-                "profile": (profile.provenance.get("created", "") if profile else None)}
-        return Motion(params, ARKIT, self.fps, audio=None if isinstance(audio, np.ndarray) else str(audio),
-                      meta=meta)
+        params = np.concatenate(
+            [
+                finish_expression(expr, ARKIT),
+                np.clip(pose, ARKIT.lower[ARKIT.n_expression :], ARKIT.upper[ARKIT.n_expression :]),
+            ],
+            1,
+        )
+        meta = {
+            "generator": "adamesh.animate",
+            "model_ids": self.ids,
+            "seed": seed,
+            "style_strength": style_strength,
+            "pose_amplitude": pose_amplitude,
+            "blink_rate": rate,
+            "temperature": temperature,
+            "profile": (profile.provenance.get("created", "") if profile else None),
+        }
+        return Motion(
+            params, ARKIT, self.fps, audio=None if isinstance(audio, np.ndarray) else str(audio), meta=meta
+        )
 
     def check(self, profile: Profile) -> None:
         """Refuse a profile made with another model (its adapter would not fit these weights)."""
         made = {"expression": profile.expression.model_id, "pose": profile.pose.model_id}
         for part, made_id in made.items():
             if made_id != self.ids[part]:
-                raise AdameshError(f"this profile was made with another model (its {part} model is {made_id}, this "
-                                   f"one is {self.ids[part]}); run `adamesh adapt` again with this model")
+                raise AdameshError(
+                    f"this profile was made with another model (its {part} model is {made_id}, this "
+                    f"one is {self.ids[part]}); run `adamesh adapt` again with this model"
+                )
 
 
 def load(model: str | os.PathLike | None = None) -> Animator:
@@ -245,8 +325,10 @@ def load(model: str | os.PathLike | None = None) -> Animator:
     if not folder.is_dir():
         raise AdameshError(f"model folder {folder} does not exist; omit --model to use the shipped model")
     if not (folder / "expression").is_dir() or not (folder / "pose").is_dir():
-        raise AdameshError(f"{folder} is not an adamesh model folder: it needs expression/ (from `adamesh train "
-                           "expression`) and pose/ (from `adamesh train pose`)")
+        raise AdameshError(
+            f"{folder} is not an adamesh model folder: it needs expression/ (from `adamesh train "
+            "expression`) and pose/ (from `adamesh train pose`)"
+        )
     return Animator(folder)
 
 
@@ -279,8 +361,14 @@ def pack_model(folder: str | os.PathLike, out: str | os.PathLike) -> Path:
     pose gallery and training logs, with the SHA-256 of every file in manifest.json."""
     folder, out = Path(folder), Path(out)
     load(folder)  # refuses what is not a complete model folder
-    keep = ("config.json", "frontend.json", "frontend_units.safetensors", "log.txt", "model.safetensors",
-            "gallery.safetensors")
+    keep = (
+        "config.json",
+        "frontend.json",
+        "frontend_units.safetensors",
+        "log.txt",
+        "model.safetensors",
+        "gallery.safetensors",
+    )
     with atomic_output(out, directory=True) as tmp:
         files = {}
         for src in sorted(folder.rglob("*")):
@@ -291,13 +379,22 @@ def pack_model(folder: str | os.PathLike, out: str | os.PathLike) -> Path:
             dst.parent.mkdir(parents=True, exist_ok=True)
             if src.name == "model.safetensors":
                 state = load_file(str(src))
-                save_file({k: v.half() if v.is_floating_point() and v.numel() > 4096 else v
-                           for k, v in state.items()}, str(dst))
+                save_file(
+                    {
+                        k: v.half() if v.is_floating_point() and v.numel() > 4096 else v
+                        for k, v in state.items()
+                    },
+                    str(dst),
+                )
             else:
                 shutil.copyfile(src, dst)
             files[str(rel)] = hashlib.sha256(dst.read_bytes()).hexdigest()
-        (tmp / "manifest.json").write_text(json.dumps(
-            {"format": PACKED_FORMAT, "source": folder.name, "adamesh": _version(), "files": files}, indent=1))
+        (tmp / "manifest.json").write_text(
+            json.dumps(
+                {"format": PACKED_FORMAT, "source": folder.name, "adamesh": _version(), "files": files},
+                indent=1,
+            )
+        )
         load(tmp)  # the packed copy must load before it replaces anything
         for path in [tmp, *tmp.rglob("*")]:  # readable by everyone, as an installed package must be
             path.chmod(0o755 if path.is_dir() else 0o644)
@@ -306,8 +403,10 @@ def pack_model(folder: str | os.PathLike, out: str | os.PathLike) -> Path:
 
 def _arkit(motion: Motion, what: str) -> Motion:
     if motion.space is not ARKIT:
-        raise AdameshError(f"{what} is in the {motion.space.name} space; the shipped model animates ARKit "
-                           "blendshapes (track a video with `adamesh track` to get one)")
+        raise AdameshError(
+            f"{what} is in the {motion.space.name} space; the shipped model animates ARKit "
+            "blendshapes (track a video with `adamesh track` to get one)"
+        )
     return motion
 
 

@@ -39,8 +39,10 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = SAMPLE_RATE) -
     if len(data) == 0:
         raise AdameshError(f"{name} contains no audio samples; give a recording with speech in it")
     if rate < MIN_RATE:
-        raise AdameshError(f"{name} is sampled at {rate} Hz, too low to hold speech (telephone speech is 8000 Hz); "
-                           f"give a recording at {MIN_RATE} Hz or more")
+        raise AdameshError(
+            f"{name} is sampled at {rate} Hz, too low to hold speech (telephone speech is 8000 Hz); "
+            f"give a recording at {MIN_RATE} Hz or more"
+        )
     # Before averaging, so one bad channel does not wipe out the other.
     np.nan_to_num(data, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     mono = data.mean(axis=1)
@@ -65,7 +67,8 @@ def _decode_with_ffmpeg(name: str) -> tuple[np.ndarray, int]:
     except av.error.FFmpegError as e:
         raise AdameshError(
             f"cannot read {name} ({e.strerror}): it is corrupt or not an audio or video file; "
-            "re-export it as WAV") from None
+            "re-export it as WAV"
+        ) from None
     if not frames:
         return np.zeros((0, 1), np.float32), stream.rate
     # The decoded rate, not the container's: HE-AAC headers state half the real rate.

@@ -53,7 +53,9 @@ def read_glb(path: str | os.PathLike) -> tuple[dict, bytes]:
             at += 8 + size
         doc = json.loads(chunks[_JSON])
     except (ValueError, KeyError, struct.error) as e:
-        raise AdameshError(f"{name} is a damaged .glb file ({type(e).__name__}: {e}); export the avatar again") from None
+        raise AdameshError(
+            f"{name} is a damaged .glb file ({type(e).__name__}: {e}); export the avatar again"
+        ) from None
     return doc, chunks.get(_BIN, b"")
 
 
@@ -76,8 +78,11 @@ def arkit_targets(doc: dict) -> dict[int, dict[int, int]]:
     out = {}
     for m, mesh in enumerate(doc.get("meshes", [])):
         prims = mesh.get("primitives", [])
-        names = (mesh.get("extras") or {}).get("targetNames") or (
-            (prims[0].get("extras") or {}).get("targetNames") if prims else None) or []
+        names = (
+            (mesh.get("extras") or {}).get("targetNames")
+            or ((prims[0].get("extras") or {}).get("targetNames") if prims else None)
+            or []
+        )
         found = {t: ARKIT_BLENDSHAPES.index(k) for t, n in enumerate(names) if (k := arkit_name(str(n)))}
         if found:
             out[m] = found
@@ -105,8 +110,10 @@ def check_avatar(source: str | os.PathLike) -> tuple[dict, bytes]:
     doc, blob = read_glb(source)
     meshes = arkit_targets(doc)
     if not any(n.get("mesh") in meshes for n in doc.get("nodes", [])):
-        raise AdameshError(f"{source} has no mesh with ARKit-named morph targets (jawOpen, eyeBlinkLeft, ...) in "
-                           "its nodes; give an avatar with ARKit (perfect sync) blendshapes")
+        raise AdameshError(
+            f"{source} has no mesh with ARKit-named morph targets (jawOpen, eyeBlinkLeft, ...) in "
+            "its nodes; give an avatar with ARKit (perfect sync) blendshapes"
+        )
     buffers = doc.get("buffers") or []
     if buffers and buffers[0].get("uri") is not None:
         raise AdameshError(f"{source} keeps its first buffer in a separate file; pack it into one .glb first")
@@ -116,7 +123,9 @@ def check_avatar(source: str | os.PathLike) -> tuple[dict, bytes]:
 def animate_avatar(motion: Motion, source: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Write `source` (a .glb) to `out` with `motion` added as one animation (see the module)."""
     if motion.space is not ARKIT:
-        raise AdameshError(f"animating an avatar needs a motion in the arkit space, got {motion.space.name!r}")
+        raise AdameshError(
+            f"animating an avatar needs a motion in the arkit space, got {motion.space.name!r}"
+        )
     doc, blob = check_avatar(source)
     meshes = arkit_targets(doc)
     nodes = [(i, n["mesh"]) for i, n in enumerate(doc.get("nodes", [])) if n.get("mesh") in meshes]
@@ -130,7 +139,12 @@ def animate_avatar(motion: Motion, source: str | os.PathLike, out: str | os.Path
         views.append({"buffer": 0, "byteOffset": len(blob), "byteLength": data.nbytes})
         blob.extend(data.tobytes())
         width = 4 if kind == _VEC4 else 1
-        acc = {"bufferView": len(views) - 1, "componentType": _FLOAT, "count": data.size // width, "type": kind}
+        acc = {
+            "bufferView": len(views) - 1,
+            "componentType": _FLOAT,
+            "count": data.size // width,
+            "type": kind,
+        }
         if bounds:
             acc["min"], acc["max"] = [float(data.min())], [float(data.max())]
         accessors.append(acc)
@@ -147,7 +161,9 @@ def animate_avatar(motion: Motion, source: str | os.PathLike, out: str | os.Path
             for t, k in meshes[mesh].items():
                 if t < n_targets:
                     w[:, t] = motion.params[:, k]
-            samplers.append({"input": times, "output": add(w.reshape(-1), _SCALAR), "interpolation": "LINEAR"})
+            samplers.append(
+                {"input": times, "output": add(w.reshape(-1), _SCALAR), "interpolation": "LINEAR"}
+            )
             weights_of[mesh] = len(samplers) - 1
         channels.append({"sampler": weights_of[mesh], "target": {"node": node, "path": "weights"}})
 
@@ -155,8 +171,12 @@ def animate_avatar(motion: Motion, source: str | os.PathLike, out: str | os.Path
     if head is not None and "matrix" in doc["nodes"][head]:
         _to_trs(doc["nodes"][head])  # an animated node must not have a matrix
     if head is None:
-        warnings.warn(f"{source} has no head bone (a VRM humanoid head or a node named Head): the animation "
-                      "moves the face only, not the head", AdameshWarning, stacklevel=2)
+        warnings.warn(
+            f"{source} has no head bone (a VRM humanoid head or a node named Head): the animation "
+            "moves the face only, not the head",
+            AdameshWarning,
+            stacklevel=2,
+        )
     else:
         rotation = _head_rotation(doc, head, motion)
         samplers.append({"input": times, "output": add(rotation, _VEC4), "interpolation": "LINEAR"})
@@ -192,8 +212,12 @@ def _declare_ktx2_textures(doc: dict, source) -> None:
         used = doc.setdefault("extensionsUsed", [])
         if "KHR_texture_basisu" not in used:
             used.append("KHR_texture_basisu")
-        warnings.warn(f"{source}: {moved} KTX2 texture(s) were named as plain texture sources; the copy declares "
-                      "them as KHR_texture_basisu textures", AdameshWarning, stacklevel=3)
+        warnings.warn(
+            f"{source}: {moved} KTX2 texture(s) were named as plain texture sources; the copy declares "
+            "them as KHR_texture_basisu textures",
+            AdameshWarning,
+            stacklevel=3,
+        )
 
 
 def _head_rotation(doc: dict, head: int, motion: Motion) -> np.ndarray:

@@ -63,8 +63,10 @@ def cmd_export(args) -> None:
     motion = load_motion(args.motion)
     path = export(motion, args.format, args.out, args.rig, fps=args.fps)
     fps = args.fps or motion.fps
-    print(f"wrote {path} ({args.format}, {round(motion.duration * fps) if args.fps else motion.n_frames} frames "
-          f"at {fps:g} fps)")
+    print(
+        f"wrote {path} ({args.format}, {round(motion.duration * fps) if args.fps else motion.n_frames} frames "
+        f"at {fps:g} fps)"
+    )
 
 
 def cmd_rig_install(args) -> None:
@@ -75,7 +77,9 @@ def cmd_rig_install(args) -> None:
     t0 = time.perf_counter()
     path = install_ict(args.source, args.cache)
     rig = load_ict(path)
-    print(f"installed ICT-FaceKit to {path} ({path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - t0:.1f} s)")
+    print(
+        f"installed ICT-FaceKit to {path} ({path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - t0:.1f} s)"
+    )
     print(rig.describe())
 
 
@@ -138,17 +142,27 @@ def cmd_corpus(args) -> None:
     m = generate_corpus(args.out, cfg, workers=args.workers)
     st = m["stats"]
     n_held = sum(sp["split"] == "heldout" for sp in m["speakers"].values())
-    print(f"corpus in {args.out}: {st['clips']} clips, {st['hours']:.2f} h of speech, {cfg.speakers} speakers "
-          f"({cfg.speakers - n_held} training, {n_held} held out), {st['generation_seconds']:.0f} s with "
-          f"{st['workers']} workers; manifest: {Path(args.out) / 'manifest.json'}")
+    print(
+        f"corpus in {args.out}: {st['clips']} clips, {st['hours']:.2f} h of speech, {cfg.speakers} speakers "
+        f"({cfg.speakers - n_held} training, {n_held} held out), {st['generation_seconds']:.0f} s with "
+        f"{st['workers']} workers; manifest: {Path(args.out) / 'manifest.json'}"
+    )
 
 
 def cmd_bench_frontends(args) -> None:
     from adamesh.eval.frontends import bench_frontends
 
     ssl = {k: getattr(args, k) for k in ("hubert", "wav2vec2") if getattr(args, k)}
-    bench_frontends(args.speech, args.corpus, args.frontends.split(","), ssl, args.units, args.seed,
-                    args.workers, random_ssl=args.random_ssl)
+    bench_frontends(
+        args.speech,
+        args.corpus,
+        args.frontends.split(","),
+        ssl,
+        args.units,
+        args.seed,
+        args.workers,
+        random_ssl=args.random_ssl,
+    )
 
 
 def cmd_bench_corpus(args) -> None:
@@ -168,9 +182,16 @@ def cmd_train(args) -> None:
     from adamesh.train.tasks import ExpressionTask, train_pose
 
     options = frontend_options(args.frontend, args.frontend_model)
-    overrides = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                     frontend=args.frontend, frontend_options=options, workers=args.workers,
-                     augment=args.augment)
+    overrides = dict(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        frontend=args.frontend,
+        frontend_options=options,
+        workers=args.workers,
+        augment=args.augment,
+    )
     from adamesh.device import resolve_device, start_distributed
 
     device = resolve_device(args.device)
@@ -181,7 +202,9 @@ def cmd_train(args) -> None:
         histories = [r["history"] for r in stages.values()]
     else:
         cfg = TrainConfig.for_preset(args.preset, **overrides)
-        histories = [train(ExpressionTask(args.data, cfg), args.out, cfg, fresh=args.fresh, device=device)["history"]]
+        histories = [
+            train(ExpressionTask(args.data, cfg), args.out, cfg, fresh=args.fresh, device=device)["history"]
+        ]
     if all(histories):
         best = ", ".join(f"{min(h['val_loss'] for h in hist):.4f}" for hist in histories)
         print(f"trained in {time.time() - t0:.0f} s; best validation loss {best}; model: {args.out}")
@@ -202,16 +225,35 @@ def cmd_bench_expression(args) -> None:
     from adamesh.eval.expression import bench_expression
 
     lengths = tuple(float(x) for x in args.lengths.split(","))
-    bench_expression(args.data, args.model, args.preset, args.out, args.rig, lengths, renders=args.renders,
-                     max_speakers=args.speakers, workers=args.workers)
+    bench_expression(
+        args.data,
+        args.model,
+        args.preset,
+        args.out,
+        args.rig,
+        lengths,
+        renders=args.renders,
+        max_speakers=args.speakers,
+        workers=args.workers,
+    )
 
 
 def cmd_bench_pose(args) -> None:
     from adamesh.eval.pose import bench_pose
 
     sizes = tuple(int(x) for x in args.codebooks.split(",") if x.strip())
-    bench_pose(args.data, args.model, args.preset, args.out, args.reference_seconds, args.speakers, sizes,
-               args.workers, args.seed, args.renders)
+    bench_pose(
+        args.data,
+        args.model,
+        args.preset,
+        args.out,
+        args.reference_seconds,
+        args.speakers,
+        sizes,
+        args.workers,
+        args.seed,
+        args.renders,
+    )
 
 
 def cmd_bench_lipsync(args) -> None:
@@ -225,8 +267,13 @@ def cmd_bench_probe(args) -> None:
     from adamesh.eval.frontends import bench_probe
 
     videos = args.videos or [str(Path("..") / "shared" / "data" / "video" / d) for d in ("grid", "real")]
-    bench_probe(args.frontend or ["mel", "whisper"], args.corpus, videos, args.speakers,
-                conditions=tuple(args.conditions.split(",")))
+    bench_probe(
+        args.frontend or ["mel", "whisper"],
+        args.corpus,
+        videos,
+        args.speakers,
+        conditions=tuple(args.conditions.split(",")),
+    )
 
 
 def _bench_speech(given: list[str] | None) -> list[str]:
@@ -268,8 +315,16 @@ def cmd_bench_people(args) -> None:
     except argparse.ArgumentTypeError as e:
         raise AdameshError(f"--reference-seconds: {e}") from None
     videos = args.videos or [str(Path("..") / "shared" / "data" / "video" / "real")]
-    bench_people(videos, args.out, args.model, seconds, tuple(args.methods.split(",")), args.rig,
-                 args.test_clips, args.renders)
+    bench_people(
+        videos,
+        args.out,
+        args.model,
+        seconds,
+        tuple(args.methods.split(",")),
+        args.rig,
+        args.test_clips,
+        args.renders,
+    )
 
 
 def cmd_track(args) -> None:
@@ -279,21 +334,29 @@ def cmd_track(args) -> None:
 
     if len(args.video) > 1 or Path(args.video[0]).is_dir():
         t0 = time.time()
-        motions, failures = track_videos(args.video, args.out, rig=args.rig, fps=args.fps, speaker=args.speaker,
-                                         workers=args.workers)
+        motions, failures = track_videos(
+            args.video, args.out, rig=args.rig, fps=args.fps, speaker=args.speaker, workers=args.workers
+        )
         for failure in failures:
             print(f"skipped: {failure}")
-        print(f"{len(motions)} tracked clips in {args.out} ({time.time() - t0:.0f} s); train on them with "
-              f"`adamesh train expression --data {args.out} ...`")
+        print(
+            f"{len(motions)} tracked clips in {args.out} ({time.time() - t0:.0f} s); train on them with "
+            f"`adamesh train expression --data {args.out} ...`"
+        )
         if failures:
-            raise AdameshError(f"{len(failures)} videos could not be tracked (above); the others are in {args.out}")
+            raise AdameshError(
+                f"{len(failures)} videos could not be tracked (above); the others are in {args.out}"
+            )
         return
-    result = track_video(args.video[0], args.out, rig=args.rig, fps=args.fps, overlay=not args.no_overlay,
-                         speaker=args.speaker)
+    result = track_video(
+        args.video[0], args.out, rig=args.rig, fps=args.fps, overlay=not args.no_overlay, speaker=args.speaker
+    )
     error = result.fit_error[result.valid]
-    print(f"tracked {args.video[0]}: {result.motion.n_frames} frames at {result.motion.fps:g} fps, face found in "
-          f"{result.valid.mean():.0%}, fit error median {np.median(error):.2f} mm, {result.fps_tracked:.0f} "
-          f"video frames/s")
+    print(
+        f"tracked {args.video[0]}: {result.motion.n_frames} frames at {result.motion.fps:g} fps, face found in "
+        f"{result.valid.mean():.0%}, fit error median {np.median(error):.2f} mm, {result.fps_tracked:.0f} "
+        f"video frames/s"
+    )
     for path in result.paths:
         print(f"wrote {path}")
 
@@ -304,19 +367,29 @@ def cmd_adapt(args) -> None:
 
     check_writable(args.out)
     model = api.load(args.model)
-    profile = model.adapt(args.reference, method=args.method, retrieval=args.retrieval, seed=args.seed,
-                          clip_dir=args.keep_clip)
+    profile = model.adapt(
+        args.reference, method=args.method, retrieval=args.retrieval, seed=args.seed, clip_dir=args.keep_clip
+    )
     profile.save(args.out)
     ref, pose = profile.reference, profile.pose
     chosen = ", ".join(f"{v} ({w:.2f})" for v, w in zip(pose.chosen, pose.weights))
-    blinks = (f"{ref['blink_rate']:.0f} blinks/min" if ref["blink_rate"] is not None else
-              f"blink rate not measured (under {api.BLINK_MIN_SECONDS:g} s), animate uses {api.DEFAULT_BLINK_RATE:g}/min")
+    blinks = (
+        f"{ref['blink_rate']:.0f} blinks/min"
+        if ref["blink_rate"] is not None
+        else f"blink rate not measured (under {api.BLINK_MIN_SECONDS:g} s), animate uses {api.DEFAULT_BLINK_RATE:g}/min"
+    )
     print(f"reference: {ref['seconds']:.1f} s in {ref['clips']} clip(s), {blinks}")
     stats = profile.expression.stats
-    expression = (f"{profile.expression.method}, {len(stats['steps'])} adapters of "
-                  f"{'/'.join(map(str, stats['steps']))} steps" if "steps" in stats else profile.expression.method)
-    print(f"expression: {expression}; pose style: {pose.method} of {chosen}; "
-          f"adapted in {profile.provenance['adapt_seconds']:.1f} s")
+    expression = (
+        f"{profile.expression.method}, {len(stats['steps'])} adapters of "
+        f"{'/'.join(map(str, stats['steps']))} steps"
+        if "steps" in stats
+        else profile.expression.method
+    )
+    print(
+        f"expression: {expression}; pose style: {pose.method} of {chosen}; "
+        f"adapted in {profile.provenance['adapt_seconds']:.1f} s"
+    )
     print(f"wrote {args.out}")
 
 
@@ -330,8 +403,11 @@ def cmd_animate(args) -> None:
     out = Path(args.out)
     if out.suffix != ".npz":
         raise AdameshError(f"--out {out} must end in .npz (an adamesh motion file)")
-    targets = [out] + [out.with_suffix(f".{fmt}") for fmt in args.export or []] + (
-        [Path(args.render)] if args.render else [])
+    targets = (
+        [out]
+        + [out.with_suffix(f".{fmt}") for fmt in args.export or []]
+        + ([Path(args.render)] if args.render else [])
+    )
     for path in targets:
         check_writable(path)
     check_input_file(args.audio, "audio", "an audio or video file", "give a recording with speech in it")
@@ -344,17 +420,25 @@ def cmd_animate(args) -> None:
         from adamesh.avatar import check_avatar
 
         rig = args.rig  # its glb is the avatar's own file: nothing to load but the check
-        check_avatar(args.rig[len("gltf:"):])
+        check_avatar(args.rig[len("gltf:") :])
     else:
         rig = load_rig(args.rig)
     t0 = time.perf_counter()
-    motion = model.animate(args.audio, profile, seed=args.seed, style_strength=args.style_strength,
-                           pose_amplitude=args.pose_amplitude, blink_rate=args.blink_rate,
-                           temperature=args.temperature)
+    motion = model.animate(
+        args.audio,
+        profile,
+        seed=args.seed,
+        style_strength=args.style_strength,
+        pose_amplitude=args.pose_amplitude,
+        blink_rate=args.blink_rate,
+        temperature=args.temperature,
+    )
     seconds = time.perf_counter() - t0
     motion.save(out)
-    print(f"wrote {out}: {motion.n_frames} frames ({motion.duration:.1f} s) in {seconds:.2f} s, "
-          f"{motion.duration / max(seconds, 1e-9):.0f}x real time")
+    print(
+        f"wrote {out}: {motion.n_frames} frames ({motion.duration:.1f} s) in {seconds:.2f} s, "
+        f"{motion.duration / max(seconds, 1e-9):.0f}x real time"
+    )
     for fmt in args.export or []:
         print(f"wrote {export(motion, fmt, out.with_suffix(f'.{fmt}'), rig)}")
     if args.render:
@@ -366,8 +450,10 @@ def cmd_demo(args) -> None:
     from adamesh.demo import DEMO_SPEAKER, run_demo
 
     result = run_demo(args.out, args.rig, args.speaker or DEMO_SPEAKER, args.model)
-    print(f"demo outputs are in {args.out} ({result['total_seconds']:.0f} s): side_by_side.mp4, "
-          "personalised.glb/.csv, channels.png, report.md")
+    print(
+        f"demo outputs are in {args.out} ({result['total_seconds']:.0f} s): side_by_side.mp4, "
+        "personalised.glb/.csv, channels.png, report.md"
+    )
 
 
 def cmd_model_pack(args) -> None:
@@ -385,8 +471,12 @@ def _model_bench_arguments(p: argparse.ArgumentParser, kind: str) -> None:
     """What the benchmarks of a trained model share: data, model, preset, output, renders, size."""
     p.add_argument("--data", help="corpus folder (default: generate one of the preset's size in --out)")
     p.add_argument("--model", help=f"trained {kind} model folder (default: train one in --out)")
-    p.add_argument("--preset", choices=list(PRESETS), default="tiny",
-                   help="size of the generated corpus and trained model (tiny: a few minutes)")
+    p.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default="tiny",
+        help="size of the generated corpus and trained model (tiny: a few minutes)",
+    )
     p.add_argument("--out", default=f"out/bench_{kind}", help="results, table and renders go here")
     p.add_argument("--renders", type=COUNT, default=2, help="held-out speakers to render side by side")
     p.add_argument("--speakers", type=COUNT, default=None, help="at most this many held-out speakers")
@@ -403,19 +493,27 @@ class Parser(argparse.ArgumentParser):
 def number(kind=float, low: float | None = None, high: float | None = None, above: float | None = None):
     """An argparse type: an int or a finite float within [low, high] (or > above), else a usage
     error that names the accepted range."""
+
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
-        ok = math.isfinite(value) and (low is None or value >= low) and (high is None or value <= high) and (
-            above is None or value > above)
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+            ) from None
+        ok = (
+            math.isfinite(value)
+            and (low is None or value >= low)
+            and (high is None or value <= high)
+            and (above is None or value > above)
+        )
         if not ok:
             bounds = [f">= {low:g}"] if low is not None else []
             bounds += [f"> {above:g}"] if above is not None else []
             bounds += [f"<= {high:g}"] if high is not None else []
             raise argparse.ArgumentTypeError(f"{text} is out of range: give a number {' and '.join(bounds)}")
         return value
+
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
 
@@ -438,7 +536,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--captions", help="panel captions separated by |, e.g. 'ground truth|generated'")
     r.add_argument("--size", type=COUNT, default=512, help="panel size in pixels (default 512)")
     r.add_argument("--renderer", choices=["auto", "gl", "torch"], default=None, help="default: auto")
-    r.add_argument("--antialias", type=number(int, low=0, high=16), default=0, help="GL multisamples, e.g. 4 (slower); default 0")
+    r.add_argument(
+        "--antialias",
+        type=number(int, low=0, high=16),
+        default=0,
+        help="GL multisamples, e.g. 4 (slower); default 0",
+    )
     r.set_defaults(func=cmd_render)
 
     e = sub.add_parser("export", help="export a motion to glb, Live Link CSV, OBJ sequence or npz")
@@ -446,11 +549,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", required=True, choices=["glb", "csv", "obj", "npz"])
     e.add_argument("--rig", help=f"{rig_help} (not needed for csv)")
     e.add_argument("--out", required=True, help="output file (a folder for obj)")
-    e.add_argument("--fps", type=number(float, low=1, high=240),
-                   help="csv only: resample to this frame rate (Live Link Face records 60)")
+    e.add_argument(
+        "--fps",
+        type=number(float, low=1, high=240),
+        help="csv only: resample to this frame rate (Live Link Face records 60)",
+    )
     e.set_defaults(func=cmd_export)
 
-    rg = sub.add_parser("rig", help="install, inspect and show rigs").add_subparsers(dest="rig_command", required=True)
+    rg = sub.add_parser("rig", help="install, inspect and show rigs").add_subparsers(
+        dest="rig_command", required=True
+    )
     ri = rg.add_parser("install", help="import ICT-FaceKit from a folder, zip or URL")
     ri.add_argument("name", help="ict-facekit")
     ri.add_argument("--from", dest="source", required=True, help="FaceXModel folder, repository zip, or URL")
@@ -466,7 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
     rinfo.add_argument("rig", help=rig_help)
     rinfo.set_defaults(func=cmd_rig_info)
 
-    mo = sub.add_parser("motion", help="make or inspect motion files").add_subparsers(dest="motion_command", required=True)
+    mo = sub.add_parser("motion", help="make or inspect motion files").add_subparsers(
+        dest="motion_command", required=True
+    )
     md = mo.add_parser("demo", help="write the test motion (and its audio, same name .wav)")
     md.add_argument("--out", required=True, help="output motion .npz")
     md.add_argument("--seconds", type=number(above=0, high=3600), default=6.0)
@@ -476,7 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
     mi.add_argument("motion")
     mi.set_defaults(func=cmd_motion_info)
 
-    b = sub.add_parser("bench", help="benchmarks that print numbers").add_subparsers(dest="bench_command", required=True)
+    b = sub.add_parser("bench", help="benchmarks that print numbers").add_subparsers(
+        dest="bench_command", required=True
+    )
     br = b.add_parser("render", help="rendering speed (frames per second)")
     br.add_argument("--rig", default="builtin", help=rig_help)
     br.add_argument("--size", type=COUNT, default=512)
@@ -484,139 +596,271 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--renderer", choices=["auto", "gl", "torch"], default=None)
     br.add_argument("--antialias", type=number(int, low=0, high=16), default=0)
     br.set_defaults(func=cmd_bench_render)
-    bf = b.add_parser("frontends", help="speech front-ends: unit agreement with aligned phones, real-time factor")
-    bf.add_argument("--speech", default=str(Path("..") / "shared" / "data" / "speech"),
-                    help="folder of real speech; LibriVox-style 'transcription' files give the reference phones")
-    bf.add_argument("--corpus", help="synthetic corpus to fit units and the unit-to-phone mapping on "
-                    "(default: a small one made on the fly)")
+    bf = b.add_parser(
+        "frontends", help="speech front-ends: unit agreement with aligned phones, real-time factor"
+    )
+    bf.add_argument(
+        "--speech",
+        default=str(Path("..") / "shared" / "data" / "speech"),
+        help="folder of real speech; LibriVox-style 'transcription' files give the reference phones",
+    )
+    bf.add_argument(
+        "--corpus",
+        help="synthetic corpus to fit units and the unit-to-phone mapping on "
+        "(default: a small one made on the fly)",
+    )
     bf.add_argument("--frontends", default="phonetic,mel", help="comma-separated front-ends without weights")
     bf.add_argument("--hubert", metavar="DIR", help="a local HuBERT model folder to include")
     bf.add_argument("--wav2vec2", metavar="DIR", help="a local wav2vec2 model folder to include")
-    bf.add_argument("--random-ssl", action="store_true",
-                    help="include a randomly initialised HuBERT-base (speed only: no pretrained weights here)")
+    bf.add_argument(
+        "--random-ssl",
+        action="store_true",
+        help="include a randomly initialised HuBERT-base (speed only: no pretrained weights here)",
+    )
     bf.add_argument("--units", type=COUNT, default=128, help="k-means units for mel/hubert/wav2vec2")
     bf.add_argument("--seed", type=SEED, default=0)
     bf.add_argument("--workers", type=COUNT, default=None)
     bf.set_defaults(func=cmd_bench_frontends)
 
-    bc = b.add_parser("corpus", help="how much speaker styles matter in a corpus (speaker-agnostic oracle error)")
+    bc = b.add_parser(
+        "corpus", help="how much speaker styles matter in a corpus (speaker-agnostic oracle error)"
+    )
     bc.add_argument("corpus", help="corpus folder (made by adamesh corpus)")
     bc.set_defaults(func=cmd_bench_corpus)
 
-    be = b.add_parser("expression", help="expression adaptation on held-out speakers: no adaptation, style "
-                      "encoder, full fine-tuning, LoRA and MoLoRA; LVE, MVE, FDD, lip closure, style error")
+    be = b.add_parser(
+        "expression",
+        help="expression adaptation on held-out speakers: no adaptation, style "
+        "encoder, full fine-tuning, LoRA and MoLoRA; LVE, MVE, FDD, lip closure, style error",
+    )
     _model_bench_arguments(be, "expression")
-    be.add_argument("--rig", help=f"rig for vertex metrics (default: ict if installed, else builtin): {rig_help}")
+    be.add_argument(
+        "--rig", help=f"rig for vertex metrics (default: ict if installed, else builtin): {rig_help}"
+    )
     be.add_argument("--lengths", default="2.5,5,10,20", help="reference lengths in seconds")
     be.set_defaults(func=cmd_bench_expression)
 
-    bp = b.add_parser("pose", help="pose adaptation on held-out speakers: generic, random, mean, top-1 and "
-                      "blended retrieved styles; diversity, beat alignment, FD, style error; VQ-VAE codebooks")
+    bp = b.add_parser(
+        "pose",
+        help="pose adaptation on held-out speakers: generic, random, mean, top-1 and "
+        "blended retrieved styles; diversity, beat alignment, FD, style error; VQ-VAE codebooks",
+    )
     _model_bench_arguments(bp, "pose")
     bp.add_argument("--reference-seconds", type=number(above=0), default=10.0)
-    bp.add_argument("--codebooks", default="", help="also train VQ-VAEs with these codebook sizes, e.g. 64,256,1024")
+    bp.add_argument(
+        "--codebooks", default="", help="also train VQ-VAEs with these codebook sizes, e.g. 64,256,1024"
+    )
     bp.add_argument("--seed", type=SEED, default=0, help="sampling seed")
     bp.set_defaults(func=cmd_bench_pose)
 
-    bl = b.add_parser("lipsync", help="lip sync on real video: predicted vs tracked mouth opening (Pearson r)")
-    bl.add_argument("--model", action="append", help="expression model folder (repeat to compare; default: "
-                    "the shipped model)")
-    bl.add_argument("--videos", action="append", help="folder of talking-face videos with their speech, a "
-                    "clips.csv naming speakers (repeat; default: ../shared/data/video/grid and .../real)")
-    bl.add_argument("--conditions", default="clean", help="comma-separated: clean, telephone (8 kHz band), "
-                    "noise10 (white noise at 10 dB SNR)")
+    bl = b.add_parser(
+        "lipsync", help="lip sync on real video: predicted vs tracked mouth opening (Pearson r)"
+    )
+    bl.add_argument(
+        "--model",
+        action="append",
+        help="expression model folder (repeat to compare; default: the shipped model)",
+    )
+    bl.add_argument(
+        "--videos",
+        action="append",
+        help="folder of talking-face videos with their speech, a "
+        "clips.csv naming speakers (repeat; default: ../shared/data/video/grid and .../real)",
+    )
+    bl.add_argument(
+        "--conditions",
+        default="clean",
+        help="comma-separated: clean, telephone (8 kHz band), noise10 (white noise at 10 dB SNR)",
+    )
     bl.add_argument("--out", default="out/bench_lipsync", help="results.json and table.md go here")
     bl.set_defaults(func=cmd_bench_lipsync)
-    bq = b.add_parser("probe", help="lip information in speech front-ends: a ridge regression fitted on the "
-                      "corpus, scored against mouth opening tracked in real video")
-    bq.add_argument("--frontend", action="append", help="front-end as NAME[:KEY=VALUE,...], e.g. "
-                    "whisper:model=base or whisper:compute_type=float32 (repeat; default: mel and whisper)")
+    bq = b.add_parser(
+        "probe",
+        help="lip information in speech front-ends: a ridge regression fitted on the "
+        "corpus, scored against mouth opening tracked in real video",
+    )
+    bq.add_argument(
+        "--frontend",
+        action="append",
+        help="front-end as NAME[:KEY=VALUE,...], e.g. "
+        "whisper:model=base or whisper:compute_type=float32 (repeat; default: mel and whisper)",
+    )
     bq.add_argument("--corpus", required=True, help="synthetic corpus folder (adamesh corpus)")
-    bq.add_argument("--speakers", type=COUNT, default=12, help="training speakers the regression is fitted on")
-    bq.add_argument("--videos", action="append", help="folders of real videos (default: grid and real in ../shared)")
+    bq.add_argument(
+        "--speakers", type=COUNT, default=12, help="training speakers the regression is fitted on"
+    )
+    bq.add_argument(
+        "--videos", action="append", help="folders of real videos (default: grid and real in ../shared)"
+    )
     bq.add_argument("--conditions", default="clean", help="comma-separated: clean, telephone, noise10")
     bq.set_defaults(func=cmd_bench_probe)
-    bs = b.add_parser("speed", help="speech to ARKit + head pose, front-ends included, for several models "
-                      "side by side; each model's front-ends alone")
-    bs.add_argument("--model", action="append", help="model folder (repeat to compare; default: the shipped model)")
-    bs.add_argument("--audio", action="append", help="speech file (repeat; default: ../shared/data/speech/a2f/*.wav)")
+    bs = b.add_parser(
+        "speed",
+        help="speech to ARKit + head pose, front-ends included, for several models "
+        "side by side; each model's front-ends alone",
+    )
+    bs.add_argument(
+        "--model", action="append", help="model folder (repeat to compare; default: the shipped model)"
+    )
+    bs.add_argument(
+        "--audio", action="append", help="speech file (repeat; default: ../shared/data/speech/a2f/*.wav)"
+    )
     bs.add_argument("--repeats", type=COUNT, default=3)
     bs.set_defaults(func=cmd_bench_speed)
     bg = b.add_parser("long", help="wall time and peak memory of animating long speech (1, 10, 60 minutes)")
     bg.add_argument("--model", help="model folder (default: the shipped model)")
-    bg.add_argument("--audio", action="append", help="speech file, repeated to each length (repeat; default: "
-                    "../shared/data/speech/a2f/*.wav)")
-    bg.add_argument("--minutes", default="1,10,60", help="comma-separated lengths in minutes (default 1,10,60)")
+    bg.add_argument(
+        "--audio",
+        action="append",
+        help="speech file, repeated to each length (repeat; default: ../shared/data/speech/a2f/*.wav)",
+    )
+    bg.add_argument(
+        "--minutes", default="1,10,60", help="comma-separated lengths in minutes (default 1,10,60)"
+    )
     bg.set_defaults(func=cmd_bench_long)
-    bv = b.add_parser("video", help="real talking-face videos end to end: tracking speed and fit error, "
-                      "adaptation time, lip sync of generic and personalised animation, animation speed")
-    bv.add_argument("--videos", default=str(Path("..") / "shared" / "data" / "video" / "grid"),
-                    help="folder of videos, one speaker each (default: the GRID clips in ../shared)")
+    bv = b.add_parser(
+        "video",
+        help="real talking-face videos end to end: tracking speed and fit error, "
+        "adaptation time, lip sync of generic and personalised animation, animation speed",
+    )
+    bv.add_argument(
+        "--videos",
+        default=str(Path("..") / "shared" / "data" / "video" / "grid"),
+        help="folder of videos, one speaker each (default: the GRID clips in ../shared)",
+    )
     bv.add_argument("--model", help="model folder (default: the shipped model)")
     bv.add_argument("--rig", default="builtin", help="rig the tracker fits (builtin or ict)")
     bv.add_argument("--out", default="out/bench_video")
     bv.set_defaults(func=cmd_bench_video)
 
-    bpe = b.add_parser("people", help="personal style on real people: profiles from the first seconds of each "
-                       "speaker's video against the generic model, on the rest (lip sync, expression, style, head pose)")
-    bpe.add_argument("--videos", action="append", help="folder of videos (speakers from its clips.csv or subfolders) "
-                     "or a clip folder of one speaker from `adamesh track` (repeat; default: ../shared/data/video/real)")
-    bpe.add_argument("--reference-seconds", default="10", help="comma-separated reference lengths, e.g. 2.5,5,10")
-    bpe.add_argument("--methods", default="none,style,lora,molora,full", help="comma-separated: none (generic), "
-                     "style (style embedding only), lora, molora, full (fine-tuning)")
-    bpe.add_argument("--test-clips", type=COUNT, help="test on at most this many clips after the reference "
-                     "(default: all the rest)")
+    bpe = b.add_parser(
+        "people",
+        help="personal style on real people: profiles from the first seconds of each "
+        "speaker's video against the generic model, on the rest (lip sync, expression, style, head pose)",
+    )
+    bpe.add_argument(
+        "--videos",
+        action="append",
+        help="folder of videos (speakers from its clips.csv or subfolders) "
+        "or a clip folder of one speaker from `adamesh track` (repeat; default: ../shared/data/video/real)",
+    )
+    bpe.add_argument(
+        "--reference-seconds", default="10", help="comma-separated reference lengths, e.g. 2.5,5,10"
+    )
+    bpe.add_argument(
+        "--methods",
+        default="none,style,lora,molora,full",
+        help="comma-separated: none (generic), "
+        "style (style embedding only), lora, molora, full (fine-tuning)",
+    )
+    bpe.add_argument(
+        "--test-clips",
+        type=COUNT,
+        help="test on at most this many clips after the reference (default: all the rest)",
+    )
     bpe.add_argument("--model", help="model folder (default: the shipped model)")
-    bpe.add_argument("--rig", help=f"rig for lip vertex error (default: ict if installed, else builtin): {rig_help}")
+    bpe.add_argument(
+        "--rig", help=f"rig for lip vertex error (default: ict if installed, else builtin): {rig_help}"
+    )
     bpe.add_argument("--renders", type=number(int, low=0), default=2, help="speakers rendered side by side")
     bpe.add_argument("--out", default="out/bench_people")
     bpe.set_defaults(func=cmd_bench_people)
 
-    t = sub.add_parser("train", help="train a model of the method").add_subparsers(dest="train_command", required=True)
-    for kind, help_text in (("expression", "the speech-to-expression model"),
-                            ("pose", "the pose adapter: VQ-VAE, then PoseGPT, then the gallery of style matrices")):
+    t = sub.add_parser("train", help="train a model of the method").add_subparsers(
+        dest="train_command", required=True
+    )
+    for kind, help_text in (
+        ("expression", "the speech-to-expression model"),
+        ("pose", "the pose adapter: VQ-VAE, then PoseGPT, then the gallery of style matrices"),
+    ):
         te = t.add_parser(kind, help=help_text + " (resumes an interrupted run)")
-        te.add_argument("--data", required=True, nargs="+", help="corpus or clip folder (see docs/data.md: Clip "
-                        "datasets); several folders train on all their clips, e.g. the corpus and tracked real video")
+        te.add_argument(
+            "--data",
+            required=True,
+            nargs="+",
+            help="corpus or clip folder (see docs/data.md: Clip "
+            "datasets); several folders train on all their clips, e.g. the corpus and tracked real video",
+        )
         te.add_argument("--out", required=True, help="model folder")
         te.add_argument("--preset", choices=list(PRESETS), default="default")
-        te.add_argument("--frontend", choices=["phonetic", "mel", "whisper", "hubert", "wav2vec2"],
-                        help="speech front-end (default: the training config's for this kind of model)")
-        te.add_argument("--frontend-model", metavar="DIR", help="model folder of a whisper (faster-whisper "
-                        "layout), hubert or wav2vec2 front-end; for whisper also a name: tiny.en (default), base")
+        te.add_argument(
+            "--frontend",
+            choices=["phonetic", "mel", "whisper", "hubert", "wav2vec2"],
+            help="speech front-end (default: the training config's for this kind of model)",
+        )
+        te.add_argument(
+            "--frontend-model",
+            metavar="DIR",
+            help="model folder of a whisper (faster-whisper "
+            "layout), hubert or wav2vec2 front-end; for whisper also a name: tiny.en (default), base",
+        )
         te.add_argument("--epochs", type=COUNT, help="epochs (of each stage, for pose)")
-        te.add_argument("--augment", type=number(int, low=0, high=16), help="degraded copies of each training clip's audio (noise, "
-                        "reverberation, telephone band, gain); each window hears one at random")
+        te.add_argument(
+            "--augment",
+            type=number(int, low=0, high=16),
+            help="degraded copies of each training clip's audio (noise, "
+            "reverberation, telephone band, gain); each window hears one at random",
+        )
         te.add_argument("--batch-size", type=COUNT)
         te.add_argument("--lr", type=number(above=0, high=1))
         te.add_argument("--seed", type=SEED)
-        te.add_argument("--workers", type=COUNT, default=None, help="feature extraction processes (default: all cores)")
+        te.add_argument(
+            "--workers", type=COUNT, default=None, help="feature extraction processes (default: all cores)"
+        )
         te.add_argument("--fresh", action="store_true", help="start over instead of resuming a run in --out")
-        te.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="where to train (auto: a CUDA GPU if PyTorch sees one; under torchrun, one per process)")
+        te.add_argument(
+            "--device",
+            choices=("auto", "cpu", "cuda"),
+            default="auto",
+            help="where to train (auto: a CUDA GPU if PyTorch sees one; under torchrun, one per process)",
+        )
         te.set_defaults(func=cmd_train, kind=kind)
 
-    tr = sub.add_parser("track", help="fit the rig to a talking-face video: a clip folder (motion + speech), "
-                        "fit report and overlay video")
-    tr.add_argument("video", nargs="+", help="video of one face (mp4, mov, mkv, webm, avi, mpg); several "
-                    "videos or folders of videos make one clip folder, without overlays (resumes if interrupted)")
+    tr = sub.add_parser(
+        "track",
+        help="fit the rig to a talking-face video: a clip folder (motion + speech), "
+        "fit report and overlay video",
+    )
+    tr.add_argument(
+        "video",
+        nargs="+",
+        help="video of one face (mp4, mov, mkv, webm, avi, mpg); several "
+        "videos or folders of videos make one clip folder, without overlays (resumes if interrupted)",
+    )
     tr.add_argument("--out", required=True, help="clip folder to write")
-    tr.add_argument("--speaker", help="speaker name written into the motion (default: the video's name); "
-                    "give one name to the videos of one person, so training treats them as one style")
-    tr.add_argument("--workers", type=COUNT, help="tracking processes for several videos (default: all cores)")
-    tr.add_argument("--rig", default="builtin", help="rig whose parameters are fitted: builtin or ict (default builtin)")
-    tr.add_argument("--fps", type=number(low=1, high=240), default=25.0, help="motion frame rate (default 25)")
+    tr.add_argument(
+        "--speaker",
+        help="speaker name written into the motion (default: the video's name); "
+        "give one name to the videos of one person, so training treats them as one style",
+    )
+    tr.add_argument(
+        "--workers", type=COUNT, help="tracking processes for several videos (default: all cores)"
+    )
+    tr.add_argument(
+        "--rig", default="builtin", help="rig whose parameters are fitted: builtin or ict (default builtin)"
+    )
+    tr.add_argument(
+        "--fps", type=number(low=1, high=240), default=25.0, help="motion frame rate (default 25)"
+    )
     tr.add_argument("--no-overlay", action="store_true", help="skip the overlay video (faster)")
     tr.set_defaults(func=cmd_track)
 
     model_help = "model folder (default: the model shipped with adamesh)"
     ad = sub.add_parser("adapt", help="learn a person's style from a ~10 s reference video: one profile file")
-    ad.add_argument("--reference", required=True, help="video of the person talking, or a clip folder from "
-                    "`adamesh track`, or a motion file (.npz) with its audio")
+    ad.add_argument(
+        "--reference",
+        required=True,
+        help="video of the person talking, or a clip folder from "
+        "`adamesh track`, or a motion file (.npz) with its audio",
+    )
     ad.add_argument("--model", help=model_help)
     ad.add_argument("--out", required=True, help="profile file to write (.profile)")
-    ad.add_argument("--method", choices=["molora", "lora", "full", "style"], default="molora",
-                    help="expression adaptation (default molora)")
+    ad.add_argument(
+        "--method",
+        choices=["molora", "lora", "full", "style"],
+        default="molora",
+        help="expression adaptation (default molora)",
+    )
     ad.add_argument("--retrieval", choices=["blend", "top1"], default="blend", help="pose-style retrieval")
     ad.add_argument("--seed", type=SEED, default=0)
     ad.add_argument("--keep-clip", metavar="DIR", help="keep the tracked clip of a reference video in DIR")
@@ -628,19 +872,38 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--model", help=model_help)
     an.add_argument("--out", required=True, help="motion file to write (.npz)")
     an.add_argument("--render", metavar="OUT.mp4", help="also render a video with the speech")
-    an.add_argument("--export", action="append", choices=["glb", "csv"],
-                    help="also export beside --out: glb (mesh + animation) or csv (Live Link); repeatable")
+    an.add_argument(
+        "--export",
+        action="append",
+        choices=["glb", "csv"],
+        help="also export beside --out: glb (mesh + animation) or csv (Live Link); repeatable",
+    )
     an.add_argument("--rig", default="builtin", help=f"rig for --render and --export glb: {rig_help}")
     an.add_argument("--seed", type=SEED, default=0, help="head motion and blink timing (default 0)")
-    an.add_argument("--style-strength", type=number(low=0, high=3), default=1.0,
-                    help="0 generic, 1 as the profile, above 1 exaggerated (default 1)")
-    an.add_argument("--pose-amplitude", type=number(low=0, high=3), default=1.0, help="scale of head motion (default 1)")
-    an.add_argument("--blink-rate", type=number(low=0, high=60), help="blinks per minute (default: the reference's, else 15)")
-    an.add_argument("--temperature", type=number(low=0.05, high=3), default=0.8, help="head-motion sampling temperature")
+    an.add_argument(
+        "--style-strength",
+        type=number(low=0, high=3),
+        default=1.0,
+        help="0 generic, 1 as the profile, above 1 exaggerated (default 1)",
+    )
+    an.add_argument(
+        "--pose-amplitude", type=number(low=0, high=3), default=1.0, help="scale of head motion (default 1)"
+    )
+    an.add_argument(
+        "--blink-rate",
+        type=number(low=0, high=60),
+        help="blinks per minute (default: the reference's, else 15)",
+    )
+    an.add_argument(
+        "--temperature", type=number(low=0.05, high=3), default=0.8, help="head-motion sampling temperature"
+    )
     an.set_defaults(func=cmd_animate)
 
-    dm = sub.add_parser("demo", help="personalise the shipped model to a held-out synthetic speaker: video, "
-                        "glb, Live Link CSV, plots and a report in one folder")
+    dm = sub.add_parser(
+        "demo",
+        help="personalise the shipped model to a held-out synthetic speaker: video, "
+        "glb, Live Link CSV, plots and a report in one folder",
+    )
     dm.add_argument("--out", default="out/demo")
     dm.add_argument("--rig", default="builtin", help=f"rig to render and export: {rig_help}")
     dm.add_argument("--speaker", help="held-out speaker of the default corpus (default spk011)")
@@ -648,7 +911,9 @@ def build_parser() -> argparse.ArgumentParser:
     dm.set_defaults(func=cmd_demo)
 
     mdl = sub.add_parser("model", help="model folders").add_subparsers(dest="model_command", required=True)
-    mp = mdl.add_parser("pack", help="half-precision copy of a model folder (expression/ + pose/) for shipping")
+    mp = mdl.add_parser(
+        "pack", help="half-precision copy of a model folder (expression/ + pose/) for shipping"
+    )
     mp.add_argument("folder")
     mp.add_argument("--out", required=True)
     mp.set_defaults(func=cmd_model_pack)
@@ -689,8 +954,11 @@ def main(argv: list[str] | None = None) -> int:
         return 143
     except OSError as e:  # the file system said no (a file where a folder should be, a full disk ...)
         where = f" {e.filename}" if e.filename else ""
-        print(f"adamesh: error: cannot use{where}: {e.strerror or e}; check the path, its permissions and the "
-              "free space (the cache is $ADAMESH_CACHE, else ~/.cache/adamesh)", file=sys.stderr)
+        print(
+            f"adamesh: error: cannot use{where}: {e.strerror or e}; check the path, its permissions and the "
+            "free space (the cache is $ADAMESH_CACHE, else ~/.cache/adamesh)",
+            file=sys.stderr,
+        )
         return 1
     except Exception as e:  # a bug: one line, the traceback on request
         if os.environ.get("ADAMESH_DEBUG"):

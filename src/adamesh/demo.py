@@ -71,9 +71,16 @@ def _test_sentences(n_test: int, speaker_id: str):
 
     cfg, speaker, index = _held_out_speaker(speaker_id)
     tests = [synthesize_clip(speaker, cfg.sentences - 1 - j, cfg, index) for j in range(n_test)]
-    truth = Motion(np.concatenate([m.params for _, m in tests]), ARKIT, cfg.fps,
-                   meta={"producer": "adamesh demo", "speaker": speaker_id,
-                         "text": " ".join(m.meta["text"] for _, m in tests)})
+    truth = Motion(
+        np.concatenate([m.params for _, m in tests]),
+        ARKIT,
+        cfg.fps,
+        meta={
+            "producer": "adamesh demo",
+            "speaker": speaker_id,
+            "text": " ".join(m.meta["text"] for _, m in tests),
+        },
+    )
     return np.concatenate([a for a, _ in tests]), truth
 
 
@@ -88,8 +95,11 @@ def _plot(truth: Motion, generic: Motion, personal: Motion, path: Path) -> None:
     t = np.arange(truth.n_frames) / truth.fps
     for ax, name in zip(axes, names):
         scale = 180 / np.pi if name.startswith("head") else 1.0
-        for motion, label, style in ((truth, "ground truth", "k-"), (generic, "generic", "C0--"),
-                                     (personal, "personalised", "C3-")):
+        for motion, label, style in (
+            (truth, "ground truth", "k-"),
+            (generic, "generic", "C0--"),
+            (personal, "personalised", "C3-"),
+        ):
             ax.plot(t[: motion.n_frames], motion.channel(name) * scale, style, lw=1.2, label=label)
         ax.set_ylabel(name + (" (deg)" if scale != 1 else ""), fontsize=9)
         ax.grid(alpha=0.3)
@@ -111,17 +121,25 @@ def _metrics(rig, truth: Motion, motion: Motion) -> dict:
     rot = slice(*ARKIT.rotation)
     return {
         "LVE (mm^2)": v["lve_sq"],
-        "lip gap Pearson r": pearson(lip_gap(motion.params[:n, :e], ARKIT.channels[:e]),
-                                     lip_gap(truth.params[:n, :e], ARKIT.channels[:e])),
+        "lip gap Pearson r": pearson(
+            lip_gap(motion.params[:n, :e], ARKIT.channels[:e]),
+            lip_gap(truth.params[:n, :e], ARKIT.channels[:e]),
+        ),
         "expression L1": float(np.abs(motion.params[:n, :e] - truth.params[:n, :e]).mean()),
         "head angle std (deg)": [round(float(x), 2) for x in np.degrees(motion.params[:n, rot].std(0))],
-        "mean head angle error (deg)": float(np.degrees(np.abs(motion.params[:n, rot].mean(0)
-                                                               - truth.params[:n, rot].mean(0)).mean())),
+        "mean head angle error (deg)": float(
+            np.degrees(np.abs(motion.params[:n, rot].mean(0) - truth.params[:n, rot].mean(0)).mean())
+        ),
     }
 
 
-def run_demo(out: str | os.PathLike, rig_spec: str = "builtin", speaker: str = DEMO_SPEAKER,
-             model: str | None = None, log=print) -> dict:
+def run_demo(
+    out: str | os.PathLike,
+    rig_spec: str = "builtin",
+    speaker: str = DEMO_SPEAKER,
+    model: str | None = None,
+    log=print,
+) -> dict:
     """Run the demo into folder `out` (see the module docstring); returns the report's numbers."""
     from adamesh import api
     from adamesh.export import write_csv, write_glb
@@ -132,8 +150,10 @@ def run_demo(out: str | os.PathLike, rig_spec: str = "builtin", speaker: str = D
     out.mkdir(parents=True, exist_ok=True)
     rig = load_rig(rig_spec)
     t_start = time.perf_counter()
-    log(f"synthesising held-out speaker {speaker}: ~{REFERENCE_SECONDS:g} s of reference, {TEST_SENTENCES} "
-        "test sentences")
+    log(
+        f"synthesising held-out speaker {speaker}: ~{REFERENCE_SECONDS:g} s of reference, {TEST_SENTENCES} "
+        "test sentences"
+    )
     from adamesh.audio import SAMPLE_RATE as rate
 
     reference = synthetic_reference(out / "clips", REFERENCE_SECONDS, speaker)
@@ -148,7 +168,9 @@ def run_demo(out: str | os.PathLike, rig_spec: str = "builtin", speaker: str = D
     profile = animator.adapt(reference)
     adapt_seconds = time.perf_counter() - t0
     profile.save(out / "profile.profile")
-    log(f"adapted in {adapt_seconds:.1f} s: pose style {profile.pose.method} of {', '.join(profile.pose.chosen)}")
+    log(
+        f"adapted in {adapt_seconds:.1f} s: pose style {profile.pose.method} of {', '.join(profile.pose.chosen)}"
+    )
 
     t0 = time.perf_counter()
     personal = animator.animate(speech, profile, seed=0)
@@ -159,16 +181,29 @@ def run_demo(out: str | os.PathLike, rig_spec: str = "builtin", speaker: str = D
     write_glb(personal, rig, out / "personalised.glb")
     write_csv(personal, rig, out / "personalised.csv")
     _plot(truth, generic, personal, out / "channels.png")
-    render_motion([truth, generic, personal], rig, out / "side_by_side.mp4",
-                  captions=["ground truth", "generic", "personalised"], size=384)
+    render_motion(
+        [truth, generic, personal],
+        rig,
+        out / "side_by_side.mp4",
+        captions=["ground truth", "generic", "personalised"],
+        size=384,
+    )
 
     scores = {"generic": _metrics(rig, truth, generic), "personalised": _metrics(rig, truth, personal)}
-    result = {"speaker": speaker, "reference_seconds": profile.reference["seconds"],
-              "test_seconds": round(truth.duration, 2), "rig": rig.name, "adapt_seconds": round(adapt_seconds, 2),
-              "truth_head_angle_std": [round(float(x), 2) for x in
-                                       np.degrees(truth.params[:, slice(*ARKIT.rotation)].std(0))],
-              "animate_realtime_factor": round(personal.duration / animate_seconds, 1), "scores": scores,
-              "pose_style": profile.pose.to_dict(), "total_seconds": round(time.perf_counter() - t_start, 1)}
+    result = {
+        "speaker": speaker,
+        "reference_seconds": profile.reference["seconds"],
+        "test_seconds": round(truth.duration, 2),
+        "rig": rig.name,
+        "adapt_seconds": round(adapt_seconds, 2),
+        "truth_head_angle_std": [
+            round(float(x), 2) for x in np.degrees(truth.params[:, slice(*ARKIT.rotation)].std(0))
+        ],
+        "animate_realtime_factor": round(personal.duration / animate_seconds, 1),
+        "scores": scores,
+        "pose_style": profile.pose.to_dict(),
+        "total_seconds": round(time.perf_counter() - t_start, 1),
+    }
     with atomic_output(out / "report.json") as tmp:
         tmp.write_text(json.dumps(result, indent=1))
     with atomic_output(out / "report.md") as tmp:
@@ -179,17 +214,28 @@ def run_demo(out: str | os.PathLike, rig_spec: str = "builtin", speaker: str = D
 
 def _report(r: dict) -> str:
     rows = [k for k in r["scores"]["generic"] if not isinstance(r["scores"]["generic"][k], list)]
-    lines = [f"# adamesh demo: held-out speaker {r['speaker']}", "",
-             f"Reference: {r['reference_seconds']:.1f} s of synthetic speech and ground-truth motion of a speaker "
-             f"the shipped model never saw. Test: {r['test_seconds']:.1f} s of {TEST_SENTENCES} new sentences. Metrics on the "
-             f"{r['rig']} rig.", "",
-             "| metric | generic | personalised |", "|---|---|---|"]
+    lines = [
+        f"# adamesh demo: held-out speaker {r['speaker']}",
+        "",
+        f"Reference: {r['reference_seconds']:.1f} s of synthetic speech and ground-truth motion of a speaker "
+        f"the shipped model never saw. Test: {r['test_seconds']:.1f} s of {TEST_SENTENCES} new sentences. Metrics on the "
+        f"{r['rig']} rig.",
+        "",
+        "| metric | generic | personalised |",
+        "|---|---|---|",
+    ]
     for k in rows:
         lines.append(f"| {k} | {r['scores']['generic'][k]:.3f} | {r['scores']['personalised'][k]:.3f} |")
-    lines.append(f"| head angle std pitch/yaw/roll (deg), ground truth {r['truth_head_angle_std']} | "
-                 f"{r['scores']['generic']['head angle std (deg)']} | {r['scores']['personalised']['head angle std (deg)']} |")
-    lines += ["", f"Adaptation: {r['adapt_seconds']:.1f} s (MoLoRA + pose-style retrieval). Animation: "
-              f"{r['animate_realtime_factor']:.0f}x real time. Whole demo: {r['total_seconds']:.0f} s.",
-              f"Pose style: {r['pose_style']['method']} of {', '.join(r['pose_style']['chosen'])} "
-              f"(weights {r['pose_style']['weights']}).", ""]
+    lines.append(
+        f"| head angle std pitch/yaw/roll (deg), ground truth {r['truth_head_angle_std']} | "
+        f"{r['scores']['generic']['head angle std (deg)']} | {r['scores']['personalised']['head angle std (deg)']} |"
+    )
+    lines += [
+        "",
+        f"Adaptation: {r['adapt_seconds']:.1f} s (MoLoRA + pose-style retrieval). Animation: "
+        f"{r['animate_realtime_factor']:.0f}x real time. Whole demo: {r['total_seconds']:.0f} s.",
+        f"Pose style: {r['pose_style']['method']} of {', '.join(r['pose_style']['chosen'])} "
+        f"(weights {r['pose_style']['weights']}).",
+        "",
+    ]
     return "\n".join(lines)

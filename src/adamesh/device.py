@@ -21,12 +21,16 @@ def resolve_device(spec: str = "auto") -> torch.device:
     if spec == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise AdameshError("--device cuda: PyTorch sees no CUDA GPU here (a CPU build of torch, or no "
-                           "driver); use --device cpu")
+        raise AdameshError(
+            "--device cuda: PyTorch sees no CUDA GPU here (a CPU build of torch, or no "
+            "driver); use --device cpu"
+        )
     index = int(os.environ.get("LOCAL_RANK", "0"))
     if index >= torch.cuda.device_count():
-        raise AdameshError(f"process {index} of torchrun has no GPU of its own ({torch.cuda.device_count()} "
-                           "visible); start at most one process per GPU")
+        raise AdameshError(
+            f"process {index} of torchrun has no GPU of its own ({torch.cuda.device_count()} "
+            "visible); start at most one process per GPU"
+        )
     return torch.device("cuda", index)
 
 

@@ -63,7 +63,9 @@ class _GlbBuilder:
         while len(self.blob) % 4:
             self.blob.append(0)
         raw = np.ascontiguousarray(data).tobytes()
-        self.doc.bufferViews.append(gl.BufferView(buffer=0, byteOffset=len(self.blob), byteLength=len(raw), target=target))
+        self.doc.bufferViews.append(
+            gl.BufferView(buffer=0, byteOffset=len(self.blob), byteLength=len(raw), target=target)
+        )
         self.blob += raw
         return len(self.doc.bufferViews) - 1
 
@@ -102,7 +104,9 @@ def write_glb(motion: Motion, rig: Rig, out: str | os.PathLike) -> Path:
     and one animation: morph weights, head rotation and translation about the neck pivot."""
     _need_arkit(motion, "glb")
     if not isinstance(rig, BlendshapeRig):
-        raise AdameshError(f"glb export needs a blendshape rig (builtin, ict, gltf:PATH); {rig.name!r} is not one")
+        raise AdameshError(
+            f"glb export needs a blendshape rig (builtin, ict, gltf:PATH); {rig.name!r} is not one"
+        )
     rig.check(motion)
     scale = 1.0 / rig.units_per_meter
     pivot = rig.pivot.astype(np.float64) * scale
@@ -117,7 +121,9 @@ def write_glb(motion: Motion, rig: Rig, out: str | os.PathLike) -> Path:
         COLOR_0=b.accessor(rig.colors.astype(np.float32), gl.VEC3, gl.ARRAY_BUFFER),
     )
     targets = [{"POSITION": b.sparse_target((rig.shapes[k] * scale).astype(np.float32))} for k in keep]
-    indices = b.accessor(rig.faces.reshape(-1).astype(np.uint32), gl.SCALAR, gl.ELEMENT_ARRAY_BUFFER, bounds=True)
+    indices = b.accessor(
+        rig.faces.reshape(-1).astype(np.uint32), gl.SCALAR, gl.ELEMENT_ARRAY_BUFFER, bounds=True
+    )
     prim = gl.Primitive(attributes=attrs, indices=indices, targets=targets, mode=gl.TRIANGLES,
                         material=0)  # fmt: skip
     b.doc.materials.append(gl.Material(name="skin", pbrMetallicRoughness=gl.PbrMetallicRoughness(
@@ -135,9 +141,14 @@ def write_glb(motion: Motion, rig: Rig, out: str | os.PathLike) -> Path:
     quats, trans = _head_pose(motion)
     samplers = [
         gl.AnimationSampler(input=t_acc, output=b.accessor(weights, gl.SCALAR), interpolation=gl.ANIM_LINEAR),
-        gl.AnimationSampler(input=t_acc, output=b.accessor(quats.astype(np.float32), gl.VEC4), interpolation=gl.ANIM_LINEAR),
-        gl.AnimationSampler(input=t_acc, output=b.accessor((pivot + trans).astype(np.float32), gl.VEC3),
-                            interpolation=gl.ANIM_LINEAR),  # fmt: skip
+        gl.AnimationSampler(
+            input=t_acc, output=b.accessor(quats.astype(np.float32), gl.VEC4), interpolation=gl.ANIM_LINEAR
+        ),
+        gl.AnimationSampler(
+            input=t_acc,
+            output=b.accessor((pivot + trans).astype(np.float32), gl.VEC3),
+            interpolation=gl.ANIM_LINEAR,
+        ),  # fmt: skip
     ]
     channels = [
         gl.AnimationChannel(sampler=0, target=gl.AnimationChannelTarget(node=1, path="weights")),
@@ -208,7 +219,9 @@ def write_csv(motion: Motion, rig: Rig | None, out: str | os.PathLike, fps: floa
     _need_arkit(motion, "csv")
     if fps is not None and fps != motion.fps:
         motion = resample_motion(motion, fps)
-    header = ["Timecode", "BlendShapeCount"] + [n[0].upper() + n[1:] for n in LIVE_LINK_ORDER] + LIVE_LINK_EXTRA
+    header = (
+        ["Timecode", "BlendShapeCount"] + [n[0].upper() + n[1:] for n in LIVE_LINK_ORDER] + LIVE_LINK_EXTRA
+    )
     cols = [ARKIT.index(n) for n in LIVE_LINK_ORDER]
     head = motion.params[:, [ARKIT.index("headYaw"), ARKIT.index("headPitch"), ARKIT.index("headRoll")]]
     eyes = eye_angles(motion)
@@ -244,7 +257,9 @@ def write_obj_sequence(motion: Motion, rig: Rig, out: str | os.PathLike) -> Path
     with atomic_output(out, directory=True) as tmp:
         for t, v in enumerate(verts):
             with open(tmp / f"frame_{t:05d}.obj", "w") as f:
-                f.write(f"# adamesh {__version__}: rig {rig.name}, frame {t} of {len(verts)} at {motion.fps:g} fps\n")
+                f.write(
+                    f"# adamesh {__version__}: rig {rig.name}, frame {t} of {len(verts)} at {motion.fps:g} fps\n"
+                )
                 np.savetxt(f, v, fmt="v %.6f %.6f %.6f")
                 f.write(faces)
     return Path(out)
@@ -264,8 +279,9 @@ def write_npz(motion: Motion, rig: Rig, out: str | os.PathLike) -> Path:
 WRITERS = {"glb": write_glb, "csv": write_csv, "obj": write_obj_sequence, "npz": write_npz}
 
 
-def export(motion: Motion, fmt: str, out: str | os.PathLike, rig: Rig | str | None = None,
-           fps: float | None = None) -> Path:
+def export(
+    motion: Motion, fmt: str, out: str | os.PathLike, rig: Rig | str | None = None, fps: float | None = None
+) -> Path:
     """Write `motion` in format `fmt` (glb, csv, obj, npz) for `rig` (a Rig or a `load_rig` spec);
     `fps` resamples a csv to another frame rate.
 
@@ -282,7 +298,7 @@ def export(motion: Motion, fmt: str, out: str | os.PathLike, rig: Rig | str | No
     if fmt == "glb" and isinstance(rig, str) and rig.startswith("gltf:"):
         from adamesh.avatar import animate_avatar
 
-        return animate_avatar(motion, rig[len("gltf:"):], out)
+        return animate_avatar(motion, rig[len("gltf:") :], out)
     if isinstance(rig, str):
         from adamesh.rigs import load_rig
 

@@ -34,12 +34,16 @@ def check_writable(path: str | os.PathLike, directory: bool = False, probe: bool
         if not path.is_dir():
             raise AdameshError(f"output folder {path} exists and is not a folder; choose another name")
         if any(path.iterdir()) and not (path / OUTPUT_MARK).is_file():
-            raise AdameshError(f"output folder {path} already holds files adamesh did not write; choose a new "
-                               "folder (it would be replaced as a whole)")
+            raise AdameshError(
+                f"output folder {path} already holds files adamesh did not write; choose a new "
+                "folder (it would be replaced as a whole)"
+            )
     elif path.is_dir():
         raise AdameshError(f"output path {path} is a directory; give a file name")
     elif path.exists() and not path.is_file():
-        raise AdameshError(f"output path {path} is not a regular file (a device, FIFO or socket); give a file name")
+        raise AdameshError(
+            f"output path {path} is not a regular file (a device, FIFO or socket); give a file name"
+        )
     if not parent.exists():
         raise AdameshError(f"cannot write {path}: folder {parent} does not exist")
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
@@ -107,7 +111,7 @@ def atomic_output(path: str | os.PathLike, directory: bool = False) -> Iterator[
 def _remove_orphans(folder: Path, prefix: str) -> None:
     """Partial outputs `prefix<pid>-...` left by a process that no longer runs (killed with -9)."""
     for stale in folder.glob(glob_escape(prefix) + "*"):
-        pid = stale.name[len(prefix):].split("-", 1)[0]
+        pid = stale.name[len(prefix) :].split("-", 1)[0]
         if not pid.isdigit() or _running(int(pid)):
             continue
         if stale.is_dir() and not stale.is_symlink():
@@ -120,7 +124,7 @@ def _remove_orphans(folder: Path, prefix: str) -> None:
 def remove_partials(folder: str | os.PathLike) -> None:
     """Every partial output in `folder` whose writer no longer runs (workers killed with the run)."""
     for stale in Path(folder).glob(".*.partial-*"):
-        _remove_orphans(stale.parent, stale.name[:stale.name.rindex(".partial-") + len(".partial-")])
+        _remove_orphans(stale.parent, stale.name[: stale.name.rindex(".partial-") + len(".partial-")])
 
 
 def _running(pid: int) -> bool:
@@ -139,6 +143,7 @@ def _running(pid: int) -> bool:
 
 def check_outputs(outputs: list, inputs: list) -> None:
     """Refuse outputs that are one of the inputs, or that name the same file twice."""
+
     def key(p):
         return os.path.realpath(os.fspath(p))
 
@@ -147,8 +152,10 @@ def check_outputs(outputs: list, inputs: list) -> None:
     for out in outputs:
         k = key(out)
         if k in sources:
-            raise AdameshError(f"output {out} is the input {sources[k]}; writing it would destroy the input, "
-                               "so choose another output name")
+            raise AdameshError(
+                f"output {out} is the input {sources[k]}; writing it would destroy the input, "
+                "so choose another output name"
+            )
         if k in seen:
             raise AdameshError(f"outputs {seen[k]} and {out} are the same file; give each its own name")
         seen[k] = out
@@ -167,8 +174,10 @@ def check_companion(audio: Path, motion: Path) -> None:
     except (OSError, KeyError, ValueError):
         ours = False
     if not ours:
-        raise AdameshError(f"{audio} already exists and is not the audio of an earlier {motion.name}; move it, or "
-                           "choose another output name")
+        raise AdameshError(
+            f"{audio} already exists and is not the audio of an earlier {motion.name}; move it, or "
+            "choose another output name"
+        )
 
 
 def check_input_file(path: str | os.PathLike, kind: str, accepted: str, empty_hint: str) -> str:

@@ -51,7 +51,9 @@ def validator_available() -> bool:
 def _why_unavailable() -> str:
     d = validator_dir()
     if _node() is None:
-        return "the glTF validator needs Node.js (`node` is not on PATH); install Node 18+, then " + INSTALL_HINT
+        return (
+            "the glTF validator needs Node.js (`node` is not on PATH); install Node 18+, then " + INSTALL_HINT
+        )
     if not (d / "validate.mjs").is_file():
         return f"the glTF validator script {d / 'validate.mjs'} is missing (check {ENV_VAR}); " + INSTALL_HINT
     return f"the glTF validator is not installed in {d}; " + INSTALL_HINT

@@ -206,8 +206,7 @@ def validate_params(params, space: Space) -> np.ndarray:
         raise MotionError(f"motion parameters must be numbers, got dtype {params.dtype}")
     if params.ndim != 2 or params.shape[1] != space.dim:
         raise MotionError(
-            f"motion parameters have shape {params.shape}; space {space.name!r} needs "
-            f"(frames, {space.dim})"
+            f"motion parameters have shape {params.shape}; space {space.name!r} needs (frames, {space.dim})"
         )
     if params.shape[0] == 0:
         raise MotionError("motion has zero frames")
@@ -216,8 +215,7 @@ def validate_params(params, space: Space) -> np.ndarray:
     if bad.any():
         t, c = np.argwhere(bad)[0]
         raise MotionError(
-            f"motion has {int(bad.sum())} NaN/inf values (first at frame {t}, channel "
-            f"{space.channels[c]!r})"
+            f"motion has {int(bad.sum())} NaN/inf values (first at frame {t}, channel {space.channels[c]!r})"
         )
     lo, hi = np.asarray(space.lower, np.float32), np.asarray(space.upper, np.float32)
     tol = 1e-4
@@ -284,15 +282,19 @@ def _check_sizes(path: Path) -> None:
     with zipfile.ZipFile(path) as z:
         for info in z.infolist():
             with z.open(info) as f:
-                read = (np.lib.format.read_array_header_1_0 if np.lib.format.read_magic(f) == (1, 0)
-                        else np.lib.format.read_array_header_2_0)
+                read = (
+                    np.lib.format.read_array_header_1_0
+                    if np.lib.format.read_magic(f) == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
                 shape, _, dtype = read(f)
             if info.filename == "params.npy" and shape and shape[0] > MAX_FRAMES:
                 raise MotionError(f"{path} has {shape[0]:,} frames; at most {MAX_FRAMES:,} are accepted")
             size = math.prod(shape) * dtype.itemsize
             if size > 1 << 30:
-                raise MotionError(f"{path}: its array {info.filename} would take {size:,} bytes; this is not a "
-                                  "motion file")
+                raise MotionError(
+                    f"{path}: its array {info.filename} would take {size:,} bytes; this is not a motion file"
+                )
 
 
 def _motion_from_arrays(data: dict, path: Path) -> Motion:
@@ -338,5 +340,5 @@ def blink_curve(t: np.ndarray, blinks: list[float]) -> np.ndarray:
     blink = np.zeros_like(t, dtype=np.float64)
     for b in blinks:
         x = t - b
-        blink = np.maximum(blink, np.where(x < 0, np.exp(-(x / 0.05) ** 2), np.exp(-(x / 0.11) ** 2)))
+        blink = np.maximum(blink, np.where(x < 0, np.exp(-((x / 0.05) ** 2)), np.exp(-((x / 0.11) ** 2))))
     return blink

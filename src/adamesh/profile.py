@@ -44,32 +44,49 @@ class Profile:
     def save(self, path: str | os.PathLike) -> Path:
         e_meta, e_tensors = self.expression.parts()
         p_meta, p_tensors = self.pose.parts()
-        meta = {"format": PROFILE_FORMAT, "expression": e_meta, "pose": p_meta, "reference": self.reference,
-                "provenance": self.provenance}
-        tensors = {**{f"expression.{k}": v for k, v in e_tensors.items()},
-                   **{f"pose.{k}": v for k, v in p_tensors.items()}}
+        meta = {
+            "format": PROFILE_FORMAT,
+            "expression": e_meta,
+            "pose": p_meta,
+            "reference": self.reference,
+            "provenance": self.provenance,
+        }
+        tensors = {
+            **{f"expression.{k}": v for k, v in e_tensors.items()},
+            **{f"pose.{k}": v for k, v in p_tensors.items()},
+        }
         return _save_tensors(path, tensors, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Profile":
         check_input_file(path, "profile", "a profile file", "make one with `adamesh adapt`")
-        meta, tensors = _load_tensors(path, PROFILE_FORMAT, "profile",
-                                      "an adamesh profile (make one with `adamesh adapt`)")
+        meta, tensors = _load_tensors(
+            path, PROFILE_FORMAT, "profile", "an adamesh profile (make one with `adamesh adapt`)"
+        )
 
         def part(prefix):
-            return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
         reference = meta.get("reference", {})
         rate = reference.get("blink_rate") if isinstance(reference, dict) else None
-        if not isinstance(reference, dict) or not (rate is None or (isinstance(rate, (int, float)) and 0 <= rate <= 60)):
-            raise AdameshError(f"profile {path} is damaged (its reference's blink rate is {rate!r}, not 0-60 per "
-                               "minute); make it again with `adamesh adapt`")
+        if not isinstance(reference, dict) or not (
+            rate is None or (isinstance(rate, (int, float)) and 0 <= rate <= 60)
+        ):
+            raise AdameshError(
+                f"profile {path} is damaged (its reference's blink rate is {rate!r}, not 0-60 per "
+                "minute); make it again with `adamesh adapt`"
+            )
         try:
-            return cls(ExpressionProfile.from_parts(meta["expression"], part("expression.")),
-                       PoseProfile.from_parts(meta["pose"], part("pose.")), reference, meta.get("provenance", {}))
+            return cls(
+                ExpressionProfile.from_parts(meta["expression"], part("expression.")),
+                PoseProfile.from_parts(meta["pose"], part("pose.")),
+                reference,
+                meta.get("provenance", {}),
+            )
         except (KeyError, TypeError, ValueError) as e:
-            raise AdameshError(f"profile {path} is damaged ({type(e).__name__}: {e}); make it again with "
-                               "`adamesh adapt`") from None
+            raise AdameshError(
+                f"profile {path} is damaged ({type(e).__name__}: {e}); make it again with `adamesh adapt`"
+            ) from None
 
 
 @dataclass
@@ -93,29 +110,50 @@ class ExpressionProfile:
             raise AdameshError("this profile was made for another model; adapt again with this model")
         model = copy.deepcopy(base)
         if self.method in ("molora", "lora"):
-            add_molora(model, self.targets, self.ranks, self.alpha, combine=self.combine,
-                       generator=torch.Generator())  # overwritten by the profile's tensors
+            add_molora(
+                model, self.targets, self.ranks, self.alpha, combine=self.combine, generator=torch.Generator()
+            )  # overwritten by the profile's tensors
             load_adapter_state(model, scaled_adapter(self.adapter, strength))
             merge_adapters(model)
         elif self.method == "full":
             own = base.state_dict()
-            model.load_state_dict({k: torch.lerp(own[k], v, strength) if v.is_floating_point() else v
-                                   for k, v in self.adapter.items()})
+            model.load_state_dict(
+                {
+                    k: torch.lerp(own[k], v, strength) if v.is_floating_point() else v
+                    for k, v in self.adapter.items()
+                }
+            )
         model.eval()
         return model
 
     def parts(self) -> tuple[dict, dict[str, torch.Tensor]]:
         """(header, tensors) as stored in a file; `from_parts` reads them back."""
-        meta = {"format": EXPRESSION_PROFILE_FORMAT, "method": self.method, "ranks": list(self.ranks),
-                "combine": self.combine, "alpha": self.alpha, "targets": self.targets, "model_id": self.model_id,
-                "stats": self.stats}
+        meta = {
+            "format": EXPRESSION_PROFILE_FORMAT,
+            "method": self.method,
+            "ranks": list(self.ranks),
+            "combine": self.combine,
+            "alpha": self.alpha,
+            "targets": self.targets,
+            "model_id": self.model_id,
+            "stats": self.stats,
+        }
         return meta, {"style": self.style, **{f"adapter.{k}": v for k, v in self.adapter.items()}}
 
     @classmethod
     def from_parts(cls, meta: dict, tensors: dict[str, torch.Tensor]) -> "ExpressionProfile":
-        adapter = {k[len("adapter."):]: v for k, v in tensors.items() if k.startswith("adapter.")}
-        return cls(meta["method"], tensors["style"], adapter, tuple(meta["ranks"]), meta["combine"],
-                   meta["targets"], meta["model_id"], alpha=meta.get("alpha"), stats=meta.get("stats", {}))
+        adapter = {k[len("adapter.") :]: v for k, v in tensors.items() if k.startswith("adapter.")}
+        return cls(
+            meta["method"],
+            tensors["style"],
+            adapter,
+            tuple(meta["ranks"]),
+            meta["combine"],
+            meta["targets"],
+            meta["model_id"],
+            alpha=meta.get("alpha"),
+            stats=meta.get("stats", {}),
+        )
 
     def save(self, path: str | os.PathLike) -> Path:
         meta, tensors = self.parts()
@@ -123,17 +161,23 @@ class ExpressionProfile:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ExpressionProfile":
-        return cls.from_parts(*_load_tensors(path, EXPRESSION_PROFILE_FORMAT, "profile", "an adamesh expression profile"))
+        return cls.from_parts(
+            *_load_tensors(path, EXPRESSION_PROFILE_FORMAT, "profile", "an adamesh expression profile")
+        )
 
 
 def _save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
     """Tensors and a JSON header in one safetensors file, written atomically."""
     with atomic_output(path) as tmp:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"adamesh": json.dumps(meta)})
+        save_file(
+            {k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"adamesh": json.dumps(meta)}
+        )
     return Path(path)
 
 
-def _load_tensors(path: str | os.PathLike, fmt: str, kind: str, what: str) -> tuple[dict, dict[str, torch.Tensor]]:
+def _load_tensors(
+    path: str | os.PathLike, fmt: str, kind: str, what: str
+) -> tuple[dict, dict[str, torch.Tensor]]:
     """(header, tensors) of a file written by _save_tensors whose header says `fmt`."""
     from safetensors import SafetensorError, safe_open
 
@@ -177,8 +221,13 @@ class PoseProfile:
     model_id: str = ""  # fingerprint of the PoseGPT whose style table the embedding comes from
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "chosen": self.chosen, "weights": self.weights, "distances": self.distances,
-                "posture": [round(float(x), 5) for x in self.posture]}
+        return {
+            "method": self.method,
+            "chosen": self.chosen,
+            "weights": self.weights,
+            "distances": self.distances,
+            "posture": [round(float(x), 5) for x in self.posture],
+        }
 
     def parts(self) -> tuple[dict, dict[str, torch.Tensor]]:
         meta = {"format": POSE_PROFILE_FORMAT, "model_id": self.model_id, **self.to_dict()}
@@ -186,8 +235,15 @@ class PoseProfile:
 
     @classmethod
     def from_parts(cls, meta: dict, tensors: dict[str, torch.Tensor]) -> "PoseProfile":
-        return cls(tensors["style"], meta["method"], meta["chosen"], meta["weights"], meta["distances"],
-                   tensors["posture"].numpy(), meta["model_id"])
+        return cls(
+            tensors["style"],
+            meta["method"],
+            meta["chosen"],
+            meta["weights"],
+            meta["distances"],
+            tensors["posture"].numpy(),
+            meta["model_id"],
+        )
 
     def save(self, path: str | os.PathLike) -> Path:
         meta, tensors = self.parts()
@@ -195,11 +251,15 @@ class PoseProfile:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PoseProfile":
-        return cls.from_parts(*_load_tensors(path, POSE_PROFILE_FORMAT, "pose style", "an adamesh pose style"))
+        return cls.from_parts(
+            *_load_tensors(path, POSE_PROFILE_FORMAT, "pose style", "an adamesh pose style")
+        )
 
     def check(self, adapter: PoseAdapter) -> None:
         if self.model_id and self.model_id != pose_fingerprint(adapter):
-            raise AdameshError("this pose style was retrieved with another pose model; adapt again with this model")
+            raise AdameshError(
+                "this pose style was retrieved with another pose model; adapt again with this model"
+            )
 
 
 def pose_fingerprint(adapter: PoseAdapter) -> str:

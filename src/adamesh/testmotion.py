@@ -28,7 +28,9 @@ def demo_motion(seconds: float = 6.0, fps: float = 25.0) -> tuple[Motion, np.nda
     p = ARKIT.neutral(n)
 
     def set_(name, values):
-        p[:, ARKIT.index(name)] = np.clip(values, ARKIT.lower[ARKIT.index(name)], ARKIT.upper[ARKIT.index(name)])
+        p[:, ARKIT.index(name)] = np.clip(
+            values, ARKIT.lower[ARKIT.index(name)], ARKIT.upper[ARKIT.index(name)]
+        )
 
     # syllables: jaw opens and closes at 3.2 Hz in phrases, silent gaps between phrases
     phrase = np.clip(np.sin(2 * math.pi * t / 3.0 - 0.4) * 3, 0, 1)

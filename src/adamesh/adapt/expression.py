@@ -84,7 +84,9 @@ class Reference:
     features: np.ndarray
     params: np.ndarray
     fps: float
-    unobserved: tuple[str, ...] = ()  # expression channels the reference does not measure (a tracker's blind spots)
+    unobserved: tuple[
+        str, ...
+    ] = ()  # expression channels the reference does not measure (a tracker's blind spots)
 
     @property
     def seconds(self) -> float:
@@ -116,8 +118,12 @@ def _learnable(model: ExpressionModel, feats: torch.Tensor, params: torch.Tensor
     return torch.where(keep, generic, params)
 
 
-def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None = None,
-          speech: list[np.ndarray] | None = None) -> ExpressionProfile:
+def adapt(
+    base: ExpressionModel,
+    reference: Reference,
+    cfg: AdaptConfig | None = None,
+    speech: list[np.ndarray] | None = None,
+) -> ExpressionProfile:
     """Personalise `base` (left untouched) on `reference`; see the module docstring for methods.
 
     `speech`: features of unrelated speech for the lip-timing term (`timing_speech(frontend)`);
@@ -127,61 +133,103 @@ def adapt(base: ExpressionModel, reference: Reference, cfg: AdaptConfig | None =
         raise AdameshError(f"unknown adaptation method {cfg.method!r}; choose one of {', '.join(METHODS)}")
     n = len(reference.params)
     if n < cfg.min_frames:
-        raise AdameshError(f"the reference is {reference.seconds:.1f} s long; at least "
-                           f"{cfg.min_frames / reference.fps:.0f} s is needed")
+        raise AdameshError(
+            f"the reference is {reference.seconds:.1f} s long; at least "
+            f"{cfg.min_frames / reference.fps:.0f} s is needed"
+        )
     if len(reference.features) != n:
-        raise AdameshError(f"reference features ({len(reference.features)} frames) and motion ({n} frames) differ")
+        raise AdameshError(
+            f"reference features ({len(reference.features)} frames) and motion ({n} frames) differ"
+        )
     t0 = time.perf_counter()
     model_id = model_fingerprint(base)
     e = base.config.out_dim
     feats = torch.as_tensor(reference.features, dtype=torch.float32)
     params = torch.as_tensor(reference.params[:, :e], dtype=torch.float32)
     if cfg.method == "none":
-        return ExpressionProfile("none", base.null_style.detach().clone(), {}, model_id=model_id,
-                                 stats={"seconds": 0.0, "trainable": 0})
-    frozen = copy.deepcopy(base).eval()  # dropout off, BatchNorm statistics frozen: 10 s cannot re-estimate them
+        return ExpressionProfile(
+            "none",
+            base.null_style.detach().clone(),
+            {},
+            model_id=model_id,
+            stats={"seconds": 0.0, "trainable": 0},
+        )
+    frozen = copy.deepcopy(
+        base
+    ).eval()  # dropout off, BatchNorm statistics frozen: 10 s cannot re-estimate them
     params = _learnable(frozen, feats, params, reference.unobserved)
     if cfg.method == "style":
         with torch.no_grad():
             style = frozen.style(params[None])[0]
-        return ExpressionProfile("style", style, {}, model_id=model_id,
-                                 stats={"seconds": time.perf_counter() - t0, "trainable": 0})
+        return ExpressionProfile(
+            "style", style, {}, model_id=model_id, stats={"seconds": time.perf_counter() - t0, "trainable": 0}
+        )
     ranks = cfg.ranks if cfg.method == "molora" else (sum(cfg.ranks),)
     n_val = max(1, int(round(n * cfg.val_fraction)))
-    split = (feats[: n - n_val], params[: n - n_val], feats[n - n_val:], params[n - n_val:])
+    split = (feats[: n - n_val], params[: n - n_val], feats[n - n_val :], params[n - n_val :])
     timing = None
     if speech and cfg.timing_weight > 0 and e == ARKIT.n_expression:
         with torch.no_grad():
-            timing = [(f, lip_gap(frozen.predict(f), ARKIT.channels))
-                      for f in (torch.as_tensor(x, dtype=torch.float32) for x in speech if len(x) >= cfg.crop)]
-    members = [_train_member(frozen, split, cfg, ranks, cfg.seed + k, t0 + (k + 1) * cfg.max_seconds / cfg.members,
-                             timing) for k in range(cfg.members)]
+            timing = [
+                (f, lip_gap(frozen.predict(f), ARKIT.channels))
+                for f in (torch.as_tensor(x, dtype=torch.float32) for x in speech if len(x) >= cfg.crop)
+            ]
+    members = [
+        _train_member(
+            frozen, split, cfg, ranks, cfg.seed + k, t0 + (k + 1) * cfg.max_seconds / cfg.members, timing
+        )
+        for k in range(cfg.members)
+    ]
     states = [state for state, _ in members]
     model = copy.deepcopy(frozen)
     if cfg.method == "full":  # the mean of the members' weights
-        state = {k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
-                 for k, v in states[0].items()}
+        state = {
+            k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
+            for k, v in states[0].items()
+        }
         model.load_state_dict(state)
     else:
         state = average_adapters(states)
-        add_molora(model, cfg.targets, ranks * cfg.members, cfg.alpha if cfg.method == "molora" else None,
-                   combine=cfg.combine if cfg.method == "molora" else "sum", generator=torch.Generator())  # loaded below
+        add_molora(
+            model,
+            cfg.targets,
+            ranks * cfg.members,
+            cfg.alpha if cfg.method == "molora" else None,
+            combine=cfg.combine if cfg.method == "molora" else "sum",
+            generator=torch.Generator(),
+        )  # loaded below
         load_adapter_state(model, state)
     model.eval()
     with torch.no_grad():
         style = model.style(params[None])[0]  # the whole reference, held-out tail included
     per_member = {k: [stats[k] for _, stats in members] for k in members[0][1] if k != "trainable"}
     return ExpressionProfile(
-        cfg.method, style.detach(), state, ranks * cfg.members if cfg.method != "full" else (), cfg.combine
-        if cfg.method == "molora" else "sum", list(cfg.targets), model_id,
-        stats={"seconds": round(time.perf_counter() - t0, 2), **per_member,
-               "trainable": sum(stats["trainable"] for _, stats in members),  # every member's, all trained
-               "config": {k: v for k, v in asdict(cfg).items() if k != "targets"}},
-        alpha=cfg.alpha if cfg.method == "molora" else None)
+        cfg.method,
+        style.detach(),
+        state,
+        ranks * cfg.members if cfg.method != "full" else (),
+        cfg.combine if cfg.method == "molora" else "sum",
+        list(cfg.targets),
+        model_id,
+        stats={
+            "seconds": round(time.perf_counter() - t0, 2),
+            **per_member,
+            "trainable": sum(stats["trainable"] for _, stats in members),  # every member's, all trained
+            "config": {k: v for k, v in asdict(cfg).items() if k != "targets"},
+        },
+        alpha=cfg.alpha if cfg.method == "molora" else None,
+    )
 
 
-def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple[int, ...], seed: int,
-                  deadline: float, timing: list | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+def _train_member(
+    frozen: ExpressionModel,
+    split,
+    cfg: AdaptConfig,
+    ranks: tuple[int, ...],
+    seed: int,
+    deadline: float,
+    timing: list | None = None,
+) -> tuple[dict[str, torch.Tensor], dict]:
     """Train one adapter (or one full fine-tune) from `seed`: its own initial weights and crops.
     `timing`: (features, base lip gap) pairs of unrelated speech for the lip-timing term.
     Returns the state to keep (best on the held-out slice) and its statistics."""
@@ -190,9 +238,14 @@ def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple
     if cfg.method == "full":
         trainable, lr = list(model.parameters()), cfg.full_lr
     else:
-        add_molora(model, cfg.targets, ranks, cfg.alpha if cfg.method == "molora" else None,
-                   combine=cfg.combine if cfg.method == "molora" else "sum",
-                   generator=torch.Generator().manual_seed(seed))  # the adapters' initial weights
+        add_molora(
+            model,
+            cfg.targets,
+            ranks,
+            cfg.alpha if cfg.method == "molora" else None,
+            combine=cfg.combine if cfg.method == "molora" else "sum",
+            generator=torch.Generator().manual_seed(seed),
+        )  # the adapters' initial weights
         trainable, lr = train_only_adapters(model), cfg.lr
     optimiser = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
@@ -200,14 +253,22 @@ def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple
     branch_gen = torch.Generator().manual_seed(seed)  # its own stream: the crops are those of a plain run
 
     def state():
-        return ({k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.method == "full"
-                else adapter_state_dict(model))
+        return (
+            {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if cfg.method == "full"
+            else adapter_state_dict(model)
+        )
 
     @torch.no_grad()
     def val_loss():
         style = model.style(train_p[None])
-        return expression_loss(model, val_f[None], model.normalise(val_p[None]), style,
-                               torch.ones(1, len(val_f), dtype=torch.bool)).item()
+        return expression_loss(
+            model,
+            val_f[None],
+            model.normalise(val_p[None]),
+            style,
+            torch.ones(1, len(val_f), dtype=torch.bool),
+        ).item()
 
     start_loss, waited, step = val_loss(), 0, 0
     best_loss, best_state, best_step = float("inf"), state(), 0
@@ -246,5 +307,10 @@ def _train_member(frozen: ExpressionModel, split, cfg: AdaptConfig, ranks: tuple
             if best_step == 0:  # out of time before the slice could judge: what was learned so far
                 best_loss, best_state, best_step = val_loss(), state(), step
             break
-    return best_state, {"steps": step, "best_step": best_step, "val_loss_before": round(start_loss, 4),
-                        "val_loss_after": round(best_loss, 4), "trainable": count_parameters(trainable)}
+    return best_state, {
+        "steps": step,
+        "best_step": best_step,
+        "val_loss_before": round(start_loss, 4),
+        "val_loss_after": round(best_loss, 4),
+        "trainable": count_parameters(trainable),
+    }

@@ -11,8 +11,15 @@ from adamesh.profile import PoseProfile, pose_fingerprint
 POSE_RETRIEVALS = ("top1", "blend")
 
 
-def retrieve_pose_style(adapter: PoseAdapter, poses: list[np.ndarray], units: list[np.ndarray], fps: float,
-                        method: str = "blend", k: int = 3, min_seconds: float = 2.0) -> PoseProfile:
+def retrieve_pose_style(
+    adapter: PoseAdapter,
+    poses: list[np.ndarray],
+    units: list[np.ndarray],
+    fps: float,
+    method: str = "blend",
+    k: int = 3,
+    min_seconds: float = 2.0,
+) -> PoseProfile:
     """Match the reference's semantic-aware pose style matrix against the gallery (no gradient step).
 
     `poses`: the reference's head-pose sequences (T, P); `units`: the front-end's speech unit per
@@ -23,18 +30,26 @@ def retrieve_pose_style(adapter: PoseAdapter, poses: list[np.ndarray], units: li
         raise AdameshError(f"unknown pose retrieval {method!r}; choose one of {', '.join(POSE_RETRIEVALS)}")
     seconds = sum(len(p) for p in poses) / fps
     if seconds < min_seconds:
-        raise AdameshError(f"the reference has {seconds:.1f} s of head motion; pose-style retrieval needs at "
-                           f"least {min_seconds:g} s (give a longer reference video)")
+        raise AdameshError(
+            f"the reference has {seconds:.1f} s of head motion; pose-style retrieval needs at "
+            f"least {min_seconds:g} s (give a longer reference video)"
+        )
     for p, u in zip(poses, units):
         if len(p) != len(u):
             raise AdameshError(f"reference poses ({len(p)} frames) and speech units ({len(u)} frames) differ")
     matrix, counts = adapter.style_matrix(poses, units)
     distances = style_distance(matrix, counts, adapter.matrices, adapter.counts)
     if not np.isfinite(distances).any():
-        raise AdameshError("the reference shares no speech unit with any training video; "
-                           "is there speech in it?")
+        raise AdameshError(
+            "the reference shares no speech unit with any training video; is there speech in it?"
+        )
     order, weights = blend_weights(distances, 1 if method == "top1" else k)
-    return PoseProfile(adapter.style_of(order, weights).detach(), method, [adapter.videos[i] for i in order],
-                     [round(float(w), 4) for w in weights],
-                     {v: round(float(d), 5) for v, d in zip(adapter.videos, distances)},
-                     np.concatenate(poses).mean(0), pose_fingerprint(adapter))
+    return PoseProfile(
+        adapter.style_of(order, weights).detach(),
+        method,
+        [adapter.videos[i] for i in order],
+        [round(float(w), 4) for w in weights],
+        {v: round(float(d), 5) for v, d in zip(adapter.videos, distances)},
+        np.concatenate(poses).mean(0),
+        pose_fingerprint(adapter),
+    )

@@ -14,14 +14,16 @@ from adamesh.audio import SAMPLE_RATE
 from adamesh.errors import AdameshError
 
 CONDITIONS = ("clean", "telephone", "noise10")
-VERSION = 2  # of random_degradation: bump when it changes, so cached features of degraded copies are not reused
+VERSION = (
+    2  # of random_degradation: bump when it changes, so cached features of degraded copies are not reused
+)
 
 
 def _speech_power(x: np.ndarray) -> float:
     """Mean power of the louder half of 20 ms frames: the speech, not the pauses between words."""
     frames = x[: len(x) // 320 * 320].reshape(-1, 320) if len(x) >= 320 else x[None]
     power = np.sort((frames.astype(np.float64) ** 2).mean(1))
-    return float(power[len(power) // 2:].mean()) + 1e-12
+    return float(power[len(power) // 2 :].mean()) + 1e-12
 
 
 def add_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator, colour: float = 0.0) -> np.ndarray:
@@ -31,7 +33,7 @@ def add_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator, colour: fl
         spec = np.fft.rfft(noise)
         f = np.maximum(np.fft.rfftfreq(len(x), 1 / SAMPLE_RATE), 20.0)
         noise = np.fft.irfft(spec / f ** (colour / 2), len(x))
-    noise *= np.sqrt(_speech_power(x) / 10 ** (snr_db / 10) / (np.mean(noise ** 2) + 1e-12))
+    noise *= np.sqrt(_speech_power(x) / 10 ** (snr_db / 10) / (np.mean(noise**2) + 1e-12))
     return _limit(x + noise)
 
 
@@ -48,10 +50,10 @@ def reverb(x: np.ndarray, rng: np.random.Generator, rt60: float = 0.4, wet: floa
     t = np.arange(n) / SAMPLE_RATE
     ir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
     ir[0] = 0.0
-    ir *= wet / (np.sqrt(np.sum(ir ** 2)) + 1e-12)
+    ir *= wet / (np.sqrt(np.sum(ir**2)) + 1e-12)
     ir[0] = 1.0
     y = fftconvolve(x, ir)[: len(x)]
-    return _limit(y * np.sqrt(np.mean(x ** 2) / (np.mean(y ** 2) + 1e-12)))
+    return _limit(y * np.sqrt(np.mean(x**2) / (np.mean(y**2) + 1e-12)))
 
 
 def degrade(x: np.ndarray, condition: str, seed: int = 0) -> np.ndarray:
@@ -74,8 +76,9 @@ def random_degradation(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.3:
         y = reverb(y, rng, rt60=rng.uniform(0.15, 0.8), wet=rng.uniform(0.2, 0.8))
     if rng.random() < 0.25:
-        y = telephone(y, rate=int(rng.choice([8000, 11025])), low=rng.uniform(80, 400),
-                      high=rng.uniform(3000, 3800))
+        y = telephone(
+            y, rate=int(rng.choice([8000, 11025])), low=rng.uniform(80, 400), high=rng.uniform(3000, 3800)
+        )
     elif rng.random() < 0.2:
         sos = butter(4, rng.uniform(3500, 7000), btype="lowpass", fs=SAMPLE_RATE, output="sos")
         y = sosfilt(sos, y)

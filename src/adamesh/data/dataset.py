@@ -64,8 +64,16 @@ def _scan(root: Path) -> tuple[list[ClipInfo], dict]:
     if manifest_path.is_file():
         try:
             manifest = json.loads(manifest_path.read_text())
-            clips = [ClipInfo(c["id"], c["speaker"], root / c["motion"], root / c["audio"] if c.get("audio")
-                              else None, c.get("role", "train")) for c in manifest["clips"]]
+            clips = [
+                ClipInfo(
+                    c["id"],
+                    c["speaker"],
+                    root / c["motion"],
+                    root / c["audio"] if c.get("audio") else None,
+                    c.get("role", "train"),
+                )
+                for c in manifest["clips"]
+            ]
         except (ValueError, KeyError, TypeError) as e:
             raise AdameshError(f"{manifest_path} is damaged ({e}); regenerate the corpus") from None
         return clips, manifest
@@ -92,11 +100,21 @@ def _variant(variant: int) -> dict:
         return {}
     from adamesh.data.augment import VERSION, training_variant
 
-    return {"transform": functools.partial(training_variant, variant=variant), "tag": f"-aug{VERSION}.{variant}"}
+    return {
+        "transform": functools.partial(training_variant, variant=variant),
+        "tag": f"-aug{VERSION}.{variant}",
+    }
 
 
-def compute_features(frontend: FrontEnd, audio_paths: list[Path], fps: float, workers: int | None = None,
-                     cache: FeatureCache | None = None, progress: bool = True, variant: int = 0) -> list[Features]:
+def compute_features(
+    frontend: FrontEnd,
+    audio_paths: list[Path],
+    fps: float,
+    workers: int | None = None,
+    cache: FeatureCache | None = None,
+    progress: bool = True,
+    variant: int = 0,
+) -> list[Features]:
     """Features of many files through the cache; misses are computed by a pool of processes.
     `variant` > 0: of that degraded copy of each file (data.augment.training_variant)."""
     cache = cache or FeatureCache()
@@ -106,12 +124,21 @@ def compute_features(frontend: FrontEnd, audio_paths: list[Path], fps: float, wo
     if todo and workers > 1:
         tasks = [(frontend, audio_paths[i], fps, str(cache.root), variant) for i in todo]
         with mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers) as pool:
-            for _ in tqdm(pool.imap_unordered(_features_worker, tasks, chunksize=2), total=len(tasks),
-                          desc=f"{frontend.name} features", unit="clip", disable=not progress):
+            for _ in tqdm(
+                pool.imap_unordered(_features_worker, tasks, chunksize=2),
+                total=len(tasks),
+                desc=f"{frontend.name} features",
+                unit="clip",
+                disable=not progress,
+            ):
                 pass
     out = []
-    for a in tqdm(audio_paths, desc=f"{frontend.name} features", unit="clip",
-                  disable=not progress or workers > 1 or not todo):
+    for a in tqdm(
+        audio_paths,
+        desc=f"{frontend.name} features",
+        unit="clip",
+        disable=not progress or workers > 1 or not todo,
+    ):
         out.append(cache.get(frontend, a, fps, **_variant(variant)))
     return out
 
@@ -121,42 +148,66 @@ class ClipDataset:
     video), filtered by role and speaker, with motion and features in memory. `hold_out`: see
     `scan_clips`."""
 
-    def __init__(self, root: str | os.PathLike | list, roles: tuple[str, ...] | None = ("train",),
-                 speakers: list[str] | None = None, frontend: FrontEnd | None = None,
-                 workers: int | None = None, progress: bool = True, augment: int = 0, hold_out: int = 0):
+    def __init__(
+        self,
+        root: str | os.PathLike | list,
+        roles: tuple[str, ...] | None = ("train",),
+        speakers: list[str] | None = None,
+        frontend: FrontEnd | None = None,
+        workers: int | None = None,
+        progress: bool = True,
+        augment: int = 0,
+        hold_out: int = 0,
+    ):
         self.roots = [Path(r) for r in (root if isinstance(root, (list, tuple)) else [root])]
         infos, self.manifest = [], {}
         for r in self.roots:
             found, manifest = scan_clips(r, hold_out)
             infos += found
-            self.manifest = {**manifest, **self.manifest,
-                             "speakers": {**manifest.get("speakers", {}), **self.manifest.get("speakers", {})}}
-        infos = [c for c in infos if (roles is None or c.role in roles)
-                 and (speakers is None or c.speaker in speakers)]
+            self.manifest = {
+                **manifest,
+                **self.manifest,
+                "speakers": {**manifest.get("speakers", {}), **self.manifest.get("speakers", {})},
+            }
+        infos = [
+            c
+            for c in infos
+            if (roles is None or c.role in roles) and (speakers is None or c.speaker in speakers)
+        ]
         where = " + ".join(map(str, self.roots))
         if not infos:
-            raise AdameshError(f"{where} has no clips with role {' or '.join(roles or ())}"
-                               + (f" for speakers {', '.join(speakers)}" if speakers else "")
-                               + ("; training needs at least two clips, one of them to validate on"
-                                  if roles == ("val",) and hold_out else ""))
+            raise AdameshError(
+                f"{where} has no clips with role {' or '.join(roles or ())}"
+                + (f" for speakers {', '.join(speakers)}" if speakers else "")
+                + (
+                    "; training needs at least two clips, one of them to validate on"
+                    if roles == ("val",) and hold_out
+                    else ""
+                )
+            )
         motions = [load_motion(c.motion) for c in infos]
         kinds = {(m.space.name, m.fps) for m in motions}
         if len(kinds) > 1:
-            raise AdameshError(f"the clips of {where} mix motion spaces or frame rates ({sorted(kinds)}); "
-                               "train on folders of one space and frame rate")
+            raise AdameshError(
+                f"the clips of {where} mix motion spaces or frame rates ({sorted(kinds)}); "
+                "train on folders of one space and frame rate"
+            )
         features: list[Features | None] = [None] * len(infos)
         if frontend is not None:
             missing = [c.id for c in infos if c.audio is None or not c.audio.is_file()]
             if missing:
-                raise AdameshError(f"{len(missing)} clips have no audio file (first: {missing[0]}); "
-                                   "speech features need it")
-            feats = compute_features(frontend, [c.audio for c in infos], motions[0].fps, workers,
-                                     progress=progress)
+                raise AdameshError(
+                    f"{len(missing)} clips have no audio file (first: {missing[0]}); speech features need it"
+                )
+            feats = compute_features(
+                frontend, [c.audio for c in infos], motions[0].fps, workers, progress=progress
+            )
             features = [f.fit(m.n_frames) for f, m in zip(feats, motions)]
         self.clips = [Clip(i, m, f) for i, m, f in zip(infos, motions, features)]
         for k in range(1, augment + 1 if frontend is not None else 1):
-            feats = compute_features(frontend, [c.audio for c in infos], motions[0].fps, workers,
-                                     progress=progress, variant=k)
+            feats = compute_features(
+                frontend, [c.audio for c in infos], motions[0].fps, workers, progress=progress, variant=k
+            )
             for clip, f in zip(self.clips, feats):
                 clip.variants.append(f.fit(clip.motion.n_frames))
         self.speakers = sorted({c.speaker for c in infos})
@@ -204,8 +255,10 @@ class WindowDataset(torch.utils.data.Dataset):
         feats = clip.variants[variant - 1] if variant else clip.features
         e = min(s + self.window, clip.motion.n_frames)
         pad = self.window - (e - s)
+
         def take(x):
             return np.pad(x[s:e], [(0, pad)] + [(0, 0)] * (x.ndim - 1))
+
         return {
             "features": torch.from_numpy(take(feats.features)),
             "units": torch.from_numpy(take(feats.units)),

@@ -23,15 +23,24 @@ def bench_corpus(corpus: str) -> dict:
     err, spread = [], []
     for clip in test.clips:
         phones = [Phone(*p) for p in clip.motion.meta["phones"]]
-        oracle = animate(phones, clip.motion.n_frames, clip.motion.fps, mean_expr, mean_pose,
-                         clip.motion.meta["kind"], np.random.default_rng(0))
+        oracle = animate(
+            phones,
+            clip.motion.n_frames,
+            clip.motion.fps,
+            mean_expr,
+            mean_pose,
+            clip.motion.meta["kind"],
+            np.random.default_rng(0),
+        )
         truth = clip.motion.params
         err.append(np.sqrt(((oracle[:, mouth] - truth[:, mouth]) ** 2).mean()))
         spread.append(truth[:, mouth].std(0).mean())
     print(f"corpus {corpus}: {len(test.speakers)} held-out speakers, {len(test)} test clips")
-    print(f"  mouth, jaw, brow and cheek weights: RMSE of the speaker-agnostic oracle {np.mean(err):.4f} "
-          f"(per clip {np.min(err):.4f}-{np.max(err):.4f}); the speaker-aware oracle scores 0; "
-          f"mean per-channel std over time {np.mean(spread):.4f}")
+    print(
+        f"  mouth, jaw, brow and cheek weights: RMSE of the speaker-agnostic oracle {np.mean(err):.4f} "
+        f"(per clip {np.min(err):.4f}-{np.max(err):.4f}); the speaker-aware oracle scores 0; "
+        f"mean per-channel std over time {np.mean(spread):.4f}"
+    )
     return {"oracle_rmse": float(np.mean(err)), "channel_std": float(np.mean(spread))}
 
 

@@ -18,11 +18,20 @@ def _reference(clips, seconds: float):
     return Reference(feats[:n], params[:n, : clips[0].motion.space.n_expression], fps)
 
 
-def bench_expression(data: str | None = None, model: str | None = None, preset: str = "tiny",
-                     out: str = "out/bench_expression", rig: str | None = None,
-                     lengths=(2.5, 5.0, 10.0, 20.0), main_length: float = 10.0, renders: int = 2,
-                     max_speakers: int | None = None, workers: int | None = None, adapt_steps: int = 300,
-                     log=print) -> dict:
+def bench_expression(
+    data: str | None = None,
+    model: str | None = None,
+    preset: str = "tiny",
+    out: str = "out/bench_expression",
+    rig: str | None = None,
+    lengths=(2.5, 5.0, 10.0, 20.0),
+    main_length: float = 10.0,
+    renders: int = 2,
+    max_speakers: int | None = None,
+    workers: int | None = None,
+    adapt_steps: int = 300,
+    log=print,
+) -> dict:
     """The expression comparison of issue 4 on held-out speakers: no adaptation, style encoder
     only, full fine-tuning, LoRA (matched size) and MoLoRA, at several reference lengths.
 
@@ -65,17 +74,29 @@ def bench_expression(data: str | None = None, model: str | None = None, preset: 
     train_motion = ClipDataset(data, ("train",), progress=False)
     space = held.clips[0].motion.space
     e = space.n_expression
-    truth_style = {s: style_vector(ExpressionStyle(**held.speaker_style(s)["expression_style"]))
-                   for s in held.speakers}
+    truth_style = {
+        s: style_vector(ExpressionStyle(**held.speaker_style(s)["expression_style"])) for s in held.speakers
+    }
     per_speaker = {}
     for c in train_motion.clips:
         per_speaker.setdefault(c.info.speaker, []).append(c.motion.params[:, :e])
-    probe = StyleProbe(np.stack([motion_statistics(np.concatenate(v)) for v in per_speaker.values()]),
-                       np.stack([style_vector(ExpressionStyle(**train_motion.speaker_style(s)["expression_style"]))
-                                 for s in per_speaker]))
+    probe = StyleProbe(
+        np.stack([motion_statistics(np.concatenate(v)) for v in per_speaker.values()]),
+        np.stack(
+            [
+                style_vector(ExpressionStyle(**train_motion.speaker_style(s)["expression_style"]))
+                for s in per_speaker
+            ]
+        ),
+    )
     speakers = held.speakers[:max_speakers] if max_speakers else held.speakers
-    variants = [("none", main_length), ("style", main_length), ("full", main_length), ("lora", main_length),
-                ("molora", main_length)]
+    variants = [
+        ("none", main_length),
+        ("style", main_length),
+        ("full", main_length),
+        ("lora", main_length),
+        ("molora", main_length),
+    ]
     variants += [(m, L) for L in lengths if L != main_length for m in ("style", "full", "lora", "molora")]
     rows: dict[tuple, list] = {v: [] for v in variants}
     rows[("ground truth", None)] = []
@@ -84,11 +105,19 @@ def bench_expression(data: str | None = None, model: str | None = None, preset: 
         refs = [c for c in held.clips if c.info.speaker == spk and c.info.role == "reference"]
         tests = [c for c in held.clips if c.info.speaker == spk and c.info.role == "test"]
         truth = [c.motion.params[:, :e] for c in tests]
-        bil = [bilabial_frames(c.motion.meta.get("phones", []), c.motion.fps, c.motion.n_frames) for c in tests]
-        rows[("ground truth", None)].append(_score(rig_obj, truth, truth, bil, space, probe, truth_style[spk]))
+        bil = [
+            bilabial_frames(c.motion.meta.get("phones", []), c.motion.fps, c.motion.n_frames) for c in tests
+        ]
+        rows[("ground truth", None)].append(
+            _score(rig_obj, truth, truth, bil, space, probe, truth_style[spk])
+        )
         for method, length in variants:
-            profile = adapt(net, _reference(refs, length), AdaptConfig(method=method, max_steps=adapt_steps),
-                            speech=speech)
+            profile = adapt(
+                net,
+                _reference(refs, length),
+                AdaptConfig(method=method, max_steps=adapt_steps),
+                speech=speech,
+            )
             adapted = profile.apply(net)
             preds = []
             for c in tests:
@@ -99,13 +128,24 @@ def bench_expression(data: str | None = None, model: str | None = None, preset: 
             rows[(method, length)].append(score)
             if si < renders and length == main_length and method in ("none", "molora"):
                 examples.setdefault(spk, {"clip": tests[0]})[method] = preds[0]
-        done = ", ".join(f"{m}@{L:g}s {np.mean([r['lve_sq'] for r in rows[(m, L)]]):.2f}" for m, L in variants[:5])
+        done = ", ".join(
+            f"{m}@{L:g}s {np.mean([r['lve_sq'] for r in rows[(m, L)]]):.2f}" for m, L in variants[:5]
+        )
         log(f"speaker {spk} ({si + 1}/{len(speakers)}): LVE mm^2 so far (mean over speakers) {done}")
     table = _expression_table(rows)
-    per_speaker = {f"{m}@{L:g}s": {spk: round(r["lve_sq"], 3) for spk, r in zip(speakers, rows[(m, L)])}
-                   for m, L in variants}  # LVE mm^2: how much methods differ against speakers do
-    result = {"model": str(model), "data": str(data), "rig": rig_obj.name, "speakers": speakers,
-              "main_length": main_length, "rows": table, "lve_sq_per_speaker": per_speaker}
+    per_speaker = {
+        f"{m}@{L:g}s": {spk: round(r["lve_sq"], 3) for spk, r in zip(speakers, rows[(m, L)])}
+        for m, L in variants
+    }  # LVE mm^2: how much methods differ against speakers do
+    result = {
+        "model": str(model),
+        "data": str(data),
+        "rig": rig_obj.name,
+        "speakers": speakers,
+        "main_length": main_length,
+        "rows": table,
+        "lve_sq_per_speaker": per_speaker,
+    }
     (out / "results.json").write_text(json.dumps(result, indent=1))
     md = _markdown(table)
     (out / "table.md").write_text(md + "\n")
@@ -142,12 +182,19 @@ def _expression_table(rows: dict) -> list[dict]:
 
 
 def _markdown(table: list[dict]) -> str:
-    cols = [("lve_sq", "LVE mm²", ".3f"), ("lve_mm", "LVE mm", ".3f"), ("lip_rmse", "lip RMSE mm", ".3f"),
-            ("mve", "MVE mm", ".3f"), ("fdd", "FDD mm²", "+.3f"), ("fdd_abs", "abs FDD", ".3f"),
-            ("closure", "p/b/m closed", ".2f"), ("style_err", "style err", ".3f"),
-            ("seconds", "adapt s", ".1f"), ("trainable", "trainable", ",.0f")]
-    lines = ["| method | ref s | " + " | ".join(c[1] for c in cols) + " |",
-             "|---|---|" + "---|" * len(cols)]
+    cols = [
+        ("lve_sq", "LVE mm²", ".3f"),
+        ("lve_mm", "LVE mm", ".3f"),
+        ("lip_rmse", "lip RMSE mm", ".3f"),
+        ("mve", "MVE mm", ".3f"),
+        ("fdd", "FDD mm²", "+.3f"),
+        ("fdd_abs", "abs FDD", ".3f"),
+        ("closure", "p/b/m closed", ".2f"),
+        ("style_err", "style err", ".3f"),
+        ("seconds", "adapt s", ".1f"),
+        ("trainable", "trainable", ",.0f"),
+    ]
+    lines = ["| method | ref s | " + " | ".join(c[1] for c in cols) + " |", "|---|---|" + "---|" * len(cols)]
     for r in table:
         ref = "" if r["reference_s"] is None else f"{r['reference_s']:g}"
         cells = [format(r[k], f) if k in r else "" for k, _, f in cols]
@@ -163,11 +210,19 @@ def _render_example(rig, example: dict, path, space) -> None:
     motions = []
     for key in ("truth", "none", "molora"):
         params = np.zeros_like(clip.motion.params)
-        params[:, : space.n_expression] = (clip.motion.params[:, : space.n_expression] if key == "truth"
-                                           else example[key])
+        params[:, : space.n_expression] = (
+            clip.motion.params[:, : space.n_expression] if key == "truth" else example[key]
+        )
         motions.append(Motion(params, space=space, fps=clip.motion.fps, audio=str(clip.info.audio)))
-    render_motion(motions, rig, path, audio=str(clip.info.audio),
-                  captions=["ground truth", "no adaptation", "MoLoRA"], size=384, progress=False)
+    render_motion(
+        motions,
+        rig,
+        path,
+        audio=str(clip.info.audio),
+        captions=["ground truth", "no adaptation", "MoLoRA"],
+        size=384,
+        progress=False,
+    )
 
 
 # ---------------------------------------------------------------- pose adapter

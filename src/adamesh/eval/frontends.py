@@ -24,9 +24,16 @@ def _nmi(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * mi / (ha + hb)) if ha + hb > 0 else 0.0
 
 
-def bench_frontends(speech_dir: str, corpus: str | None = None, frontends=("phonetic", "mel"),
-                    ssl_models: dict | None = None, units: int = 128, seed: int = 0, workers=None,
-                    random_ssl: bool = False) -> list[dict]:
+def bench_frontends(
+    speech_dir: str,
+    corpus: str | None = None,
+    frontends=("phonetic", "mel"),
+    ssl_models: dict | None = None,
+    units: int = 128,
+    seed: int = 0,
+    workers=None,
+    random_ssl: bool = False,
+) -> list[dict]:
     """How well each front-end's units follow phones on real speech, and how fast it runs.
 
     The unit-to-phone mapping (each unit's most frequent phone) is learned on synthetic corpus clips,
@@ -75,9 +82,15 @@ def bench_frontends(speech_dir: str, corpus: str | None = None, frontends=("phon
     with tempfile.TemporaryDirectory() as tmp:
         if corpus is None:
             corpus = os.path.join(tmp, "corpus")
-            generate_corpus(corpus, CorpusConfig(speakers=12, sentences=20, heldout=2, seed=seed),
-                            workers=workers, progress=False)
-        specs = [(name, {}) for name in frontends] + [(k, {"model_dir": d}) for k, d in (ssl_models or {}).items()]
+            generate_corpus(
+                corpus,
+                CorpusConfig(speakers=12, sentences=20, heldout=2, seed=seed),
+                workers=workers,
+                progress=False,
+            )
+        specs = [(name, {}) for name in frontends] + [
+            (k, {"model_dir": d}) for k, d in (ssl_models or {}).items()
+        ]
         if random_ssl:  # the paper's architecture at base size, for its speed on this machine
             from transformers import HubertConfig, HubertModel
 
@@ -90,6 +103,7 @@ def bench_frontends(speech_dir: str, corpus: str | None = None, frontends=("phon
             test = ClipDataset(corpus, roles=("val", "test"), frontend=fe, workers=workers, progress=False)
             if name != "phonetic":
                 fe.fit_units([c.features for c in fit.clips], units, seed)
+
             def corpus_labels(ds):
                 u, p = [], []
                 for c in ds.clips:
@@ -100,6 +114,7 @@ def bench_frontends(speech_dir: str, corpus: str | None = None, frontends=("phon
                     p.append(np.array([PHONE_INDEX[phones[i][0]] for i in idx]))
                     u.append(fe.assign_units(c.features.features) if name != "phonetic" else c.features.units)  # noqa: B023 (called in this iteration)
                 return np.concatenate(u), np.concatenate(p)
+
             u_fit, p_fit = corpus_labels(fit)
             n_units = int(max(u_fit.max(), fe.n_units - 1)) + 1
             counts = np.zeros((n_units, len(PHONES)))
@@ -112,28 +127,39 @@ def bench_frontends(speech_dir: str, corpus: str | None = None, frontends=("phon
             u_real = np.concatenate([f.units for f, r in zip(feats, real) if r[2] is not None] or [[0]])
             p_real = np.concatenate([r[2] for r in aligned] or [[0]])
             vis = np.vectorize(lambda i: viseme_of(PHONES[i]))
-            rows.append({
-                "frontend": name + (" (random init)" if "random" in str(opts.get("model_dir", "")) else ""), "dim": fe.dim, "units": n_units,
-                "phone_acc_synthetic": float((mapping[u_syn] == p_syn).mean()),
-                "phone_acc_real": float((mapping[u_real] == p_real).mean()),
-                "viseme_acc_real": float((vis(mapping[u_real]) == vis(p_real)).mean()),
-                "nmi_real": _nmi(u_real, p_real),
-                "rtf": rtf,
-            })
+            rows.append(
+                {
+                    "frontend": name
+                    + (" (random init)" if "random" in str(opts.get("model_dir", "")) else ""),
+                    "dim": fe.dim,
+                    "units": n_units,
+                    "phone_acc_synthetic": float((mapping[u_syn] == p_syn).mean()),
+                    "phone_acc_real": float((mapping[u_real] == p_real).mean()),
+                    "viseme_acc_real": float((vis(mapping[u_real]) == vis(p_real)).mean()),
+                    "nmi_real": _nmi(u_real, p_real),
+                    "rtf": rtf,
+                }
+            )
     if not aligned:
         print("  note: no clip had a transcript that could be aligned, so the 'real' columns are empty")
         for r in rows:
             r.update(phone_acc_real=float("nan"), viseme_acc_real=float("nan"), nmi_real=float("nan"))
     sil = float((p_real == 0).mean()) if aligned else float("nan")
-    print(f"front-end benchmark: {len(real)} real clips ({seconds:.1f} s) from {speech}, "
-          f"{len(aligned)} with forced-aligned transcripts ({len(p_real) if aligned else 0} frames at {fps:g} fps); "
-          f"units mapped to phones on synthetic clips; {os.cpu_count()} CPU cores")
+    print(
+        f"front-end benchmark: {len(real)} real clips ({seconds:.1f} s) from {speech}, "
+        f"{len(aligned)} with forced-aligned transcripts ({len(p_real) if aligned else 0} frames at {fps:g} fps); "
+        f"units mapped to phones on synthetic clips; {os.cpu_count()} CPU cores"
+    )
     print(f"  chance: always SIL = {sil:.3f} phone accuracy on the real clips")
-    print(f"  {'front-end':<22s} {'dim':>4s} {'units':>5s} {'phone acc (synthetic)':>22s} "
-          f"{'phone acc (real)':>17s} {'viseme acc (real)':>18s} {'NMI (real)':>11s} {'RTF':>7s}")
+    print(
+        f"  {'front-end':<22s} {'dim':>4s} {'units':>5s} {'phone acc (synthetic)':>22s} "
+        f"{'phone acc (real)':>17s} {'viseme acc (real)':>18s} {'NMI (real)':>11s} {'RTF':>7s}"
+    )
     for r in rows:
-        print(f"  {r['frontend']:<22s} {r['dim']:>4d} {r['units']:>5d} {r['phone_acc_synthetic']:>22.3f} "
-              f"{r['phone_acc_real']:>17.3f} {r['viseme_acc_real']:>18.3f} {r['nmi_real']:>11.3f} {r['rtf']:>7.4f}")
+        print(
+            f"  {r['frontend']:<22s} {r['dim']:>4d} {r['units']:>5d} {r['phone_acc_synthetic']:>22.3f} "
+            f"{r['phone_acc_real']:>17.3f} {r['viseme_acc_real']:>18.3f} {r['nmi_real']:>11.3f} {r['rtf']:>7.4f}"
+        )
     return rows
 
 
@@ -157,8 +183,15 @@ def parse_frontend_spec(spec: str) -> tuple[str, dict]:
     return name, options
 
 
-def bench_probe(frontends: list[str], corpus: str, videos: list[str], speakers: int = 12, context: int = 3,
-                conditions=("clean",), log=print) -> list[dict]:
+def bench_probe(
+    frontends: list[str],
+    corpus: str,
+    videos: list[str],
+    speakers: int = 12,
+    context: int = 3,
+    conditions=("clean",),
+    log=print,
+) -> list[dict]:
     """How much lip information each speech front-end carries for real voices, before any training
     choice: a ridge regression from its features (+-`context` frames) to the synthetic corpus's lip
     gap (jawOpen - mouthClose), fitted on the training clips of the first `speakers` speakers (the
@@ -181,17 +214,21 @@ def bench_probe(frontends: list[str], corpus: str, videos: list[str], speakers: 
 
     def stack(f):
         pad = np.pad(f, ((context, context), (0, 0)), mode="edge")
-        return np.concatenate([pad[k: k + len(f)] for k in range(2 * context + 1)], axis=1)
+        return np.concatenate([pad[k : k + len(f)] for k in range(2 * context + 1)], axis=1)
 
     rows = []
     for spec in frontends:
         name, options = parse_frontend_spec(spec)
         fe = make_frontend(name, **options)
-        sets = [ClipDataset(corpus, roles=(role,), speakers=chosen, frontend=fe, progress=False)
-                for role in ("train", "val")]
+        sets = [
+            ClipDataset(corpus, roles=(role,), speakers=chosen, frontend=fe, progress=False)
+            for role in ("train", "val")
+        ]
         xs = [np.concatenate([stack(c.features.features) for c in ds.clips]) for ds in sets]
-        ys = [np.concatenate([lip_gap(c.motion.params[:, : ARKIT.n_expression], channels) for c in ds.clips])
-              for ds in sets]
+        ys = [
+            np.concatenate([lip_gap(c.motion.params[:, : ARKIT.n_expression], channels) for c in ds.clips])
+            for ds in sets
+        ]
         mean, std = xs[0].mean(0), xs[0].std(0) + 1e-6
         x_fit, x_val = (xs[0] - mean) / std, (xs[1] - mean) / std
         gram, rhs = x_fit.T @ x_fit, x_fit.T @ (ys[0] - ys[0].mean())
@@ -209,19 +246,34 @@ def bench_probe(frontends: list[str], corpus: str, videos: list[str], speakers: 
             for c, (opening, valid), a in zip(clips, tracked, audio):
                 f = fe(degrade(a, condition, seed=0), 25.0, n_frames=len(opening)).features
                 pred = ((stack(f) - mean) / std) @ w
-                per_speaker.setdefault((c["group"], c["speaker"]), []).append(pearson(pred[valid], opening[valid]))
+                per_speaker.setdefault((c["group"], c["speaker"]), []).append(
+                    pearson(pred[valid], opening[valid])
+                )
             means = {k: float(np.mean(v)) for k, v in per_speaker.items()}
-            row["r"][condition] = {g: float(np.mean([v for (gg, _), v in means.items() if gg == g]))
-                                   for g in sorted({g for g, _ in means})}
+            row["r"][condition] = {
+                g: float(np.mean([v for (gg, _), v in means.items() if gg == g]))
+                for g in sorted({g for g, _ in means})
+            }
             row.setdefault("speakers", {})[condition] = {f"{g}/{s}": v for (g, s), v in means.items()}
         row["realtime"] = seconds * len(conditions) / (time.perf_counter() - t0)
         rows.append(row)
-        log(f"{spec}: corpus validation r {val_r:.3f} (alpha {alpha:g}); real: " + "; ".join(
-            f"{cond} " + ", ".join(f"{g} {v:.3f}" for g, v in r.items()) for cond, r in row["r"].items()))
+        log(
+            f"{spec}: corpus validation r {val_r:.3f} (alpha {alpha:g}); real: "
+            + "; ".join(
+                f"{cond} " + ", ".join(f"{g} {v:.3f}" for g, v in r.items()) for cond, r in row["r"].items()
+            )
+        )
     groups = sorted({g for r in rows for g in r["r"][conditions[0]]})
-    log("| front-end | corpus val r | " + " | ".join(f"{g} r ({c})" for c in conditions for g in groups) + " | x real time |")
+    log(
+        "| front-end | corpus val r | "
+        + " | ".join(f"{g} r ({c})" for c in conditions for g in groups)
+        + " | x real time |"
+    )
     log("|---|---|" + "---|" * (len(groups) * len(conditions)) + "---|")
     for r in rows:
-        log(f"| {r['frontend']} | {r['corpus_val_r']:.3f} | " + " | ".join(
-            f"{r['r'][c][g]:.3f}" for c in conditions for g in groups) + f" | {r['realtime']:.0f}x |")
+        log(
+            f"| {r['frontend']} | {r['corpus_val_r']:.3f} | "
+            + " | ".join(f"{r['r'][c][g]:.3f}" for c in conditions for g in groups)
+            + f" | {r['realtime']:.0f}x |"
+        )
     return rows

@@ -8,8 +8,9 @@ import zipfile
 import numpy as np
 
 
-def bench_lipsync(models: list[str] | None, videos: list[str], conditions=("clean",), out: str | None = None,
-                  log=print) -> dict:
+def bench_lipsync(
+    models: list[str] | None, videos: list[str], conditions=("clean",), out: str | None = None, log=print
+) -> dict:
     """Lip sync from audio alone against real video: for each clip, Pearson r between the mouth
     opening a model predicts from the clip's audio (ARKit lip gap jawOpen - mouthClose, generic
     style, as an animation delivers it: within bounds, lips closed no further than touching) and the
@@ -44,10 +45,15 @@ def bench_lipsync(models: list[str] | None, videos: list[str], conditions=("clea
         for condition in conditions:
             heard = degrade(audio16, condition, seed=0)
             loudness = energy_envelope(heard, SAMPLE_RATE, db=True)[: len(opening)]
-            row = {"clip": clip["path"].name, "group": clip["group"], "speaker": clip["speaker"],
-                   "condition": condition, "seconds": round(len(audio16) / SAMPLE_RATE, 2),
-                   "r": {"loudness (dB)": pearson(loudness[valid], opening[valid])},
-                   "late_ms": {"loudness (dB)": _best_lag(loudness, opening, valid) * 40}}
+            row = {
+                "clip": clip["path"].name,
+                "group": clip["group"],
+                "speaker": clip["speaker"],
+                "condition": condition,
+                "seconds": round(len(audio16) / SAMPLE_RATE, 2),
+                "r": {"loudness (dB)": pearson(loudness[valid], opening[valid])},
+                "late_ms": {"loudness (dB)": _best_lag(loudness, opening, valid) * 40},
+            }
             for name, net, frontend, space in loaded:
                 t0 = time.perf_counter()
                 gap = _predicted_gap(heard, net, frontend, space, len(opening))
@@ -56,12 +62,22 @@ def bench_lipsync(models: list[str] | None, videos: list[str], conditions=("clea
                 row["r"][name] = pearson(gap[valid], opening[valid])
                 row["late_ms"][name] = _best_lag(gap, opening, valid) * 40
             if condition == conditions[0]:
-                row["pause"] = {name: _mouth_in_pauses(heard, net, frontend, space) for name, net, frontend, space in loaded}
+                row["pause"] = {
+                    name: _mouth_in_pauses(heard, net, frontend, space)
+                    for name, net, frontend, space in loaded
+                }
             rows.append(row)
-            log(f"{clip['path'].name} ({condition}): " + ", ".join(f"{k} r={v:.3f}" for k, v in row["r"].items()))
-    result = {"models": names[1:], "conditions": list(conditions), "clips": rows,
-              "speakers": _speaker_means(rows, names),
-              "realtime_factor": {k: seconds / max(v, 1e-9) for k, v in compute.items()}}
+            log(
+                f"{clip['path'].name} ({condition}): "
+                + ", ".join(f"{k} r={v:.3f}" for k, v in row["r"].items())
+            )
+    result = {
+        "models": names[1:],
+        "conditions": list(conditions),
+        "clips": rows,
+        "speakers": _speaker_means(rows, names),
+        "realtime_factor": {k: seconds / max(v, 1e-9) for k, v in compute.items()},
+    }
     result["summary"] = _lipsync_summary(result, names)
     table = _lipsync_markdown(result, names)
     if out:
@@ -89,7 +105,9 @@ def speaker_clips(folders: list[str]) -> list[dict]:
             with open(listing, newline="") as f:
                 speakers = {r["file"]: r["speaker"] for r in csv.DictReader(f)}
         for path in video_files([folder]):
-            clips.append({"path": path, "group": Path(folder).name, "speaker": speakers.get(path.name, path.stem)})
+            clips.append(
+                {"path": path, "group": Path(folder).name, "speaker": speakers.get(path.name, path.stem)}
+            )
     return clips
 
 
@@ -120,8 +138,17 @@ def _speaker_means(rows: list[dict], names: list[str]) -> list[dict]:
     out = {}
     for row in rows:
         key = (row["group"], row["speaker"], row["condition"])
-        entry = out.setdefault(key, {"group": key[0], "speaker": key[1], "condition": key[2], "clips": 0,
-                                     "seconds": 0.0, "r": {n: [] for n in names}})
+        entry = out.setdefault(
+            key,
+            {
+                "group": key[0],
+                "speaker": key[1],
+                "condition": key[2],
+                "clips": 0,
+                "seconds": 0.0,
+                "r": {n: [] for n in names},
+            },
+        )
         entry["clips"] += 1
         entry["seconds"] = round(entry["seconds"] + row["seconds"], 2)
         for n in names:
@@ -142,7 +169,7 @@ def _room_tone(audio: np.ndarray, seconds: float, rng: np.random.Generator) -> n
     if len(audio) <= n:
         return np.zeros(int(seconds * SAMPLE_RATE), np.float32)
     power = np.convolve(audio.astype(np.float64) ** 2, np.ones(n), "valid")[::160]
-    quiet = audio[int(np.argmin(power)) * 160:][:n]
+    quiet = audio[int(np.argmin(power)) * 160 :][:n]
     pieces = [np.roll(quiet, int(rng.integers(n))) for _ in range(int(np.ceil(seconds * SAMPLE_RATE / n)))]
     return np.concatenate(pieces)[: int(seconds * SAMPLE_RATE)].astype(np.float32)
 
@@ -169,11 +196,14 @@ def _mouth_in_pauses(audio: np.ndarray, net, frontend, space) -> dict:
 
     out = {}
     for kind in ("silence", "room tone"):
-        pause = (np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), np.float32) if kind == "silence"
-                 else _room_tone(audio, PAUSE_SECONDS, np.random.default_rng(0)))
+        pause = (
+            np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), np.float32)
+            if kind == "silence"
+            else _room_tone(audio, PAUSE_SECONDS, np.random.default_rng(0))
+        )
         gap = np.maximum(_predicted_gap(np.concatenate([audio, pause]), net, frontend, space), 0.0)
         speech_frames = int(len(audio) / SAMPLE_RATE * 25)
-        out[kind] = float(gap[speech_frames + 12:].mean() / max(gap[:speech_frames].mean(), 1e-6))
+        out[kind] = float(gap[speech_frames + 12 :].mean() / max(gap[:speech_frames].mean(), 1e-6))
     return out
 
 
@@ -181,7 +211,9 @@ def _lipsync_summary(result: dict, names: list[str]) -> dict:
     """Per condition and group: mean over speakers, and how many speakers beat the loudness baseline."""
     summary = {}
     for sp in result["speakers"]:
-        entry = summary.setdefault(sp["condition"], {}).setdefault(sp["group"], {"speakers": 0, "r": {}, "beats": {}})
+        entry = summary.setdefault(sp["condition"], {}).setdefault(
+            sp["group"], {"speakers": 0, "r": {}, "beats": {}}
+        )
         entry["speakers"] += 1
         for n in names:
             entry["r"].setdefault(n, []).append(sp["r"][n])
@@ -196,36 +228,73 @@ def _lipsync_summary(result: dict, names: list[str]) -> dict:
 def _lipsync_markdown(result: dict, names: list[str]) -> str:
     head = "| " + " | ".join(names) + " |"
     first = result["conditions"][0]
-    lines = [f"Per speaker (mean over the speaker's clips), {first} audio:", "",
-             "| set | speaker | clips | seconds " + head, "|---|---|---|---|" + "---|" * len(names)]
+    lines = [
+        f"Per speaker (mean over the speaker's clips), {first} audio:",
+        "",
+        "| set | speaker | clips | seconds " + head,
+        "|---|---|---|---|" + "---|" * len(names),
+    ]
     for sp in result["speakers"]:
         if sp["condition"] == first:
             best = max(names, key=lambda n: sp["r"][n])
             cells = [f"**{sp['r'][n]:.3f}**" if n == best else f"{sp['r'][n]:.3f}" for n in names]
-            lines.append(f"| {sp['group']} | {sp['speaker']} | {sp['clips']} | {sp['seconds']:.1f} | " + " | ".join(cells) + " |")
-    lines += ["", "Mean over speakers; in brackets, speakers whose mean beats the loudness baseline:", "",
-              "| condition | set | speakers " + head, "|---|---|---|" + "---|" * len(names)]
+            lines.append(
+                f"| {sp['group']} | {sp['speaker']} | {sp['clips']} | {sp['seconds']:.1f} | "
+                + " | ".join(cells)
+                + " |"
+            )
+    lines += [
+        "",
+        "Mean over speakers; in brackets, speakers whose mean beats the loudness baseline:",
+        "",
+        "| condition | set | speakers " + head,
+        "|---|---|---|" + "---|" * len(names),
+    ]
     for condition, groups in result["summary"].items():
         for group, e in groups.items():
-            cells = [f"{e['r'][names[0]]:.3f}"] + [f"{e['r'][n]:.3f} ({e['beats'][n]}/{e['speakers']})"
-                                                   for n in names[1:]]
+            cells = [f"{e['r'][names[0]]:.3f}"] + [
+                f"{e['r'][n]:.3f} ({e['beats'][n]}/{e['speakers']})" for n in names[1:]
+            ]
             lines.append(f"| {condition} | {group} | {e['speakers']} | " + " | ".join(cells) + " |")
-    lines += ["", f"Median shift that would sync best, per set ({first} audio; ms; positive: later than the "
-              "tracked mouth; a diagnostic of the clips' audio-video offset and of the model, not used in r):", ""]
+    lines += [
+        "",
+        f"Median shift that would sync best, per set ({first} audio; ms; positive: later than the "
+        "tracked mouth; a diagnostic of the clips' audio-video offset and of the model, not used in r):",
+        "",
+    ]
     for group in sorted({r["group"] for r in result["clips"]}):
-        late = {n: np.median([r["late_ms"][n] for r in result["clips"] if r["group"] == group and
-                              r["condition"] == first]) for n in names}
+        late = {
+            n: np.median(
+                [r["late_ms"][n] for r in result["clips"] if r["group"] == group and r["condition"] == first]
+            )
+            for n in names
+        }
         lines.append(f"- {group}: " + ", ".join(f"{n} {v:+.0f}" for n, v in late.items()))
     paused = [r for r in result["clips"] if "pause" in r]
-    lines += ["", f"Mouth through a {PAUSE_SECONDS:g} s pause after each clip ({first} audio): mean lip gap from "
-              "0.5 s into the pause over the clip's own, mean over clips (0: closed at rest):", "",
-              "| set | pause | " + " | ".join(names[1:]) + " |", "|---|---|" + "---|" * (len(names) - 1)]
+    lines += [
+        "",
+        f"Mouth through a {PAUSE_SECONDS:g} s pause after each clip ({first} audio): mean lip gap from "
+        "0.5 s into the pause over the clip's own, mean over clips (0: closed at rest):",
+        "",
+        "| set | pause | " + " | ".join(names[1:]) + " |",
+        "|---|---|" + "---|" * (len(names) - 1),
+    ]
     for group in sorted({r["group"] for r in paused}):
         for kind in ("silence", "room tone"):
-            lines.append(f"| {group} | {kind} | " + " | ".join(
-                f"{np.mean([r['pause'][n][kind] for r in paused if r['group'] == group]):.2f}" for n in names[1:]) + " |")
-    lines += ["", "Speech to expression parameters, front-end included: " + ", ".join(
-        f"{k} {v:.0f}x real time" for k, v in result["realtime_factor"].items()) + "."]
+            lines.append(
+                f"| {group} | {kind} | "
+                + " | ".join(
+                    f"{np.mean([r['pause'][n][kind] for r in paused if r['group'] == group]):.2f}"
+                    for n in names[1:]
+                )
+                + " |"
+            )
+    lines += [
+        "",
+        "Speech to expression parameters, front-end included: "
+        + ", ".join(f"{k} {v:.0f}x real time" for k, v in result["realtime_factor"].items())
+        + ".",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -235,8 +304,11 @@ def _best_lag(x: np.ndarray, opening: np.ndarray, valid: np.ndarray, most: int =
     from adamesh.eval.metrics import pearson
 
     def r(lag):
-        a, b, v = (x[lag:], opening[: len(opening) - lag], valid[: len(opening) - lag]) if lag >= 0 else \
-            (x[:lag], opening[-lag:], valid[-lag:])
+        a, b, v = (
+            (x[lag:], opening[: len(opening) - lag], valid[: len(opening) - lag])
+            if lag >= 0
+            else (x[:lag], opening[-lag:], valid[-lag:])
+        )
         return pearson(a[v], b[v])
 
     return max(range(-most, most + 1), key=r)

@@ -119,7 +119,11 @@ def speech_onsets(audio: np.ndarray, sr: int, fps: float, rise_db: float = 6.0) 
 
     level = np.maximum(energy_envelope(audio, sr, fps, db=True), -60.0)
     rise = np.r_[0, 0, level[2:] - level[:-2]]
-    peaks = [i for i in range(1, len(rise) - 1) if rise[i] >= rise_db and rise[i] >= rise[i - 1] and rise[i] > rise[i + 1]]
+    peaks = [
+        i
+        for i in range(1, len(rise) - 1)
+        if rise[i] >= rise_db and rise[i] >= rise[i - 1] and rise[i] > rise[i + 1]
+    ]
     kept: list[int] = []
     for i in peaks:
         if not kept or i - kept[-1] >= 4:
@@ -134,11 +138,13 @@ def beat_alignment(rotations: np.ndarray, onsets: np.ndarray, fps: float, sigma:
     Gaussian of its distance to the nearest local minimum of head angular speed, averaged.
     1 when every onset falls on a pause of the head, ~0 when none is within 2 sigma seconds."""
     speed = np.linalg.norm(np.diff(rotations, axis=0), axis=1)
-    minima = np.array([i + 1 for i in range(1, len(speed) - 1) if speed[i] <= speed[i - 1] and speed[i] < speed[i + 1]])
+    minima = np.array(
+        [i + 1 for i in range(1, len(speed) - 1) if speed[i] <= speed[i - 1] and speed[i] < speed[i + 1]]
+    )
     if len(onsets) == 0 or len(minima) == 0:
         return float("nan")
     d = np.abs(onsets[:, None] - minima[None]).min(1) / fps
-    return float(np.exp(-(d ** 2) / (2 * sigma ** 2)).mean())
+    return float(np.exp(-(d**2) / (2 * sigma**2)).mean())
 
 
 def pose_features(rotations: np.ndarray, fps: float, window: float = 1.0) -> np.ndarray:
@@ -148,7 +154,7 @@ def pose_features(rotations: np.ndarray, fps: float, window: float = 1.0) -> np.
     n = max(2, int(round(window * fps)))
     rows = []
     for s in range(0, max(len(d) - n, 0) + 1, n // 2):
-        w = d[s:s + n]
+        w = d[s : s + n]
         rows.append(np.r_[w.mean(0), w.std(0), np.abs(np.diff(w, axis=0)).mean(0) * fps])
     return np.array(rows)
 
@@ -162,7 +168,9 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     covmean = linalg.sqrtm(ca @ cb)
     if np.iscomplexobj(covmean):
         covmean = covmean.real
-    return max(0.0, float(((mu_a - mu_b) ** 2).sum() + np.trace(ca + cb - 2 * covmean)))  # not -0.00 from rounding
+    return max(
+        0.0, float(((mu_a - mu_b) ** 2).sum() + np.trace(ca + cb - 2 * covmean))
+    )  # not -0.00 from rounding
 
 
 def measuring_rig(spec: str | None = None):

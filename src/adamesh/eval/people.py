@@ -43,8 +43,15 @@ GROUPS = {
     "jaw": ["jawForward", "jawLeft", "jawRight", "jawOpen"],
     "mouth": [c for c in _E if c.startswith("mouth")],
     "brows": [c for c in _E if c.startswith("brow")],
-    "cheeks+squint": ["cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeSquintLeft", "eyeSquintRight",
-                      "noseSneerLeft", "noseSneerRight"],
+    "cheeks+squint": [
+        "cheekPuff",
+        "cheekSquintLeft",
+        "cheekSquintRight",
+        "eyeSquintLeft",
+        "eyeSquintRight",
+        "noseSneerLeft",
+        "noseSneerRight",
+    ],
 }
 
 
@@ -112,7 +119,9 @@ def find_speakers(folders: list[str]) -> dict[str, list[tuple[str, Path]]]:
                 speakers.setdefault(d.name, []).append(("video", v))
         if not subfolders:  # without a clips.csv the folder is one speaker
             for v in video_files([folder]):
-                speakers.setdefault(named.get(v.name, v.stem) if named else folder.name, []).append(("video", v))
+                speakers.setdefault(named.get(v.name, v.stem) if named else folder.name, []).append(
+                    ("video", v)
+                )
     if not speakers:
         raise AdameshError(f"no videos or tracked clips found in {', '.join(folders)}")
     return speakers
@@ -192,13 +201,24 @@ def _split(clips: list[Clip], seconds: float, test_clips: int | None, fps: float
         whole = int(np.searchsorted(ends, cut, side="left")) + 1  # the first clip that starts after the cut
         last = int(ends[min(len(ends), whole + test_clips) - 1])
     hop = SAMPLE_RATE / fps
-    return ((params[:cut], speech[: int(round(cut * hop))]),
-            (params[cut:last], speech[int(round(cut * hop)): int(round(last * hop))]))
+    return (
+        (params[:cut], speech[: int(round(cut * hop))]),
+        (params[cut:last], speech[int(round(cut * hop)) : int(round(last * hop))]),
+    )
 
 
-def bench_people(videos: list[str], out: str = "out/bench_people", model: str | None = None,
-                 reference_seconds=(10.0,), methods=METHODS, rig: str | None = None,
-                 test_clips: int | None = None, renders: int = 2, adapt_config=None, log=print) -> dict:
+def bench_people(
+    videos: list[str],
+    out: str = "out/bench_people",
+    model: str | None = None,
+    reference_seconds=(10.0,),
+    methods=METHODS,
+    rig: str | None = None,
+    test_clips: int | None = None,
+    renders: int = 2,
+    adapt_config=None,
+    log=print,
+) -> dict:
     """See the module docstring. Returns the results (also in `out`/results.json, table in table.md).
     `adapt_config` (an AdaptConfig) sets the adaptation's steps and time budget."""
     from adamesh import api
@@ -214,16 +234,25 @@ def bench_people(videos: list[str], out: str = "out/bench_people", model: str | 
     animator = api.load(model)
     fps = animator.fps
     rig_obj = measuring_rig(rig)
-    log(f"vertex metrics on rig {rig_obj.name}; methods {', '.join(methods)}; references "
-        f"{', '.join(f'{r:g}' for r in reference_seconds)} s")
+    log(
+        f"vertex metrics on rig {rig_obj.name}; methods {', '.join(methods)}; references "
+        f"{', '.join(f'{r:g}' for r in reference_seconds)} s"
+    )
     rows, skipped, examples = [], {}, []
     for speaker, items in speakers.items():
         t0 = time.perf_counter()
         clips, total = [], 0.0
-        for kind, p in items:  # with test_clips, only as many clips as the longest reference and the test need
-            if test_clips is not None and total >= max(reference_seconds) and \
-                    len(clips) > test_clips + np.searchsorted(np.cumsum([c.motion.duration for c in clips]),
-                                                              max(reference_seconds)):
+        for (
+            kind,
+            p,
+        ) in items:  # with test_clips, only as many clips as the longest reference and the test need
+            if (
+                test_clips is not None
+                and total >= max(reference_seconds)
+                and len(clips)
+                > test_clips
+                + np.searchsorted(np.cumsum([c.motion.duration for c in clips]), max(reference_seconds))
+            ):
                 break
             clips.append(tracked_clip(p) if kind == "video" else load_clip(p))
             total += clips[-1].motion.duration
@@ -231,7 +260,9 @@ def bench_people(videos: list[str], out: str = "out/bench_people", model: str | 
         example = None
         for seconds in sorted(reference_seconds):
             if total < seconds + MIN_TEST_SECONDS:
-                skipped.setdefault(speaker, []).append(f"{total:.1f} s is under {seconds:g} + {MIN_TEST_SECONDS:g} s")
+                skipped.setdefault(speaker, []).append(
+                    f"{total:.1f} s is under {seconds:g} + {MIN_TEST_SECONDS:g} s"
+                )
                 log(f"  {seconds:g} s reference: skipped ({total:.1f} s of material)")
                 continue
             (ref_params, ref_speech), (truth, test_speech) = _split(clips, seconds, test_clips, fps)
@@ -240,8 +271,10 @@ def bench_people(videos: list[str], out: str = "out/bench_people", model: str | 
             ref_wav = _write_wav(folder / "reference.wav", ref_speech)
             _write_wav(folder / "test.wav", test_speech)
             reference = Motion(ref_params, ARKIT, fps, audio=str(ref_wav), meta={"speaker": speaker})
-            save_motion(Motion(truth, ARKIT, fps, audio=str(folder / "test.wav"), meta={"speaker": speaker}),
-                        folder / "truth.npz")
+            save_motion(
+                Motion(truth, ARKIT, fps, audio=str(folder / "test.wav"), meta={"speaker": speaker}),
+                folder / "truth.npz",
+            )
             predictions = {}
             for method in methods:
                 t1 = time.perf_counter()
@@ -249,26 +282,44 @@ def bench_people(videos: list[str], out: str = "out/bench_people", model: str | 
                 if method != "none":
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")  # short references are the point here
-                        profile = animator.adapt(reference, method=method, progress=False, config=adapt_config)
+                        profile = animator.adapt(
+                            reference, method=method, progress=False, config=adapt_config
+                        )
                 adapt_s = time.perf_counter() - t1 if profile else 0.0
                 motion = animator.animate(test_speech, profile, seed=0)
                 predictions[method] = motion.params
-                row = {"speaker": speaker, "reference_s": seconds, "test_s": round(len(truth) / fps, 2),
-                       "method": method, "adapt_s": round(adapt_s, 2), **score(motion.params, truth, rig_obj, fps)}
+                row = {
+                    "speaker": speaker,
+                    "reference_s": seconds,
+                    "test_s": round(len(truth) / fps, 2),
+                    "method": method,
+                    "adapt_s": round(adapt_s, 2),
+                    **score(motion.params, truth, rig_obj, fps),
+                }
                 rows.append(row)
-                log(f"  {seconds:g} s, {method}: lip r {row['lip_r']:.3f}, LVE {row['lve_mm']:.2f} mm, style "
-                    f"{row['style_err']:.4f}, pose FD {row['pose_fd']:.1f}" + (f", adapted in {adapt_s:.1f} s"
-                                                                             if profile else ""))
+                log(
+                    f"  {seconds:g} s, {method}: lip r {row['lip_r']:.3f}, LVE {row['lve_mm']:.2f} mm, style "
+                    f"{row['style_err']:.4f}, pose FD {row['pose_fd']:.1f}"
+                    + (f", adapted in {adapt_s:.1f} s" if profile else "")
+                )
             _plot(folder / "channels.png", speaker, truth, predictions, fps)
             example = (speaker, clips, seconds, truth, predictions, folder)  # the longest reference is shown
         if example and len(examples) < renders:
             examples.append(example)
     if not rows:
-        raise AdameshError("no speaker has enough material for the reference lengths asked: "
-                           + "; ".join(f"{k}: {v[0]}" for k, v in skipped.items()))
-    result = {"model": str(animator.folder), "rig": rig_obj.name, "methods": list(methods),
-              "reference_seconds": list(reference_seconds), "rows": rows, "skipped": skipped,
-              "mean": _means(rows)}
+        raise AdameshError(
+            "no speaker has enough material for the reference lengths asked: "
+            + "; ".join(f"{k}: {v[0]}" for k, v in skipped.items())
+        )
+    result = {
+        "model": str(animator.folder),
+        "rig": rig_obj.name,
+        "methods": list(methods),
+        "reference_seconds": list(reference_seconds),
+        "rows": rows,
+        "skipped": skipped,
+        "mean": _means(rows),
+    }
     table = markdown(result)
     with atomic_output(out / "results.json") as tmp:
         tmp.write_text(json.dumps(result, indent=1))
@@ -277,8 +328,18 @@ def bench_people(videos: list[str], out: str = "out/bench_people", model: str | 
     log(table)
     for _speaker, clips, seconds, truth, predictions, folder in examples:
         best = next((m for m in ("molora", "lora", "full", "style") if m in predictions), None)
-        _render(folder / "side_by_side.mp4", clips, seconds, truth, predictions["none"] if "none" in predictions
-                else None, predictions.get(best), best, rig_obj, fps, folder / "test.wav")
+        _render(
+            folder / "side_by_side.mp4",
+            clips,
+            seconds,
+            truth,
+            predictions["none"] if "none" in predictions else None,
+            predictions.get(best),
+            best,
+            rig_obj,
+            fps,
+            folder / "test.wav",
+        )
         log(f"rendered {folder / 'side_by_side.mp4'}")
     return result
 
@@ -291,8 +352,19 @@ def _write_wav(path: Path, samples: np.ndarray) -> Path:
     return path
 
 
-MEASURES = ("lip_r", "l1_jaw", "l1_mouth", "l1_brows", "l1_cheeks+squint", "lve_mm", "style_err",
-            "pose_std_err_deg", "posture_err_deg", "pose_fd", "adapt_s")
+MEASURES = (
+    "lip_r",
+    "l1_jaw",
+    "l1_mouth",
+    "l1_brows",
+    "l1_cheeks+squint",
+    "lve_mm",
+    "style_err",
+    "pose_std_err_deg",
+    "posture_err_deg",
+    "pose_fd",
+    "adapt_s",
+)
 
 
 def _means(rows: list[dict]) -> list[dict]:
@@ -301,32 +373,66 @@ def _means(rows: list[dict]) -> list[dict]:
     out = []
     for seconds, method in keys:
         group = [r for r in rows if r["reference_s"] == seconds and r["method"] == method]
-        out.append({"reference_s": seconds, "method": method, "speakers": len(group),
-                    **{m: float(np.mean([r[m] for r in group])) for m in MEASURES}})
+        out.append(
+            {
+                "reference_s": seconds,
+                "method": method,
+                "speakers": len(group),
+                **{m: float(np.mean([r[m] for r in group])) for m in MEASURES},
+            }
+        )
     return out
 
 
 def markdown(result: dict) -> str:
-    heads = ["lip r", "L1 jaw", "L1 mouth", "L1 brows", "L1 cheeks+squint", "LVE mm", "style err (generic)",
-             "pose std err °", "posture err °", "pose FD", "adapt s"]
-    lines = ["Mean over speakers:", "", "| ref s | method | speakers | " + " | ".join(heads) + " |",
-             "|---|---|---|" + "---|" * len(heads)]
+    heads = [
+        "lip r",
+        "L1 jaw",
+        "L1 mouth",
+        "L1 brows",
+        "L1 cheeks+squint",
+        "LVE mm",
+        "style err (generic)",
+        "pose std err °",
+        "posture err °",
+        "pose FD",
+        "adapt s",
+    ]
+    lines = [
+        "Mean over speakers:",
+        "",
+        "| ref s | method | speakers | " + " | ".join(heads) + " |",
+        "|---|---|---|" + "---|" * len(heads),
+    ]
     generic = {m["reference_s"]: m for m in result["mean"] if m["method"] == "none"}
     for m in result["mean"]:
         g = generic.get(m["reference_s"])
-        cells = [f"{m[k]:.3f}" if k in ("lip_r",) else f"{m[k]:.4f}" if k.startswith("l1") else
-                 f"{m[k]:.2f}" for k in MEASURES]
+        cells = [
+            f"{m[k]:.3f}" if k in ("lip_r",) else f"{m[k]:.4f}" if k.startswith("l1") else f"{m[k]:.2f}"
+            for k in MEASURES
+        ]
         cells[6] = f"{m['style_err']:.4f}" + (f" ({g['style_err']:.4f})" if g else "")
-        lines.append(f"| {m['reference_s']:g} | {m['method']} | {m['speakers']} | " + " | ".join(cells) + " |")
-    lines += ["", "Per speaker (lip r / LVE mm / style err):", "",
-              "| speaker | ref s | test s | " + " | ".join(result["methods"]) + " |",
-              "|---|---|---|" + "---|" * len(result["methods"])]
+        lines.append(
+            f"| {m['reference_s']:g} | {m['method']} | {m['speakers']} | " + " | ".join(cells) + " |"
+        )
+    lines += [
+        "",
+        "Per speaker (lip r / LVE mm / style err):",
+        "",
+        "| speaker | ref s | test s | " + " | ".join(result["methods"]) + " |",
+        "|---|---|---|" + "---|" * len(result["methods"]),
+    ]
     for key in dict.fromkeys((r["speaker"], r["reference_s"]) for r in result["rows"]):
         rs = {r["method"]: r for r in result["rows"] if (r["speaker"], r["reference_s"]) == key}
         test_s = next(iter(rs.values()))["test_s"]
-        lines.append(f"| {key[0]} | {key[1]:g} | {test_s:.0f} | " + " | ".join(
-            f"{rs[m]['lip_r']:.3f} / {rs[m]['lve_mm']:.2f} / {rs[m]['style_err']:.4f}" if m in rs else ""
-            for m in result["methods"]) + " |")
+        lines.append(
+            f"| {key[0]} | {key[1]:g} | {test_s:.0f} | "
+            + " | ".join(
+                f"{rs[m]['lip_r']:.3f} / {rs[m]['lve_mm']:.2f} / {rs[m]['style_err']:.4f}" if m in rs else ""
+                for m in result["methods"]
+            )
+            + " |"
+        )
     if result["skipped"]:
         lines += ["", "Skipped: " + "; ".join(f"{k} ({', '.join(v)})" for k, v in result["skipped"].items())]
     return "\n".join(lines) + "\n"
@@ -351,7 +457,7 @@ def _plot(path: Path, speaker: str, truth: np.ndarray, predictions: dict, fps: f
         for ax, name in zip(axes, signals):
             ax.plot(t[:n], s[name], lw=1, label="generic" if label == "none" else label)
             ax.set_ylabel(name)
-        for k, ax in enumerate(axes[len(signals):]):
+        for k, ax in enumerate(axes[len(signals) :]):
             ax.plot(t[:n], np.degrees(params[:n, ARKIT.rotation[0] + k]), lw=1)
             ax.set_ylabel(ARKIT.channels[ARKIT.rotation[0] + k] + " °")
     axes[0].legend(loc="upper right")
@@ -385,13 +491,25 @@ def _video_frames(clips: list[Clip], start: int, n: int, fps: float, size: int):
             break
         h, wd = prev.shape[:2]
         side = min(h, wd)
-        crop = prev[(h - side) // 2:(h + side) // 2, (wd - side) // 2:(wd + side) // 2]
+        crop = prev[(h - side) // 2 : (h + side) // 2, (wd - side) // 2 : (wd + side) // 2]
         frames.append(np.asarray(Image.fromarray(crop).resize((size, size))))
     return frames
 
 
-def _render(path: Path, clips, seconds, truth, generic, personal, method, rig, fps, audio, size: int = 320,
-            most_seconds: float = 12.0) -> None:
+def _render(
+    path: Path,
+    clips,
+    seconds,
+    truth,
+    generic,
+    personal,
+    method,
+    rig,
+    fps,
+    audio,
+    size: int = 320,
+    most_seconds: float = 12.0,
+) -> None:
     """The real video | the tracked rig | generic | personalised, with the test speech."""
     from adamesh.render import RigView, side_by_side
     from adamesh.render.video import write_video
@@ -400,8 +518,9 @@ def _render(path: Path, clips, seconds, truth, generic, personal, method, rig, f
     n = min(len(truth), int(most_seconds * fps))
     real = _video_frames(clips, start, n, fps, size)
     n = min(n, len(real)) if real else n
-    panels = [("tracked", truth)] + [(name, p) for name, p in (("generic", generic), (method, personal))
-                                     if p is not None]
+    panels = [("tracked", truth)] + [
+        (name, p) for name, p in (("generic", generic), (method, personal)) if p is not None
+    ]
     captions = (["video"] if real else []) + [c if c != "none" else "generic" for c, _ in panels]
     view = RigView(rig, size)
 

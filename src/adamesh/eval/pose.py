@@ -14,16 +14,26 @@ def _reference_clips(clips, seconds: float, fps: float):
         if left <= 0:
             break
         n = min(left, c.motion.n_frames)
-        poses.append(c.motion.params[:n, c.motion.space.n_expression:])
+        poses.append(c.motion.params[:n, c.motion.space.n_expression :])
         units.append(c.features.units[:n])
         left -= n
     return poses, units
 
 
-def bench_pose(data: str | None = None, model: str | None = None, preset: str = "tiny",
-               out: str = "out/bench_pose", reference_seconds: float = 10.0, max_speakers: int | None = None,
-               codebook_sizes=(), workers: int | None = None, seed: int = 0, renders: int = 2, k: int = 3,
-               log=print) -> dict:
+def bench_pose(
+    data: str | None = None,
+    model: str | None = None,
+    preset: str = "tiny",
+    out: str = "out/bench_pose",
+    reference_seconds: float = 10.0,
+    max_speakers: int | None = None,
+    codebook_sizes=(),
+    workers: int | None = None,
+    seed: int = 0,
+    renders: int = 2,
+    k: int = 3,
+    log=print,
+) -> dict:
     """The pose comparison of issue 5 on held-out speakers: PoseGPT driven by each test clip's
     speech in the generic style, a random training style, the mean style, the top-1 retrieved
     style and the blend of the top-k; plus VQ-VAE reconstruction for each of `codebook_sizes`."""
@@ -67,12 +77,16 @@ def bench_pose(data: str | None = None, model: str | None = None, preset: str = 
     e, fps = space.n_expression, held.clips[0].motion.fps
     rot = slice(space.rotation[0] - e, space.rotation[1] - e)
     training = ClipDataset(data, ("train", "val"), progress=False)
-    gallery_style = {s: style_vector(PoseStyle(**training.speaker_style(s)["pose_style"])) for s in adapter.videos}
+    gallery_style = {
+        s: style_vector(PoseStyle(**training.speaker_style(s)["pose_style"])) for s in adapter.videos
+    }
     by_speaker: dict[str, list[np.ndarray]] = {}
     for c in training.clips:
         by_speaker.setdefault(c.info.speaker, []).append(c.motion.params[:, e:])
-    probe = StyleProbe(np.stack([motion_statistics(np.concatenate(by_speaker[s])) for s in adapter.videos]),
-                       np.stack([gallery_style[s] for s in adapter.videos]))
+    probe = StyleProbe(
+        np.stack([motion_statistics(np.concatenate(by_speaker[s])) for s in adapter.videos]),
+        np.stack([gallery_style[s] for s in adapter.videos]),
+    )
     table = np.stack([adapter.gpt.styles.weight.detach()[i] for i in range(len(adapter.videos))])
     rng = np.random.default_rng(seed)
     speakers = held.speakers[:max_speakers] if max_speakers else held.speakers
@@ -87,43 +101,90 @@ def bench_pose(data: str | None = None, model: str | None = None, preset: str = 
         top1 = retrieve_pose_style(adapter, ref_poses, ref_units, fps, "top1")
         blend = retrieve_pose_style(adapter, ref_poses, ref_units, fps, "blend", k=k)
         nearest = sorted(adapter.videos, key=lambda v: np.abs(gallery_style[v] - true_style[spk]).mean())[:k]
-        agreement.append({"speaker": spk, "top1": top1.chosen[0], "true_nearest": nearest,
-                          "agrees": top1.chosen[0] in nearest, "blend": dict(zip(blend.chosen, blend.weights))})
-        styles = {"generic": None, "random style": torch.from_numpy(table[rng.integers(len(table))]),
-                  "mean style": torch.from_numpy(table.mean(0)), "top-1": top1.style, "blend": blend.style,
-                  "blend + posture": blend.style}
+        agreement.append(
+            {
+                "speaker": spk,
+                "top1": top1.chosen[0],
+                "true_nearest": nearest,
+                "agrees": top1.chosen[0] in nearest,
+                "blend": dict(zip(blend.chosen, blend.weights)),
+            }
+        )
+        styles = {
+            "generic": None,
+            "random style": torch.from_numpy(table[rng.integers(len(table))]),
+            "mean style": torch.from_numpy(table.mean(0)),
+            "top-1": top1.style,
+            "blend": blend.style,
+            "blend + posture": blend.style,
+        }
         for j, c in enumerate(tests):
             audio, sr = load_audio(c.info.audio)
             onsets.setdefault(spk, []).append(speech_onsets(audio, sr, fps))
             poses["ground truth"].setdefault(spk, []).append(c.motion.params[:, e:])
             for name, style in styles.items():
-                p = adapter.animate(c.features.features, style, seed=seed + j, fps=fps,
-                                    posture=blend.posture if name.endswith("posture") else None)
+                p = adapter.animate(
+                    c.features.features,
+                    style,
+                    seed=seed + j,
+                    fps=fps,
+                    posture=blend.posture if name.endswith("posture") else None,
+                )
                 poses[name].setdefault(spk, []).append(p)
                 if si < renders and j == 0 and name == "blend + posture":
                     examples[spk] = (c, p)
-        log(f"speaker {spk} ({si + 1}/{len(speakers)}): top-1 {top1.chosen[0]} (nearest by true style: "
-            f"{', '.join(nearest)}), blend {', '.join(f'{v} {w:.2f}' for v, w in zip(blend.chosen, blend.weights))}")
-    truth_feats = np.concatenate([pose_features(p[:, rot], fps) for ps in poses["ground truth"].values() for p in ps])
+        log(
+            f"speaker {spk} ({si + 1}/{len(speakers)}): top-1 {top1.chosen[0]} (nearest by true style: "
+            f"{', '.join(nearest)}), blend {', '.join(f'{v} {w:.2f}' for v, w in zip(blend.chosen, blend.weights))}"
+        )
+    truth_feats = np.concatenate(
+        [pose_features(p[:, rot], fps) for ps in poses["ground truth"].values() for p in ps]
+    )
     rows = []
     for name in POSE_METHODS:
         seqs = [p for spk in speakers for p in poses[name][spk]]
         rotations = [p[:, rot] for p in seqs]
-        ba = [beat_alignment(p[:, rot], o, fps) for spk in speakers for p, o in zip(poses[name][spk], onsets[spk])]
-        style_err = [np.abs(probe(motion_statistics(np.concatenate(poses[name][spk])))[0] - true_style[spk]).mean()
-                     for spk in speakers]
+        ba = [
+            beat_alignment(p[:, rot], o, fps)
+            for spk in speakers
+            for p, o in zip(poses[name][spk], onsets[spk])
+        ]
+        style_err = [
+            np.abs(probe(motion_statistics(np.concatenate(poses[name][spk])))[0] - true_style[spk]).mean()
+            for spk in speakers
+        ]
         std = axis_std(rotations)
-        rows.append({"method": name, "diversity_deg": pose_diversity(rotations), "std_pitch": float(std[0]),
-                     "std_yaw": float(std[1]), "std_roll": float(std[2]), "beat_alignment": float(np.nanmean(ba)),
-                     "fd": frechet_distance(np.concatenate([pose_features(r, fps) for r in rotations]), truth_feats),
-                     "style_err": float(np.mean(style_err))})
+        rows.append(
+            {
+                "method": name,
+                "diversity_deg": pose_diversity(rotations),
+                "std_pitch": float(std[0]),
+                "std_yaw": float(std[1]),
+                "std_roll": float(std[2]),
+                "beat_alignment": float(np.nanmean(ba)),
+                "fd": frechet_distance(
+                    np.concatenate([pose_features(r, fps) for r in rotations]), truth_feats
+                ),
+                "style_err": float(np.mean(style_err)),
+            }
+        )
     recon = [_vq_reconstruction(adapter.vq, held, rot, "model")]
     for size in codebook_sizes:
-        recon.append(_vq_reconstruction(_train_vq(data, out / f"vq_{size}", preset, size, workers, log), held, rot,
-                                        f"codebook {size}"))
-    result = {"model": str(model), "data": str(data), "speakers": speakers, "reference_seconds": reference_seconds,
-              "rows": rows, "retrieval": agreement,
-              "retrieval_agreement": float(np.mean([a["agrees"] for a in agreement])), "vq": recon}
+        recon.append(
+            _vq_reconstruction(
+                _train_vq(data, out / f"vq_{size}", preset, size, workers, log), held, rot, f"codebook {size}"
+            )
+        )
+    result = {
+        "model": str(model),
+        "data": str(data),
+        "speakers": speakers,
+        "reference_seconds": reference_seconds,
+        "rows": rows,
+        "retrieval": agreement,
+        "retrieval_agreement": float(np.mean([a["agrees"] for a in agreement])),
+        "vq": recon,
+    }
     (out / "results.json").write_text(json.dumps(result, indent=1))
     md = _pose_markdown(result, k)
     (out / "table.md").write_text(md + "\n")
@@ -140,8 +201,13 @@ def _train_vq(data, folder, preset: str, size: int, workers, log):
     from adamesh.train.tasks import PoseVQTask, pose_train_config
 
     cfg = pose_train_config("pose_vq", preset, workers=workers)
-    train(PoseVQTask(data, cfg, progress=False, codebook_size=size), folder, cfg, progress=False,
-          log=lambda line: None)
+    train(
+        PoseVQTask(data, cfg, progress=False, codebook_size=size),
+        folder,
+        cfg,
+        progress=False,
+        log=lambda line: None,
+    )
     log(f"VQ-VAE with {size} codes trained in {folder}")
     return load_model(folder, kind="pose_vq")[0]
 
@@ -154,31 +220,49 @@ def _vq_reconstruction(vq, held, rot: slice, name: str) -> dict:
 
     err, codes = [], []
     for c in held.clips:
-        pose = torch.from_numpy(c.motion.params[:, c.motion.space.n_expression:])[None]
+        pose = torch.from_numpy(c.motion.params[:, c.motion.space.n_expression :])[None]
         with torch.no_grad():
             recon, code, _ = vq(pose)
         err.append(np.degrees((recon[0, :, rot] - pose[0, :, rot]).abs().numpy()).mean())
         codes.append(code[0].numpy())
-    return {"name": name, "codebook_size": vq.config.codebook_size, "rotation_error_deg": float(np.mean(err)),
-            **{k: v for k, v in codebook_usage(np.concatenate(codes), vq.config.codebook_size).items()
-               if k != "codebook_size"}}
+    return {
+        "name": name,
+        "codebook_size": vq.config.codebook_size,
+        "rotation_error_deg": float(np.mean(err)),
+        **{
+            k: v
+            for k, v in codebook_usage(np.concatenate(codes), vq.config.codebook_size).items()
+            if k != "codebook_size"
+        },
+    }
 
 
 def _pose_markdown(result: dict, k: int) -> str:
-    lines = [f"Held-out speakers: {len(result['speakers'])}; references of {result['reference_seconds']:g} s; "
-             "rotation in degrees",
-             "",
-             "| method | diversity | std pitch | std yaw | std roll | beat alignment | FD to truth | style error |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Held-out speakers: {len(result['speakers'])}; references of {result['reference_seconds']:g} s; "
+        "rotation in degrees",
+        "",
+        "| method | diversity | std pitch | std yaw | std roll | beat alignment | FD to truth | style error |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in result["rows"]:
-        lines.append(f"| {r['method']} | {r['diversity_deg']:.2f} | {r['std_pitch']:.2f} | {r['std_yaw']:.2f} | "
-                     f"{r['std_roll']:.2f} | {r['beat_alignment']:.3f} | {r['fd']:.2f} | {r['style_err']:.3f} |")
-    lines += ["", f"Retrieval agreement (top-1 among the {k} training speakers nearest by true pose style): "
-              f"{result['retrieval_agreement']:.0%}", "",
-              "| VQ-VAE | codes | rotation error (deg) | perplexity | dead codes |", "|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['method']} | {r['diversity_deg']:.2f} | {r['std_pitch']:.2f} | {r['std_yaw']:.2f} | "
+            f"{r['std_roll']:.2f} | {r['beat_alignment']:.3f} | {r['fd']:.2f} | {r['style_err']:.3f} |"
+        )
+    lines += [
+        "",
+        f"Retrieval agreement (top-1 among the {k} training speakers nearest by true pose style): "
+        f"{result['retrieval_agreement']:.0%}",
+        "",
+        "| VQ-VAE | codes | rotation error (deg) | perplexity | dead codes |",
+        "|---|---|---|---|---|",
+    ]
     for v in result["vq"]:
-        lines.append(f"| {v['name']} | {v['codebook_size']} | {v['rotation_error_deg']:.3f} | {v['perplexity']:.1f} | "
-                     f"{v['dead_codes']} |")
+        lines.append(
+            f"| {v['name']} | {v['codebook_size']} | {v['rotation_error_deg']:.3f} | {v['perplexity']:.1f} | "
+            f"{v['dead_codes']} |"
+        )
     return "\n".join(lines)
 
 
@@ -191,10 +275,19 @@ def _render_pose_example(clip, pose: np.ndarray, path) -> None:
     e = clip.motion.space.n_expression
     generated = clip.motion.params.copy()
     generated[:, e:] = pose
-    motions = [Motion(p, space=clip.motion.space, fps=clip.motion.fps, audio=str(clip.info.audio))
-               for p in (clip.motion.params, generated)]
-    render_motion(motions, load_rig("builtin"), path, audio=str(clip.info.audio),
-                  captions=["ground truth", "PoseGPT (blend + posture)"], size=384, progress=False)
+    motions = [
+        Motion(p, space=clip.motion.space, fps=clip.motion.fps, audio=str(clip.info.audio))
+        for p in (clip.motion.params, generated)
+    ]
+    render_motion(
+        motions,
+        load_rig("builtin"),
+        path,
+        audio=str(clip.info.audio),
+        captions=["ground truth", "PoseGPT (blend + posture)"],
+        size=384,
+        progress=False,
+    )
 
 
 # ---------------------------------------------------------------- lip sync on real video

@@ -7,7 +7,9 @@ import tempfile
 import time
 
 
-def bench_render(rig_spec: str = "builtin", size: int = 512, frames: int = 200, backend=None, antialias: int = 0):
+def bench_render(
+    rig_spec: str = "builtin", size: int = 512, frames: int = 200, backend=None, antialias: int = 0
+):
     """Frames per second of each rendering stage, and of a whole mp4 with audio."""
     import soundfile as sf
 

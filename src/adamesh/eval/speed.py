@@ -36,21 +36,32 @@ def bench_speed(models: list[str | None], audio: list[str], repeats: int = 3, lo
         total = best(lambda x: animator.animate(x))  # noqa: B023 (called in this iteration)
         fronts = {"expression": animator.expression_frontend, "pose": animator.pose_frontend}
         shared = animator.expression_frontend.key() == animator.pose_frontend.key()
-        row = {"model": "shipped" if folder is None else Path(folder).name,
-               "frontends": {k: f.name for k, f in fronts.items()}, "shared_frontend": shared,
-               "animate_realtime": seconds / total,
-               "frontend_realtime": {k: seconds / best(lambda x, f=f: f(x, animator.fps)) for k, f in fronts.items()}}  # noqa: B023
+        row = {
+            "model": "shipped" if folder is None else Path(folder).name,
+            "frontends": {k: f.name for k, f in fronts.items()},
+            "shared_frontend": shared,
+            "animate_realtime": seconds / total,
+            "frontend_realtime": {
+                k: seconds / best(lambda x, f=f, fps=animator.fps: f(x, fps)) for k, f in fronts.items()
+            },
+        }
         rows.append(row)
-    log(f"speech to ARKit + head pose on {len(speech)} files, {seconds:.1f} s of audio, {os.cpu_count()} CPU "
-        f"cores, best of {repeats}:")
-    log("| model | expression front-end | pose front-end | animate (x real time) | expression front-end alone | "
-        "pose front-end alone |")
+    log(
+        f"speech to ARKit + head pose on {len(speech)} files, {seconds:.1f} s of audio, {os.cpu_count()} CPU "
+        f"cores, best of {repeats}:"
+    )
+    log(
+        "| model | expression front-end | pose front-end | animate (x real time) | expression front-end alone | "
+        "pose front-end alone |"
+    )
     log("|---|---|---|---|---|---|")
     for r in rows:
         fr = r["frontend_realtime"]
-        log(f"| {r['model']} | {r['frontends']['expression']} | {r['frontends']['pose']}"
+        log(
+            f"| {r['model']} | {r['frontends']['expression']} | {r['frontends']['pose']}"
             f"{' (the same, computed once)' if r['shared_frontend'] else ''} | {r['animate_realtime']:.1f}x | "
-            f"{fr['expression']:.0f}x | {fr['pose']:.0f}x |")
+            f"{fr['expression']:.0f}x | {fr['pose']:.0f}x |"
+        )
     return rows
 
 
@@ -67,8 +78,13 @@ def _animate_long(model: str | None, audio: list[str], minutes: float) -> dict:
     t0 = time.perf_counter()
     motion = animator.animate(samples)
     seconds = time.perf_counter() - t0
-    return {"minutes": minutes, "frames": motion.n_frames, "seconds": seconds, "realtime": minutes * 60 / seconds,
-            "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
+    return {
+        "minutes": minutes,
+        "frames": motion.n_frames,
+        "seconds": seconds,
+        "realtime": minutes * 60 / seconds,
+        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
 
 
 def bench_long(model: str | None, audio: list[str], minutes=(1, 10, 60), log=print) -> list[dict]:
@@ -81,11 +97,15 @@ def bench_long(model: str | None, audio: list[str], minutes=(1, 10, 60), log=pri
         with mp.get_context("spawn").Pool(1) as pool:
             rows.append(pool.apply(_animate_long, (model, audio, float(m))))
         r = rows[-1]
-        log(f"{m:g} min: {r['seconds']:.1f} s ({r['realtime']:.1f}x real time), peak memory {r['peak_gb']:.2f} GB")
+        log(
+            f"{m:g} min: {r['seconds']:.1f} s ({r['realtime']:.1f}x real time), peak memory {r['peak_gb']:.2f} GB"
+        )
     log(f"speech to ARKit + head pose, {os.cpu_count()} CPU cores:")
     log("| speech | frames | wall time | x real time | peak memory |")
     log("|---|---|---|---|---|")
     for r in rows:
-        log(f"| {r['minutes']:g} min | {r['frames']:,} | {r['seconds']:.1f} s | {r['realtime']:.1f}x | "
-            f"{r['peak_gb']:.2f} GB |")
+        log(
+            f"| {r['minutes']:g} min | {r['frames']:,} | {r['seconds']:.1f} s | {r['realtime']:.1f}x | "
+            f"{r['peak_gb']:.2f} GB |"
+        )
     return rows

@@ -18,8 +18,16 @@ from adamesh.errors import AdameshError
 from adamesh.fileio import atomic_output
 from adamesh.frontends.base import DEFAULT_FPS, FeatureCache, Features, FrontEnd, KMeansUnits
 
-__all__ = ["DEFAULT_FPS", "FRONTENDS", "FeatureCache", "Features", "FrontEnd", "load_frontend",
-           "make_frontend", "save_frontend"]
+__all__ = [
+    "DEFAULT_FPS",
+    "FRONTENDS",
+    "FeatureCache",
+    "Features",
+    "FrontEnd",
+    "load_frontend",
+    "make_frontend",
+    "save_frontend",
+]
 
 FRONTENDS = ("phonetic", "mel", "whisper", "hubert", "wav2vec2")
 
@@ -27,15 +35,19 @@ FRONTENDS = ("phonetic", "mel", "whisper", "hubert", "wav2vec2")
 def make_frontend(name: str = "phonetic", **options) -> FrontEnd:
     if name == "phonetic":
         from adamesh.frontends.phonetic import PhoneticFrontEnd
+
         return PhoneticFrontEnd(**options)
     if name == "mel":
         from adamesh.frontends.mel import MelFrontEnd
+
         return MelFrontEnd(**options)
     if name == "whisper":
         from adamesh.frontends.whisper import WhisperFrontEnd
+
         return WhisperFrontEnd(**options)
     if name in ("hubert", "wav2vec2"):
         from adamesh.frontends.ssl import SSLFrontEnd
+
         return SSLFrontEnd(kind=name, **options)
     raise AdameshError(f"unknown speech front-end {name!r}; choose one of {', '.join(FRONTENDS)}")
 

@@ -79,15 +79,19 @@ class KMeansUnits:
 
         rows = np.asarray(rows, np.float64)
         if len(rows) < k:
-            raise AdameshError(f"cannot fit {k} units on only {len(rows)} feature frames; "
-                               "use fewer units or more training audio")
+            raise AdameshError(
+                f"cannot fit {k} units on only {len(rows)} feature frames; "
+                "use fewer units or more training audio"
+            )
         centroids, _ = kmeans2(rows, k, iter=30, minit="++", seed=np.random.default_rng(seed))
         return cls(centroids)
 
     def assign(self, features: np.ndarray) -> np.ndarray:
         c = torch.from_numpy(self.centroids)
-        out = [torch.cdist(torch.from_numpy(chunk), c).argmin(1) for chunk in
-               np.array_split(np.asarray(features, np.float32), max(1, len(features) // 4096 + 1))]
+        out = [
+            torch.cdist(torch.from_numpy(chunk), c).argmin(1)
+            for chunk in np.array_split(np.asarray(features, np.float32), max(1, len(features) // 4096 + 1))
+        ]
         return torch.cat(out).numpy().astype(np.int64)
 
     def digest(self) -> str:
@@ -156,8 +160,13 @@ class FrontEnd:
         blob = json.dumps(self.config(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
-    def from_file(self, path: str | os.PathLike, fps: float = DEFAULT_FPS, n_frames: int | None = None,
-                  cache: "FeatureCache | None" = None) -> Features:
+    def from_file(
+        self,
+        path: str | os.PathLike,
+        fps: float = DEFAULT_FPS,
+        n_frames: int | None = None,
+        cache: "FeatureCache | None" = None,
+    ) -> Features:
         """Features of an audio file, through the on-disk cache (the default one unless `cache` is given)."""
         cache = cache if cache is not None else FeatureCache()
         return cache.get(self, path, fps, n_frames)
@@ -180,8 +189,15 @@ class FeatureCache:
     def path_for(self, frontend: FrontEnd, audio_path: str | os.PathLike, fps: float, tag: str = "") -> Path:
         return self.root / frontend.key() / f"{self.audio_hash(audio_path)}-{fps:g}{tag}.npz"
 
-    def get(self, frontend: FrontEnd, audio_path: str | os.PathLike, fps: float = DEFAULT_FPS,
-            n_frames: int | None = None, transform=None, tag: str = "") -> Features:
+    def get(
+        self,
+        frontend: FrontEnd,
+        audio_path: str | os.PathLike,
+        fps: float = DEFAULT_FPS,
+        n_frames: int | None = None,
+        transform=None,
+        tag: str = "",
+    ) -> Features:
         """Features of a file, computed once. `transform(audio, audio_hash)` changes the samples first
         (a training degradation); `tag` names it in the entry's name and must change with it."""
         if (transform is None) != (not tag):

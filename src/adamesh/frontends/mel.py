@@ -24,9 +24,11 @@ ANALYSIS_RATE = SAMPLE_RATE / HOP
 
 
 @functools.lru_cache(maxsize=4)
-def mel_filterbank(n_mels: int, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE, fmin: float = 20.0,
-                   fmax: float = 7600.0) -> torch.Tensor:
+def mel_filterbank(
+    n_mels: int, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE, fmin: float = 20.0, fmax: float = 7600.0
+) -> torch.Tensor:
     """(n_mels, n_fft // 2 + 1) triangular filters on the HTK mel scale."""
+
     def to_mel(f):
         return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
 
@@ -65,6 +67,8 @@ class MelFrontEnd(FrontEnd):
         mel = log_mel(audio, self.n_mels)
         t = frame_times(n_frames, fps)
         quarter = 0.25 / fps
-        feats = np.concatenate([sample_rows(mel, ANALYSIS_RATE, t - quarter),
-                                sample_rows(mel, ANALYSIS_RATE, t + quarter)], axis=1)
+        feats = np.concatenate(
+            [sample_rows(mel, ANALYSIS_RATE, t - quarter), sample_rows(mel, ANALYSIS_RATE, t + quarter)],
+            axis=1,
+        )
         return Features(feats, np.zeros(n_frames, np.int64), fps)

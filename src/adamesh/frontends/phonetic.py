@@ -34,8 +34,15 @@ def _phone_decoder():
     except ImportError:
         raise AdameshError("the phonetic front-end needs pocketsphinx; reinstall adamesh") from None
     model = os.path.join(get_model_path(), "en-us")
-    return Decoder(hmm=os.path.join(model, "en-us"), allphone=os.path.join(model, "en-us-phone.lm.bin"),
-                   lm=None, beam=1e-20, pbeam=1e-20, lw=2.0, loglevel="FATAL")
+    return Decoder(
+        hmm=os.path.join(model, "en-us"),
+        allphone=os.path.join(model, "en-us-phone.lm.bin"),
+        lm=None,
+        beam=1e-20,
+        pbeam=1e-20,
+        lw=2.0,
+        loglevel="FATAL",
+    )
 
 
 def recognise_phones(audio: np.ndarray) -> np.ndarray:
@@ -52,7 +59,7 @@ def recognise_phones(audio: np.ndarray) -> np.ndarray:
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()
     for seg in decoder.seg():
-        labels[max(seg.start_frame, 0):min(seg.end_frame + 1, n)] = PHONE_INDEX.get(seg.word, 0)
+        labels[max(seg.start_frame, 0) : min(seg.end_frame + 1, n)] = PHONE_INDEX.get(seg.word, 0)
     return labels
 
 
@@ -66,7 +73,7 @@ def prosody(audio: np.ndarray) -> np.ndarray:
     x = np.pad(np.asarray(audio, np.float64), (PITCH_WINDOW // 2, PITCH_WINDOW + HOP * n))
     frames = np.lib.stride_tricks.sliding_window_view(x, PITCH_WINDOW)[::HOP][:n]
     frames = frames - frames.mean(1, keepdims=True)
-    rms = np.sqrt((frames ** 2).mean(1) + 1e-12)
+    rms = np.sqrt((frames**2).mean(1) + 1e-12)
     energy_db = 20 * np.log10(rms + 1e-5)
     spec = np.fft.rfft(frames, 2 * PITCH_WINDOW)
     ac = np.fft.irfft(np.abs(spec) ** 2)[:, :PITCH_WINDOW]
@@ -108,11 +115,14 @@ class PhoneticFrontEnd(FrontEnd):
         onehot = np.eye(len(PHONES), dtype=np.float32)[labels]
         # pocketsphinx frame k covers [k, k + 1) * 10 ms, so its centre is at k * 10 ms + 5 ms
         half = 0.5 / ANALYSIS_RATE
-        feats = np.concatenate([
-            sample_rows(onehot, ANALYSIS_RATE, t, offset=half),
-            sample_rows(log_mel(audio, self.n_mels), ANALYSIS_RATE, t),
-            sample_rows(prosody(audio), ANALYSIS_RATE, t),  # prosody row k is centred at k * 10 ms
-        ], axis=1)
+        feats = np.concatenate(
+            [
+                sample_rows(onehot, ANALYSIS_RATE, t, offset=half),
+                sample_rows(log_mel(audio, self.n_mels), ANALYSIS_RATE, t),
+                sample_rows(prosody(audio), ANALYSIS_RATE, t),  # prosody row k is centred at k * 10 ms
+            ],
+            axis=1,
+        )
         units = nearest_rows(labels, ANALYSIS_RATE, t)
         return Features(feats, units, fps)
 
@@ -127,8 +137,13 @@ def align_phones(audio: np.ndarray, text: str) -> np.ndarray | None:
 
     model = os.path.join(get_model_path(), "en-us")
     try:
-        decoder = Decoder(hmm=os.path.join(model, "en-us"), dict=os.path.join(model, "cmudict-en-us.dict"),
-                          lm=None, bestpath=False, loglevel="FATAL")
+        decoder = Decoder(
+            hmm=os.path.join(model, "en-us"),
+            dict=os.path.join(model, "cmudict-en-us.dict"),
+            lm=None,
+            bestpath=False,
+            loglevel="FATAL",
+        )
         decoder.set_align_text(text.lower())
         pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes()
         for _ in range(2):  # first pass finds the words, the second aligns their phones
@@ -142,5 +157,5 @@ def align_phones(audio: np.ndarray, text: str) -> np.ndarray | None:
         return None
     labels = np.zeros(int(np.ceil(len(audio) / HOP)), np.int64)
     for p in alignment.phones():
-        labels[p.start:p.start + p.duration] = PHONE_INDEX.get(p.name, 0)
+        labels[p.start : p.start + p.duration] = PHONE_INDEX.get(p.name, 0)
     return labels

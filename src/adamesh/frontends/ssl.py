@@ -25,7 +25,9 @@ from adamesh.errors import AdameshError
 from adamesh.fileio import file_sha256
 from adamesh.frontends.base import Features, FrontEnd, frame_times, sample_rows
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # else a missing file makes from_pretrained retry online for ~20 s
+os.environ.setdefault(
+    "HF_HUB_OFFLINE", "1"
+)  # else a missing file makes from_pretrained retry online for ~20 s
 from transformers import AutoConfig, HubertModel, Wav2Vec2Model
 
 MODELS = {"hubert": HubertModel, "wav2vec2": Wav2Vec2Model}
@@ -35,12 +37,23 @@ WEIGHT_PATTERNS = ("model*.safetensors", "pytorch_model*.bin")
 class SSLFrontEnd(FrontEnd):
     """Hidden states of one layer of a HuBERT or wav2vec2 model; units are k-means clusters of them."""
 
-    def __init__(self, kind: str = "hubert", model_dir: str | os.PathLike | None = None, layer: int = -1,
-                 window_s: float = 20.0, context_s: float = 1.0, device: str = "cpu"):
+    def __init__(
+        self,
+        kind: str = "hubert",
+        model_dir: str | os.PathLike | None = None,
+        layer: int = -1,
+        window_s: float = 20.0,
+        context_s: float = 1.0,
+        device: str = "cpu",
+    ):
         if kind not in MODELS:
-            raise AdameshError(f"unknown self-supervised model kind {kind!r}; choose one of {', '.join(MODELS)}")
-        hint = (f"the {kind} front-end needs a local model folder (config.json + weights), e.g. one saved "
-                "with save_pretrained; pass --frontend-model DIR")
+            raise AdameshError(
+                f"unknown self-supervised model kind {kind!r}; choose one of {', '.join(MODELS)}"
+            )
+        hint = (
+            f"the {kind} front-end needs a local model folder (config.json + weights), e.g. one saved "
+            "with save_pretrained; pass --frontend-model DIR"
+        )
         if model_dir is None:
             raise AdameshError(hint)
         self.name, self.model_dir = kind, Path(model_dir).expanduser().resolve()
@@ -52,15 +65,24 @@ class SSLFrontEnd(FrontEnd):
         except (OSError, ValueError, KeyError) as e:
             raise AdameshError(f"cannot read the model config in {self.model_dir}: {e}") from None
         if cfg.model_type != kind:
-            raise AdameshError(f"{self.model_dir} holds a {cfg.model_type!r} model, not a {kind!r} one; "
-                               "choose the front-end that matches the model")
+            raise AdameshError(
+                f"{self.model_dir} holds a {cfg.model_type!r} model, not a {kind!r} one; "
+                "choose the front-end that matches the model"
+            )
         n = cfg.num_hidden_layers
         if not -(n + 1) <= layer <= n:
-            raise AdameshError(f"layer {layer} does not exist in this {n}-layer {kind} model: choose from "
-                               f"{-(n + 1)} to {n} (0 is the CNN/projection output, -1 the last layer)")
+            raise AdameshError(
+                f"layer {layer} does not exist in this {n}-layer {kind} model: choose from "
+                f"{-(n + 1)} to {n} (0 is the CNN/projection output, -1 the last layer)"
+            )
         if window_s <= 0 or context_s < 0:
             raise AdameshError("window_s must be positive and context_s not negative")
-        self.layer, self.window_s, self.context_s, self.device = int(layer), float(window_s), float(context_s), device
+        self.layer, self.window_s, self.context_s, self.device = (
+            int(layer),
+            float(window_s),
+            float(context_s),
+            device,
+        )
         self.dim = cfg.hidden_size
         # Conv stack geometry: 50 Hz frame i sees samples [i * stride, i * stride + field).
         strides = [1, *accumulate(cfg.conv_stride, operator.mul)]
@@ -82,13 +104,19 @@ class SSLFrontEnd(FrontEnd):
         except (OSError, ValueError) as e:
             raise AdameshError(f"cannot read {pre}: {e}") from None
         if spec.get("sampling_rate", SAMPLE_RATE) != SAMPLE_RATE:
-            raise AdameshError(f"{pre} says the model expects {spec['sampling_rate']} Hz audio; "
-                               f"adamesh feeds {SAMPLE_RATE} Hz")
+            raise AdameshError(
+                f"{pre} says the model expects {spec['sampling_rate']} Hz audio; "
+                f"adamesh feeds {SAMPLE_RATE} Hz"
+            )
         return bool(spec.get("do_normalize", False))
 
     def options(self) -> dict:
-        return {"model_dir": str(self.model_dir), "layer": self.layer, "window_s": self.window_s,
-                "context_s": self.context_s}
+        return {
+            "model_dir": str(self.model_dir),
+            "layer": self.layer,
+            "window_s": self.window_s,
+            "context_s": self.context_s,
+        }
 
     def config(self) -> dict:
         # The model's content, not its folder, names the model: a moved folder keeps its cached features.
@@ -104,14 +132,17 @@ class SSLFrontEnd(FrontEnd):
         if self._model is None:
             try:
                 model, info = MODELS[self.name].from_pretrained(
-                    self.model_dir, local_files_only=True, dtype=torch.float32, output_loading_info=True)
+                    self.model_dir, local_files_only=True, dtype=torch.float32, output_loading_info=True
+                )
             except (OSError, ValueError, RuntimeError, SafetensorError) as e:
                 raise AdameshError(f"cannot load the {self.name} model in {self.model_dir}: {e}") from None
             # Missing weights would be silently random; the mask embedding is only used in training.
             missing = [k for k in info["missing_keys"] if "masked_spec_embed" not in k]
             if missing:
-                raise AdameshError(f"the weights in {self.model_dir} lack {len(missing)} tensors of a "
-                                   f"{self.name} model (e.g. {missing[0]}); is it the right folder?")
+                raise AdameshError(
+                    f"the weights in {self.model_dir} lack {len(missing)} tensors of a "
+                    f"{self.name} model (e.g. {missing[0]}); is it the right folder?"
+                )
             self._model = model.to(self.device).eval()
         return self._model
 
@@ -139,14 +170,14 @@ class SSLFrontEnd(FrontEnd):
         for start in range(0, total * s, window):
             a, b = max(0, start - context), min(len(x), start + window + context)
             first = (start - a) // s
-            rows.append(self._forward(x[a:b])[first:first + min(window // s, total - start // s)])
+            rows.append(self._forward(x[a:b])[first : first + min(window // s, total - start // s)])
         rows = np.concatenate(rows)
         assert len(rows) == total
         return rows
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            out = self.model(torch.from_numpy(np.ascontiguousarray(x))[None].to(self.device),
-                             output_hidden_states=True)
+            out = self.model(
+                torch.from_numpy(np.ascontiguousarray(x))[None].to(self.device), output_hidden_states=True
+            )
         return out.hidden_states[self.layer][0].float().cpu().numpy()
-

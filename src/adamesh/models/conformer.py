@@ -48,8 +48,9 @@ class RelativeSelfAttention(nn.Module):
         bias = self.bias(rel).permute(2, 0, 1)[None]  # (1, heads, t, t)
         if pad_mask is not None:  # True where a frame is real; padded keys get no attention
             bias = bias.masked_fill(~pad_mask[:, None, None, :], float("-inf"))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
-                                             dropout_p=self.dropout if self.training else 0.0)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias.to(q.dtype), dropout_p=self.dropout if self.training else 0.0
+        )
         return F.dropout(self.o(out.transpose(1, 2).reshape(b, t, d)), self.dropout, self.training)
 
 

@@ -24,8 +24,22 @@ from adamesh.models.conformer import Conformer
 
 # Layers MoLoRA wraps by default: every projection of every Conformer block in all four modules,
 # and the input/output layers of the encoders.
-MOLORA_TARGETS = ["*.q", "*.k", "*.v", "*.o", "*.fc1", "*.fc2", "*.pointwise_in", "*.depthwise",
-                  "*.pointwise_out", "audio_in", "style_in", "style_out", "identity_encoder.*", "decoder_in"]
+MOLORA_TARGETS = [
+    "*.q",
+    "*.k",
+    "*.v",
+    "*.o",
+    "*.fc1",
+    "*.fc2",
+    "*.pointwise_in",
+    "*.depthwise",
+    "*.pointwise_out",
+    "audio_in",
+    "style_in",
+    "style_out",
+    "identity_encoder.*",
+    "decoder_in",
+]
 
 
 @dataclass
@@ -66,11 +80,19 @@ class ExpressionModel(nn.Module):
         self.head = nn.Linear(d, c.out_dim)
         k = c.postnet_kernel
         self.postnet = nn.Sequential(
-            nn.Conv1d(c.out_dim, c.postnet_channels, k, padding=k // 2), nn.BatchNorm1d(c.postnet_channels),
-            nn.Tanh(), nn.Dropout(c.dropout), nn.Conv1d(c.postnet_channels, c.out_dim, k, padding=k // 2))
+            nn.Conv1d(c.out_dim, c.postnet_channels, k, padding=k // 2),
+            nn.BatchNorm1d(c.postnet_channels),
+            nn.Tanh(),
+            nn.Dropout(c.dropout),
+            nn.Conv1d(c.postnet_channels, c.out_dim, k, padding=k // 2),
+        )
         # normalisation statistics, set from the training data (see set_statistics)
-        for name, dim in (("feature_mean", c.feature_dim), ("feature_std", c.feature_dim),
-                          ("param_mean", c.out_dim), ("param_std", c.out_dim)):
+        for name, dim in (
+            ("feature_mean", c.feature_dim),
+            ("feature_std", c.feature_dim),
+            ("param_mean", c.out_dim),
+            ("param_std", c.out_dim),
+        ):
             self.register_buffer(name, torch.zeros(dim) if name.endswith("mean") else torch.ones(dim))
 
     def set_statistics(self, features: torch.Tensor, params: torch.Tensor, floor: float = 1e-3):
@@ -86,8 +108,9 @@ class ExpressionModel(nn.Module):
     def denormalise(self, params: torch.Tensor) -> torch.Tensor:
         return params * self.param_std + self.param_mean
 
-    def style(self, reference: torch.Tensor | None, reference_mask: torch.Tensor | None = None,
-              batch: int = 1) -> torch.Tensor:
+    def style(
+        self, reference: torch.Tensor | None, reference_mask: torch.Tensor | None = None, batch: int = 1
+    ) -> torch.Tensor:
         """(B, d) style embedding of (B, T, E) reference expressions (raw units); None: null style."""
         if reference is None:
             return self.null_style.expand(batch, -1)
@@ -99,10 +122,16 @@ class ExpressionModel(nn.Module):
             pooled = (h * m).sum(1) / m.sum(1).clamp_min(1)
         return self.style_out(pooled)
 
-    def forward(self, features: torch.Tensor, style: torch.Tensor | None = None,
-                identity: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-                reference: torch.Tensor | None = None, reference_mask: torch.Tensor | None = None,
-                drop_style: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        features: torch.Tensor,
+        style: torch.Tensor | None = None,
+        identity: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        reference: torch.Tensor | None = None,
+        reference_mask: torch.Tensor | None = None,
+        drop_style: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, F) features and a (B, d) style -> normalised expression (head, post-net), (B, T, E).
 
         Training passes the `reference` instead of a style (and `drop_style`, (B,) bool, where the
@@ -123,9 +152,16 @@ class ExpressionModel(nn.Module):
         return head, post
 
     @torch.no_grad()
-    def predict(self, features: torch.Tensor, reference: torch.Tensor | None = None,
-                style: torch.Tensor | None = None, identity: torch.Tensor | None = None,
-                style_strength: float = 1.0, window: int = 750, overlap: int = 100) -> torch.Tensor:
+    def predict(
+        self,
+        features: torch.Tensor,
+        reference: torch.Tensor | None = None,
+        style: torch.Tensor | None = None,
+        identity: torch.Tensor | None = None,
+        style_strength: float = 1.0,
+        window: int = 750,
+        overlap: int = 100,
+    ) -> torch.Tensor:
         """(T, F) features -> (T, E) expression parameters in raw units, clipped to the space's
         bounds by the caller. `style_strength` interpolates from the null style (0) to the given
         style (1) and beyond (exaggerated).
@@ -152,7 +188,7 @@ class ExpressionModel(nn.Module):
             if k > 0:
                 w[:overlap, 0] = ramp
             if k < len(starts) - 1:
-                w[len(w) - overlap:, 0] = ramp.flip(0)
+                w[len(w) - overlap :, 0] = ramp.flip(0)
             out[a:b] += w * self(features[None, a:b], style[None], identity)[1][0]
             weight[a:b] += w
         return self.denormalise(out / weight)

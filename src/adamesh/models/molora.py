@@ -44,8 +44,14 @@ class MoLoRALayer(nn.Module):
     owning r_i consecutive rows of A and columns of B, so the mixture costs two matmuls, not 2N.
     """
 
-    def __init__(self, base: nn.Linear | nn.Conv1d, ranks: tuple[int, ...], alpha: float | None = None,
-                 combine: str = "gate", generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        base: nn.Linear | nn.Conv1d,
+        ranks: tuple[int, ...],
+        alpha: float | None = None,
+        combine: str = "gate",
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         if not isinstance(base, (nn.Linear, nn.Conv1d)):
             raise TypeError(f"MoLoRA wraps Linear and Conv1d layers, not {type(base).__name__}")
@@ -63,8 +69,11 @@ class MoLoRALayer(nn.Module):
         self.gate = nn.Parameter(torch.ones(len(self.ranks)), requires_grad=combine == "gate")
         # alpha / r with alpha = r by default: every branch starts at scale 1
         self.register_buffer("scales", torch.tensor([(alpha or r) / r for r in self.ranks]), persistent=False)
-        self.register_buffer("branch", torch.repeat_interleave(torch.arange(len(self.ranks)),
-                                                               torch.tensor(self.ranks)), persistent=False)
+        self.register_buffer(
+            "branch",
+            torch.repeat_interleave(torch.arange(len(self.ranks)), torch.tensor(self.ranks)),
+            persistent=False,
+        )
         self.enabled, self.merged = True, False
         self.active: int | None = None  # only the first `active` branches (nested training); None: all
 
@@ -105,14 +114,24 @@ class MoLoRALayer(nn.Module):
         return f"ranks={self.ranks}, combine={self.combine}"
 
 
-def add_molora(model: nn.Module, targets: list[str], ranks: tuple[int, ...] = (1, 2, 4),
-               alpha: float | None = None, combine: str = "gate", generator: torch.Generator | None = None
-               ) -> list[str]:
+def add_molora(
+    model: nn.Module,
+    targets: list[str],
+    ranks: tuple[int, ...] = (1, 2, 4),
+    alpha: float | None = None,
+    combine: str = "gate",
+    generator: torch.Generator | None = None,
+) -> list[str]:
     """Wrap every Linear/Conv1d whose name matches one of `targets` (fnmatch patterns); returns
     the wrapped names. Raises if nothing matches (a typo must not silently adapt nothing).
     `generator` draws the initial A matrices (None: torch's global generator)."""
-    names = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv1d))
-             and not _inside_adapter(n) and any(fnmatch.fnmatchcase(n, t) for t in targets)]
+    names = [
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, (nn.Linear, nn.Conv1d))
+        and not _inside_adapter(n)
+        and any(fnmatch.fnmatchcase(n, t) for t in targets)
+    ]
     if not names:
         raise AdameshError(f"no Linear or Conv1d layer matches {targets}")
     for name in names:
@@ -196,8 +215,9 @@ def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None
     """Load adapter tensors into a model already wrapped with the same layout."""
     own = adapter_state_dict(model)
     if set(own) != set(state) or any(own[k].shape != state[k].shape for k in own):
-        raise AdameshError("the adapter does not fit this model (different layers or ranks); "
-                           "adapt again with this model")
+        raise AdameshError(
+            "the adapter does not fit this model (different layers or ranks); adapt again with this model"
+        )
     was_merged = [layer for layer in adapter_layers(model).values() if layer.merged]
     for layer in was_merged:
         layer.unmerge()

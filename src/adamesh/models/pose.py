@@ -72,7 +72,7 @@ class PoseVQVAE(nn.Module):
 
         c = self.config = config
         steps = int(math.log2(c.downsample))
-        if 2 ** steps != c.downsample:
+        if 2**steps != c.downsample:
             raise ValueError(f"downsample must be a power of 2, not {c.downsample}")
         enc = [nn.Conv1d(c.pose_dim, c.hidden, 3, padding=1)]
         for _ in range(steps):
@@ -81,15 +81,24 @@ class PoseVQVAE(nn.Module):
         self.encoder = nn.Sequential(*enc)
         dec = [nn.Conv1d(c.code_dim, c.hidden, 3, padding=1)]
         for _ in range(steps):
-            dec += [_Residual(_res_block(c.hidden)), nn.Upsample(scale_factor=2, mode="nearest"),
-                    nn.Conv1d(c.hidden, c.hidden, 3, padding=1)]
+            dec += [
+                _Residual(_res_block(c.hidden)),
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv1d(c.hidden, c.hidden, 3, padding=1),
+            ]
         dec += [nn.SiLU(), nn.Conv1d(c.hidden, c.pose_dim, 3, padding=1)]
         self.decoder = nn.Sequential(*dec)
         # EMA codebook (no gradient through the codes), k-means initialised on the first batch,
         # dead codes replaced by random current latents: the codebook does not collapse
-        self.quantizer = VectorQuantize(dim=c.code_dim, codebook_size=c.codebook_size, decay=c.ema_decay,
-                                        commitment_weight=c.commitment, kmeans_init=True, kmeans_iters=10,
-                                        threshold_ema_dead_code=c.dead_code_threshold)
+        self.quantizer = VectorQuantize(
+            dim=c.code_dim,
+            codebook_size=c.codebook_size,
+            decay=c.ema_decay,
+            commitment_weight=c.commitment,
+            kmeans_init=True,
+            kmeans_iters=10,
+            threshold_ema_dead_code=c.dead_code_threshold,
+        )
         self.register_buffer("pose_mean", torch.zeros(c.pose_dim))
         self.register_buffer("pose_std", torch.ones(c.pose_dim))
 
@@ -137,7 +146,9 @@ def vq_loss(model: PoseVQVAE, pose: torch.Tensor, mask: torch.Tensor) -> torch.T
     vel = (((recon[:, 1:] - recon[:, :-1]) - (pose[:, 1:] - pose[:, :-1])) / std).abs().mean(-1)
     m = mask.float()
     mv = m[:, 1:] * m[:, :-1]
-    return (err * m).sum() / m.sum().clamp_min(1) + 2.0 * (vel * mv).sum() / mv.sum().clamp_min(1) + commit.sum()
+    return (
+        (err * m).sum() / m.sum().clamp_min(1) + 2.0 * (vel * mv).sum() / mv.sum().clamp_min(1) + commit.sum()
+    )
 
 
 def codebook_usage(codes: np.ndarray, size: int) -> dict:
@@ -145,8 +156,11 @@ def codebook_usage(codes: np.ndarray, size: int) -> dict:
     counts = np.bincount(codes.reshape(-1), minlength=size).astype(np.float64)
     p = counts / max(counts.sum(), 1)
     nz = p[p > 0]
-    return {"perplexity": float(np.exp(-(nz * np.log(nz)).sum())), "dead_codes": int((counts == 0).sum()),
-            "codebook_size": size}
+    return {
+        "perplexity": float(np.exp(-(nz * np.log(nz)).sum())),
+        "dead_codes": int((counts == 0).sum()),
+        "codebook_size": size,
+    }
 
 
 def pool_to_codes(x: torch.Tensor, down: int) -> torch.Tensor:
@@ -181,8 +195,9 @@ class _Block(nn.Module):
             if cache:
                 k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
             cache[:] = [k, v]
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1,
-                                           dropout_p=self.dropout.p if self.training else 0.0)
+        a = F.scaled_dot_product_attention(
+            q, k, v, is_causal=t > 1, dropout_p=self.dropout.p if self.training else 0.0
+        )
         x = x + self.dropout(self.proj(a.transpose(1, 2).reshape(b, t, d)))
         return x + self.dropout(self.fc2(F.gelu(self.fc1(self.norm2(x)))))
 
@@ -239,8 +254,15 @@ class PoseGPT(nn.Module):
         return s
 
     @torch.no_grad()
-    def generate(self, features: torch.Tensor, style: torch.Tensor, temperature: float = 1.0,
-                 top_k: int = 0, seed: int = 0, overlap: int | None = None) -> torch.Tensor:
+    def generate(
+        self,
+        features: torch.Tensor,
+        style: torch.Tensor,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        seed: int = 0,
+        overlap: int | None = None,
+    ) -> torch.Tensor:
         """Codes (N,) for (T, F) frame features of any length, sampled with `temperature` and
         `top_k` (0: all codes) from a generator seeded with `seed`.
 
@@ -259,7 +281,7 @@ class PoseGPT(nn.Module):
         while len(codes) < n:
             keep = codes[-overlap:] if codes else []
             start = len(codes) - len(keep)
-            window = speech[:, start:start + c.context]
+            window = speech[:, start : start + c.context]
             heard = self.speech_in(window.transpose(1, 2)).transpose(1, 2)
             styles = [proj(style)[:, None] for proj in self.style_proj]
             caches: list[list] = [[] for _ in self.blocks]
@@ -268,7 +290,11 @@ class PoseGPT(nn.Module):
             while t < window.shape[1]:
                 # a step's input is the code before it: the primed codes in one pass, then each sampled one
                 steps = len(prev) - t
-                x = self.token(torch.tensor([prev[t:]])) + self.position.weight[t:t + steps] + heard[:, t:t + steps]
+                x = (
+                    self.token(torch.tensor([prev[t:]]))
+                    + self.position.weight[t : t + steps]
+                    + heard[:, t : t + steps]
+                )
                 for s, block, cache in zip(styles, self.blocks, caches):
                     x = block(x + s, cache)
                 t += steps
@@ -288,8 +314,9 @@ def _sample(logits: torch.Tensor, temperature: float, top_k: int, gen: torch.Gen
     return int(torch.multinomial(F.softmax(logits, -1), 1, generator=gen))
 
 
-def gpt_loss(model: PoseGPT, codes: torch.Tensor, speech: torch.Tensor, style: torch.Tensor,
-             mask: torch.Tensor) -> torch.Tensor:
+def gpt_loss(
+    model: PoseGPT, codes: torch.Tensor, speech: torch.Tensor, style: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """Teacher-forced cross-entropy of codes (B, N) over the unmasked steps."""
     prev = torch.cat([torch.full_like(codes[:, :1], model.bos), codes[:, :-1]], 1)
     logits = model(prev, speech, style)
@@ -311,7 +338,9 @@ def unit_steps(units: np.ndarray, down: int, n_steps: int) -> np.ndarray:
     return np.array([np.bincount(g).argmax() for g in groups])
 
 
-def style_matrix(latents: list[np.ndarray], units: list[np.ndarray], n_units: int) -> tuple[np.ndarray, np.ndarray]:
+def style_matrix(
+    latents: list[np.ndarray], units: list[np.ndarray], n_units: int
+) -> tuple[np.ndarray, np.ndarray]:
     """S (n_units, C): per-unit mean of the latents over all of one video's clips; and the counts."""
     dim = latents[0].shape[1]
     total, counts = np.zeros((n_units, dim)), np.zeros(n_units)
@@ -321,8 +350,9 @@ def style_matrix(latents: list[np.ndarray], units: list[np.ndarray], n_units: in
     return total / np.maximum(counts, 1)[:, None], counts
 
 
-def style_distance(s_ref: np.ndarray, c_ref: np.ndarray, s_gal: np.ndarray, c_gal: np.ndarray,
-                   min_count: int = 1) -> np.ndarray:
+def style_distance(
+    s_ref: np.ndarray, c_ref: np.ndarray, s_gal: np.ndarray, c_gal: np.ndarray, min_count: int = 1
+) -> np.ndarray:
     """Distance of one reference matrix to each gallery matrix ((G, U, C), counts (G, U)).
 
     Over the units both cover (at least `min_count` steps each): the mean squared Euclidean
@@ -355,8 +385,15 @@ POSTURE_SECONDS = 4.0
 class PoseAdapter:
     """A trained pose adapter: VQ-VAE, PoseGPT and the gallery of training videos' style matrices."""
 
-    def __init__(self, vq: PoseVQVAE, gpt: PoseGPT, matrices: np.ndarray, counts: np.ndarray,
-                 videos: list[str], n_units: int):
+    def __init__(
+        self,
+        vq: PoseVQVAE,
+        gpt: PoseGPT,
+        matrices: np.ndarray,
+        counts: np.ndarray,
+        videos: list[str],
+        n_units: int,
+    ):
         self.vq, self.gpt = vq.eval(), gpt.eval()
         self.matrices, self.counts, self.videos, self.n_units = matrices, counts, videos, n_units
 
@@ -380,9 +417,16 @@ class PoseAdapter:
         return (torch.as_tensor(weights, dtype=torch.float32)[:, None] * emb).sum(0)
 
     @torch.no_grad()
-    def animate(self, features: np.ndarray, style: torch.Tensor | None = None, temperature: float = 0.8,
-                top_k: int = 0, seed: int = 0, posture: np.ndarray | None = None,
-                fps: float = 25.0) -> np.ndarray:
+    def animate(
+        self,
+        features: np.ndarray,
+        style: torch.Tensor | None = None,
+        temperature: float = 0.8,
+        top_k: int = 0,
+        seed: int = 0,
+        posture: np.ndarray | None = None,
+        fps: float = 25.0,
+    ) -> np.ndarray:
         """(T, P) head poses for (T, F) speech features; `style` None is the generic (null) style.
 
         `posture` (P,), the mean head pose of a reference, replaces the generated motion's slow
@@ -396,6 +440,8 @@ class PoseAdapter:
         if posture is not None:
             from scipy.ndimage import uniform_filter1d
 
-            slow = uniform_filter1d(pose, size=max(1, int(round(POSTURE_SECONDS * fps))), axis=0, mode="nearest")
+            slow = uniform_filter1d(
+                pose, size=max(1, int(round(POSTURE_SECONDS * fps))), axis=0, mode="nearest"
+            )
             pose = pose - slow + np.asarray(posture, dtype=pose.dtype)
         return pose

@@ -52,7 +52,9 @@ def make_renderer(rig: Rig, camera: Camera, backend: str | None = None, antialia
 class RigView:
     """A rig, a camera and a renderer together: parameters in, images out."""
 
-    def __init__(self, rig: Rig, size: int = 512, backend: str | None = None, antialias: int = 0, **camera_kw):
+    def __init__(
+        self, rig: Rig, size: int = 512, backend: str | None = None, antialias: int = 0, **camera_kw
+    ):
         self.rig = rig
         self.camera = frame_rig(rig, size, size, **camera_kw)
         self.renderer = make_renderer(rig, self.camera, backend, antialias)

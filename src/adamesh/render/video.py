@@ -74,8 +74,15 @@ def write_video(
                 _mux_audio(box, aus, samples, a_pos, len(samples), final=True)
                 box.mux(aus.encode(None))
     elapsed = time.perf_counter() - t0
-    return {"path": str(out), "frames": n_frames, "fps": fps, "seconds": duration,
-            "render_seconds": elapsed, "render_fps": n_frames / max(elapsed, 1e-9), "audio": bool(audio)}
+    return {
+        "path": str(out),
+        "frames": n_frames,
+        "fps": fps,
+        "seconds": duration,
+        "render_seconds": elapsed,
+        "render_fps": n_frames / max(elapsed, 1e-9),
+        "audio": bool(audio),
+    }
 
 
 def _mux_audio(box, stream, samples, start, until, final=False):

@@ -204,7 +204,9 @@ def _build() -> BlendshapeRig:  # noqa: C901 - one recipe, read top to bottom
     # colours: skin, lips, brows, nostrils, hair cap
     color = np.tile(SKIN, (len(th), 1)).astype(np.float64)
     lip_shape = np.exp(-((th / (THETA_MOUTH * 1.05)) ** 4))
-    lip_band = np.where(lower, _bump(0, ph, 0, PHI_MOUTH - 0.02, 1, 0.06), _bump(0, ph, 0, PHI_MOUTH + 0.01, 1, 0.045))
+    lip_band = np.where(
+        lower, _bump(0, ph, 0, PHI_MOUTH - 0.02, 1, 0.06), _bump(0, ph, 0, PHI_MOUTH + 0.01, 1, 0.045)
+    )
     lip_color = _smoothstep((lip_shape * lip_band - 0.3) / 0.2)
     across = _smoothstep((1 - abs(abs(th) - BROW_THETA) / BROW_HALF_WIDTH) * 4)
     brow = _smoothstep((1 - abs(ph - _brow_arch(th)) / BROW_HALF_HEIGHT) * 3) * across
@@ -222,7 +224,9 @@ def _build() -> BlendshapeRig:  # noqa: C901 - one recipe, read top to bottom
         front = _skin_surface(np.array(s * th_e), np.array(PHI_EYE))
         center = np.array([s * EYE_X, front[1], front[2] + EYE_POKE - EYE_R])
         eye_centers[side] = center
-        verts, f, d = _sphere_patch(center, EYE_R, np.linspace(-math.pi, math.pi, 33)[:-1], np.linspace(-1.5, 1.5, 24))
+        verts, f, d = _sphere_patch(
+            center, EYE_R, np.linspace(-math.pi, math.pi, 33)[:-1], np.linspace(-1.5, 1.5, 24)
+        )
         f = np.concatenate([f, _grid_faces(24, 32, wrap=True)])  # close the seam
         cos_front = d[:, 2]
         col = np.tile(EYE_WHITE, (len(verts), 1))
@@ -239,7 +243,9 @@ def _build() -> BlendshapeRig:  # noqa: C901 - one recipe, read top to bottom
     # --- inner mouth: cavity, teeth, tongue ----------------------------------------------
     m_front = _skin_surface(np.array(0.0), np.array(PHI_MOUTH))
     ym, zm = m_front[1], m_front[2]
-    v, f, _ = _sphere_patch(np.zeros(3), 1.0, np.linspace(-math.pi, math.pi, 25)[:-1], np.linspace(-1.45, 1.45, 12))
+    v, f, _ = _sphere_patch(
+        np.zeros(3), 1.0, np.linspace(-math.pi, math.pi, 25)[:-1], np.linspace(-1.45, 1.45, 12)
+    )
     f = np.concatenate([f, _grid_faces(12, 24, wrap=True)])
     mesh.add("cavity", v * [0.022, 0.020, 0.022] + [0, ym - 0.003, zm - 0.034], f, CAVITY)
     r_t = 0.022
@@ -248,7 +254,9 @@ def _build() -> BlendshapeRig:  # noqa: C901 - one recipe, read top to bottom
         ring = np.stack([r_t * np.sin(psi), np.zeros_like(psi), zm - 0.0075 - r_t + r_t * np.cos(psi)], -1)
         v = np.concatenate([ring + [0, y0, 0], ring + [0, y1, 0]])
         mesh.add(name, v, _grid_faces(2, len(psi), wrap=False), TEETH)
-    v, f, _ = _sphere_patch(np.zeros(3), 1.0, np.linspace(-math.pi, math.pi, 17)[:-1], np.linspace(-1.4, 1.4, 8))
+    v, f, _ = _sphere_patch(
+        np.zeros(3), 1.0, np.linspace(-math.pi, math.pi, 17)[:-1], np.linspace(-1.4, 1.4, 8)
+    )
     f = np.concatenate([f, _grid_faces(8, 16, wrap=True)])
     tongue_rest = v * [0.015, 0.005, 0.019] + [0, ym - 0.011, zm - 0.030]
     mesh.add("tongue", tongue_rest, f, TONGUE)
@@ -296,7 +304,9 @@ def _build() -> BlendshapeRig:  # noqa: C901 - one recipe, read top to bottom
 
     # lip masks: upper and lower lip (which edge of the slit), corners, mouth area
     lip_w = np.exp(-((TH_ / (THETA_MOUTH * 1.1)) ** 4))
-    up = np.where(SKIN_ & ~LOWER & (PH_ >= PHI_MOUTH), lip_w * np.exp(-(((PH_ - PHI_MOUTH) / 0.075) ** 2)), 0.0)
+    up = np.where(
+        SKIN_ & ~LOWER & (PH_ >= PHI_MOUTH), lip_w * np.exp(-(((PH_ - PHI_MOUTH) / 0.075) ** 2)), 0.0
+    )
     lo = np.where(SKIN_ & LOWER, lip_w * np.exp(-(((PH_ - PHI_MOUTH) / 0.085) ** 2)), 0.0)
     lips = up + lo
     mouth_area = bump(0, PHI_MOUTH, 0.5, 0.22)
@@ -344,10 +354,16 @@ def _build() -> BlendshapeRig:  # noqa: C901 - one recipe, read top to bottom
         c = corners(s)
         half = _smoothstep(0.5 + s * TH_ / 0.12)  # this side of the mouth
         cheek = bump(s * 0.55, -0.28, 0.22, 0.16)
-        put(f"mouthSmile{side}", c[:, None] * vec(s * 0.006, 0.008, -0.003) + cheek[:, None] * vec(dy=0.003, dz=0.002))
+        put(
+            f"mouthSmile{side}",
+            c[:, None] * vec(s * 0.006, 0.008, -0.003) + cheek[:, None] * vec(dy=0.003, dz=0.002),
+        )
         put(f"mouthFrown{side}", c[:, None] * vec(s * 0.002, -0.010, -0.002))
         put(f"mouthDimple{side}", c[:, None] * vec(s * 0.004, 0.001, -0.008))
-        put(f"mouthStretch{side}", c[:, None] * vec(s * 0.007, -0.003, -0.002) + (lo * half)[:, None] * vec(dy=-0.002))
+        put(
+            f"mouthStretch{side}",
+            c[:, None] * vec(s * 0.007, -0.003, -0.002) + (lo * half)[:, None] * vec(dy=-0.002),
+        )
         # press: squeeze the lip on this side towards the slit, thinning it
         squeeze = (lips * half)[:, None] * vec(dy=1) * (PHI_MOUTH - PH_)[:, None] * 0.08
         put(f"mouthPress{side}", squeeze + (lips * half)[:, None] * vec(dz=-0.003))
@@ -369,18 +385,26 @@ def _build() -> BlendshapeRig:  # noqa: C901 - one recipe, read top to bottom
         put(f"eyeLookIn{side}", rot(eye, [0, 1, 0], -s * 30))  # towards the nose
         put(f"eyeLookOut{side}", rot(eye, [0, 1, 0], s * 30))
         under_eye = bump(s * 0.42, -0.10, 0.18, 0.07)
-        put(f"eyeSquint{side}", rot(lid_l, [1, 0, 0], -16) + rot(lid_u, [1, 0, 0], 6) + under_eye[:, None] * vec(dy=0.003))
+        put(
+            f"eyeSquint{side}",
+            rot(lid_l, [1, 0, 0], -16) + rot(lid_u, [1, 0, 0], 6) + under_eye[:, None] * vec(dy=0.003),
+        )
         put(f"eyeWide{side}", rot(lid_u, [1, 0, 0], -16) + rot(lid_l, [1, 0, 0], 6))
 
         brow_all = bump(s * 0.40, 0.22, 0.28, 0.09)
         inner = bump(s * 0.20, 0.22, 0.12, 0.09)
         outer = bump(s * 0.58, 0.20, 0.16, 0.09)
-        put(f"browDown{side}", brow_all[:, None] * vec(dy=-0.006, dz=0.001) + inner[:, None] * vec(dx=-s * 0.003))
+        put(
+            f"browDown{side}",
+            brow_all[:, None] * vec(dy=-0.006, dz=0.001) + inner[:, None] * vec(dx=-s * 0.003),
+        )
         put(f"browOuterUp{side}", outer[:, None] * vec(dy=0.008))
         put(f"cheekSquint{side}", bump(s * 0.50, -0.18, 0.2, 0.1)[:, None] * vec(dy=0.006, dz=0.002))
         put(f"noseSneer{side}", bump(s * 0.12, -0.22, 0.08, 0.09)[:, None] * vec(s * 0.002, 0.006, 0.002))
 
-    put("browInnerUp", (bump(0.18, 0.24, 0.12, 0.09) + bump(-0.18, 0.24, 0.12, 0.09))[:, None] * vec(dy=0.008))
+    put(
+        "browInnerUp", (bump(0.18, 0.24, 0.12, 0.09) + bump(-0.18, 0.24, 0.12, 0.09))[:, None] * vec(dy=0.008)
+    )
     radial = np.where(SKIN_[:, None], verts - [0, y.mean(), 0], 0)
     radial /= np.maximum(np.linalg.norm(radial, axis=1, keepdims=True), 1e-9)
     puff = bump(0.62, -0.45, 0.22, 0.2) + bump(-0.62, -0.45, 0.22, 0.2)
@@ -393,7 +417,9 @@ def _build() -> BlendshapeRig:  # noqa: C901 - one recipe, read top to bottom
 
     skin_idx = P["skin"]
     front = SKIN_ & (abs(TH_) < 1.3) & (PH_ > -1.35) & (PH_ < 0.75)
-    eyes = np.concatenate([P[f"{k}{sd}"] for k in ("eye", "lidUpper", "lidLower") for sd in ("Left", "Right")])
+    eyes = np.concatenate(
+        [P[f"{k}{sd}"] for k in ("eye", "lidUpper", "lidLower") for sd in ("Left", "Right")]
+    )
     regions = {
         "face": np.nonzero(front)[0],
         "lips": np.nonzero(lips > 0.3)[0],

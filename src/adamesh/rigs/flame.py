@@ -186,9 +186,11 @@ def _numpy_names() -> dict:
     core = getattr(np, "_core", None) or np.core
     names = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
     for prefix in ("numpy.core", "numpy._core"):
-        names |= {(f"{prefix}.multiarray", "_reconstruct"): core.multiarray._reconstruct,
-                  (f"{prefix}.multiarray", "scalar"): core.multiarray.scalar,
-                  (f"{prefix}.numeric", "_frombuffer"): core.numeric._frombuffer}
+        names |= {
+            (f"{prefix}.multiarray", "_reconstruct"): core.multiarray._reconstruct,
+            (f"{prefix}.multiarray", "scalar"): core.multiarray.scalar,
+            (f"{prefix}.numeric", "_frombuffer"): core.numeric._frombuffer,
+        }
     return names
 
 

@@ -60,11 +60,15 @@ class _Reader:
         folder = self.path.parent.resolve()
         file = (folder / urllib.parse.unquote(uri)).resolve()
         if not file.is_relative_to(folder) or not file.is_file():
-            raise RigError(f"{self.path}: its buffer {uri!r} is not a file in the glTF's folder; buffers must be "
-                           "embedded or lie beside the .gltf")
+            raise RigError(
+                f"{self.path}: its buffer {uri!r} is not a file in the glTF's folder; buffers must be "
+                "embedded or lie beside the .gltf"
+            )
         if length > MAX_BUFFER_BYTES or file.stat().st_size < length:
-            raise RigError(f"{self.path}: its buffer {uri!r} declares {length:,} bytes but the file holds "
-                           f"{file.stat().st_size:,} (at most {MAX_BUFFER_BYTES:,} are read)")
+            raise RigError(
+                f"{self.path}: its buffer {uri!r} declares {length:,} bytes but the file holds "
+                f"{file.stat().st_size:,} (at most {MAX_BUFFER_BYTES:,} are read)"
+            )
         try:
             with open(file, "rb") as f:
                 return f.read(length)
@@ -81,7 +85,9 @@ class _Reader:
         if count == 0:
             return np.zeros((0, width), dtype)
         if count < 0 or (count - 1) * stride + size > len(data):
-            raise RigError(f"{self.path}: an accessor asks for {count:,} elements, more than its buffer view holds")
+            raise RigError(
+                f"{self.path}: an accessor asks for {count:,} elements, more than its buffer view holds"
+            )
         raw = np.frombuffer(data, np.uint8, count=(count - 1) * stride + size)
         if stride != size:  # interleaved: gather each element's bytes out of its stride
             raw = np.concatenate([raw, np.zeros(stride - size, np.uint8)]).reshape(count, stride)[:, :size]
@@ -93,7 +99,9 @@ class _Reader:
         dtype, width = _DTYPES[acc.componentType], _WIDTH[acc.type]
         if acc.bufferView is None:  # no data: zeros, which the sparse part overrides
             if not 0 <= acc.count <= MAX_ELEMENTS:
-                raise RigError(f"{self.path}: accessor {i} declares {acc.count:,} elements (at most {MAX_ELEMENTS:,})")
+                raise RigError(
+                    f"{self.path}: accessor {i} declares {acc.count:,} elements (at most {MAX_ELEMENTS:,})"
+                )
             out = np.zeros((acc.count, width), dtype)
         else:
             out = self._packed(acc.bufferView, acc.byteOffset or 0, dtype, acc.count, width).copy()
@@ -167,7 +175,9 @@ def _load_file(path: Path) -> pygltflib.GLTF2:
     if gltf is None or not str(getattr(gltf.asset, "version", "2.0")).startswith("2"):
         raise RigError(f"{path} is not a glTF 2.0 file")
     if len(gltf.nodes) > MAX_NODES:
-        raise RigError(f"{path} has {len(gltf.nodes):,} nodes; an avatar has far fewer (at most {MAX_NODES:,})")
+        raise RigError(
+            f"{path} has {len(gltf.nodes):,} nodes; an avatar has far fewer (at most {MAX_NODES:,})"
+        )
     return gltf
 
 
@@ -235,8 +245,10 @@ def load_gltf(path: str | Path) -> BlendshapeRig:
         for offset, d in parts:
             shapes[ARKIT_BLENDSHAPES.index(key), offset : offset + len(d)] += d
     if not (np.isfinite(neutral).all() and np.isfinite(shapes).all()):
-        raise RigError(f"{path} has vertex positions or morph targets that are not finite numbers (NaN or "
-                       "infinity); re-export the avatar")
+        raise RigError(
+            f"{path} has vertex positions or morph targets that are not finite numbers (NaN or "
+            "infinity); re-export the avatar"
+        )
     missing = tuple(s for s in ARKIT_BLENDSHAPES if s not in deltas)
     if missing:
         warnings.warn(
@@ -262,7 +274,9 @@ def load_gltf(path: str | Path) -> BlendshapeRig:
 
 def _regions(neutral: np.ndarray, shapes: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Vertex regions and neck pivot guessed from what the shapes move (there are no landmarks)."""
-    face = np.nonzero(np.linalg.norm(shapes, axis=2).max(0) > 1e-6)[0]  # the face is what the blendshapes animate
+    face = np.nonzero(np.linalg.norm(shapes, axis=2).max(0) > 1e-6)[
+        0
+    ]  # the face is what the blendshapes animate
     if not len(face):
         face = np.arange(len(neutral))
     eye_names = [s for s in ARKIT_BLENDSHAPES if s.startswith(("eyeBlink", "eyeLook"))]
@@ -271,7 +285,9 @@ def _regions(neutral: np.ndarray, shapes: np.ndarray) -> tuple[dict[str, np.ndar
     split = neutral[eyes, 1].mean() if len(eyes) else neutral[face, 1].mean()
     regions = {
         "face": face,
-        "lips": moved_vertices(shapes, ["mouthRollLower", "mouthRollUpper", "mouthFunnel", "mouthPucker"], 0.4),
+        "lips": moved_vertices(
+            shapes, ["mouthRollLower", "mouthRollUpper", "mouthFunnel", "mouthPucker"], 0.4
+        ),
         "upper_face": face[neutral[face, 1] > split],
         "eyes": eyes,
         "jaw": moved_vertices(shapes, ["jawOpen"], 0.5),

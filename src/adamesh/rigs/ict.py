@@ -100,8 +100,10 @@ class _Source:
                 info = self.zip.getinfo(self.prefix + name)
                 self.unpacked += info.file_size
                 if info.file_size > MAX_ENTRY_BYTES or self.unpacked > MAX_UNPACKED_BYTES:
-                    raise RigError(f"ICT-FaceKit zip: {name} unpacks to {info.file_size:,} bytes ({self.unpacked:,} "
-                                   "so far), far more than ICT-FaceKit's files; this is not the upstream zip")
+                    raise RigError(
+                        f"ICT-FaceKit zip: {name} unpacks to {info.file_size:,} bytes ({self.unpacked:,} "
+                        "so far), far more than ICT-FaceKit's files; this is not the upstream zip"
+                    )
                 return self.zip.read(info).decode("utf-8", "replace")
             return (self.dir / name).read_text(errors="replace")
         except (KeyError, FileNotFoundError):
@@ -130,7 +132,9 @@ def import_ict(source: str | os.PathLike) -> dict[str, np.ndarray]:
             index["expressions"] = [str(n) for n in index["expressions"]]
             landmark_verts = np.asarray(index["idx_to_landmark_verts"], np.int32)
         except (ValueError, KeyError, TypeError) as e:
-            raise RigError(f"ICT-FaceKit's vertex_indices.json is damaged ({type(e).__name__}: {e})") from None
+            raise RigError(
+                f"ICT-FaceKit's vertex_indices.json is damaged ({type(e).__name__}: {e})"
+            ) from None
         neutral, polys = _read_obj(src.read("generic_neutral_mesh.obj"), with_faces=True)
         if len(neutral) < N_KEEP:
             raise RigError(f"generic_neutral_mesh.obj has {len(neutral)} vertices, expected 26719")
@@ -148,7 +152,11 @@ def import_ict(source: str | os.PathLike) -> dict[str, np.ndarray]:
             deltas[ARKIT_BLENDSHAPES.index(arkit)] += shape[:N_KEEP] - keep
             seen.append(arkit)
         ids = sorted(n for n in src.names() if re.fullmatch(r"identity\d+\.obj", n))
-        identity = np.stack([_read_obj(src.read(n))[:N_KEEP] - keep for n in ids]) if ids else np.zeros((0, N_KEEP, 3))
+        identity = (
+            np.stack([_read_obj(src.read(n))[:N_KEEP] - keep for n in ids])
+            if ids
+            else np.zeros((0, N_KEEP, 3))
+        )
         missing = [n for n in ARKIT_BLENDSHAPES if n not in seen]
         return {
             "neutral": keep,
@@ -192,7 +200,9 @@ def load_ict(path: str | os.PathLike | None = None) -> BlendshapeRig:
         except RigError:
             raise
         except Exception as e:
-            raise RigError(f"cannot read ICT rig file {path}: {npz_reason(e)}; reinstall it with `adamesh rig install`") from None
+            raise RigError(
+                f"cannot read ICT rig file {path}: {npz_reason(e)}; reinstall it with `adamesh rig install`"
+            ) from None
     else:
         arrays = import_ict(path)
     return _make_rig(arrays, str(path))
@@ -255,4 +265,3 @@ def _make_rig(a: dict, source: str) -> BlendshapeRig:
             "identity modes": len(a["identity"]),
         },
     )
-

@@ -41,8 +41,15 @@ from adamesh.tracking.landmarks import (
 from adamesh.tracking.overlay import write_overlay
 from adamesh.tracking.video import audio_grid, check_fps, probe, read_video_frames, video_files, video_grid
 
-__all__ = ["TrackResult", "probe", "read_video_frames", "track_mouth_opening", "track_video", "track_videos",
-           "video_files"]
+__all__ = [
+    "TrackResult",
+    "probe",
+    "read_video_frames",
+    "track_mouth_opening",
+    "track_video",
+    "track_videos",
+    "video_files",
+]
 
 TRACKER = "mediapipe face mesh (478 points, refined) + adamesh.tracking.fit"
 
@@ -123,7 +130,9 @@ def track_video(video: str | os.PathLike, out_dir: str | os.PathLike | None, rig
         if grid is None:
             grid = video_grid(times, fps)
         found = np.isfinite(marks[:, 0, 0])
-        points = np.stack([np.interp(grid, times[found], c[found]) for c in marks.reshape(len(marks), -1).T], 1)
+        points = np.stack(
+            [np.interp(grid, times[found], c[found]) for c in marks.reshape(len(marks), -1).T], 1
+        )
         valid = covered(grid, times, found)
         fit = fit_landmarks(rig, points.reshape(-1, 68, 3), valid)
         seconds = time.perf_counter() - t0
@@ -148,8 +157,17 @@ def track_video(video: str | os.PathLike, out_dir: str | os.PathLike | None, rig
     summary = {k: round(float(v), 3) for k, v in summary.items()}
     meta = {"producer": "adamesh track", "speaker": speaker or stem, "source": name, "tracker": TRACKER, "rig": rig.name,
             "fit_error_mm": summary, "unobserved": list(fit.unobserved)}  # fmt: skip
-    result = TrackResult(Motion(fit.params, ARKIT, fps, meta=meta), fit.error_mm.astype(np.float32), valid,
-                         fit.identity, len(times) / seconds, [], notes, *opening_on_grid(grid, times, marks), speech)
+    result = TrackResult(
+        Motion(fit.params, ARKIT, fps, meta=meta),
+        fit.error_mm.astype(np.float32),
+        valid,
+        fit.identity,
+        len(times) / seconds,
+        [],
+        notes,
+        *opening_on_grid(grid, times, marks),
+        speech,
+    )
     if out_dir is None:
         return result
 
@@ -196,9 +214,15 @@ def _track_one(args) -> str | None:
         return str(e)
 
 
-def track_videos(videos: list[str | os.PathLike], out_dir: str | os.PathLike, rig: str = "builtin",
-                 fps: float = 25.0, speaker: str | None = None, workers: int | None = None,
-                 progress: bool = True) -> tuple[list[Path], list[str]]:
+def track_videos(
+    videos: list[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    rig: str = "builtin",
+    fps: float = 25.0,
+    speaker: str | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> tuple[list[Path], list[str]]:
     """Track many videos into one clip folder (a training set: `adamesh train --data out_dir`).
 
     Each video is tracked as by `track_video` without its overlay, by a pool of `workers` processes
@@ -217,11 +241,18 @@ def track_videos(videos: list[str | os.PathLike], out_dir: str | os.PathLike, ri
         # An executor, not a Pool: a worker that dies breaks it instead of hanging it.
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
             try:
-                for error in tqdm(pool.map(_track_one, tasks), total=len(tasks), desc="tracking", unit="video",
-                                  disable=not progress):
+                for error in tqdm(
+                    pool.map(_track_one, tasks),
+                    total=len(tasks),
+                    desc="tracking",
+                    unit="video",
+                    disable=not progress,
+                ):
                     if error:
                         failures.append(error)
             except BrokenProcessPool:
-                raise AdameshError(f"a tracking process died; the videos tracked so far are in {out}, "
-                                   "and running the command again resumes") from None
+                raise AdameshError(
+                    f"a tracking process died; the videos tracked so far are in {out}, "
+                    "and running the command again resumes"
+                ) from None
     return [out / f"{p.stem}.npz" for p in paths if (out / f"{p.stem}.npz").is_file()], failures

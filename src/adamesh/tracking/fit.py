@@ -125,8 +125,9 @@ def fit_landmarks(rig: BlendshapeRig, landmarks: np.ndarray, valid: np.ndarray,
         rigid = _rigid_motions(face)
         residual = _remove(rigid, (local - face) * mm)
         moves = _remove(rigid, deltas[active] * mm)
-        weights[:, active] = _solve_weights(residual, moves, valid, smooth, weights[:, active],
-                                            _lip_closure_projection(active))
+        weights[:, active] = _solve_weights(
+            residual, moves, valid, smooth, weights[:, active], _lip_closure_projection(active)
+        )
         expressed = np.einsum("tk,knd->tnd", weights[:, active], moves)
         correction = np.mean((residual - expressed)[valid], 0) / mm
 
@@ -226,6 +227,7 @@ def _lip_closure_projection(active: np.ndarray):
     def project(x):
         x[:, jaw], x[:, close] = limit_lip_closure(x[:, jaw], x[:, close])  # then clipping keeps it
         return np.clip(x, 0.0, 1.0)
+
     return project
 
 

@@ -34,7 +34,7 @@ _AT = {int(m): k for k, m in enumerate(MEDIAPIPE_68)}  # mesh index -> position 
 
 _MEDIAPIPE_HINT = (
     "install it with `make install`, or `pip install --no-deps mediapipe==0.10.21` plus "
-    "`pip install matplotlib absl-py attrs flatbuffers opencv-python-headless \"protobuf<5\"`"
+    '`pip install matplotlib absl-py attrs flatbuffers opencv-python-headless "protobuf<5"`'
 )
 
 

@@ -42,8 +42,9 @@ def write_overlay(path: Path, name: str, rig: BlendshapeRig, fit: FaceFit, obser
             own = fitted_vertices(rig, fit, frames_here)
             verts = fit.to_image(own, frames_here).astype(np.float32)
             # the fitted landmarks: the rig's own plus the static correction (what the fit explains)
-            marks = fit.to_image(own[:, rig.landmarks] + fit.correction_mm * rig.units_per_meter / 1000.0,
-                                 frames_here)
+            marks = fit.to_image(
+                own[:, rig.landmarks] + fit.correction_mm * rig.units_per_meter / 1000.0, frames_here
+            )
             for k, v in enumerate(verts):
                 image = (first if start + k == 0 else next(frames))[:height, :width]
                 world = v * to_world

@@ -48,7 +48,8 @@ def _open_video(path: str | os.PathLike) -> av.container.InputContainer:
     except av.error.FFmpegError as e:
         raise AdameshError(
             f"cannot read {name} ({e.strerror}): it is corrupt or not a video file; "
-            "re-export it as mp4 (H.264)") from None
+            "re-export it as mp4 (H.264)"
+        ) from None
     if not container.streams.video:
         container.close()
         raise AdameshError(f"{name} has no video stream; give a video of a talking face")
@@ -78,7 +79,8 @@ def _decode_frames(container, name: str, fps: float | None) -> Iterator[tuple[fl
         except av.error.FFmpegError as e:
             raise AdameshError(
                 f"cannot decode {name} after {n} frames ({e.strerror}): the file is corrupt; "
-                "re-export it as mp4 (H.264)") from None
+                "re-export it as mp4 (H.264)"
+            ) from None
         if n == 0:
             raise AdameshError(f"{name} contains no decodable video frames; re-export it as mp4 (H.264)")
 
@@ -103,8 +105,10 @@ def video_files(paths: list[str | os.PathLike]) -> list[Path]:
     stems = [p.stem for p in out]
     if len(set(stems)) < len(stems):
         twice = sorted({s for s in stems if stems.count(s) > 1})
-        raise AdameshError(f"several videos are named {twice[0]}: their files would overwrite each other "
-                           "in one clip folder; rename them or track them into different folders")
+        raise AdameshError(
+            f"several videos are named {twice[0]}: their files would overwrite each other "
+            "in one clip folder; rename them or track them into different folders"
+        )
     return out
 
 
@@ -127,7 +131,8 @@ def audio_grid(name: str, origin: float, fps: float) -> np.ndarray:
     except AdameshError as e:
         raise AdameshError(
             f"cannot decode the audio track of {name}, which sets the number of motion frames: "
-            "the file is damaged; re-export it as mp4 (H.264 + AAC)") from e
+            "the file is damaged; re-export it as mp4 (H.264 + AAC)"
+        ) from e
     return _audio_start(name, origin) + (np.arange(frame_count(len(samples), rate, fps)) + 0.5) / fps
 
 

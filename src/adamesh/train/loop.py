@@ -54,13 +54,18 @@ class TrainConfig:
     frontend: str = "whisper"  # best lip sync on real video, and robust to noise (docs/speech.md)
     frontend_options: dict = field(default_factory=dict)  # e.g. model_dir of a hubert front-end
     workers: int | None = None  # feature extraction processes (default: all cores)
-    augment: int = 2  # degraded copies of every training clip's audio (data.augment); windows draw one at random
+    augment: int = (
+        2  # degraded copies of every training clip's audio (data.augment); windows draw one at random
+    )
 
     @classmethod
     def for_preset(cls, preset: str, **overrides) -> "TrainConfig":
         from adamesh.train.presets import preset as settings
 
-        return cls(preset=preset, **{**settings(preset, "train"), **{k: v for k, v in overrides.items() if v is not None}})
+        return cls(
+            preset=preset,
+            **{**settings(preset, "train"), **{k: v for k, v in overrides.items() if v is not None}},
+        )
 
 
 @contextlib.contextmanager
@@ -77,8 +82,14 @@ def _loader(dataset, cfg: TrainConfig, shuffle: bool, generator=None):
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         sampler = torch.utils.data.DistributedSampler(dataset, shuffle=shuffle, seed=cfg.seed)
         shuffle = False
-    return torch.utils.data.DataLoader(dataset, cfg.batch_size, shuffle=shuffle, sampler=sampler,
-                                       generator=generator, drop_last=shuffle and len(dataset) > cfg.batch_size)
+    return torch.utils.data.DataLoader(
+        dataset,
+        cfg.batch_size,
+        shuffle=shuffle,
+        sampler=sampler,
+        generator=generator,
+        drop_last=shuffle and len(dataset) > cfg.batch_size,
+    )
 
 
 def _schedule(step: int, total: int, warmup: int) -> float:
@@ -91,8 +102,11 @@ def _schedule(step: int, total: int, warmup: int) -> float:
 
 def _save_weights(model: nn.Module, path: Path) -> None:
     with atomic_output(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp),
-                  metadata={"format": FORMAT})
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+            str(tmp),
+            metadata={"format": FORMAT},
+        )
 
 
 def _write_json(path: Path, obj) -> None:
@@ -123,8 +137,15 @@ def plot_history(history: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def train(task, out: str | os.PathLike, cfg: TrainConfig, fresh: bool = False, progress: bool = True,
-          log=print, device: str | torch.device = "cpu") -> dict:
+def train(
+    task,
+    out: str | os.PathLike,
+    cfg: TrainConfig,
+    fresh: bool = False,
+    progress: bool = True,
+    log=print,
+    device: str | torch.device = "cpu",
+) -> dict:
     """Train `task.model` into the folder `out` on `device`; returns the history. Resumes unless `fresh`."""
     with seeded(cfg.seed):  # a resumed run sets the state it saved
         return _train(task, out, cfg, fresh, progress, log, torch.device(device))
@@ -141,29 +162,44 @@ def _train(task, out: Path, cfg: TrainConfig, fresh: bool, progress: bool, log, 
     rank = torch.distributed.get_rank() if distributed else 0
     world = torch.distributed.get_world_size() if distributed else 1
     model = task.model.to(device)
-    config = {"format": FORMAT, "kind": task.kind, "model": model.config.to_dict(), "train": asdict(cfg),
-              "frontend": task.frontend.config(), "data": task.describe()}
+    config = {
+        "format": FORMAT,
+        "kind": task.kind,
+        "model": model.config.to_dict(),
+        "train": asdict(cfg),
+        "frontend": task.frontend.config(),
+        "data": task.describe(),
+    }
     state_path = out / "train_state.pt"
-    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay)
+    optimiser = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
     steps_per_epoch = max(1, len(task.train_set) // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: _schedule(s, total, cfg.warmup_steps))
     history, start_epoch = [], 0
     if state_path.is_file() and not fresh:
         saved = json.loads((out / "config.json").read_text())
+
         def settings(c):  # more epochs extend a finished run; anything else is another run
-            return c.get("model"), {k: v for k, v in c.get("train", {}).items() if k not in ("epochs", "workers")}
+            return c.get("model"), {
+                k: v for k, v in c.get("train", {}).items() if k not in ("epochs", "workers")
+            }
 
         if settings(saved) != settings(config):
-            raise AdameshError(f"{out} holds a run with a different configuration; use --fresh to "
-                               "overwrite it or choose another --out")
+            raise AdameshError(
+                f"{out} holds a run with a different configuration; use --fresh to "
+                "overwrite it or choose another --out"
+            )
+
         def folders(c):
             return [Path(f).resolve() for f in c.get("data", {}).get("folders", [])]
 
         if folders(saved) != folders(config):
-            raise AdameshError(f"{out} holds a run on other data ({', '.join(saved.get('data', {}).get('folders', []))}); "
-                               "its validation losses would not compare: use --fresh or choose another --out")
+            raise AdameshError(
+                f"{out} holds a run on other data ({', '.join(saved.get('data', {}).get('folders', []))}); "
+                "its validation losses would not compare: use --fresh or choose another --out"
+            )
         try:  # tensors and plain types only: a crafted state file cannot run code
             state = torch.load(state_path, weights_only=True, map_location=device)
             model.load_state_dict(load_file(str(out / "last.safetensors")))
@@ -172,12 +208,16 @@ def _train(task, out: Path, cfg: TrainConfig, fresh: bool, progress: bool, log, 
             history, start_epoch = state["history"], int(state["epoch"])
             torch.set_rng_state(state["torch_rng"].cpu())
         except pickle.UnpicklingError:
-            raise AdameshError(f"cannot resume from {out}: train_state.pt holds objects other than tensors and "
-                               "plain values, which are refused (loading them could run code); use --fresh "
-                               "to start over") from None
+            raise AdameshError(
+                f"cannot resume from {out}: train_state.pt holds objects other than tensors and "
+                "plain values, which are refused (loading them could run code); use --fresh "
+                "to start over"
+            ) from None
         except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError, SafetensorError) as e:
-            raise AdameshError(f"cannot resume from {out} ({type(e).__name__}: {(str(e).splitlines() or [''])[0]}); "
-                               "use --fresh to start over") from None
+            raise AdameshError(
+                f"cannot resume from {out} ({type(e).__name__}: {(str(e).splitlines() or [''])[0]}); "
+                "use --fresh to start over"
+            ) from None
         log(f"resuming {out} after epoch {start_epoch}")
     else:
         if rank == 0:
@@ -188,14 +228,21 @@ def _train(task, out: Path, cfg: TrainConfig, fresh: bool, progress: bool, log, 
     if start_epoch >= cfg.epochs:
         log(f"{out} has already finished {cfg.epochs} epochs")
         return {"history": history}
-    runner = (nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                                  find_unused_parameters=True) if distributed else model)
+    runner = (
+        nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
+        if distributed
+        else model
+    )
     generator = torch.Generator()  # the data order: a function of the seed and the epoch alone (see below)
     train_loader = _loader(task.train_set, cfg, True, generator)
     val_loader = _loader(task.val_set, cfg, False)
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"{task.kind} model: {n_params / 1e6:.2f} M parameters; {len(task.train_set)} training windows, "
-        f"{len(task.val_set)} validation windows; {cfg.epochs} epochs of {steps_per_epoch} steps on {device}")
+    log(
+        f"{task.kind} model: {n_params / 1e6:.2f} M parameters; {len(task.train_set)} training windows, "
+        f"{len(task.val_set)} validation windows; {cfg.epochs} epochs of {steps_per_epoch} steps on {device}"
+    )
     if distributed:  # every process says it runs; only rank 0 writes files
         print(f"rank {rank} of {world}: {len(train_loader)} batches an epoch on {device}", flush=True)
     best = min((h["val_loss"] for h in history), default=float("inf"))
@@ -208,13 +255,20 @@ def _train(task, out: Path, cfg: TrainConfig, fresh: bool, progress: bool, log, 
             train_loader.sampler.set_epoch(epoch)
         runner.train()
         losses = []
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                   disable=not progress or rank != 0, leave=False)
+        bar = tqdm(
+            train_loader,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            unit="batch",
+            disable=not progress or rank != 0,
+            leave=False,
+        )
         for batch in bar:
             loss = task.loss(runner, _to(batch, device))
             if not torch.isfinite(loss):
-                raise AdameshError(f"the training loss became {loss.item()} at epoch {epoch + 1}; "
-                                   "lower --lr or check the data")
+                raise AdameshError(
+                    f"the training loss became {loss.item()} at epoch {epoch + 1}; "
+                    "lower --lr or check the data"
+                )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -223,8 +277,13 @@ def _train(task, out: Path, cfg: TrainConfig, fresh: bool, progress: bool, log, 
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         val_loss = evaluate_loss(task, model, val_loader, device)
-        entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
-                 "lr": scheduler.get_last_lr()[0], "seconds": round(time.time() - t0, 1)}
+        entry = {
+            "epoch": epoch + 1,
+            "train_loss": float(np.mean(losses)),
+            "val_loss": val_loss,
+            "lr": scheduler.get_last_lr()[0],
+            "seconds": round(time.time() - t0, 1),
+        }
         history.append(entry)
         if rank == 0:
             improved = val_loss < best
@@ -233,10 +292,20 @@ def _train(task, out: Path, cfg: TrainConfig, fresh: bool, progress: bool, log, 
             if improved:
                 _save_weights(model, out / "model.safetensors")
             with atomic_output(state_path) as tmp:
-                torch.save({"optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
-                            "history": history, "epoch": epoch + 1, "torch_rng": torch.get_rng_state()}, tmp)
-            line = (f"epoch {epoch + 1:3d}  train {entry['train_loss']:.4f}  val {val_loss:.4f}"
-                    f"{'  best' if improved else ''}  lr {entry['lr']:.2e}  {entry['seconds']:.0f} s")
+                torch.save(
+                    {
+                        "optimiser": optimiser.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "history": history,
+                        "epoch": epoch + 1,
+                        "torch_rng": torch.get_rng_state(),
+                    },
+                    tmp,
+                )
+            line = (
+                f"epoch {epoch + 1:3d}  train {entry['train_loss']:.4f}  val {val_loss:.4f}"
+                f"{'  best' if improved else ''}  lr {entry['lr']:.2e}  {entry['seconds']:.0f} s"
+            )
             with open(out / "log.txt", "a") as f:
                 f.write(line + "\n")
             log(line)

@@ -29,8 +29,15 @@ from adamesh.train.presets import preset as preset_settings
 class ExpressionWindows(torch.utils.data.Dataset):
     """Training windows plus a style reference: a crop of the same speaker's other speech."""
 
-    def __init__(self, clips: ClipDataset, space_dims: int, window: int, hop: int, reference_frames: int,
-                 fixed: bool = False):
+    def __init__(
+        self,
+        clips: ClipDataset,
+        space_dims: int,
+        window: int,
+        hop: int,
+        reference_frames: int,
+        fixed: bool = False,
+    ):
         self.windows = WindowDataset(clips, window, hop)
         self.e, self.reference_frames, self.fixed = space_dims, reference_frames, fixed
         by_speaker: dict[str, list[np.ndarray]] = {}
@@ -48,10 +55,13 @@ class ExpressionWindows(torch.utils.data.Dataset):
         item["params"] = item["params"][:, : self.e]
         motion = self.speaker_motion[int(item["speaker"])]
         n = min(self.reference_frames, len(motion))
-        start = (np.random.default_rng(i).integers(0, len(motion) - n + 1) if self.fixed
-                 else int(torch.randint(0, len(motion) - n + 1, ())))
+        start = (
+            np.random.default_rng(i).integers(0, len(motion) - n + 1)
+            if self.fixed
+            else int(torch.randint(0, len(motion) - n + 1, ()))
+        )
         ref = np.zeros((self.reference_frames, self.e), np.float32)
-        ref[:n] = motion[start:start + n]
+        ref[:n] = motion[start : start + n]
         item["reference"] = torch.from_numpy(ref)
         item["reference_mask"] = torch.arange(self.reference_frames) < n
         return item
@@ -65,41 +75,59 @@ class ExpressionTask:
         self.frontend = make_frontend(cfg.frontend, **cfg.frontend_options)
         self.train_clips, self.val_clips = _clip_sets(data, cfg, self.frontend, progress)
         space = self.space = self.train_clips.clips[0].motion.space
-        model_cfg = ExpressionConfig(feature_dim=self.frontend.dim, out_dim=space.n_expression,
-                                     **preset_settings(cfg.preset, "expression"))
+        model_cfg = ExpressionConfig(
+            feature_dim=self.frontend.dim,
+            out_dim=space.n_expression,
+            **preset_settings(cfg.preset, "expression"),
+        )
         with seeded(cfg.seed):  # the initial weights
             self.model = ExpressionModel(model_cfg)
         feats = torch.from_numpy(np.concatenate([c.features.features for c in self.train_clips.clips]))
-        params = torch.from_numpy(np.concatenate([c.motion.params[:, : space.n_expression]
-                                                  for c in self.train_clips.clips]))
+        params = torch.from_numpy(
+            np.concatenate([c.motion.params[:, : space.n_expression] for c in self.train_clips.clips])
+        )
         self.model.set_statistics(feats, params)
-        self.train_set = ExpressionWindows(self.train_clips, space.n_expression, cfg.window, cfg.hop,
-                                           cfg.reference_frames)
-        self.val_set = ExpressionWindows(self.val_clips, space.n_expression, cfg.window, cfg.window,
-                                         cfg.reference_frames, fixed=True)
+        self.train_set = ExpressionWindows(
+            self.train_clips, space.n_expression, cfg.window, cfg.hop, cfg.reference_frames
+        )
+        self.val_set = ExpressionWindows(
+            self.val_clips, space.n_expression, cfg.window, cfg.window, cfg.reference_frames, fixed=True
+        )
 
     def loss(self, model: ExpressionModel, batch: dict) -> torch.Tensor:
         core = model.module if hasattr(model, "module") else model
         drop = None
         if model.training and core.config.style_dropout > 0:
             drop = (torch.rand(len(batch["params"])) < core.config.style_dropout).to(batch["params"].device)
-        return expression_loss(model, batch["features"], core.normalise(batch["params"]), None, batch["mask"],
-                               reference=batch["reference"], reference_mask=batch["reference_mask"],
-                               drop_style=drop)
+        return expression_loss(
+            model,
+            batch["features"],
+            core.normalise(batch["params"]),
+            None,
+            batch["mask"],
+            reference=batch["reference"],
+            reference_mask=batch["reference_mask"],
+            drop_style=drop,
+        )
 
     def describe(self) -> dict:
-        return {"folders": [str(r) for r in self.train_clips.roots], "space": self.space.name,
-                "train_clips": len(self.train_clips),
-                "val_clips": len(self.val_clips), "train_speakers": len(self.train_clips.speakers),
-                "train_hours": round(self.train_clips.seconds / 3600, 3)}
+        return {
+            "folders": [str(r) for r in self.train_clips.roots],
+            "space": self.space.name,
+            "train_clips": len(self.train_clips),
+            "val_clips": len(self.val_clips),
+            "train_speakers": len(self.train_clips.speakers),
+            "train_hours": round(self.train_clips.seconds / 3600, 3),
+        }
 
 
 # TrainConfig settings of the two pose stages (the preset's own apply on top). The pose adapter
 # hears the expression model's front-end, so animation computes it once; phones would make better
 # units for its style matrices, but cost half the animation speed (docs/speech.md).
 POSE_TRAIN = {
-    "pose_vq": dict(epochs=30, batch_size=32, window=64, hop=16, lr=2e-3, warmup_steps=50, frontend="whisper",
-                    augment=0),
+    "pose_vq": dict(
+        epochs=30, batch_size=32, window=64, hop=16, lr=2e-3, warmup_steps=50, frontend="whisper", augment=0
+    ),
     "pose_gpt": dict(epochs=30, batch_size=32, lr=1e-3, warmup_steps=50, frontend="whisper", augment=0),
 }
 
@@ -110,12 +138,24 @@ POSE_UNITS = 32  # k-means units of front-ends without phones: a 10 s reference 
 def _clip_sets(data, cfg: TrainConfig, frontend: FrontEnd, progress: bool) -> tuple[ClipDataset, ClipDataset]:
     """Training and validation clips of one folder or several (every 20th training clip of a folder
     without a val role validates)."""
-    sets = [ClipDataset(data, (role,), frontend=frontend, workers=cfg.workers, progress=progress,
-                        augment=cfg.augment if role == "train" else 0, hold_out=20) for role in ("train", "val")]
+    sets = [
+        ClipDataset(
+            data,
+            (role,),
+            frontend=frontend,
+            workers=cfg.workers,
+            progress=progress,
+            augment=cfg.augment if role == "train" else 0,
+            hold_out=20,
+        )
+        for role in ("train", "val")
+    ]
     return sets[0], sets[1]
 
 
-def _pose_clip_sets(data, cfg: TrainConfig, frontend: FrontEnd, progress: bool) -> tuple[ClipDataset, ClipDataset]:
+def _pose_clip_sets(
+    data, cfg: TrainConfig, frontend: FrontEnd, progress: bool
+) -> tuple[ClipDataset, ClipDataset]:
     """`_clip_sets` with speech units: a front-end without units of its own (mel, hubert, wav2vec2)
     gets k-means units fitted on the training clips here; the pose style matrix needs them, and
     they are saved with the model."""
@@ -128,7 +168,7 @@ def _pose_clip_sets(data, cfg: TrainConfig, frontend: FrontEnd, progress: bool) 
 
 
 def _head_pose(params: np.ndarray | torch.Tensor, space):
-    return params[..., space.n_expression:]
+    return params[..., space.n_expression :]
 
 
 class PoseVQTask:
@@ -142,10 +182,14 @@ class PoseVQTask:
         self.train_clips, self.val_clips = _pose_clip_sets(data, cfg, self.frontend, progress)
         self.space = self.train_clips.clips[0].motion.space
         with seeded(cfg.seed):
-            self.model = PoseVQVAE(pose_config(self.space, self.frontend, self.train_clips, cfg.preset,
-                                               **model_overrides))
-        self.model.set_statistics(torch.from_numpy(np.concatenate(
-            [_head_pose(c.motion.params, self.space) for c in self.train_clips.clips])))
+            self.model = PoseVQVAE(
+                pose_config(self.space, self.frontend, self.train_clips, cfg.preset, **model_overrides)
+            )
+        self.model.set_statistics(
+            torch.from_numpy(
+                np.concatenate([_head_pose(c.motion.params, self.space) for c in self.train_clips.clips])
+            )
+        )
         self.train_set = WindowDataset(self.train_clips, cfg.window, cfg.hop)
         self.val_set = WindowDataset(self.val_clips, cfg.window, cfg.window)
 
@@ -153,20 +197,30 @@ class PoseVQTask:
         return vq_loss(model, _head_pose(batch["params"], self.space), batch["mask"])
 
     def describe(self) -> dict:
-        return {"folders": [str(r) for r in self.train_clips.roots], "space": self.space.name,
-                "train_clips": len(self.train_clips), "val_clips": len(self.val_clips),
-                "train_speakers": self.train_clips.speakers}
+        return {
+            "folders": [str(r) for r in self.train_clips.roots],
+            "space": self.space.name,
+            "train_clips": len(self.train_clips),
+            "val_clips": len(self.val_clips),
+            "train_speakers": self.train_clips.speakers,
+        }
 
 
 def pose_config(space, frontend: FrontEnd, clips: ClipDataset, preset: str, **overrides) -> PoseConfig:
-    return PoseConfig(pose_dim=space.dim - space.n_expression, feature_dim=frontend.dim,
-                      n_styles=len(clips.speakers), **{**preset_settings(preset, "pose"), **overrides})
+    return PoseConfig(
+        pose_dim=space.dim - space.n_expression,
+        feature_dim=frontend.dim,
+        n_styles=len(clips.speakers),
+        **{**preset_settings(preset, "pose"), **overrides},
+    )
 
 
 class CodeWindows(torch.utils.data.Dataset):
     """Windows of `length` code steps (hop half of it) over whole clips: codes, speech, speaker."""
 
-    def __init__(self, codes: list[torch.Tensor], speech: list[torch.Tensor], speakers: list[int], length: int):
+    def __init__(
+        self, codes: list[torch.Tensor], speech: list[torch.Tensor], speakers: list[int], length: int
+    ):
         self.items = []
         for c, s, spk in zip(codes, speech, speakers):
             n = len(c)
@@ -176,8 +230,14 @@ class CodeWindows(torch.utils.data.Dataset):
             for a in starts:
                 e = min(a + length, n)
                 pad = length - (e - a)
-                self.items.append({"codes": F.pad(c[a:e], (0, pad)), "speech": F.pad(s[a:e], (0, 0, 0, pad)),
-                                   "mask": torch.arange(length) < e - a, "speaker": torch.tensor(spk)})
+                self.items.append(
+                    {
+                        "codes": F.pad(c[a:e], (0, pad)),
+                        "speech": F.pad(s[a:e], (0, 0, 0, pad)),
+                        "mask": torch.arange(length) < e - a,
+                        "speaker": torch.tensor(spk),
+                    }
+                )
 
     def __len__(self):
         return len(self.items)
@@ -199,9 +259,13 @@ class PoseGPTTask:
         self.vq = vq.eval()
         with seeded(cfg.seed):
             self.model = PoseGPT(vq.config)
-        self.model.set_statistics(torch.from_numpy(np.concatenate([c.features.features for c in self.train_clips.clips])))
+        self.model.set_statistics(
+            torch.from_numpy(np.concatenate([c.features.features for c in self.train_clips.clips]))
+        )
         index = {s: k for k, s in enumerate(self.train_clips.speakers)}
-        self.train_set, self.val_set = (self._windows(clips, index) for clips in (self.train_clips, self.val_clips))
+        self.train_set, self.val_set = (
+            self._windows(clips, index) for clips in (self.train_clips, self.val_clips)
+        )
 
     @torch.no_grad()
     def _windows(self, clips: ClipDataset, index: dict) -> CodeWindows:
@@ -226,12 +290,26 @@ class PoseGPTTask:
 
 def pose_train_config(kind: str, preset: str = "default", **overrides) -> TrainConfig:
     """The TrainConfig of one pose stage: the stage's settings, the preset's, then `overrides`."""
-    return TrainConfig(preset=preset, **{**POSE_TRAIN[kind], **preset_settings(preset, "pose_train"),
-                                         **{k: v for k, v in overrides.items() if v is not None}})
+    return TrainConfig(
+        preset=preset,
+        **{
+            **POSE_TRAIN[kind],
+            **preset_settings(preset, "pose_train"),
+            **{k: v for k, v in overrides.items() if v is not None},
+        },
+    )
 
 
-def train_pose(data, out: str | os.PathLike, preset: str = "default", fresh: bool = False, progress: bool = True,
-               log=print, device: str | torch.device = "cpu", **overrides) -> dict:
+def train_pose(
+    data,
+    out: str | os.PathLike,
+    preset: str = "default",
+    fresh: bool = False,
+    progress: bool = True,
+    log=print,
+    device: str | torch.device = "cpu",
+    **overrides,
+) -> dict:
     """Both pose stages into `out`/vqvae and `out`/gpt (each a model folder of the loop above), then
     the gallery of the training speakers' style matrices into `out`/gallery.safetensors."""
     out = Path(out)
@@ -239,8 +317,11 @@ def train_pose(data, out: str | os.PathLike, preset: str = "default", fresh: boo
     for kind in ("pose_vq", "pose_gpt"):
         stage_cfg = pose_train_config(kind, preset, **overrides)
         folder = out / ("vqvae" if kind == "pose_vq" else "gpt")
-        task = (PoseVQTask(data, stage_cfg, progress) if kind == "pose_vq"
-                else PoseGPTTask(data, stage_cfg, *load_model(out / "vqvae")[:2], progress))
+        task = (
+            PoseVQTask(data, stage_cfg, progress)
+            if kind == "pose_vq"
+            else PoseGPTTask(data, stage_cfg, *load_model(out / "vqvae")[:2], progress)
+        )
         log(f"pose stage {kind}: {folder}")
         stages[kind] = train(task, folder, stage_cfg, fresh=fresh, progress=progress, log=log, device=device)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -253,11 +334,22 @@ def train_pose(data, out: str | os.PathLike, preset: str = "default", fresh: boo
     space = task.space
     adapter = PoseAdapter(vq, gpt, np.zeros(0), np.zeros(0), [], frontend.n_units)
     speakers = task.train_clips.speakers  # the order of PoseGPT's style table
-    matrices, counts = zip(*(adapter.style_matrix(
-        [_head_pose(c.motion.params, space) for c in clips if c.info.speaker == s],
-        [c.features.units for c in clips if c.info.speaker == s]) for s in speakers))
+    matrices, counts = zip(
+        *(
+            adapter.style_matrix(
+                [_head_pose(c.motion.params, space) for c in clips if c.info.speaker == s],
+                [c.features.units for c in clips if c.info.speaker == s],
+            )
+            for s in speakers
+        )
+    )
     with atomic_output(out / "gallery.safetensors") as tmp:
-        save_file({"matrices": torch.tensor(np.stack(matrices), dtype=torch.float32),
-                   "counts": torch.tensor(np.stack(counts), dtype=torch.float32)}, str(tmp),
-                  metadata={"videos": json.dumps(list(speakers)), "n_units": str(adapter.n_units)})
+        save_file(
+            {
+                "matrices": torch.tensor(np.stack(matrices), dtype=torch.float32),
+                "counts": torch.tensor(np.stack(counts), dtype=torch.float32),
+            },
+            str(tmp),
+            metadata={"videos": json.dumps(list(speakers)), "n_units": str(adapter.n_units)},
+        )
     return stages

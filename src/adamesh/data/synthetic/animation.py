@@ -34,10 +34,30 @@ import numpy as np
 from adamesh.motion import ARKIT, blink_curve
 from adamesh.phones import VOWELS
 
-FEATURES = ("jaw", "closure", "press", "roll_lower", "roll_upper", "upper_up", "lower_down",
-            "funnel", "pucker", "stretch")
-_GROUP = {"jaw": "jaw", "closure": "closure", "press": "lips", "roll_lower": "lips", "roll_upper": "lips",
-          "upper_up": "lips", "lower_down": "lips", "funnel": "round", "pucker": "round", "stretch": "spread"}
+FEATURES = (
+    "jaw",
+    "closure",
+    "press",
+    "roll_lower",
+    "roll_upper",
+    "upper_up",
+    "lower_down",
+    "funnel",
+    "pucker",
+    "stretch",
+)
+_GROUP = {
+    "jaw": "jaw",
+    "closure": "closure",
+    "press": "lips",
+    "roll_lower": "lips",
+    "roll_upper": "lips",
+    "upper_up": "lips",
+    "lower_down": "lips",
+    "funnel": "round",
+    "pucker": "round",
+    "stretch": "spread",
+}
 
 # Viseme targets (feature: value in 0..1) and dominance per group (jaw, closure, lips, round, spread).
 # Silence dominates strongly, so pauses return to rest instead of holding the neighbours' shapes.
@@ -48,8 +68,10 @@ _V = {
     "TH": ({"jaw": 0.16, "lower_down": 0.15, "stretch": 0.1}, (0.7, 1.0, 1.0, 0.3, 0.5)),
     "S": ({"jaw": 0.06, "stretch": 0.25, "upper_up": 0.1, "lower_down": 0.1}, (1.2, 1.0, 1.0, 0.3, 0.8)),
     "T": ({"jaw": 0.14, "stretch": 0.1, "lower_down": 0.05}, (0.7, 1.0, 0.6, 0.2, 0.4)),
-    "SH": ({"jaw": 0.1, "funnel": 0.5, "pucker": 0.2, "upper_up": 0.25, "lower_down": 0.2},
-           (0.8, 1.0, 1.5, 3.0, 1.0)),
+    "SH": (
+        {"jaw": 0.1, "funnel": 0.5, "pucker": 0.2, "upper_up": 0.25, "lower_down": 0.2},
+        (0.8, 1.0, 1.5, 3.0, 1.0),
+    ),
     "K": ({"jaw": 0.2}, (0.3, 1.0, 0.2, 0.2, 0.2)),
     "R": ({"jaw": 0.12, "pucker": 0.3, "funnel": 0.2}, (0.6, 1.0, 0.5, 1.5, 0.5)),
     "W": ({"jaw": 0.08, "pucker": 0.75, "funnel": 0.25}, (0.7, 1.0, 0.8, 4.0, 1.0)),
@@ -66,10 +88,29 @@ _V = {
     "OW": ({"jaw": 0.35, "funnel": 0.6, "pucker": 0.35}, (1.0, 1.0, 0.6, 1.5, 0.5)),
     "AO": ({"jaw": 0.45, "funnel": 0.5, "pucker": 0.2}, (1.0, 1.0, 0.6, 1.2, 0.5)),
 }
-_VISEME_OF = {"B": "P", "M": "P", "V": "F", "DH": "TH", "Z": "S", "D": "T", "N": "T", "L": "T",
-              "ZH": "SH", "CH": "SH", "JH": "SH", "G": "K", "NG": "K", "HH": "K"}
-_DIPHTHONGS = {"AY": ("AA", "IY"), "AW": ("AA", "UW"), "OY": ("AO", "IY"), "EY": ("EH", "IY"),
-               "OW": ("OW", "UW")}
+_VISEME_OF = {
+    "B": "P",
+    "M": "P",
+    "V": "F",
+    "DH": "TH",
+    "Z": "S",
+    "D": "T",
+    "N": "T",
+    "L": "T",
+    "ZH": "SH",
+    "CH": "SH",
+    "JH": "SH",
+    "G": "K",
+    "NG": "K",
+    "HH": "K",
+}
+_DIPHTHONGS = {
+    "AY": ("AA", "IY"),
+    "AW": ("AA", "UW"),
+    "OY": ("AO", "IY"),
+    "EY": ("EH", "IY"),
+    "OW": ("OW", "UW"),
+}
 INHALE_SECONDS, MIN_BREATH_PAUSE = 0.5, 0.25  # a breath before a phrase; shorter pauses have none
 _THETA_VOWEL, _THETA_CONSONANT, _THETA_CLOSURE, _THETA_ROUND_ANTICIPATION = 14.0, 24.0, 80.0, 10.0  # 1/s
 
@@ -101,9 +142,16 @@ class ExpressionStyle:
     squint: float = 0.0  # 0..1: eyes narrowed
     inhale: float = 0.15  # 0..0.35: jaw opening when breathing in before a phrase
 
-    RANGES = {"articulation": (0.6, 1.4), "jaw_lip_balance": (-1, 1), "smile": (-1, 1),
-              "asymmetry": (-1, 1), "brow_raise": (0, 1), "blink_rate": (6, 30), "squint": (0, 1),
-              "inhale": (0.0, 0.35)}
+    RANGES = {
+        "articulation": (0.6, 1.4),
+        "jaw_lip_balance": (-1, 1),
+        "smile": (-1, 1),
+        "asymmetry": (-1, 1),
+        "brow_raise": (0, 1),
+        "blink_rate": (6, 30),
+        "squint": (0, 1),
+        "inhale": (0.0, 0.35),
+    }
 
 
 @dataclass(frozen=True)
@@ -121,10 +169,18 @@ class PoseStyle:
     sway_amp: float = 0.02  # radians
     energy: float = 1.0  # 0.5..1.5, scales all head movement
 
-    RANGES = {"posture_pitch": (-0.12, 0.12), "posture_yaw": (-0.15, 0.15), "posture_roll": (-0.1, 0.1),
-              "nod": (0.0, 0.12), "boundary_tilt": (0.0, 0.08), "boundary_shake": (0.0, 0.06),
-              "question_raise": (0.0, 0.12), "sway_freq": (0.15, 0.6), "sway_amp": (0.005, 0.05),
-              "energy": (0.5, 1.5)}
+    RANGES = {
+        "posture_pitch": (-0.12, 0.12),
+        "posture_yaw": (-0.15, 0.15),
+        "posture_roll": (-0.1, 0.1),
+        "nod": (0.0, 0.12),
+        "boundary_tilt": (0.0, 0.08),
+        "boundary_shake": (0.0, 0.06),
+        "question_raise": (0.0, 0.12),
+        "sway_freq": (0.15, 0.6),
+        "sway_amp": (0.005, 0.05),
+        "energy": (0.5, 1.5),
+    }
 
 
 def draw_style(cls, rng: np.random.Generator):
@@ -204,7 +260,11 @@ def inhalation(phones: list[Phone], t: np.ndarray) -> np.ndarray:
     out = np.zeros_like(t)
     for k in range(len(phones) - 1):
         pause, nxt = phones[k], phones[k + 1]
-        if pause.phone != "SIL" or nxt.phone == "SIL" or (k > 0 and pause.end - pause.start < MIN_BREATH_PAUSE):
+        if (
+            pause.phone != "SIL"
+            or nxt.phone == "SIL"
+            or (k > 0 and pause.end - pause.start < MIN_BREATH_PAUSE)
+        ):
             continue
         width = INHALE_SECONDS if k == 0 else min(INHALE_SECONDS, pause.end - pause.start)
         out = np.maximum(out, _bump(t, nxt.start - 0.5 * width, width) * (t < nxt.start))
@@ -247,8 +307,15 @@ def speech_events(phones: list[Phone]) -> tuple[list[tuple[float, float]], list[
 ARTICULATORY_LEAD = 0.04  # seconds by which the mouth's shapes come before their sounds
 
 
-def animate(phones: list[Phone], n_frames: int, fps: float, expression: ExpressionStyle, pose: PoseStyle,
-            kind: str, rng: np.random.Generator) -> np.ndarray:
+def animate(
+    phones: list[Phone],
+    n_frames: int,
+    fps: float,
+    expression: ExpressionStyle,
+    pose: PoseStyle,
+    kind: str,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """(n_frames, 58) ARKit parameters for an utterance; `rng` draws blinks, gaze and sway phases."""
     t = (np.arange(n_frames) + 0.5) / fps
     p = ARKIT.neutral(n_frames)
@@ -317,8 +384,9 @@ def _eyes(p: np.ndarray, t: np.ndarray, fps: float, blink_rate: float, boundarie
         p[:, ch(f"eyeLookDown{side}")] = np.maximum(-vert, 0) + 0.2 * blink
 
 
-def _head(p: np.ndarray, t: np.ndarray, s: PoseStyle, stresses, boundaries, speech_end: float, kind: str,
-          rng) -> None:
+def _head(
+    p: np.ndarray, t: np.ndarray, s: PoseStyle, stresses, boundaries, speech_end: float, kind: str, rng
+) -> None:
     ch = ARKIT.index
     nod = sum((w * _bump(t, st + 0.08, 0.5) for st, w in stresses), np.zeros_like(t))
     pitch = s.nod * nod
@@ -330,12 +398,15 @@ def _head(p: np.ndarray, t: np.ndarray, s: PoseStyle, stresses, boundaries, spee
         new = rng.choice((-1.0, 1.0)) * s.boundary_tilt * rng.uniform(0.5, 1.0)
         tilt += (new - level) * _smoothstep(t, b - 0.2, 0.5)
         level = new
-    shake = sum((_bump(t, b, 0.8) * np.sin(2 * math.pi * 2.5 * (t - b)) for b in boundaries),
-                np.zeros_like(t))
+    shake = sum(
+        (_bump(t, b, 0.8) * np.sin(2 * math.pi * 2.5 * (t - b)) for b in boundaries), np.zeros_like(t)
+    )
     yaw = s.boundary_shake * shake
     phases = rng.uniform(0, 2 * math.pi, 3)
-    sway = [s.sway_amp * k * np.sin(2 * math.pi * s.sway_freq * f * t + ph)
-            for k, f, ph in zip((1.0, 1.3, 0.6), (1.0, 0.77, 1.31), phases)]
+    sway = [
+        s.sway_amp * k * np.sin(2 * math.pi * s.sway_freq * f * t + ph)
+        for k, f, ph in zip((1.0, 1.3, 0.6), (1.0, 0.77, 1.31), phases)
+    ]
     pitch, yaw, roll = (s.energy * (x + w) for x, w in zip((pitch, yaw, tilt), sway))
     p[:, ch("headPitch")] = s.posture_pitch + pitch
     p[:, ch("headYaw")] = s.posture_yaw + yaw
@@ -344,4 +415,3 @@ def _head(p: np.ndarray, t: np.ndarray, s: PoseStyle, stresses, boundaries, spee
     p[:, ch("headY")] = -0.03 * pitch
     p[:, ch("headX")] = -0.04 * roll
     p[:, ch("headZ")] = 0.2 * sway[0]
-

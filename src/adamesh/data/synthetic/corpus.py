@@ -43,9 +43,38 @@ FORMAT = "adamesh.corpus"
 VERSION = 4  # 2: breathing before phrases, longer lead silences; 3: the mouth leads the sound by 40 ms;
 # 4: long pauses before or after some sentences
 # Human-sounding espeak variants (no robots, whisper or croak) and English accents.
-VARIANTS = ("m1", "f1", "m2", "f2", "m3", "f3", "m4", "f4", "m5", "f5", "m6", "m7", "Alex", "Annie",
-            "Andy", "belinda", "edward", "linda", "iven", "steph", "norbert", "quincy", "travis", "max",
-            "rob", "paul", "michel", "zac", "boris", "m8")
+VARIANTS = (
+    "m1",
+    "f1",
+    "m2",
+    "f2",
+    "m3",
+    "f3",
+    "m4",
+    "f4",
+    "m5",
+    "f5",
+    "m6",
+    "m7",
+    "Alex",
+    "Annie",
+    "Andy",
+    "belinda",
+    "edward",
+    "linda",
+    "iven",
+    "steph",
+    "norbert",
+    "quincy",
+    "travis",
+    "max",
+    "rob",
+    "paul",
+    "michel",
+    "zac",
+    "boris",
+    "m8",
+)
 ACCENTS = ("en-us", "en-us", "en-us-nyc", "en", "en-us", "en-gb-scotland")
 
 
@@ -82,8 +111,12 @@ class Speaker:
     pose: PoseStyle
 
     def describe(self) -> dict:
-        return {"split": self.split, "voice": asdict(self.voice),
-                "expression_style": style_dict(self.expression), "pose_style": style_dict(self.pose)}
+        return {
+            "split": self.split,
+            "voice": asdict(self.voice),
+            "expression_style": style_dict(self.expression),
+            "pose_style": style_dict(self.pose),
+        }
 
 
 def make_speakers(cfg: CorpusConfig) -> list[Speaker]:
@@ -93,11 +126,21 @@ def make_speakers(cfg: CorpusConfig) -> list[Speaker]:
     for i in range(cfg.speakers):
         rng = np.random.default_rng([cfg.seed, i, 1_000_003])
         accent = ACCENTS[(i + i // len(VARIANTS)) % len(ACCENTS)]
-        voice = Voice(name=f"{accent}+{VARIANTS[i % len(VARIANTS)]}",
-                      rate=int(rng.integers(140, 200)), pitch=int(rng.integers(25, 76)),
-                      range=int(rng.integers(20, 81)))
-        speakers.append(Speaker(f"spk{i:03d}", "heldout" if i in heldout else "train", voice,
-                                draw_style(ExpressionStyle, rng), draw_style(PoseStyle, rng)))
+        voice = Voice(
+            name=f"{accent}+{VARIANTS[i % len(VARIANTS)]}",
+            rate=int(rng.integers(140, 200)),
+            pitch=int(rng.integers(25, 76)),
+            range=int(rng.integers(20, 81)),
+        )
+        speakers.append(
+            Speaker(
+                f"spk{i:03d}",
+                "heldout" if i in heldout else "train",
+                voice,
+                draw_style(ExpressionStyle, rng),
+                draw_style(PoseStyle, rng),
+            )
+        )
     return speakers
 
 
@@ -117,8 +160,9 @@ def _phones(phonemes: list[tuple[str, int, int]], n_samples: int, rate: int, lea
     return phones
 
 
-def synthesize_clip(speaker: Speaker, index: int, cfg: CorpusConfig, speaker_index: int
-                    ) -> tuple[np.ndarray, Motion]:
+def synthesize_clip(
+    speaker: Speaker, index: int, cfg: CorpusConfig, speaker_index: int
+) -> tuple[np.ndarray, Motion]:
     """The audio (16 kHz float32) and ground-truth motion of one clip; deterministic."""
     rng = np.random.default_rng([cfg.seed, speaker_index, index])
     engine = Espeak.instance()
@@ -132,7 +176,9 @@ def synthesize_clip(speaker: Speaker, index: int, cfg: CorpusConfig, speaker_ind
     # still stays within max_seconds
     lead, tail = rng.uniform(0.15, 0.8), rng.uniform(0.2, 0.5)
     lead = max(0.15, min(lead, cfg.max_seconds - tail - speech))
-    pause_rng = np.random.default_rng([cfg.seed, speaker_index, index, 4])  # the other clips stay as they were
+    pause_rng = np.random.default_rng(
+        [cfg.seed, speaker_index, index, 4]
+    )  # the other clips stay as they were
     if pause_rng.random() < cfg.long_pause_fraction:
         pause = pause_rng.uniform(1.0, cfg.long_pause_seconds)
         if pause_rng.random() < 0.5:
@@ -140,8 +186,9 @@ def synthesize_clip(speaker: Speaker, index: int, cfg: CorpusConfig, speaker_ind
         else:
             tail += pause
     audio = resample(syn.audio, syn.sample_rate, SAMPLE_RATE)
-    audio = np.concatenate([np.zeros(int(lead * SAMPLE_RATE), np.float32), audio,
-                            np.zeros(int(tail * SAMPLE_RATE), np.float32)])
+    audio = np.concatenate(
+        [np.zeros(int(lead * SAMPLE_RATE), np.float32), audio, np.zeros(int(tail * SAMPLE_RATE), np.float32)]
+    )
     speech_end = lead + len(syn.audio) / syn.sample_rate
     phones = [Phone("SIL", 0.0, lead)] + _phones(syn.phonemes, len(syn.audio), syn.sample_rate, lead)
     if len(phones) > 1:  # espeak's first event can come a few ms into its audio: silence until then
@@ -155,9 +202,13 @@ def synthesize_clip(speaker: Speaker, index: int, cfg: CorpusConfig, speaker_ind
         phones.append(Phone("SIL", speech_end, len(audio) / SAMPLE_RATE))
     n = frame_count(len(audio), SAMPLE_RATE, cfg.fps)
     params = animate(phones, n, cfg.fps, speaker.expression, speaker.pose, sentence.kind, rng)
-    meta = {"producer": "adamesh corpus", "speaker": speaker.id, "text": sentence.text,
-            "kind": sentence.kind,
-            "phones": [[p.phone, round(p.start, 4), round(p.end, 4), p.stress] for p in phones]}
+    meta = {
+        "producer": "adamesh corpus",
+        "speaker": speaker.id,
+        "text": sentence.text,
+        "kind": sentence.kind,
+        "phones": [[p.phone, round(p.start, 4), round(p.end, 4), p.stress] for p in phones],
+    }
     return audio, Motion(params, ARKIT, cfg.fps, meta=meta)
 
 
@@ -187,9 +238,16 @@ def _make_clip(task: tuple[int, int]) -> dict:
         save_motion(motion, npz)
     else:  # made by an earlier, interrupted run
         motion = load_motion(npz)
-    return {"id": npz.stem, "speaker": speaker.id, "index": index,
-            "audio": str(wav.relative_to(out)), "motion": str(npz.relative_to(out)),
-            "seconds": round(motion.duration, 3), "text": motion.meta["text"], "kind": motion.meta["kind"]}
+    return {
+        "id": npz.stem,
+        "speaker": speaker.id,
+        "index": index,
+        "audio": str(wav.relative_to(out)),
+        "motion": str(npz.relative_to(out)),
+        "seconds": round(motion.duration, 3),
+        "text": motion.meta["text"],
+        "kind": motion.meta["kind"],
+    }
 
 
 def _roles(clips: list[dict], speaker: Speaker, cfg: CorpusConfig) -> None:
@@ -207,9 +265,12 @@ def _roles(clips: list[dict], speaker: Speaker, cfg: CorpusConfig) -> None:
 def _make_clips(cfg: CorpusConfig, out: Path, workers: int | None, progress: bool) -> list[dict]:
     tasks = [(s, k) for s in range(cfg.speakers) for k in range(cfg.sentences)]
     results = []
-    with tqdm(total=len(tasks), desc="corpus", unit="clip", disable=not progress) as bar, \
-            mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers, _init_worker,
-                                                                          (cfg, str(out))) as pool:
+    with (
+        tqdm(total=len(tasks), desc="corpus", unit="clip", disable=not progress) as bar,
+        mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(
+            workers, _init_worker, (cfg, str(out))
+        ) as pool,
+    ):
         for r in pool.imap_unordered(_make_clip, tasks, chunksize=4):
             results.append(r)
             bar.update()
@@ -227,8 +288,12 @@ def _remove_unfinished(out: Path, made_folder: bool) -> None:
             folder.rmdir()
 
 
-def generate_corpus(out: str | os.PathLike, cfg: CorpusConfig = CorpusConfig(), workers: int | None = None,
-                    progress: bool = True) -> dict:
+def generate_corpus(
+    out: str | os.PathLike,
+    cfg: CorpusConfig = CorpusConfig(),
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Write (or finish writing) the corpus in `out`; returns the manifest."""
     cfg.check()
     out = Path(out)
@@ -238,8 +303,10 @@ def generate_corpus(out: str | os.PathLike, cfg: CorpusConfig = CorpusConfig(), 
     wanted = {"format": FORMAT, "version": VERSION, "config": asdict(cfg)}
     if settings.is_file():
         if json.loads(settings.read_text()) != wanted:
-            raise AdameshError(f"{out} holds a corpus made with other settings; "
-                               "give a new --out folder or delete the old one")
+            raise AdameshError(
+                f"{out} holds a corpus made with other settings; "
+                "give a new --out folder or delete the old one"
+            )
     else:
         with atomic_output(settings) as tmp:
             tmp.write_text(json.dumps(wanted, indent=1))
@@ -262,12 +329,20 @@ def generate_corpus(out: str | os.PathLike, cfg: CorpusConfig = CorpusConfig(), 
         _roles(by_speaker[sp.id], sp, cfg)
     seconds = sum(r["seconds"] for r in results)
     manifest = {
-        "format": FORMAT, "version": VERSION, "config": asdict(cfg), "fps": cfg.fps,
-        "sample_rate": SAMPLE_RATE, "space": "arkit",
+        "format": FORMAT,
+        "version": VERSION,
+        "config": asdict(cfg),
+        "fps": cfg.fps,
+        "sample_rate": SAMPLE_RATE,
+        "space": "arkit",
         "speakers": {sp.id: sp.describe() for sp in speakers},
         "clips": [{k: v for k, v in r.items() if k != "index"} for r in results],
-        "stats": {"clips": len(results), "hours": round(seconds / 3600, 3),
-                  "generation_seconds": round(time.perf_counter() - t0, 1), "workers": workers},
+        "stats": {
+            "clips": len(results),
+            "hours": round(seconds / 3600, 3),
+            "generation_seconds": round(time.perf_counter() - t0, 1),
+            "workers": workers,
+        },
     }
     with atomic_output(out / "manifest.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=1))

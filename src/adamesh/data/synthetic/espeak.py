@@ -31,14 +31,21 @@ class _EventId(ctypes.Union):
 
 
 class _Event(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint),
-                ("text_position", ctypes.c_int), ("length", ctypes.c_int),
-                ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
-                ("user_data", ctypes.c_void_p), ("id", _EventId)]
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    ]
 
 
-_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                             ctypes.POINTER(_Event))
+_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
+)
 
 
 @dataclass(frozen=True)
@@ -70,11 +77,14 @@ class Espeak:
     def __init__(self):
         try:
             import espeakng_loader
+
             self._path = espeakng_loader.get_library_path()
             self._data = espeakng_loader.get_data_path().encode()
         except ImportError as e:
-            raise AdameshError(f"espeak-ng is not available ({e}); reinstall adamesh "
-                               "(it needs the PyPI package espeakng-loader)") from None
+            raise AdameshError(
+                f"espeak-ng is not available ({e}); reinstall adamesh "
+                "(it needs the PyPI package espeakng-loader)"
+            ) from None
         self._callback = _CALLBACK(self._on_audio)  # keep a reference: ctypes must not free it
         self._chunks: list[np.ndarray] = []
         self._phonemes: list[tuple[str, int, int]] = []
@@ -89,10 +99,13 @@ class Espeak:
         try:
             self.lib = ctypes.CDLL(self._path)
         except OSError as e:
-            raise AdameshError(f"espeak-ng is not available ({e}); reinstall adamesh "
-                               "(it needs the PyPI package espeakng-loader)") from None
-        self.sample_rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, self._data,
-                                                      _INIT_PHONEME_EVENTS)
+            raise AdameshError(
+                f"espeak-ng is not available ({e}); reinstall adamesh "
+                "(it needs the PyPI package espeakng-loader)"
+            ) from None
+        self.sample_rate = self.lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, self._data, _INIT_PHONEME_EVENTS
+        )
         if self.sample_rate <= 0:
             raise AdameshError("espeak-ng failed to initialise; its data folder may be damaged")
         self.lib.espeak_SetSynthCallback(self._callback)
@@ -119,8 +132,9 @@ class Espeak:
             if e.type == _EVENT_WORD:
                 self._words.append((e.text_position, e.length))
             elif e.type == _EVENT_PHONEME:
-                self._phonemes.append((e.id.string.decode("ascii", "replace"), e.sample,
-                                       len(self._words) - 1))
+                self._phonemes.append(
+                    (e.id.string.decode("ascii", "replace"), e.sample, len(self._words) - 1)
+                )
             i += 1
         return 0
 
@@ -135,8 +149,12 @@ class Espeak:
     def _synthesize(self, text: str, voice: Voice) -> Synthesis:
         if self.lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
             raise AdameshError(f"espeak-ng has no voice {voice.name!r}")
-        for param, value in ((_RATE, voice.rate), (_PITCH, voice.pitch), (_RANGE, voice.range),
-                             (_VOLUME, voice.volume)):
+        for param, value in (
+            (_RATE, voice.rate),
+            (_PITCH, voice.pitch),
+            (_RANGE, voice.range),
+            (_VOLUME, voice.volume),
+        ):
             self.lib.espeak_SetParameter(param, int(value), 0)
         self._chunks, self._phonemes, self._words = [], [], []
         # Voices with breath noise (en+f2 ...) draw on espeak's own generator, seeded per process
@@ -148,5 +166,6 @@ class Espeak:
         if status != 0:
             raise AdameshError(f"espeak-ng could not synthesise {text!r} (status {status})")
         audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-        return Synthesis(audio.astype(np.float32) / 32768.0, self.sample_rate,
-                         list(self._phonemes), list(self._words))
+        return Synthesis(
+            audio.astype(np.float32) / 32768.0, self.sample_rate, list(self._phonemes), list(self._words)
+        )
