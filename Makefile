@@ -42,10 +42,12 @@ viewer:
 # the fast tier (a few minutes); test-all is everything, what CI runs
 test: install validator viewer
 	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 	$(BIN)/python -m pytest -q -m "not slow"
 
 test-all: install validator viewer
 	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 	$(BIN)/python -m pytest -q
 
 demo: install
