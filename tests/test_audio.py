@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from adamesh.audio import SAMPLE_RATE, frame_count, load_audio, resample
+from adamesh.audio import SAMPLE_RATE, frame_count, load_audio, resample, times_real_time
 from adamesh.errors import AdameshError
 
 
@@ -364,3 +364,8 @@ def test_rates_too_low_for_speech_are_refused(tmp_path, rate):
     sf.write(path, np.zeros(max(rate, 10), np.float32), rate)
     with pytest.raises(AdameshError, match=f"sampled at {rate} Hz, too low to hold speech"):
         load_audio(path)
+
+
+def test_speeds_read_as_people_read_them():
+    assert [times_real_time(x) for x in (0.042, 0.42, 3.14, 9.96, 33.4, 120.0)] == [
+        "0.042x", "0.42x", "3.1x", "10x", "33x", "120x"]  # fmt: skip

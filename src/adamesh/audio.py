@@ -94,6 +94,11 @@ def frame_count(n_samples: int, sample_rate: int, fps: Real) -> int:
     return max(1, math.floor(n + Fraction(1, 2)))
 
 
+def times_real_time(factor: float) -> str:
+    """A speed as people read it: 33x, 3.1x, 0.42x (never a slow run printed as 0x)."""
+    return f"{factor:.0f}x" if factor >= 10 else f"{factor:.2g}x"
+
+
 def energy_envelope(audio: np.ndarray, sr: int, fps: float = 25.0, db: bool = False) -> np.ndarray:
     """RMS energy of mono `audio` (n_samples,) per motion frame: shape (frame_count(n_samples, sr, fps),).
 

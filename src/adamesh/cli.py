@@ -395,6 +395,7 @@ def cmd_adapt(args) -> None:
 
 def cmd_animate(args) -> None:
     from adamesh import api
+    from adamesh.audio import times_real_time
     from adamesh.export import export
     from adamesh.fileio import check_input_file, check_outputs, check_writable
     from adamesh.render import render_motion
@@ -437,7 +438,7 @@ def cmd_animate(args) -> None:
     motion.save(out)
     print(
         f"wrote {out}: {motion.n_frames} frames ({motion.duration:.1f} s) in {seconds:.2f} s, "
-        f"{motion.duration / max(seconds, 1e-9):.0f}x real time"
+        f"{times_real_time(motion.duration / max(seconds, 1e-9))} real time"
     )
     for fmt in args.export or []:
         print(f"wrote {export(motion, fmt, out.with_suffix(f'.{fmt}'), rig)}")

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from adamesh.audio import times_real_time
 from adamesh.errors import AdameshError
 from adamesh.fileio import atomic_output
 from adamesh.motion import ARKIT, Motion
@@ -233,7 +234,7 @@ def _report(r: dict) -> str:
     lines += [
         "",
         f"Adaptation: {r['adapt_seconds']:.1f} s (MoLoRA + pose-style retrieval). Animation: "
-        f"{r['animate_realtime_factor']:.0f}x real time. Whole demo: {r['total_seconds']:.0f} s.",
+        f"{times_real_time(r['animate_realtime_factor'])} real time. Whole demo: {r['total_seconds']:.0f} s.",
         f"Pose style: {r['pose_style']['method']} of {', '.join(r['pose_style']['chosen'])} "
         f"(weights {r['pose_style']['weights']}).",
         "",
