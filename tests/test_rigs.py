@@ -93,6 +93,9 @@ def test_builtin_shapes_are_distinct(builtin):
 
 def test_builtin_regions_and_mesh(builtin):
     assert builtin.faces.max() < builtin.n_vertices
+    corners = np.sort(builtin.faces, axis=1)
+    assert len(np.unique(corners, axis=0)) == len(corners)  # no triangle twice
+    assert (corners[:, :-1] != corners[:, 1:]).all()  # none degenerate
     for key in ("face", "lips", "upper_face", "eyes", "jaw"):
         assert len(builtin.regions[key]) > 50, key
     lips_y = builtin.neutral[builtin.regions["lips"], 1].mean()

@@ -227,7 +227,7 @@ def _build() -> BlendshapeRig:  # noqa: C901 - one recipe, read top to bottom
         verts, f, d = _sphere_patch(
             center, EYE_R, np.linspace(-math.pi, math.pi, 33)[:-1], np.linspace(-1.5, 1.5, 24)
         )
-        f = np.concatenate([f, _grid_faces(24, 32, wrap=True)])  # close the seam
+        f = _grid_faces(24, 32, wrap=True)  # the patch's own faces and the seam that closes it
         cos_front = d[:, 2]
         col = np.tile(EYE_WHITE, (len(verts), 1))
         col[cos_front > math.cos(0.42)] = IRIS
@@ -246,7 +246,7 @@ def _build() -> BlendshapeRig:  # noqa: C901 - one recipe, read top to bottom
     v, f, _ = _sphere_patch(
         np.zeros(3), 1.0, np.linspace(-math.pi, math.pi, 25)[:-1], np.linspace(-1.45, 1.45, 12)
     )
-    f = np.concatenate([f, _grid_faces(12, 24, wrap=True)])
+    f = _grid_faces(12, 24, wrap=True)  # closed around
     mesh.add("cavity", v * [0.022, 0.020, 0.022] + [0, ym - 0.003, zm - 0.034], f, CAVITY)
     r_t = 0.022
     psi = np.linspace(-0.95, 0.95, 24)
@@ -257,7 +257,7 @@ def _build() -> BlendshapeRig:  # noqa: C901 - one recipe, read top to bottom
     v, f, _ = _sphere_patch(
         np.zeros(3), 1.0, np.linspace(-math.pi, math.pi, 17)[:-1], np.linspace(-1.4, 1.4, 8)
     )
-    f = np.concatenate([f, _grid_faces(8, 16, wrap=True)])
+    f = _grid_faces(8, 16, wrap=True)  # closed around
     tongue_rest = v * [0.015, 0.005, 0.019] + [0, ym - 0.011, zm - 0.030]
     mesh.add("tongue", tongue_rest, f, TONGUE)
 
