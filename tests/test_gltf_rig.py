@@ -163,8 +163,18 @@ def test_test_avatar_is_valid_gltf(tmp_path, kind, suffix):
 
 
 def _load(path):
-    with pytest.warns(AdameshWarning, match=r"lacks 48 ARKit shapes: .*browDownLeft.*; they are ignored"):
+    with pytest.warns(AdameshWarning, match=r"lacks 48 ARKit shapes \(absent or moving nothing\): .*browDownLeft.*; "
+                      "they are ignored"):  # fmt: skip
         return load_gltf(path)
+
+
+def test_a_target_that_moves_nothing_counts_as_missing(tmp_path, monkeypatch):
+    monkeypatch.setitem(globals(), "FOO_A", np.zeros_like(FOO_A))  # VRoid files carry such empty targets
+    rig = _load(
+        _save(_avatar(names_a=("blendShape1.eyeBlink_L", "cheekPuff", "jawOpen")), tmp_path / "a.glb", "glb")
+    )
+    assert "cheekPuff" in rig.missing and "cheekPuff" in rig.info["missing shapes"]
+    assert "jawOpen" not in rig.missing
 
 
 def _params(**weights) -> np.ndarray:

@@ -249,10 +249,12 @@ def load_gltf(path: str | Path) -> BlendshapeRig:
             f"{path} has vertex positions or morph targets that are not finite numbers (NaN or "
             "infinity); re-export the avatar"
         )
-    missing = tuple(s for s in ARKIT_BLENDSHAPES if s not in deltas)
+    # a target that moves no vertex is as good as none (VRoid files carry empty ones)
+    missing = tuple(s for i, s in enumerate(ARKIT_BLENDSHAPES) if s not in deltas or not shapes[i].any())
     if missing:
         warnings.warn(
-            f"gltf avatar {path} lacks {len(missing)} ARKit shapes: {', '.join(missing)}; they are ignored",
+            f"gltf avatar {path} lacks {len(missing)} ARKit shapes (absent or moving nothing): "
+            f"{', '.join(missing)}; they are ignored",
             AdameshWarning,
             stacklevel=2,
         )
