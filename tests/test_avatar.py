@@ -122,6 +122,7 @@ def test_a_third_party_avatar_comes_back_whole_with_the_speech_on_it(name, head,
     if why:
         pytest.skip(f"the file is checked; three.js is not: {why}")
     seen = play_glb(glb, head, Path(tmp_path / "face.png"))
-    assert seen["jawMax"] > 0.15 and seen["jawMax"] - seen["jawMin"] > 0.1  # the mouth moves with the speech
+    assert seen["jawMax"] > 0.15 and seen["jawMax"] - seen["jawMin"] > 0.1  # jawOpen follows the speech
+    assert seen["mouthMove"] > 0.003  # and the mouth's surface moves, in the head's frame (14-18 mm seen)
     assert seen["bodyMove"] < 1e-5  # nothing outside the head moves (metres)
     assert 0 < seen["headTurn"] < 0.6  # radians
