@@ -402,3 +402,10 @@ def test_a_killed_writer_nobody_has_reaped_counts_as_gone():
         assert not _running(pid) and _running(os.getpid())
     finally:
         os.waitpid(pid, 0)
+
+
+def test_help_imports_no_torch():
+    # `adamesh --help` starts in a fraction of a second because nothing imports torch for it
+    code = "import sys, runpy; sys.argv = ['adamesh', '--help']\ntry: runpy.run_module('adamesh', run_name='__main__')\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

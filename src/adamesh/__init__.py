@@ -7,9 +7,13 @@ motion = model.animate("speech.wav", profile)
 
 from adamesh.errors import AdameshError
 from adamesh.motion import ARKIT, FLAME, Motion, load_motion, save_motion
-from adamesh.rigs import load_rig
 
-_LAZY = {"Animator": "adamesh.api", "Profile": "adamesh.profile", "AdaptConfig": "adamesh.adapt.expression"}
+_LAZY = {
+    "Animator": "adamesh.api",
+    "Profile": "adamesh.profile",
+    "AdaptConfig": "adamesh.adapt.expression",
+    "load_rig": "adamesh.rigs",
+}
 
 
 def load(model=None):
