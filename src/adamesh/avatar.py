@@ -27,7 +27,7 @@ import numpy as np
 
 from adamesh.errors import AdameshError, AdameshWarning
 from adamesh.fileio import atomic_output, check_input_file
-from adamesh.geometry import euler_to_matrix, matrix_to_quaternion
+from adamesh.geometry import euler_to_matrix, matrix_to_quaternion, quaternion_to_matrix
 from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES, Motion
 from adamesh.rigs.base import arkit_name
 
@@ -266,9 +266,4 @@ def _world_rotation(doc: dict, node: int | None) -> np.ndarray:
 
 
 def _quaternion_matrix(q) -> np.ndarray:
-    x, y, z, w = np.asarray(q, np.float64) / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])  # fmt: skip
+    return quaternion_to_matrix(np.asarray(q, np.float64) / np.linalg.norm(q))

@@ -39,6 +39,16 @@ def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
     return eye + s * k + (1 - c) * (k @ k)
 
 
+def quaternion_to_matrix(q) -> np.ndarray:
+    """A unit quaternion (x, y, z, w), glTF's order, -> its (3, 3) rotation matrix."""
+    x, y, z, w = np.asarray(q, np.float64)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])  # fmt: skip
+
+
 def matrix_to_quaternion(m: np.ndarray) -> np.ndarray:
     """(..., 3, 3) rotation matrices -> (..., 4) unit quaternions (x, y, z, w), w >= 0."""
     m = np.asarray(m, np.float64)

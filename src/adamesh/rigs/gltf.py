@@ -19,6 +19,7 @@ import numpy as np
 import pygltflib
 
 from adamesh.errors import AdameshWarning, RigError
+from adamesh.geometry import quaternion_to_matrix
 from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES
 from adamesh.rigs.base import SKIN, BlendshapeRig, arkit_name, moved_vertices
 
@@ -121,12 +122,7 @@ class _Reader:
 def _local_matrix(node: pygltflib.Node) -> np.ndarray:
     if node.matrix:
         return np.asarray(node.matrix, np.float64).reshape(4, 4).T  # stored column-major
-    x, y, z, w = node.rotation or (0.0, 0.0, 0.0, 1.0)
-    rot = np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])  # fmt: skip
+    rot = quaternion_to_matrix(node.rotation or (0.0, 0.0, 0.0, 1.0))
     m = np.eye(4)
     m[:3, :3] = rot * np.asarray(node.scale or (1.0, 1.0, 1.0))  # T @ R @ S
     m[:3, 3] = node.translation or (0.0, 0.0, 0.0)
