@@ -345,3 +345,12 @@ def test_loading_adapting_and_animating_import_no_training_or_corpus_code(tmp_pa
         and k != "adamesh.eval.metrics"
     ]
     assert not forbidden, forbidden
+
+
+def test_long_speech_shows_the_stages_of_animation(model, capsys):
+    speech = 0.1 * np.random.default_rng(0).standard_normal(int(api.LONG_SPEECH_SECONDS + 1) * 16000)
+    quiet = model.animate(speech.astype(np.float32))
+    assert "head motion" not in capsys.readouterr().err  # progress is asked for, not imposed
+    shown = model.animate(speech.astype(np.float32), progress=True)
+    assert "speech features" in capsys.readouterr().err
+    np.testing.assert_array_equal(shown.params, quiet.params)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from tqdm import tqdm
 
 from adamesh.adapt.expression import AdaptConfig, Reference, adapt
 from adamesh.adapt.pose import retrieve_pose_style
@@ -46,6 +47,7 @@ MIN_REFERENCE_SECONDS = 2.0  # below this neither adaptation has enough to learn
 SHORT_REFERENCE_SECONDS = 8.0  # the method's references are ~10 s; shorter ones work less well
 DEFAULT_BLINK_RATE = 15.0  # blinks per minute when nothing better is known
 BLINK_MIN_SECONDS = 20.0  # a shorter reference holds too few blinks (~5) to measure a rate
+LONG_SPEECH_SECONDS = 60.0  # animate shows its stages from here on (a minute takes about 1.5 s)
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus")
 
 
@@ -232,9 +234,10 @@ class Animator:
         pose_amplitude: float = 1.0,
         blink_rate: float | None = None,
         temperature: float = 0.8,
+        progress: bool = False,
     ) -> Motion:
         """ARKit motion (52 blendshapes, head rotation and translation) for speech `audio` (a file,
-        or 16 kHz mono samples).
+        or 16 kHz mono samples). `progress` shows the stages of speech longer than a minute.
 
         profile None animates the generic model. `style_strength` goes from the generic model (0) to
         the profile (1) and beyond (exaggerated); `pose_amplitude` scales head motion about the
@@ -261,7 +264,11 @@ class Animator:
             raise AdameshError("the speech is shorter than one frame; give a recording with speech in it")
         if profile is not None:
             self.check(profile)
+        stages = tqdm(total=3, desc="speech features", unit="stage", leave=False,
+                      disable=not progress or len(samples) < LONG_SPEECH_SECONDS * SAMPLE_RATE)  # fmt: skip
         e_feats, p_feats = self.speech_features(samples)
+        stages.set_description("expression")
+        stages.update()
 
         net = (
             self.expression if profile is None else profile.expression.apply(self.expression, style_strength)
@@ -270,6 +277,8 @@ class Animator:
         with torch.no_grad():
             expr = net.predict(torch.from_numpy(e_feats.features), style=style, style_strength=style_strength)
         expr = expr.numpy()
+        stages.set_description("head motion")
+        stages.update()
 
         pose_style, posture = None, None
         if profile is not None and style_strength > 0:
@@ -281,6 +290,8 @@ class Animator:
         )
         centre = pose.mean(0) if posture is None else np.asarray(posture, pose.dtype)
         pose = centre + pose_amplitude * (pose - centre)
+        stages.update()
+        stages.close()
 
         measured = profile.reference.get("blink_rate") if profile else None
         rate = (

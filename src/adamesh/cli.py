@@ -433,6 +433,7 @@ def cmd_animate(args) -> None:
         pose_amplitude=args.pose_amplitude,
         blink_rate=args.blink_rate,
         temperature=args.temperature,
+        progress=True,
     )
     seconds = time.perf_counter() - t0
     motion.save(out)
