@@ -126,3 +126,47 @@ def test_a_third_party_avatar_comes_back_whole_with_the_speech_on_it(name, head,
     assert seen["mouthMove"] > 0.003  # and the mouth's surface moves, in the head's frame (14-18 mm seen)
     assert seen["bodyMove"] < 1e-5  # nothing outside the head moves (metres)
     assert 0 < seen["headTurn"] < 0.6  # radians
+
+
+def _as_vrm(doc: dict, version: int) -> dict:
+    """The built-in head's glb as a VRM: its targets renamed Fcl_*, driven through VRM expressions
+    named after ARKit shapes (1.0, perfect sync) or through VRM 0.x presets."""
+    names = doc["meshes"][0]["extras"]["targetNames"]
+    doc["meshes"][0]["extras"]["targetNames"] = [f"Fcl_{i}" for i in range(len(names))]
+    if version == 1:
+        custom = {
+            n: {"morphTargetBinds": [{"node": 1, "index": i, "weight": 1.0}]} for i, n in enumerate(names)
+        }
+        doc["extensions"] = {"VRMC_vrm": {"specVersion": "1.0", "expressions": {"custom": custom}}}
+    else:
+        groups = [{"name": "A", "presetName": "a", "binds": [{"mesh": 0, "index": names.index("jawOpen"), "weight": 100}]},
+                  {"name": "Blink_L", "presetName": "blink_l",
+                   "binds": [{"mesh": 0, "index": names.index("eyeBlinkLeft"), "weight": 50}]}]  # fmt: skip
+        doc["extensions"] = {"VRM": {"blendShapeMaster": {"blendShapeGroups": groups}}}
+    doc["extensionsUsed"] = list(doc["extensions"])
+    return doc
+
+
+@pytest.mark.parametrize("version", [1, 0])
+def test_a_vrm_is_driven_through_its_expressions(builtin, tmp_path, version):
+    from adamesh.avatar import write_glb
+
+    motion = _motion()
+    doc, blob = read_glb(export(motion, "glb", tmp_path / "head.glb", builtin))
+    names = doc["meshes"][0]["extras"]["targetNames"]
+    source = write_glb(_as_vrm(doc, version), blob, tmp_path / "avatar.vrm")
+    out = animate_avatar(motion, source, tmp_path / "animated.vrm")
+    after, data = read_glb(out)
+    ours = after["animations"][-1]
+    weights = next(c for c in ours["channels"] if c["target"]["path"] == "weights")
+    w = _accessor(after, data, ours["samplers"][weights["sampler"]]["output"]).reshape(
+        motion.n_frames, len(names)
+    )
+    jaw, blink = names.index("jawOpen"), names.index("eyeBlinkLeft")
+    np.testing.assert_allclose(w[:, jaw], motion.channel("jawOpen"), atol=1e-6)
+    np.testing.assert_allclose(w[:, blink], 0.5 if version == 1 else 0.25, atol=1e-6)  # 0.x binds it at 50
+    if version == 0:  # only what the presets bind moves
+        others = np.delete(w, [jaw, blink], axis=1)
+        assert not others.any()
+    if validator_available():
+        assert validate_gltf(out)["numErrors"] == 0

@@ -2,8 +2,9 @@
 
 `animate_avatar` copies a .glb byte for byte in everything it had (meshes, materials, textures,
 skins, node hierarchy, extensions, compressed buffers, earlier animations, original target names)
-and adds one animation: morph weights on every node whose mesh carries ARKit-named targets, and
-head rotation on the head bone, nothing else. The file is edited at the level of its JSON and its
+and adds one animation: morph weights on every node whose mesh carries ARKit-named targets (or,
+in a VRM, the targets its expressions bind: ARKit-named ones for perfect-sync models, else the
+presets through `VRM_PRESETS`), and head rotation on the head bone, nothing else. The file is edited at the level of its JSON and its
 binary chunk, so nothing the avatar uses has to be understood to be kept: the new animation's data
 is appended to the binary chunk, its accessors and buffer views to the JSON.
 
@@ -73,9 +74,41 @@ def write_glb(doc: dict, blob: bytes, out: str | os.PathLike) -> Path:
     return Path(out)
 
 
-def arkit_targets(doc: dict) -> dict[int, dict[int, int]]:
-    """For each mesh with ARKit-named morph targets: {target index: ARKit blendshape index}."""
-    out = {}
+# VRM's preset expressions (1.0 names; 0.x names beside them) as ARKit blends, for avatars that
+# have no ARKit (perfect sync) expressions: the open mouth, the two rounded vowels, the spread
+# vowel, the blinks and the smile.
+VRM_PRESETS = {
+    ("aa", "a"): {"jawOpen": 1.0},
+    ("ou", "u"): {"mouthFunnel": 1.0},
+    ("oh", "o"): {"mouthPucker": 1.0},
+    ("ee", "e"): {"mouthStretchLeft": 0.5, "mouthStretchRight": 0.5},
+    ("blinkLeft", "blink_l"): {"eyeBlinkLeft": 1.0},
+    ("blinkRight", "blink_r"): {"eyeBlinkRight": 1.0},
+    ("happy", "joy"): {"mouthSmileLeft": 0.5, "mouthSmileRight": 0.5},
+}
+
+
+def arkit_targets(doc: dict) -> dict[int, dict[int, list[tuple[int, float]]]]:
+    """What drives each morph target: {mesh: {target: [(ARKit blendshape index, weight), ...]}}.
+
+    A VRM's expressions come first, as VRM runtimes drive the face through them: those named
+    after ARKit shapes (perfect sync), else VRM's presets through `VRM_PRESETS`; each binds morph
+    targets with a weight. Without VRM expressions, targets named after ARKit shapes."""
+    out: dict[int, dict[int, list[tuple[int, float]]]] = {}
+    expressions = _vrm_expressions(doc)
+    named = {k: binds for k, binds in expressions.items() if arkit_name(k)}
+    if named:
+        blends = {k: {arkit_name(k): 1.0} for k in named}
+    else:
+        blends = {k: VRM_PRESETS[p] for k in expressions for p in VRM_PRESETS if k in p}
+    for name, blend in blends.items():
+        for mesh, target, weight in expressions[name]:
+            for shape, share in blend.items():
+                out.setdefault(mesh, {}).setdefault(target, []).append(
+                    (ARKIT_BLENDSHAPES.index(shape), share * weight)
+                )
+    if out:
+        return out
     for m, mesh in enumerate(doc.get("meshes", [])):
         prims = mesh.get("primitives", [])
         names = (
@@ -83,10 +116,29 @@ def arkit_targets(doc: dict) -> dict[int, dict[int, int]]:
             or ((prims[0].get("extras") or {}).get("targetNames") if prims else None)
             or []
         )
-        found = {t: ARKIT_BLENDSHAPES.index(k) for t, n in enumerate(names) if (k := arkit_name(str(n)))}
+        found = {
+            t: [(ARKIT_BLENDSHAPES.index(k), 1.0)] for t, n in enumerate(names) if (k := arkit_name(str(n)))
+        }
         if found:
             out[m] = found
     return out
+
+
+def _vrm_expressions(doc: dict) -> dict[str, list[tuple[int, int, float]]]:
+    """VRM 1.0 or 0.x expressions: {name: [(mesh, morph target, weight in 0-1), ...]}."""
+    ext, nodes, out = doc.get("extensions") or {}, doc.get("nodes", []), {}
+    vrm1 = (ext.get("VRMC_vrm") or {}).get("expressions") or {}
+    for group in ("preset", "custom"):
+        for name, e in (vrm1.get(group) or {}).items():
+            binds = [(nodes[b["node"]].get("mesh"), b["index"], float(b.get("weight", 1.0)))
+                     for b in e.get("morphTargetBinds") or [] if 0 <= b.get("node", -1) < len(nodes)]  # fmt: skip
+            out[name] = [b for b in binds if b[0] is not None]
+    for g in ((ext.get("VRM") or {}).get("blendShapeMaster") or {}).get("blendShapeGroups") or []:
+        name = g.get("presetName") if g.get("presetName") not in (None, "", "unknown") else g.get("name")
+        out[str(name)] = [
+            (b["mesh"], b["index"], float(b.get("weight", 100.0)) / 100.0) for b in g.get("binds") or []
+        ]
+    return {k: v for k, v in out.items() if v}
 
 
 def head_node(doc: dict) -> int | None:
@@ -111,8 +163,8 @@ def check_avatar(source: str | os.PathLike) -> tuple[dict, bytes]:
     meshes = arkit_targets(doc)
     if not any(n.get("mesh") in meshes for n in doc.get("nodes", [])):
         raise AdameshError(
-            f"{source} has no mesh with ARKit-named morph targets (jawOpen, eyeBlinkLeft, ...) in "
-            "its nodes; give an avatar with ARKit (perfect sync) blendshapes"
+            f"{source} has no mesh with ARKit-named morph targets (jawOpen, eyeBlinkLeft, ...) or VRM "
+            "expressions in its nodes; give an avatar with ARKit (perfect sync) blendshapes or a VRM"
         )
     buffers = doc.get("buffers") or []
     if buffers and buffers[0].get("uri") is not None:
@@ -158,9 +210,9 @@ def animate_avatar(motion: Motion, source: str | os.PathLike, out: str | os.Path
             n_targets = len(doc["meshes"][mesh]["primitives"][0].get("targets", []))
             rest = np.asarray(doc["meshes"][mesh].get("weights") or [0.0] * n_targets, np.float32)
             w = np.tile(rest, (motion.n_frames, 1))
-            for t, k in meshes[mesh].items():
+            for t, drivers in meshes[mesh].items():
                 if t < n_targets:
-                    w[:, t] = motion.params[:, k]
+                    w[:, t] = np.clip(sum(share * motion.params[:, k] for k, share in drivers), 0.0, 1.0)
             samplers.append(
                 {"input": times, "output": add(w.reshape(-1), _SCALAR), "interpolation": "LINEAR"}
             )
