@@ -168,6 +168,30 @@ def _load(path):
         return load_gltf(path)
 
 
+def _scaled(gltf: g.GLTF2, scale: float) -> g.GLTF2:
+    """`gltf` under a root node that scales it (its face is 3.46 units tall)."""
+    gltf.nodes.append(g.Node(scale=[scale] * 3, children=list(gltf.scenes[0].nodes)))
+    gltf.scenes[0].nodes = [len(gltf.nodes) - 1]
+    return gltf
+
+
+@pytest.mark.parametrize("scale, units", [(0.1, 1.0), (10.0, 100.0), (100.0, 1000.0)])
+def test_the_unit_is_read_from_the_size_of_the_face(tmp_path, scale, units):
+    gltf = _scaled(_avatar(), scale)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rig = load_gltf(_save(gltf, tmp_path / "a.glb", "glb"))
+    assert rig.units_per_meter == units
+    said = [str(w.message) for w in caught if "units tall" in str(w.message)]
+    assert bool(said) == (units != 1.0) and all(f"1/{units:g} m" in s for s in said)
+
+
+def test_a_face_of_no_plausible_size_is_read_in_metres_with_a_warning(tmp_path):
+    gltf = _scaled(_avatar(), 0.0015)  # a 5 mm face
+    with pytest.warns(AdameshWarning, match="fits no unit"):
+        assert load_gltf(_save(gltf, tmp_path / "a.glb", "glb")).units_per_meter == 1.0
+
+
 def test_a_target_that_moves_nothing_counts_as_missing(tmp_path, monkeypatch):
     monkeypatch.setitem(globals(), "FOO_A", np.zeros_like(FOO_A))  # VRoid files carry such empty targets
     rig = _load(
@@ -203,7 +227,7 @@ def test_avatar_loads_in_world_space(tmp_path, kind, suffix):
     world_b = POS_B @ lin_b.T + _world_b()[:3, 3]
     np.testing.assert_allclose(rig.vertices(_params()), np.r_[world_a, world_b], atol=1e-5)
     np.testing.assert_array_equal(rig.faces, np.r_[IDX_A, 16 + np.arange(18).reshape(-1, 3)])
-    assert rig.units_per_meter == 1.0 and rig.n_vertices == 34
+    assert rig.units_per_meter == 10.0 and rig.n_vertices == 34  # its face is 3.46 units tall: decimetres
 
     def moves(**w):
         return rig.vertices(_params(**w)) - rig.vertices(_params())
@@ -244,7 +268,7 @@ def test_load_rig_spec(tmp_path):
 
 
 def test_all_shapes_present_means_no_warning(tmp_path):
-    gltf = _avatar()
+    gltf = _scaled(_avatar(), 0.1)  # a face of 0.35 m: in metres
     names = list(ARKIT_BLENDSHAPES)
     gltf.meshes[0].extras["targetNames"] = names  # more names than targets: the extra ones are unused
     gltf.meshes[0].primitives[0].targets = [{"POSITION": 0}] * 52  # every shape moves the grid

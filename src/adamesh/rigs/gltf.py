@@ -255,6 +255,7 @@ def load_gltf(path: str | Path) -> BlendshapeRig:
             stacklevel=2,
         )
     regions, pivot = _regions(neutral, shapes)
+    units = _units_per_meter(neutral[regions["face"]], path)
     return BlendshapeRig(
         name=f"gltf:{path.name}",
         space=ARKIT,
@@ -263,11 +264,34 @@ def load_gltf(path: str | Path) -> BlendshapeRig:
         colors=np.clip(np.concatenate(colors), 0.0, 1.0),
         regions=regions,
         pivot=pivot,
-        units_per_meter=1.0,
+        units_per_meter=units,
         shapes=shapes,
         missing=missing,
         info={"source": str(path), "missing shapes": ", ".join(missing) or "none"},
     )
+
+
+FACE_HEIGHT_M = (0.08, 0.6)  # what a face's moving part can measure, chin to brows or hairline
+
+
+def _units_per_meter(face: np.ndarray, path: Path) -> float:
+    """glTF is in metres, but avatars exported in decimetres, centimetres or millimetres exist: a
+    face outside FACE_HEIGHT_M is read in the power of ten that makes it about 0.22 m tall."""
+    height = float(np.ptp(face[:, 1])) if len(face) else 0.0
+    if height <= 0 or FACE_HEIGHT_M[0] <= height <= FACE_HEIGHT_M[1]:
+        return 1.0
+    units = min((1.0, 10.0, 100.0, 1000.0), key=lambda u: abs(np.log10(height / u / 0.22)))
+    metres = height / units
+    if FACE_HEIGHT_M[0] <= metres <= FACE_HEIGHT_M[1]:
+        warnings.warn(f"the face of {path} is {height:.3g} units tall, {metres:.2f} m if its units are 1/{units:g} m: "
+                      "read so (glTF asks for metres; re-export the avatar in metres to silence this)",
+                      AdameshWarning, stacklevel=3)  # fmt: skip
+    else:
+        warnings.warn(f"the face of {path} is {height:.3g} units tall, which fits no unit (a face is "
+                      f"{FACE_HEIGHT_M[0]}-{FACE_HEIGHT_M[1]} m); it is read in metres, so mm figures may be off",
+                      AdameshWarning, stacklevel=3)  # fmt: skip
+        units = 1.0
+    return units
 
 
 def _regions(neutral: np.ndarray, shapes: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
