@@ -192,6 +192,37 @@ def test_a_face_of_no_plausible_size_is_read_in_metres_with_a_warning(tmp_path):
         assert load_gltf(_save(gltf, tmp_path / "a.glb", "glb")).units_per_meter == 1.0
 
 
+def test_a_textured_material_colours_the_vertices_from_its_texture(tmp_path):
+    import io
+
+    from PIL import Image
+
+    gltf = _scaled(_avatar(), 0.1)
+    texels = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 255, 255]]], np.uint8)  # 2x2
+    png = io.BytesIO()
+    Image.fromarray(texels).save(png, format="PNG")
+    blob = bytearray(gltf.binary_blob())
+    blob += b"\0" * (-len(blob) % 4)
+    uv = np.array([[0.25, 0.25], [0.75, 0.25], [0.25, 0.75], [0.75, 0.75]] * 5, np.float32)[:18]
+    for data in (png.getvalue(), uv.tobytes()):
+        gltf.bufferViews.append(g.BufferView(buffer=0, byteOffset=len(blob), byteLength=len(data)))
+        blob += data + b"\0" * (-len(data) % 4)
+    n = len(gltf.bufferViews)
+    gltf.images.append(g.Image(bufferView=n - 2, mimeType="image/png"))
+    gltf.textures.append(g.Texture(source=0))
+    gltf.accessors.append(g.Accessor(bufferView=n - 1, componentType=g.FLOAT, count=18, type=g.VEC2))
+    gltf.materials[0].pbrMetallicRoughness.baseColorTexture = g.TextureInfo(index=0)
+    gltf.materials[0].pbrMetallicRoughness.baseColorFactor = [1.0, 0.5, 1.0, 1.0]
+    gltf.meshes[1].primitives[0].attributes.TEXCOORD_0 = len(gltf.accessors) - 1
+    gltf.buffers[0].byteLength = len(blob)
+    gltf.set_binary_blob(bytes(blob))
+    rig = _load(_save(gltf, tmp_path / "textured.glb", "glb"))
+    expected = (
+        texels.reshape(4, 3)[[0, 1, 2, 3] * 5][:18] / 255.0 * [1.0, 0.5, 1.0]
+    )  # the texel under each UV
+    np.testing.assert_allclose(rig.colors[16:], expected, atol=1e-6)
+
+
 def test_a_target_that_moves_nothing_counts_as_missing(tmp_path, monkeypatch):
     monkeypatch.setitem(globals(), "FOO_A", np.zeros_like(FOO_A))  # VRoid files carry such empty targets
     rig = _load(

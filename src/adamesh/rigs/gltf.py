@@ -159,6 +159,50 @@ def _base_color(gltf: pygltflib.GLTF2, material: int | None) -> tuple[float, flo
     return tuple(float(c) for c in pbr.baseColorFactor[:3])
 
 
+def _texture_colors(reader: _Reader, prim) -> np.ndarray | None:
+    """(N, 3) colours of a textured primitive's vertices: its base colour texture at each
+    vertex's UV, times the base colour factor; None when there is no texture that can be read
+    (PNG, JPEG, WebP: what Pillow decodes)."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    gltf = reader.gltf
+    pbr = gltf.materials[prim.material].pbrMetallicRoughness if prim.material is not None else None
+    info = pbr.baseColorTexture if pbr is not None else None
+    if info is None or info.index is None or not 0 <= info.index < len(gltf.textures):
+        return None
+    source = gltf.textures[info.index].source
+    uv_accessor = getattr(prim.attributes, f"TEXCOORD_{info.texCoord or 0}", None)
+    if source is None or uv_accessor is None or not 0 <= source < len(gltf.images):
+        return None
+    image = gltf.images[source]
+    try:
+        if image.bufferView is not None:
+            view = gltf.bufferViews[image.bufferView]
+            data = reader.buffer(view.buffer)[
+                (view.byteOffset or 0) : (view.byteOffset or 0) + view.byteLength
+            ]
+        elif image.uri and image.uri.startswith("data:"):
+            data = base64.b64decode(image.uri.partition(",")[2])
+        elif image.uri:  # an image file beside the .gltf
+            size = (reader.path.parent / urllib.parse.unquote(image.uri)).stat().st_size
+            data = reader._file_buffer(image.uri, size)
+        else:
+            return None
+        with Image.open(io.BytesIO(data)) as im:
+            im.thumbnail((1024, 1024))  # colours per vertex need no more detail
+            pixels = np.asarray(im.convert("RGB"), np.float32) / 255.0
+    except (UnidentifiedImageError, OSError, ValueError, RigError):
+        return None
+    uv = reader.accessor(uv_accessor).astype(np.float64)
+    h, w = pixels.shape[:2]
+    x = np.floor(np.mod(uv[:, 0], 1.0) * w).astype(int).clip(0, w - 1)  # the texture repeats
+    y = np.floor(np.mod(uv[:, 1], 1.0) * h).astype(int).clip(0, h - 1)  # v runs down the image
+    factor = np.asarray((pbr.baseColorFactor or [1.0, 1.0, 1.0, 1.0])[:3], np.float32)
+    return pixels[y, x] * factor
+
+
 def _load_file(path: Path) -> pygltflib.GLTF2:
     if not path.is_file():
         raise RigError(f"glTF avatar {path} does not exist")
@@ -205,7 +249,9 @@ def load_gltf(path: str | Path) -> BlendshapeRig:
                 if prim.attributes.COLOR_0 is not None:
                     col = reader.accessor(prim.attributes.COLOR_0)[:, :3].astype(np.float32)
                 else:
-                    col = np.tile(np.asarray(_base_color(gltf, prim.material), np.float32), (len(pos), 1))
+                    col = _texture_colors(reader, prim)
+                    if col is None:
+                        col = np.tile(np.asarray(_base_color(gltf, prim.material), np.float32), (len(pos), 1))
                 colors.append(col)
                 names = (mesh.extras or {}).get("targetNames") or (prim.extras or {}).get("targetNames") or []
                 for t, target in enumerate(prim.targets or []):
