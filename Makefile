@@ -8,7 +8,7 @@ OUT ?= out
 HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 TORCH := $(if $(HAS_CUDA),torch,torch==2.13.0)
 
-.PHONY: install test test-all demo validator viewer clean
+.PHONY: install test test-all demo validator viewer fbx clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ validator:
 		cd tools/gltf-validator && npm ci --no-audit --no-fund --loglevel=error; \
 	else echo "node/npm not found: the glTF validator test will be skipped"; fi
 
+# Blender's bpy for FBX export, in an environment of its own (Python 3.11, about 1 GB):
+# adamesh runs it as ADAMESH_BLENDER_PYTHON=.venv-fbx/bin/python
+fbx:
+	python3.11 -m venv .venv-fbx
+	.venv-fbx/bin/pip install -q bpy==5.0.1
+
 # three.js (npm), which the tests run in Debian's headless chromium to play exported avatars.
 viewer:
 	@if command -v npm >/dev/null 2>&1; then \
@@ -54,4 +60,4 @@ demo: install
 	$(BIN)/adamesh demo --out $(OUT)/demo
 
 clean:
-	rm -rf $(VENV) $(OUT) tools/gltf-validator/node_modules tools/threejs/node_modules
+	rm -rf $(VENV) .venv-fbx $(OUT) tools/gltf-validator/node_modules tools/threejs/node_modules

@@ -548,7 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="export a motion to glb, Live Link CSV, OBJ sequence or npz")
     e.add_argument("motion")
-    e.add_argument("--format", required=True, choices=["glb", "csv", "obj", "npz"])
+    e.add_argument("--format", required=True, choices=["glb", "fbx", "csv", "obj", "npz"])
     e.add_argument("--rig", help=f"{rig_help} (not needed for csv)")
     e.add_argument("--out", required=True, help="output file (a folder for obj)")
     e.add_argument(
@@ -877,8 +877,9 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument(
         "--export",
         action="append",
-        choices=["glb", "csv"],
-        help="also export beside --out: glb (mesh + animation) or csv (Live Link); repeatable",
+        choices=["glb", "fbx", "csv"],
+        help="also export beside --out: glb (mesh + animation), fbx (the same through Blender) or csv "
+        "(Live Link); repeatable",
     )
     an.add_argument("--rig", default="builtin", help=f"rig for --render and --export glb: {rig_help}")
     an.add_argument("--seed", type=SEED, default=0, help="head motion and blink timing (default 0)")

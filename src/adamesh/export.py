@@ -276,13 +276,59 @@ def write_npz(motion: Motion, rig: Rig, out: str | os.PathLike) -> Path:
     return Path(out)
 
 
-WRITERS = {"glb": write_glb, "csv": write_csv, "obj": write_obj_sequence, "npz": write_npz}
+BLENDER_PYTHON = "ADAMESH_BLENDER_PYTHON"  # names a Python with Blender's bpy, for FBX
+FBX_HINT = (
+    "FBX export runs Blender's bpy (Python 3.11), kept out of adamesh's environment: `make fbx` in a clone "
+    "of adamesh makes .venv-fbx; or `pip install bpy==5.0.1` into any Python 3.11 environment. Then set "
+    f"{BLENDER_PYTHON} to that environment's python"
+)
+
+
+def blender_python() -> str | None:
+    """The Python that runs Blender for FBX: $ADAMESH_BLENDER_PYTHON, else this one if it has bpy."""
+    import importlib.util
+    import shutil
+    import sys
+
+    if os.environ.get(BLENDER_PYTHON):
+        return shutil.which(os.environ[BLENDER_PYTHON]) or None
+    return sys.executable if importlib.util.find_spec("bpy") else None
+
+
+def write_fbx(motion: Motion, rig: Rig | str, out: str | os.PathLike) -> Path:
+    """FBX with the rig's shape keys and head rotation, baked per frame: the glb that `export`
+    writes for `rig`, converted by Blender (`adamesh.blender_fbx`) in its own process."""
+    import subprocess
+    import tempfile
+
+    python = blender_python()
+    if python is None:
+        raise AdameshError(FBX_HINT)
+    if isinstance(rig, str) and rig.startswith("gltf:"):
+        from adamesh.avatar import read_glb
+
+        if read_glb(rig[len("gltf:") :])[0].get("animations"):
+            raise AdameshError(f"{rig[len('gltf:'):]} has animations of its own, which Blender would export "
+                               "instead of adamesh's; use --export glb, or remove them from the avatar")  # fmt: skip
+    out = Path(out)
+    with tempfile.TemporaryDirectory(prefix="adamesh-fbx-") as tmp, atomic_output(out) as partial:
+        glb = export(motion, "glb", Path(tmp) / "clip.glb", rig)
+        script = Path(__file__).with_name("blender_fbx.py")
+        run = subprocess.run([python, str(script), str(glb), str(partial), str(motion.fps)], capture_output=True,
+                             text=True, timeout=600)  # fmt: skip
+        if run.returncode != 0 or not partial.stat().st_size:
+            detail = (run.stderr or run.stdout).strip().splitlines()
+            raise AdameshError(f"Blender could not write the FBX: {detail[-1] if detail else 'no output'}")
+    return out
+
+
+WRITERS = {"glb": write_glb, "fbx": write_fbx, "csv": write_csv, "obj": write_obj_sequence, "npz": write_npz}
 
 
 def export(
     motion: Motion, fmt: str, out: str | os.PathLike, rig: Rig | str | None = None, fps: float | None = None
 ) -> Path:
-    """Write `motion` in format `fmt` (glb, csv, obj, npz) for `rig` (a Rig or a `load_rig` spec);
+    """Write `motion` in format `fmt` (glb, fbx, csv, obj, npz) for `rig` (a Rig or a `load_rig` spec);
     `fps` resamples a csv to another frame rate.
 
     glb for a glTF avatar (``gltf:PATH``) is the avatar's own file with the animation added
@@ -295,6 +341,8 @@ def export(
         return write_csv(motion, None, out, fps)
     if rig is None:
         raise AdameshError(f"{fmt} export needs a rig (--rig)")
+    if fmt == "fbx":
+        return write_fbx(motion, rig, out)
     if fmt == "glb" and isinstance(rig, str) and rig.startswith("gltf:"):
         from adamesh.avatar import animate_avatar
 
