@@ -51,3 +51,9 @@ def test_without_bpy_the_error_says_what_to_install(builtin, tmp_path, monkeypat
     with pytest.raises(AdameshError, match="make fbx"):
         export(demo_motion(0.4)[0], "fbx", tmp_path / "clip.fbx", builtin)
     assert not (tmp_path / "clip.fbx").exists()
+
+
+def test_an_avatar_with_clips_of_its_own_is_refused(builtin, tmp_path):
+    avatar = export(demo_motion(0.4)[0], "glb", tmp_path / "avatar.glb", builtin)  # holds a clip, "speech"
+    with pytest.raises(AdameshError, match="animations of its own"):
+        export(demo_motion(0.4)[0], "fbx", tmp_path / "clip.fbx", f"gltf:{avatar}")

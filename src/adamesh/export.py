@@ -301,15 +301,15 @@ def write_fbx(motion: Motion, rig: Rig | str, out: str | os.PathLike) -> Path:
     import subprocess
     import tempfile
 
-    python = blender_python()
-    if python is None:
-        raise AdameshError(FBX_HINT)
     if isinstance(rig, str) and rig.startswith("gltf:"):
         from adamesh.avatar import read_glb
 
         if read_glb(rig[len("gltf:") :])[0].get("animations"):
             raise AdameshError(f"{rig[len('gltf:'):]} has animations of its own, which Blender would export "
                                "instead of adamesh's; use --export glb, or remove them from the avatar")  # fmt: skip
+    python = blender_python()
+    if python is None:
+        raise AdameshError(FBX_HINT)
     out = Path(out)
     with tempfile.TemporaryDirectory(prefix="adamesh-fbx-") as tmp, atomic_output(out) as partial:
         glb = export(motion, "glb", Path(tmp) / "clip.glb", rig)
