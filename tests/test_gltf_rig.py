@@ -391,3 +391,10 @@ def test_non_finite_vertices_are_refused(tmp_path):
     gltf.set_binary_blob(bytes(blob))
     with pytest.raises(RigError, match="not finite numbers"):
         load_gltf(_save(gltf, tmp_path / "nan.glb"))
+
+
+def test_a_compressed_avatar_is_refused_naming_the_compression(tmp_path):
+    gltf = _avatar()
+    gltf.extensionsUsed = gltf.extensionsRequired = ["EXT_meshopt_compression"]
+    with pytest.raises(RigError, match="EXT_meshopt_compression.*--export glb"):
+        load_gltf(_save(gltf, tmp_path / "a.glb", "glb"))

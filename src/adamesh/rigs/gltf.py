@@ -32,6 +32,7 @@ _TRIANGLES = 4
 MAX_BUFFER_BYTES = 1 << 30
 MAX_ELEMENTS = 10_000_000
 MAX_NODES = 50_000
+COMPRESSIONS = ("EXT_meshopt_compression", "KHR_draco_mesh_compression")  # read by the avatar writer only
 
 
 class _Reader:
@@ -214,6 +215,13 @@ def _load_file(path: Path) -> pygltflib.GLTF2:
         raise RigError(f"{path} is not a readable glTF/GLB file: {type(e).__name__}: {e}") from None
     if gltf is None or not str(getattr(gltf.asset, "version", "2.0")).startswith("2"):
         raise RigError(f"{path} is not a glTF 2.0 file")
+    compressed = sorted(set(gltf.extensionsRequired or []) & set(COMPRESSIONS))
+    if compressed:
+        raise RigError(
+            f"{path} stores its meshes with {', '.join(compressed)}, which adamesh cannot decode to render or "
+            "measure; animating it works (animate --rig gltf:... --export glb, without --render), or re-export "
+            "the avatar without mesh compression"
+        )
     if len(gltf.nodes) > MAX_NODES:
         raise RigError(
             f"{path} has {len(gltf.nodes):,} nodes; an avatar has far fewer (at most {MAX_NODES:,})"
