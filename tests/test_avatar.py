@@ -96,7 +96,7 @@ def test_an_avatar_without_arkit_targets_or_not_a_glb_is_refused(builtin, tmp_pa
 
 
 @pytest.mark.parametrize(
-    "name, head", [("rpm_brunette", "Head"), ("vroid_perfect_sync", "Head"), ("facecap", "head")]
+    "name, head", [("rpm_brunette", "Head"), ("vroid_perfect_sync", "Head"), ("facecap", "grp_transform")]
 )
 def test_a_third_party_avatar_comes_back_whole_with_the_speech_on_it(name, head, tmp_path):
     source = AVATARS / f"{name}.glb"

@@ -92,7 +92,7 @@ def test_export_refusals(builtin, tmp_path):
     with pytest.raises(AdameshError, match="flame"):
         export(flame_motion, "glb", tmp_path / "x.glb", builtin)
     with pytest.raises(AdameshError, match="format"):
-        export(flame_motion, "fbx", tmp_path / "x.fbx", builtin)
+        export(flame_motion, "usd", tmp_path / "x.usd", builtin)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pygltflib as g
 import pytest
+from conftest import SHARED
 from scipy.spatial.transform import Rotation
 
 from adamesh.errors import AdameshWarning, RigError
@@ -398,3 +399,17 @@ def test_a_compressed_avatar_is_refused_naming_the_compression(tmp_path):
     gltf.extensionsUsed = gltf.extensionsRequired = ["EXT_meshopt_compression"]
     with pytest.raises(RigError, match="EXT_meshopt_compression.*--export glb"):
         load_gltf(_save(gltf, tmp_path / "a.glb", "glb"))
+
+
+def test_a_skinned_avatar_turns_its_head_and_not_its_body():
+    path = SHARED / "data" / "avatars" / "rpm_brunette.glb"
+    if not path.is_file():
+        pytest.skip(f"{path} not found (../shared/data is absent)")
+    rig = load_gltf(path)
+    params = np.zeros((2, len(ARKIT.channels)), np.float32)
+    params[1, ARKIT.index("headYaw")] = 0.4
+    moved = np.linalg.norm(np.diff(rig.vertices(params), axis=0)[0], axis=1)
+    feet = rig.neutral[:, 1] < np.percentile(rig.neutral[:, 1], 5)
+    assert moved[feet].max() == 0.0  # skinned to the legs: they stay
+    assert moved[rig.regions["face"]].max() > 0.03  # metres: the face turns with the head bone
+    assert 1.4 < rig.pivot[1] < 1.7  # the head bone of a standing avatar, at the neck

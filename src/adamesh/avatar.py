@@ -142,7 +142,9 @@ def _vrm_expressions(doc: dict) -> dict[str, list[tuple[int, int, float]]]:
 
 
 def head_node(doc: dict) -> int | None:
-    """The head bone: VRM's humanoid head, else a node named Head (not a mesh node)."""
+    """The node whose rotation turns the head: VRM's humanoid head bone; else a node named Head
+    (not a mesh node) that, in an avatar without skins, holds every mesh; else, without skins, the
+    lowest node above every mesh (a head model whose eyes and teeth are siblings of the face)."""
     ext = doc.get("extensions") or {}
     bones = ((ext.get("VRMC_vrm") or {}).get("humanoid") or {}).get("humanBones") or {}
     if isinstance(bones.get("head"), dict) and "node" in bones["head"]:
@@ -150,11 +152,42 @@ def head_node(doc: dict) -> int | None:
     for bone in ((ext.get("VRM") or {}).get("humanoid") or {}).get("humanBones") or []:
         if bone.get("bone") == "head" and "node" in bone:
             return int(bone["node"])
-    for i, node in enumerate(doc.get("nodes", [])):
+    nodes, parents = doc.get("nodes", []), _parents(doc)
+    below = _meshes_below(nodes, parents)
+    total = sum(n.get("mesh") is not None for n in nodes)
+    skinned = bool(doc.get("skins"))
+    for i, node in enumerate(nodes):
         short = re.split(r"[:|]", str(node.get("name", "")))[-1].lower()
         if node.get("mesh") is None and (short == "head" or short.endswith("_c_head")):
-            return i
-    return None
+            if skinned or below[i] == total:
+                return i
+    roots = [i for i in range(len(nodes)) if i not in parents and below[i] == total]
+    if skinned or not total or not roots:
+        return None
+    node = roots[0]
+    while True:  # down to the lowest node that still holds every mesh
+        inner = [c for c in nodes[node].get("children", []) if 0 <= c < len(nodes) and below[c] == total]
+        if not inner:
+            return node
+        node = inner[0]
+
+
+def _meshes_below(nodes: list, parents: dict[int, int]) -> list[int]:
+    """For each node, how many mesh nodes lie at or below it (one pass, whatever the depth)."""
+    count, order, seen = [0] * len(nodes), [], set()
+    stack = [i for i in range(len(nodes)) if i not in parents]
+    while stack:
+        i = stack.pop()
+        if i in seen or not 0 <= i < len(nodes):
+            continue
+        seen.add(i)
+        order.append(i)
+        stack.extend(nodes[i].get("children", []))
+    for i in reversed(order):  # children before their parents
+        count[i] += nodes[i].get("mesh") is not None
+        if i in parents:
+            count[parents[i]] += count[i]
+    return count
 
 
 def check_avatar(source: str | os.PathLike) -> tuple[dict, bytes]:

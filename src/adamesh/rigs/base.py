@@ -71,6 +71,7 @@ class Rig:
     landmarks: np.ndarray | None = None  # (68,) vertex indices in Multi-PIE order, if known
     identity: np.ndarray | None = None  # (K, V, 3) identity modes (vertex offsets per unit coefficient)
     info: dict = field(default_factory=dict)  # provenance, licence, missing shapes ...
+    head_weights: np.ndarray | None = None  # (V,) how far each vertex follows the head; None: all of it
 
     def __post_init__(self):
         self.neutral = np.ascontiguousarray(self.neutral, np.float32)
@@ -95,6 +96,10 @@ class Rig:
             if self.identity.ndim != 3 or self.identity.shape[1:] != self.neutral.shape:
                 raise RigError(f"rig {self.name!r}: identity {self.identity.shape} does not fit vertices "
                                f"{self.neutral.shape}")  # fmt: skip
+        if self.head_weights is not None:
+            self.head_weights = np.ascontiguousarray(self.head_weights, np.float32)
+            if self.head_weights.shape != (n,):
+                raise RigError(f"rig {self.name!r}: head weights {self.head_weights.shape} for {n} vertices")
         self._torch: dict[str, torch.Tensor] = {}
 
     @property
@@ -142,6 +147,8 @@ class Rig:
         out = (verts - pivot) @ rot.transpose(1, 2) + pivot
         if translation is not None:
             out = out + translation[:, None, :] * self.units_per_meter
+        if self.head_weights is not None:  # a body that stays while the head turns (a skinned avatar)
+            out = verts + self.tensor("head_weights")[:, None] * (out - verts)
         return out
 
     def describe(self) -> str:

@@ -3,7 +3,7 @@
 This is the convention of VRM "perfect sync" models, Ready Player Me avatars and heads captured on
 an iPhone: each mesh has morph targets named after Apple's 52 blendshapes (target names live in
 ``mesh.extras.targetNames``). `load_gltf` walks the default scene, bakes every triangle primitive
-into world space in its rest pose (skins are ignored), merges them into one mesh and sums the
+into world space in its rest pose, merges them into one mesh and sums the
 deltas of targets that map to the same ARKit shape (Ready Player Me repeats the names on head,
 teeth and eyes). glTF is in metres, so ``units_per_meter`` is 1.
 """
@@ -130,25 +130,54 @@ def _local_matrix(node: pygltflib.Node) -> np.ndarray:
     return m
 
 
-def _mesh_instances(gltf: pygltflib.GLTF2) -> list[tuple[int, np.ndarray]]:
-    """(mesh index, world matrix) for every node with a mesh in the default scene."""
+def _mesh_instances(gltf: pygltflib.GLTF2) -> tuple[list[tuple[int, int, np.ndarray]], dict[int, np.ndarray]]:
+    """(node, mesh index, world matrix) for every node with a mesh in the default scene, and the
+    world matrix of every node of the scene."""
     if gltf.scenes:
         roots = gltf.scenes[gltf.scene or 0].nodes or []
     else:  # no scene: every node that is nobody's child is a root
         children = {c for n in gltf.nodes for c in n.children or []}
         roots = [i for i in range(len(gltf.nodes)) if i not in children]
-    out, stack, seen = [], [(r, np.eye(4)) for r in reversed(roots)], set()  # depth first, in file order
+    out, stack, seen, worlds = [], [(r, np.eye(4)) for r in reversed(roots)], set(), {}  # depth first
     while stack:
         i, parent = stack.pop()
         if i in seen:  # the node hierarchy must be a forest; a cycle would loop forever
             raise ValueError(f"node {i} is reached twice in the scene")
         seen.add(i)
         node = gltf.nodes[i]
-        world = parent @ _local_matrix(node)
+        world = worlds[i] = parent @ _local_matrix(node)
         if node.mesh is not None:
-            out.append((node.mesh, world))
+            out.append((i, node.mesh, world))
         stack.extend((c, world) for c in reversed(node.children or []))
-    return out
+    return out, worlds
+
+
+def _head(gltf: pygltflib.GLTF2) -> tuple[int | None, set[int]]:
+    """The head bone (as `adamesh.avatar.head_node` finds it) and the nodes below it, itself included."""
+    from adamesh.avatar import head_node
+
+    nodes = [{"name": n.name, "mesh": n.mesh, "children": n.children or []} for n in gltf.nodes]
+    doc = {"extensions": gltf.extensions or {}, "nodes": nodes, "skins": gltf.skins or []}
+    head = head_node(doc)
+    below, stack = set(), [] if head is None else [head]
+    while stack:
+        i = stack.pop()
+        if i not in below and 0 <= i < len(gltf.nodes):
+            below.add(i)
+            stack.extend(gltf.nodes[i].children or [])
+    return head, below
+
+
+def _head_share(reader: _Reader, node: int, prim, head: set[int]) -> float | np.ndarray:
+    """How far the vertices of `prim` follow the head: their skin weights on joints at or below
+    the head bone, or for an unskinned mesh 1 under the head and 0 elsewhere."""
+    gltf, skin = reader.gltf, reader.gltf.nodes[node].skin
+    joints_at, weights_at = prim.attributes.JOINTS_0, prim.attributes.WEIGHTS_0
+    if skin is None or joints_at is None or weights_at is None:
+        return float(node in head)
+    joints = np.asarray(gltf.skins[skin].joints)
+    slots = reader.accessor(joints_at).astype(np.int64).clip(0, len(joints) - 1)
+    return (reader.accessor(weights_at) * np.isin(joints[slots], list(head))).sum(1)
 
 
 def _base_color(gltf: pygltflib.GLTF2, material: int | None) -> tuple[float, float, float]:
@@ -234,11 +263,13 @@ def load_gltf(path: str | Path) -> BlendshapeRig:
     path = Path(path)
     gltf = _load_file(path)
     reader = _Reader(gltf, path)
-    verts, faces, colors, found_names = [], [], [], []
+    verts, faces, colors, found_names, follow = [], [], [], [], []
     deltas: dict[str, list[tuple[int, np.ndarray]]] = {}  # ARKit name -> [(vertex offset, delta)]
     n = 0
     try:
-        for mesh_index, world in _mesh_instances(gltf):
+        instances, worlds = _mesh_instances(gltf)
+        head, below_head = _head(gltf)
+        for node_index, mesh_index, world in instances:
             mesh = gltf.meshes[mesh_index]
             linear = world[:3, :3]
             for prim in mesh.primitives:
@@ -261,6 +292,10 @@ def load_gltf(path: str | Path) -> BlendshapeRig:
                     if col is None:
                         col = np.tile(np.asarray(_base_color(gltf, prim.material), np.float32), (len(pos), 1))
                 colors.append(col)
+                if head is not None:
+                    follow.append(
+                        np.broadcast_to(_head_share(reader, node_index, prim, below_head), len(pos))
+                    )
                 names = (mesh.extras or {}).get("targetNames") or (prim.extras or {}).get("targetNames") or []
                 for t, target in enumerate(prim.targets or []):
                     name = names[t] if t < len(names) else f"target{t}"
@@ -309,6 +344,12 @@ def load_gltf(path: str | Path) -> BlendshapeRig:
             stacklevel=2,
         )
     regions, pivot = _regions(neutral, shapes)
+    head_weights = None
+    if head is not None and head in worlds and gltf.skins:  # the head turns about its bone, the neck joint
+        pivot = worlds[head][:3, 3].astype(np.float32)
+        head_weights = np.concatenate(follow).astype(np.float32)
+        if head_weights.min() > 0.999:
+            head_weights = None
     units = _units_per_meter(neutral[regions["face"]], path)
     return BlendshapeRig(
         name=f"gltf:{path.name}",
@@ -319,6 +360,7 @@ def load_gltf(path: str | Path) -> BlendshapeRig:
         regions=regions,
         pivot=pivot,
         units_per_meter=units,
+        head_weights=head_weights,
         shapes=shapes,
         missing=missing,
         info={"source": str(path), "missing shapes": ", ".join(missing) or "none"},
