@@ -354,8 +354,8 @@ def test_export_bad_motion_keeps_existing_output(bad_inputs, tmp_path, capsys):
 
 
 def test_export_unknown_format_is_a_usage_error(demo, tmp_path, capsys):
-    rc = main(["export", str(demo), "--format", "fbx", "--out", str(tmp_path / "x.fbx")])
-    assert_one_error(capsys, rc, "invalid choice: 'fbx'", "adamesh export --help")
+    rc = main(["export", str(demo), "--format", "usd", "--out", str(tmp_path / "x.usd")])
+    assert_one_error(capsys, rc, "invalid choice: 'usd'", "adamesh export --help")
     assert listing(tmp_path) == []
 
 
