@@ -4,12 +4,14 @@
 skins, node hierarchy, extensions, compressed buffers, earlier animations, original target names)
 and adds one animation: morph weights on every node whose mesh carries ARKit-named targets (or,
 in a VRM, the targets its expressions bind: ARKit-named ones for perfect-sync models, else the
-presets through `VRM_PRESETS`), and head rotation on the head bone, nothing else. The file is edited at the level of its JSON and its
-binary chunk, so nothing the avatar uses has to be understood to be kept: the new animation's data
-is appended to the binary chunk, its accessors and buffer views to the JSON.
+presets through `VRM_PRESETS`), and head rotation on the head bone, nothing else. The file is
+edited at the level of its JSON and its binary chunk, so nothing the avatar uses has to be
+understood to be kept: the new animation's data is appended to the binary chunk, its accessors
+and buffer views to the JSON.
 
 The head bone is the VRM humanoid's `head` (VRM 0.x and 1.0), else a node named ``Head`` (also
-``mixamorig:Head``, ``J_Bip_C_Head`` and alike). Its rotation turns the head about its own origin,
+``mixamorig:Head``, ``J_Bip_C_Head`` and alike); an avatar without skins turns the node that holds
+its whole head model (`head_node`). Its rotation turns the head about its own origin,
 the neck joint, by the motion's head angles about the scene's axes: for an avatar that looks along
 +Z (glTF's convention and VRM 1.0's) the motion's pitch, yaw and roll as they are; VRM 0.x avatars
 look along -Z, so pitch and roll change sign.
@@ -190,8 +192,9 @@ def _meshes_below(nodes: list, parents: dict[int, int]) -> list[int]:
     return count
 
 
-def check_avatar(source: str | os.PathLike) -> tuple[dict, bytes]:
-    """The avatar's JSON and binary chunk, once it is known that `animate_avatar` can animate it."""
+def check_avatar(source: str | os.PathLike) -> tuple[dict, bytes, dict]:
+    """The avatar's JSON, its binary chunk and what drives its morph targets (`arkit_targets`),
+    once it is known that `animate_avatar` can animate it."""
     doc, blob = read_glb(source)
     meshes = arkit_targets(doc)
     if not any(n.get("mesh") in meshes for n in doc.get("nodes", [])):
@@ -202,7 +205,7 @@ def check_avatar(source: str | os.PathLike) -> tuple[dict, bytes]:
     buffers = doc.get("buffers") or []
     if buffers and buffers[0].get("uri") is not None:
         raise AdameshError(f"{source} keeps its first buffer in a separate file; pack it into one .glb first")
-    return doc, blob
+    return doc, blob, meshes
 
 
 def animate_avatar(motion: Motion, source: str | os.PathLike, out: str | os.PathLike) -> Path:
@@ -211,8 +214,7 @@ def animate_avatar(motion: Motion, source: str | os.PathLike, out: str | os.Path
         raise AdameshError(
             f"animating an avatar needs a motion in the arkit space, got {motion.space.name!r}"
         )
-    doc, blob = check_avatar(source)
-    meshes = arkit_targets(doc)
+    doc, blob, meshes = check_avatar(source)
     nodes = [(i, n["mesh"]) for i, n in enumerate(doc.get("nodes", [])) if n.get("mesh") in meshes]
     buffers = doc.get("buffers") or []
     blob = bytearray(blob[: buffers[0]["byteLength"]] if buffers else b"")
@@ -315,7 +317,8 @@ def _head_rotation(doc: dict, head: int, motion: Motion) -> np.ndarray:
     if "VRM" in (doc.get("extensions") or {}):  # VRM 0.x looks along -Z: turned 180 degrees about Y
         pitch, roll = -pitch, -roll
     delta = euler_to_matrix(pitch, yaw, roll).numpy()
-    parent = _world_rotation(doc, _parents(doc).get(head))
+    parents = _parents(doc)
+    parent = _world_rotation(doc, parents, parents.get(head))
     rest = _quaternion_matrix(doc["nodes"][head].get("rotation", [0.0, 0.0, 0.0, 1.0]))
     # local' = P^-1 @ delta @ P @ rest: delta is about the scene's axes, P the parent's world rotation
     local = parent.T @ delta @ parent @ rest
@@ -334,9 +337,9 @@ def _parents(doc: dict) -> dict[int, int]:
     return {c: i for i, n in enumerate(doc.get("nodes", [])) for c in n.get("children", [])}
 
 
-def _world_rotation(doc: dict, node: int | None) -> np.ndarray:
+def _world_rotation(doc: dict, parents: dict[int, int], node: int | None) -> np.ndarray:
     """The rest rotation of `node` in the scene (scales removed), identity for None."""
-    parents, out, seen = _parents(doc), np.eye(3), set()
+    out, seen = np.eye(3), set()
     while node is not None and node not in seen:
         seen.add(node)
         n = doc["nodes"][node]

@@ -3,9 +3,10 @@
 This is the convention of VRM "perfect sync" models, Ready Player Me avatars and heads captured on
 an iPhone: each mesh has morph targets named after Apple's 52 blendshapes (target names live in
 ``mesh.extras.targetNames``). `load_gltf` walks the default scene, bakes every triangle primitive
-into world space in its rest pose, merges them into one mesh and sums the
-deltas of targets that map to the same ARKit shape (Ready Player Me repeats the names on head,
-teeth and eyes). glTF is in metres, so ``units_per_meter`` is 1.
+into world space in its rest pose, merges them into one mesh and sums the deltas of targets that
+map to the same ARKit shape (Ready Player Me repeats the names on head, teeth and eyes). glTF is in
+metres; a face of implausible size is read in another power of ten (`_units_per_meter`). On a
+skinned avatar the head turns about its head bone, each vertex by its skin weights on the head.
 """
 
 from __future__ import annotations
