@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import itertools
 import json
 import os
 import shutil
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,6 +50,7 @@ SHORT_REFERENCE_SECONDS = 8.0  # the method's references are ~10 s; shorter ones
 DEFAULT_BLINK_RATE = 15.0  # blinks per minute when nothing better is known
 BLINK_MIN_SECONDS = 20.0  # a shorter reference holds too few blinks (~5) to measure a rate
 LONG_SPEECH_SECONDS = 60.0  # animate shows its stages from here on (a minute takes about 1.5 s)
+DEFAULT_LOOKAHEAD_MS = 160.0  # streaming: speech a frame hears after its moment
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus")
 
 
@@ -243,23 +246,10 @@ class Animator:
         the profile (1) and beyond (exaggerated); `pose_amplitude` scales head motion about the
         resting posture; `blink_rate` is blinks per minute (default: the reference's, else 15).
         The same inputs and seed give the same motion."""
-        for name, value, lo, hi in (
-            ("style strength", style_strength, 0, 3),
-            ("pose amplitude", pose_amplitude, 0, 3),
-            ("blink rate", 0 if blink_rate is None else blink_rate, 0, 60),
-            ("temperature", temperature, 0.05, 3),
-        ):
-            if not (np.isfinite(value) and lo <= value <= hi):
-                raise AdameshError(f"{name} must be between {lo} and {hi}, not {value}")
-        if isinstance(audio, np.ndarray):
-            if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.floating):
-                raise AdameshError(
-                    f"speech samples must be mono float (n,) at {SAMPLE_RATE} Hz in [-1, 1], not "
-                    f"{audio.dtype} {audio.shape}; or pass a file"
-                )
-            samples = np.nan_to_num(audio.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-        else:
-            samples = load_audio(audio, SAMPLE_RATE)[0]
+        check_settings(style_strength, pose_amplitude, blink_rate, temperature)
+        samples = (
+            speech_samples(audio) if isinstance(audio, np.ndarray) else load_audio(audio, SAMPLE_RATE)[0]
+        )
         if len(samples) < SAMPLE_RATE / self.fps:
             raise AdameshError("the speech is shorter than one frame; give a recording with speech in it")
         if profile is not None:
@@ -270,21 +260,14 @@ class Animator:
         stages.set_description("expression")
         stages.update()
 
-        net = (
-            self.expression if profile is None else profile.expression.apply(self.expression, style_strength)
-        )
-        style = None if profile is None else profile.expression.style
+        net, style = self.styled_expression(profile, style_strength)
         with torch.no_grad():
             expr = net.predict(torch.from_numpy(e_feats.features), style=style, style_strength=style_strength)
         expr = expr.numpy()
         stages.set_description("head motion")
         stages.update()
 
-        pose_style, posture = None, None
-        if profile is not None and style_strength > 0:
-            null = self.pose.gpt.null_style.detach()
-            pose_style = torch.lerp(null, profile.pose.style, style_strength)
-            posture = profile.pose.posture
+        pose_style, posture = self.pose_style(profile, style_strength)
         pose = self.pose.animate(
             p_feats.features, pose_style, temperature=temperature, seed=seed, posture=posture, fps=self.fps
         )
@@ -293,10 +276,7 @@ class Animator:
         stages.update()
         stages.close()
 
-        measured = profile.reference.get("blink_rate") if profile else None
-        rate = (
-            blink_rate if blink_rate is not None else (DEFAULT_BLINK_RATE if measured is None else measured)
-        )
+        rate = self.blinks_per_minute(profile, blink_rate)
         expr = set_blinks(expr, self.fps, rate, seed)
         params = np.concatenate(
             [
@@ -318,6 +298,38 @@ class Animator:
         return Motion(
             params, ARKIT, self.fps, audio=None if isinstance(audio, np.ndarray) else str(audio), meta=meta
         )
+
+    def stream(
+        self,
+        profile: Profile | None = None,
+        lookahead_ms: float = DEFAULT_LOOKAHEAD_MS,
+        seed: int = 0,
+        **options,
+    ):
+        """A `Stream`: speech pushed as it arrives, the frames final so far back at once, each
+        having heard `lookahead_ms` of speech after its moment. `options`: `hop_ms`, `window_s`
+        and animate's style_strength, pose_amplitude, blink_rate and temperature."""
+        from adamesh.stream import Stream
+
+        return Stream(self, profile, lookahead_ms=lookahead_ms, seed=seed, **options)
+
+    def styled_expression(self, profile: Profile | None, strength: float):
+        """The expression network carrying the profile's adapter at `strength`, and its style."""
+        if profile is None:
+            return self.expression, None
+        return profile.expression.apply(self.expression, strength), profile.expression.style
+
+    def pose_style(self, profile: Profile | None, strength: float):
+        """PoseGPT's style embedding (None: generic) and the resting posture for a profile."""
+        if profile is None or strength <= 0:
+            return None, None
+        null = self.pose.gpt.null_style.detach()
+        return torch.lerp(null, profile.pose.style, strength), profile.pose.posture
+
+    def blinks_per_minute(self, profile: Profile | None, rate: float | None) -> float:
+        """Blinks per minute: `rate` if given, else the reference's, else DEFAULT_BLINK_RATE."""
+        measured = profile.reference.get("blink_rate") if profile else None
+        return rate if rate is not None else (DEFAULT_BLINK_RATE if measured is None else measured)
 
     def check(self, profile: Profile) -> None:
         """Refuse a profile made with another model (its adapter would not fit these weights)."""
@@ -343,6 +355,29 @@ def load(model: str | os.PathLike | None = None) -> Animator:
     return Animator(folder)
 
 
+def check_settings(
+    style_strength: float, pose_amplitude: float, blink_rate: float | None, temperature: float
+):
+    for name, value, lo, hi in (
+        ("style strength", style_strength, 0, 3),
+        ("pose amplitude", pose_amplitude, 0, 3),
+        ("blink rate", 0 if blink_rate is None else blink_rate, 0, 60),
+        ("temperature", temperature, 0.05, 3),
+    ):
+        if not (np.isfinite(value) and lo <= value <= hi):
+            raise AdameshError(f"{name} must be between {lo} and {hi}, not {value}")
+
+
+def speech_samples(audio: np.ndarray) -> np.ndarray:
+    """16 kHz mono float samples as float32, non-finite values silenced; refuses anything else."""
+    if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.floating):
+        raise AdameshError(
+            f"speech samples must be mono float (n,) at {SAMPLE_RATE} Hz in [-1, 1], not "
+            f"{audio.dtype} {audio.shape}; or pass a file"
+        )
+    return np.nan_to_num(audio.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def blink_rate(params: np.ndarray, fps: float) -> float:
     """Blinks per minute in ARKit parameters: peaks of the mean eyeBlink above 0.35 (a tracked blink
     often stops short of 1), at least 0.2 s apart."""
@@ -356,14 +391,23 @@ def blink_rate(params: np.ndarray, fps: float) -> float:
 def set_blinks(expr: np.ndarray, fps: float, rate: float, seed: int) -> np.ndarray:
     """Replace the eyeBlink channels by blinks at `rate` per minute, at random times from `seed`:
     speech does not say when a person blinks, so a model trained on it predicts only a blur."""
-    rng = np.random.default_rng(seed)
     duration = len(expr) / fps
-    times = rng.uniform(0, duration, rng.poisson(rate / 60 * duration))
+    times = list(itertools.takewhile(lambda t: t < duration, blink_times(rate, seed)))
     out = expr.copy()
-    curve = blink_curve((np.arange(len(expr)) + 0.5) / fps, list(times))
+    curve = blink_curve((np.arange(len(expr)) + 0.5) / fps, times)
     for name in ("eyeBlinkLeft", "eyeBlinkRight"):
         out[:, ARKIT.index(name)] = curve
     return out
+
+
+def blink_times(rate: float, seed: int) -> Iterator[float]:
+    """Blink times in seconds, a Poisson process of `rate` a minute drawn one gap at a time, so a
+    stream that draws them as it goes gets the times a whole file gets."""
+    rng = np.random.default_rng(seed)
+    t = 0.0
+    while rate > 0:
+        t += rng.exponential(60.0 / rate)
+        yield t
 
 
 def pack_model(folder: str | os.PathLike, out: str | os.PathLike) -> Path:

@@ -264,44 +264,99 @@ class PoseGPT(nn.Module):
         overlap: int | None = None,
     ) -> torch.Tensor:
         """Codes (N,) for (T, F) frame features of any length, sampled with `temperature` and
-        `top_k` (0: all codes) from a generator seeded with `seed`.
+        `top_k` (0: all codes) from a generator seeded with `seed` (see `CodeSampler`)."""
+        sampler = CodeSampler(self, style, temperature, top_k, seed, overlap)
+        speech = self.speech(features[None])[0]
+        sampler.hear(speech, 0)
+        return torch.tensor([sampler.next() for _ in range(len(speech))], dtype=torch.long)
 
-        Longer than the context: windows of `context` codes, each primed with the last `overlap`
-        codes of the one before (half the context by default), so the motion runs on across joins.
-        """
-        c = self.config
-        gen = torch.Generator().manual_seed(seed)
-        speech = self.speech(features[None])
-        n = speech.shape[1]
-        overlap = c.context // 2 if overlap is None else overlap
-        if not 0 < overlap < c.context:
-            raise ValueError(f"overlap must be between 1 and {c.context - 1} codes, not {overlap}")
-        codes: list[int] = []
-        style = style.reshape(1, -1)
-        while len(codes) < n:
-            keep = codes[-overlap:] if codes else []
-            start = len(codes) - len(keep)
-            window = speech[:, start : start + c.context]
-            heard = self.speech_in(window.transpose(1, 2)).transpose(1, 2)
-            styles = [proj(style)[:, None] for proj in self.style_proj]
-            caches: list[list] = [[] for _ in self.blocks]
-            prev = [self.bos] + keep
-            t = 0
-            while t < window.shape[1]:
-                # a step's input is the code before it: the primed codes in one pass, then each sampled one
-                steps = len(prev) - t
-                x = (
-                    self.token(torch.tensor([prev[t:]]))
-                    + self.position.weight[t : t + steps]
-                    + heard[:, t : t + steps]
-                )
-                for s, block, cache in zip(styles, self.blocks, caches):
-                    x = block(x + s, cache)
-                t += steps
-                codes_t = _sample(self.head(self.norm(x[:, -1:]))[0, -1], temperature, top_k, gen)
-                prev.append(codes_t)
-                codes.append(codes_t)
-        return torch.tensor(codes[:n])
+
+class CodeSampler:
+    """PoseGPT's codes one at a time, each from the speech heard so far: what `PoseGPT.generate`
+    does for a whole file, and what a stream does as speech arrives (same seed, same codes).
+
+    Longer than the context: windows of `context` codes, each primed with the last `overlap`
+    codes of the one before (half the context by default), so the motion runs on across joins.
+    Code t hears speech steps t-1, t and t+1 within its window; a step not heard yet counts as
+    silence in the model's normalised units (zero), as past the end of a file.
+    """
+
+    def __init__(
+        self,
+        gpt: PoseGPT,
+        style: torch.Tensor,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        seed: int = 0,
+        overlap: int | None = None,
+    ):
+        c = gpt.config
+        self.gpt, self.temperature, self.top_k = gpt, temperature, top_k
+        self.overlap = c.context // 2 if overlap is None else overlap
+        if not 0 < self.overlap < c.context:
+            raise ValueError(f"overlap must be between 1 and {c.context - 1} codes, not {self.overlap}")
+        self.generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            self.styles = [proj(style.reshape(1, -1))[:, None] for proj in gpt.style_proj]
+        self.codes: list[int] = []
+        self.speech = torch.zeros(0, gpt.speech_in.in_channels)  # steps from `self.first` on
+        self.first = 0
+        self.start = 0  # the window's first code
+        self.caches: list[list] | None = None
+        self.prev: list[int] = []
+        self.t = 0  # positions of the window fed so far
+
+    def hear(self, steps: torch.Tensor, first: int) -> None:
+        """Speech steps (S, 2F) from `gpt.speech`, for codes first .. first + S - 1; a later call
+        may revise steps (a stream's latest estimate of them is used)."""
+        end = max(self.first + len(self.speech), first + len(steps))
+        keep = min(self.start, first)
+        merged = torch.zeros(end - keep, self.speech.shape[1])
+        old = self.speech[max(0, keep - self.first) :]
+        merged[max(0, self.first - keep) : max(0, self.first - keep) + len(old)] = old
+        merged[first - keep : first - keep + len(steps)] = steps
+        self.speech, self.first = merged, keep
+
+    @property
+    def heard_until(self) -> int:
+        """The first code step whose speech has not been heard."""
+        return self.first + len(self.speech)
+
+    def _heard(self, a: int, b: int) -> torch.Tensor:
+        """The speech input of window positions a .. b-1: a kernel-3 convolution over the steps
+        within the window, zero outside it and where nothing has been heard."""
+        c = self.gpt.config
+        x = torch.zeros(b - a + 2, self.speech.shape[1])
+        for i, j in enumerate(range(a - 1, b + 1)):
+            step = self.start + j
+            if 0 <= j < c.context and self.first <= step < self.heard_until:
+                x[i] = self.speech[step - self.first]
+        conv = self.gpt.speech_in
+        return F.conv1d(x.T[None], conv.weight, conv.bias).transpose(1, 2)
+
+    @torch.no_grad()
+    def next(self) -> int:
+        """Sample the next code."""
+        gpt, c = self.gpt, self.gpt.config
+        if self.caches is None or self.t >= c.context:  # a new window, primed with the last codes
+            keep = self.codes[-self.overlap :] if self.codes else []
+            self.start = len(self.codes) - len(keep)
+            self.caches = [[] for _ in gpt.blocks]
+            self.prev, self.t = [gpt.bos] + keep, 0
+        # a step's input is the code before it: the primed codes in one pass, then each sampled one
+        steps = len(self.prev) - self.t
+        x = (
+            gpt.token(torch.tensor([self.prev[self.t :]]))
+            + gpt.position.weight[self.t : self.t + steps]
+            + self._heard(self.t, self.t + steps)
+        )
+        for s, block, cache in zip(self.styles, gpt.blocks, self.caches):
+            x = block(x + s, cache)
+        self.t += steps
+        code = _sample(gpt.head(gpt.norm(x[:, -1:]))[0, -1], self.temperature, self.top_k, self.generator)
+        self.prev.append(code)
+        self.codes.append(code)
+        return code
 
 
 def _sample(logits: torch.Tensor, temperature: float, top_k: int, gen: torch.Generator) -> int:

@@ -1,0 +1,192 @@
+"""Streaming animation: speech pushed as it arrives, frames back as soon as they are final.
+
+    stream = model.stream(profile, lookahead_ms=160)
+    for chunk in microphone():          # 16 kHz mono float32, chunks of any size
+        frames = stream.push(chunk)     # (n, 58) rows of ARKIT.channels: the frames now final
+    frames = stream.close()             # the rest, up to the end of the speech
+
+A frame is final once `lookahead_ms` of speech after its moment (the frame's centre) has arrived.
+The stream computes every `hop_ms` of speech, and the first frame as soon as it is final:
+
+- the front-end encodes the last `window_s` of speech (a rolling window: older speech is never
+  encoded again);
+- the expression network runs over that window, look-ahead frames included, as `animate` runs
+  over a whole file, and keeps the frames now final;
+- PoseGPT samples the codes of those frames with its key/value cache kept between steps
+  (`CodeSampler`: the same codes as `animate` for the same speech and seed); the VQ decoder
+  decodes the last codes; the posture's moving average and the amplitude's centre use the pose
+  decoded so far;
+- blinks come from the same Poisson process as in `animate`.
+
+With a long look-ahead every frame hears what `animate` hears, so the streamed motion converges to
+the offline one; a short look-ahead trades lip sync for latency (`adamesh bench stream`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from adamesh.api import Animator, blink_times, check_settings, speech_samples
+from adamesh.audio import SAMPLE_RATE, frame_count
+from adamesh.errors import AdameshError
+from adamesh.models.pose import POSTURE_SECONDS, CodeSampler
+from adamesh.motion import ARKIT, blink_curve, finish_expression
+from adamesh.profile import Profile
+
+DECODE_CONTEXT = 8  # codes before the new frames the VQ decoder sees: its receptive field is ~4
+BLINK_REACH = 0.5  # s: a blink's curve is zero this far from its centre
+
+
+class Stream:
+    """See the module docstring; made by `Animator.stream`."""
+
+    def __init__(
+        self,
+        animator: Animator,
+        profile: Profile | None = None,
+        lookahead_ms: float = 160.0,
+        hop_ms: float = 160.0,
+        window_s: float = 4.0,
+        seed: int = 0,
+        style_strength: float = 1.0,
+        pose_amplitude: float = 1.0,
+        blink_rate: float | None = None,
+        temperature: float = 0.8,
+    ):
+        check_settings(style_strength, pose_amplitude, blink_rate, temperature)
+        fps = self.fps = animator.fps
+        self.samples_per_frame = int(round(SAMPLE_RATE / fps))
+        if self.samples_per_frame * fps != SAMPLE_RATE:
+            raise AdameshError(f"streaming needs a whole number of samples a frame, not at {fps:g} fps")
+        self.down = animator.pose.downsample
+        self.lookahead = float(lookahead_ms) / 1000
+        self.hop = max(1, int(round(hop_ms / 1000 * fps)))
+        self.window = int(round(window_s * fps)) // self.down * self.down
+        if not (0 <= self.lookahead <= 5 and 0 < hop_ms <= 2000):
+            raise AdameshError(
+                f"the look-ahead must be between 0 and 5000 ms and the hop between 1 and 2000 ms, "
+                f"not {lookahead_ms:g} and {hop_ms:g}"
+            )
+        if self.window < (self.lookahead * fps + self.hop) + 2 * self.down:
+            raise AdameshError(
+                f"a {window_s:g} s window is too short for a {lookahead_ms:g} ms look-ahead and a "
+                f"{hop_ms:g} ms hop; make it at least a second longer than both"
+            )
+        if profile is not None:
+            animator.check(profile)
+        self.animator = animator
+        self.style_strength, self.pose_amplitude = style_strength, pose_amplitude
+        self.net, self.style = animator.styled_expression(profile, style_strength)
+        pose_style, posture = animator.pose_style(profile, style_strength)
+        gpt = animator.pose.gpt
+        self.codes = CodeSampler(
+            gpt, gpt.null_style if pose_style is None else pose_style, temperature, 0, seed
+        )
+        self.posture = None if posture is None else np.asarray(posture, np.float32)
+        self.blink_rate = animator.blinks_per_minute(profile, blink_rate)
+        self._blink_source = blink_times(self.blink_rate, seed)
+        self.blinks: list[float] = []
+
+        self.audio = np.zeros(0, np.float32)
+        self.audio_start = 0  # sample index of audio[0]
+        self.received = 0  # samples pushed so far
+        self.emitted = 0  # frames returned so far
+        self.raw_pose = np.zeros((0, animator.pose.vq.config.pose_dim), np.float32)  # the last frames'
+        self.pose_sum = np.zeros(self.raw_pose.shape[1], np.float64)
+        self.closed = False
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return ARKIT.channels
+
+    def final_frames(self) -> int:
+        """Frames final with the speech received so far."""
+        heard = self.received / SAMPLE_RATE - self.lookahead
+        return max(0, min(int(np.floor(heard * self.fps + 0.5)), self.received // self.samples_per_frame))
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Add 16 kHz mono float speech; returns the frames that became final ((0, 58) if none)."""
+        if self.closed:
+            raise AdameshError("this stream is closed; start a new one with model.stream()")
+        samples = speech_samples(np.asarray(samples))
+        self.audio = np.concatenate([self.audio, samples])
+        self.received += len(samples)
+        n = self.final_frames()
+        if n > self.emitted and (self.emitted == 0 or n - self.emitted >= self.hop):
+            return self._step(n, end=False)
+        return self._none()
+
+    def close(self) -> np.ndarray:
+        """The speech has ended: returns the remaining frames, as many as `animate` would give."""
+        if self.closed:
+            raise AdameshError("this stream is already closed")
+        total = frame_count(self.received, SAMPLE_RATE, self.fps) if self.received else 0
+        out = self._step(total, end=True) if total > self.emitted else self._none()
+        self.closed = True
+        return out
+
+    def _none(self) -> np.ndarray:
+        return np.zeros((0, ARKIT.dim), np.float32)
+
+    @torch.no_grad()
+    def _step(self, n_final: int, end: bool) -> np.ndarray:
+        spf, down, a = self.samples_per_frame, self.down, self.emitted
+        known = frame_count(self.received, SAMPLE_RATE, self.fps) if end else self.received // spf
+        start = max(0, known - self.window)
+        start = min(start - start % down, a - a % down)  # whole code steps, the new frames inside
+        speech = self.audio[start * spf - self.audio_start :]
+        e_feats, p_feats = self.animator.speech_features(speech, known - start)
+
+        net = self.net
+        expr = net.predict(
+            torch.from_numpy(e_feats.features), style=self.style, style_strength=self.style_strength
+        )
+        expr = expr.numpy()[a - start : n_final - start]
+
+        gpt = self.animator.pose.gpt
+        self.codes.hear(gpt.speech(torch.from_numpy(p_feats.features)[None])[0], start // down)
+        while len(self.codes.codes) * down < n_final:
+            self.codes.next()
+        first = max(0, a // down - DECODE_CONTEXT)
+        decoded = self.animator.pose.vq.decode(torch.tensor([self.codes.codes[first:]]))[0].numpy()
+        decoded = decoded[a - first * down :]  # frame a on
+        raw = decoded[: n_final - a]
+        pose = raw if self.posture is None else raw - self._slow(decoded, n_final) + self.posture
+        self.pose_sum += raw.sum(0)
+        centre = self.pose_sum / n_final if self.posture is None else self.posture
+        pose = centre + self.pose_amplitude * (pose - centre)
+
+        t = (np.arange(a, n_final) + 0.5) / self.fps
+        until = t[-1] + BLINK_REACH
+        while not self.blinks or self.blinks[-1] < until:
+            nxt = next(self._blink_source, None)
+            if nxt is None:
+                break
+            self.blinks.append(nxt)
+        last = n_final / self.fps if end else np.inf  # animate draws none after the speech
+        curve = blink_curve(t, [b for b in self.blinks if t[0] - BLINK_REACH < b < min(until, last)])
+        for name in ("eyeBlinkLeft", "eyeBlinkRight"):
+            expr[:, ARKIT.index(name)] = curve
+
+        lower, upper = ARKIT.lower[ARKIT.n_expression :], ARKIT.upper[ARKIT.n_expression :]
+        frames = np.concatenate([finish_expression(expr, ARKIT), np.clip(pose, lower, upper)], 1)
+
+        keep = int(round(POSTURE_SECONDS * self.fps))
+        self.raw_pose = np.concatenate([self.raw_pose, raw])[-keep:]
+        self.emitted = n_final
+        drop = (min(max(0, known - self.window), a) // down * down) * spf - self.audio_start
+        if drop > 0:  # the speech no later window will need
+            self.audio, self.audio_start = self.audio[drop:], self.audio_start + drop
+        return frames.astype(np.float32)
+
+    def _slow(self, decoded: np.ndarray, n_final: int) -> np.ndarray:
+        """The moving average `PoseAdapter.animate` takes over POSTURE_SECONDS, for the new frames,
+        over the frames decoded so far (the edge value repeated past them, as at a file's ends)."""
+        size = max(1, int(round(POSTURE_SECONDS * self.fps)))
+        seq = np.concatenate([self.raw_pose, decoded])  # frame `offset` first
+        offset = self.emitted - len(self.raw_pose)
+        idx = np.arange(self.emitted - size // 2, n_final + (size - 1) // 2) - offset
+        values = seq[np.clip(idx, 0, len(seq) - 1)].astype(np.float64)
+        total = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(values, 0)])
+        return ((total[size:] - total[:-size]) / size).astype(np.float32)
