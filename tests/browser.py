@@ -82,3 +82,80 @@ def play_glb(path: Path, head: str | None = None, screenshot: Path | None = None
     if screenshot is not None:
         screenshot.write_bytes(base64.b64decode(png.split(",", 1)[1]))
     return result
+
+
+class Page:
+    """A page in headless Chromium driven over the DevTools protocol (its WebSocket), for pages that
+    must be clicked and watched rather than just loaded: `with Page(url, folder) as page: ...`."""
+
+    def __init__(self, url: str, folder: Path):
+        self.url, self.folder, self.next_id = url, Path(folder), 0
+
+    def __enter__(self):
+        import time
+        import urllib.request
+
+        from websockets.sync.client import connect
+
+        profile = self.folder / ".chromium-devtools"
+        self.browser = subprocess.Popen(
+            ["chromium", "--headless=new", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+             "--autoplay-policy=no-user-gesture-required", "--remote-debugging-port=0", "--window-size=1100,700",
+             f"--user-data-dir={profile}", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.time() + 30
+        while not (port_file.is_file() and port_file.read_text().strip()):
+            if time.time() > deadline:
+                raise TimeoutError("Chromium did not open its DevTools port")
+            time.sleep(0.1)
+        port = port_file.read_text().split()[0]
+        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json").read())
+        page = next(t for t in targets if t["type"] == "page")
+        self.socket = connect(page["webSocketDebuggerUrl"], max_size=None).__enter__()
+        self.send("Page.enable")
+        self.send("Page.navigate", url=self.url)
+        return self
+
+    def __exit__(self, *exc):
+        self.socket.close()
+        self.browser.kill()
+        self.browser.wait()
+
+    def send(self, method: str, **params) -> dict:
+        self.next_id += 1
+        self.socket.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            reply = json.loads(self.socket.recv(timeout=TIMEOUT_S))
+            if reply.get("id") == self.next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+
+    def evaluate(self, expression: str):
+        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait(self, expression: str, timeout: float = TIMEOUT_S):
+        import time
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                value = self.evaluate(expression)
+            except RuntimeError:
+                value = None
+            if value:
+                return value
+            time.sleep(0.2)
+        raise TimeoutError(f"waited {timeout} s for {expression}")
+
+    def set_files(self, selector: str, *paths: Path) -> None:
+        root = self.send("DOM.getDocument")["root"]["nodeId"]
+        node = self.send("DOM.querySelector", nodeId=root, selector=selector)["nodeId"]
+        self.send("DOM.setFileInputFiles", nodeId=node, files=[str(Path(p).resolve()) for p in paths])
+
+    def screenshot(self, path: Path) -> None:
+        path.write_bytes(base64.b64decode(self.send("Page.captureScreenshot", format="png")["data"]))

@@ -215,7 +215,7 @@ def animate_avatar(motion: Motion, source: str | os.PathLike, out: str | os.Path
             f"animating an avatar needs a motion in the arkit space, got {motion.space.name!r}"
         )
     doc, blob, meshes = check_avatar(source)
-    nodes = [(i, n["mesh"]) for i, n in enumerate(doc.get("nodes", [])) if n.get("mesh") in meshes]
+    driver = AvatarDriver(doc, meshes)
     buffers = doc.get("buffers") or []
     blob = bytearray(blob[: buffers[0]["byteLength"]] if buffers else b"")
     views, accessors = doc.setdefault("bufferViews", []), doc.setdefault("accessors", [])
@@ -240,21 +240,13 @@ def animate_avatar(motion: Motion, source: str | os.PathLike, out: str | os.Path
     times = add(np.arange(motion.n_frames) / motion.fps, _SCALAR, bounds=True)
     samplers, channels = [], []
     weights_of = {}
-    for node, mesh in nodes:
-        if mesh not in weights_of:
-            n_targets = len(doc["meshes"][mesh]["primitives"][0].get("targets", []))
-            rest = np.asarray(doc["meshes"][mesh].get("weights") or [0.0] * n_targets, np.float32)
-            w = np.tile(rest, (motion.n_frames, 1))
-            for t, drivers in meshes[mesh].items():
-                if t < n_targets:
-                    w[:, t] = np.clip(sum(share * motion.params[:, k] for k, share in drivers), 0.0, 1.0)
-            samplers.append(
-                {"input": times, "output": add(w.reshape(-1), _SCALAR), "interpolation": "LINEAR"}
-            )
-            weights_of[mesh] = len(samplers) - 1
+    for mesh, w in driver.weights(motion.params).items():
+        samplers.append({"input": times, "output": add(w.reshape(-1), _SCALAR), "interpolation": "LINEAR"})
+        weights_of[mesh] = len(samplers) - 1
+    for node, mesh in driver.nodes:
         channels.append({"sampler": weights_of[mesh], "target": {"node": node, "path": "weights"}})
 
-    head = head_node(doc)
+    head = driver.head
     if head is not None and "matrix" in doc["nodes"][head]:
         _to_trs(doc["nodes"][head])  # an animated node must not have a matrix
     if head is None:
@@ -265,7 +257,7 @@ def animate_avatar(motion: Motion, source: str | os.PathLike, out: str | os.Path
             stacklevel=2,
         )
     else:
-        rotation = _head_rotation(doc, head, motion)
+        rotation = driver.head_rotation(motion.params)
         samplers.append({"input": times, "output": add(rotation, _VEC4), "interpolation": "LINEAR"})
         channels.append({"sampler": len(samplers) - 1, "target": {"node": head, "path": "rotation"}})
 
@@ -307,22 +299,53 @@ def _declare_ktx2_textures(doc: dict, source) -> None:
         )
 
 
-def _head_rotation(doc: dict, head: int, motion: Motion) -> np.ndarray:
-    """(T, 4) local rotations (x, y, z, w) of the head bone: its rest rotation, then the motion's
-    head angles about the scene's axes."""
-    import torch
+class AvatarDriver:
+    """How ARKit frames move one avatar: the morph weights of each mesh its nodes show
+    (`arkit_targets`, within 0-1; other targets at their rest weight) and the head bone's local
+    rotation. `animate_avatar` writes them as an animation; `adamesh serve` sends them live."""
 
-    rot = torch.from_numpy(motion.params[:, ARKIT.rotation[0] : ARKIT.rotation[1]].astype(np.float64))
-    pitch, yaw, roll = rot.unbind(1)
-    if "VRM" in (doc.get("extensions") or {}):  # VRM 0.x looks along -Z: turned 180 degrees about Y
-        pitch, roll = -pitch, -roll
-    delta = euler_to_matrix(pitch, yaw, roll).numpy()
-    parents = _parents(doc)
-    parent = _world_rotation(doc, parents, parents.get(head))
-    rest = _quaternion_matrix(doc["nodes"][head].get("rotation", [0.0, 0.0, 0.0, 1.0]))
-    # local' = P^-1 @ delta @ P @ rest: delta is about the scene's axes, P the parent's world rotation
-    local = parent.T @ delta @ parent @ rest
-    return matrix_to_quaternion(local).astype(np.float32)
+    def __init__(self, doc: dict, meshes: dict):
+        self.meshes = meshes
+        self.nodes = [(i, n["mesh"]) for i, n in enumerate(doc.get("nodes", [])) if n.get("mesh") in meshes]
+        self.rest = {}
+        for _, mesh in self.nodes:
+            n_targets = len(doc["meshes"][mesh]["primitives"][0].get("targets", []))
+            self.rest[mesh] = np.asarray(doc["meshes"][mesh].get("weights") or [0.0] * n_targets, np.float32)
+        self.head = head_node(doc)
+        if self.head is not None:
+            parents = _parents(doc)
+            node = doc["nodes"][self.head]
+            if "matrix" in node:
+                node = dict(node)
+                _to_trs(node)
+            self.parent = _world_rotation(doc, parents, parents.get(self.head))
+            self.head_rest = _quaternion_matrix(node.get("rotation", [0.0, 0.0, 0.0, 1.0]))
+            self.flip = "VRM" in (doc.get("extensions") or {})  # VRM 0.x looks along -Z
+
+    def weights(self, params: np.ndarray) -> dict[int, np.ndarray]:
+        """{mesh: (T, targets) morph weights} for (T, 58) ARKit frames."""
+        out = {}
+        for mesh, rest in self.rest.items():
+            w = np.tile(rest, (len(params), 1))
+            for t, drivers in self.meshes[mesh].items():
+                if t < len(rest):
+                    w[:, t] = np.clip(sum(share * params[:, k] for k, share in drivers), 0.0, 1.0)
+            out[mesh] = w
+        return out
+
+    def head_rotation(self, params: np.ndarray) -> np.ndarray:
+        """(T, 4) local rotations (x, y, z, w) of the head bone: its rest rotation, then the
+        frames' head angles about the scene's axes."""
+        import torch
+
+        rot = torch.from_numpy(params[:, ARKIT.rotation[0] : ARKIT.rotation[1]].astype(np.float64))
+        pitch, yaw, roll = rot.unbind(1)
+        if self.flip:  # turned 180 degrees about Y: pitch and roll change sign
+            pitch, roll = -pitch, -roll
+        delta = euler_to_matrix(pitch, yaw, roll).numpy()
+        # local' = P^-1 @ delta @ P @ rest: delta is about the scene's axes, P the parent's world rotation
+        local = self.parent.T @ delta @ self.parent @ self.head_rest
+        return matrix_to_quaternion(local).astype(np.float32)
 
 
 def _to_trs(node: dict) -> None:

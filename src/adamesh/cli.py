@@ -284,6 +284,19 @@ def _bench_speech(given: list[str] | None) -> list[str]:
     return audio
 
 
+def cmd_bench_stream(args) -> None:
+    from adamesh.eval.stream import bench_stream
+
+    try:
+        lookaheads = [number(low=0, high=5000)(x) for x in args.lookaheads.split(",")]
+    except argparse.ArgumentTypeError as e:
+        raise AdameshError(f"--lookaheads: {e}") from None
+    videos = args.videos or [str(Path("..") / "shared" / "data" / "video" / v) for v in ("grid", "real")]
+    bench_stream(
+        args.model, _bench_speech(args.audio), videos, lookaheads, args.hop_ms, args.chunk_ms, args.out
+    )
+
+
 def cmd_bench_long(args) -> None:
     from adamesh.eval.speed import bench_long
 
@@ -391,6 +404,37 @@ def cmd_adapt(args) -> None:
         f"adapted in {profile.provenance['adapt_seconds']:.1f} s"
     )
     print(f"wrote {args.out}")
+
+
+def cmd_stream(args) -> None:
+    import adamesh
+    from adamesh.stream import stream_to
+
+    model = adamesh.load(args.model)
+    profile = adamesh.Profile.load(args.profile) if args.profile else None
+    out = sys.stdout if args.out == "-" else None
+    try:
+        report = stream_to(
+            model, args.audio, args.out if out is None else out, profile=profile, fmt=args.format,
+            lookahead_ms=args.lookahead_ms, hop_ms=args.hop_ms, seed=args.seed, fast=args.fast,
+        )  # fmt: skip
+    except BrokenPipeError:  # the reader has seen enough (| head): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
+    print(
+        f"adamesh: {report['frames']} frames for {report['seconds']:.1f} s of speech; first frame "
+        f"{report['first_frame_ms']:.0f} ms after the speech began; frame latency median "
+        f"{report['latency_ms_median']:.0f} ms, p95 {report['latency_ms_p95']:.0f} ms "
+        f"(look-ahead {args.lookahead_ms:g} ms); {report['compute_per_second']:.3f} s of compute per s of speech",
+        file=sys.stderr,
+    )
+
+
+def cmd_serve(args) -> None:
+    from adamesh.serve import serve
+
+    serve(args.host, args.port, model=args.model, profiles=args.profile or [], avatars=args.avatar or [],
+          lookahead_ms=args.lookahead_ms)  # fmt: skip
 
 
 def cmd_animate(args) -> None:
@@ -696,6 +740,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bq.add_argument("--conditions", default="clean", help="comma-separated: clean, telephone, noise10")
     bq.set_defaults(func=cmd_bench_probe)
+    bst = b.add_parser(
+        "stream",
+        help="streaming: latency, compute per second of speech and lip sync against offline, per look-ahead",
+    )
+    bst.add_argument("--model", help="model folder (default: the model shipped with adamesh)")
+    bst.add_argument(
+        "--audio", action="append", help="speech to time (repeat; default: ../shared/data/speech/a2f)"
+    )
+    bst.add_argument(
+        "--videos", action="append", help="folders of real videos for lip sync (default: grid and real)"
+    )
+    bst.add_argument("--lookaheads", default="80,160,320", help="comma-separated look-aheads in ms")
+    bst.add_argument("--hop-ms", type=number(low=1, high=2000), default=240.0, help="a step every ... ms")
+    bst.add_argument(
+        "--chunk-ms", type=number(low=1, high=1000), default=20.0, help="size of the pushed chunks"
+    )
+    bst.add_argument("--out", default="out/bench_stream", help="results.json and table.md go here")
+    bst.set_defaults(func=cmd_bench_stream)
     bs = b.add_parser(
         "speed",
         help="speech to ARKit + head pose, front-ends included, for several models "
@@ -901,6 +963,39 @@ def build_parser() -> argparse.ArgumentParser:
         "--temperature", type=number(low=0.05, high=3), default=0.8, help="head-motion sampling temperature"
     )
     an.set_defaults(func=cmd_animate)
+
+    st = sub.add_parser(
+        "stream",
+        help="animate speech as it arrives: frames as JSON lines or Live Link CSV rows, as soon as final",
+    )
+    st.add_argument(
+        "--audio",
+        required=True,
+        help="speech file (paced in real time), or - for raw 16 kHz mono 16-bit PCM on stdin",
+    )
+    st.add_argument("--out", default="-", help="where the frames go (default -: stdout)")
+    st.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="JSON lines or Live Link CSV")
+    st.add_argument("--profile", help="profile from `adamesh adapt` (default: the generic model)")
+    st.add_argument("--model", help=model_help)
+    st.add_argument(
+        "--lookahead-ms",
+        type=number(low=0, high=5000),
+        default=160.0,
+        help="speech each frame hears after its moment (default 160)",
+    )
+    st.add_argument("--hop-ms", type=number(low=1, high=2000), default=240.0, help="a step every ... ms")
+    st.add_argument("--seed", type=SEED, default=0)
+    st.add_argument("--fast", action="store_true", help="do not pace a file in real time: as fast as it goes")
+    st.set_defaults(func=cmd_stream)
+
+    sv = sub.add_parser("serve", help="a local web page: pick an avatar and a profile, watch it speak live")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    sv.add_argument("--port", type=number(int, low=1, high=65535), default=8000)
+    sv.add_argument("--model", help=model_help)
+    sv.add_argument("--profile", action="append", help="profile file to offer on the page (repeat)")
+    sv.add_argument("--avatar", action="append", help="glb avatar to offer on the page (repeat)")
+    sv.add_argument("--lookahead-ms", type=number(low=0, high=5000), default=160.0)
+    sv.set_defaults(func=cmd_serve)
 
     dm = sub.add_parser(
         "demo",

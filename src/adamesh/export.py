@@ -219,20 +219,27 @@ def write_csv(motion: Motion, rig: Rig | None, out: str | os.PathLike, fps: floa
     _need_arkit(motion, "csv")
     if fps is not None and fps != motion.fps:
         motion = resample_motion(motion, fps)
-    header = (
-        ["Timecode", "BlendShapeCount"] + [n[0].upper() + n[1:] for n in LIVE_LINK_ORDER] + LIVE_LINK_EXTRA
-    )
-    cols = [ARKIT.index(n) for n in LIVE_LINK_ORDER]
-    head = motion.params[:, [ARKIT.index("headYaw"), ARKIT.index("headPitch"), ARKIT.index("headRoll")]]
-    eyes = eye_angles(motion)
     with atomic_output(out) as tmp:
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
-            w.writerow(header)
-            for t in range(motion.n_frames):
-                values = np.concatenate([motion.params[t, cols], head[t], eyes[t]])
-                w.writerow([_timecode(t, motion.fps), 61] + [f"{v:.6f}" for v in values])
+            w.writerow(LIVE_LINK_HEADER)
+            w.writerows(live_link_rows(motion))
     return Path(out)
+
+
+LIVE_LINK_HEADER = (
+    ["Timecode", "BlendShapeCount"] + [n[0].upper() + n[1:] for n in LIVE_LINK_ORDER] + LIVE_LINK_EXTRA
+)
+
+
+def live_link_rows(motion: Motion, first: int = 0) -> list[list[str]]:
+    """Live Link Face CSV rows of an ARKit motion whose first frame is frame `first` of the take."""
+    cols = [ARKIT.index(n) for n in LIVE_LINK_ORDER]
+    head = motion.params[:, [ARKIT.index("headYaw"), ARKIT.index("headPitch"), ARKIT.index("headRoll")]]
+    values = np.concatenate([motion.params[:, cols], head, eye_angles(motion)], 1)
+    return [
+        [_timecode(first + t, motion.fps), 61] + [f"{v:.6f}" for v in row] for t, row in enumerate(values)
+    ]
 
 
 def resample_motion(motion: Motion, fps: float) -> Motion:

@@ -35,6 +35,7 @@ from adamesh.motion import ARKIT, blink_curve, finish_expression
 from adamesh.profile import Profile
 
 DECODE_CONTEXT = 8  # codes before the new frames the VQ decoder sees: its receptive field is ~4
+DEFAULT_HOP_MS = 240.0  # a step costs ~50 ms on 2 cores: ~0.26 s of compute per s of speech
 BLINK_REACH = 0.5  # s: a blink's curve is zero this far from its centre
 
 
@@ -46,7 +47,7 @@ class Stream:
         animator: Animator,
         profile: Profile | None = None,
         lookahead_ms: float = 160.0,
-        hop_ms: float = 160.0,
+        hop_ms: float = DEFAULT_HOP_MS,
         window_s: float = 4.0,
         seed: int = 0,
         style_strength: float = 1.0,
@@ -95,6 +96,7 @@ class Stream:
         self.raw_pose = np.zeros((0, animator.pose.vq.config.pose_dim), np.float32)  # the last frames'
         self.pose_sum = np.zeros(self.raw_pose.shape[1], np.float64)
         self.closed = False
+        animator.speech_features(np.zeros(SAMPLE_RATE // 10, np.float32))  # loads the front-end now
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -190,3 +192,111 @@ class Stream:
         values = seq[np.clip(idx, 0, len(seq) - 1)].astype(np.float64)
         total = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(values, 0)])
         return ((total[size:] - total[:-size]) / size).astype(np.float32)
+
+
+def stream_to(
+    animator: Animator,
+    audio: str,
+    out,
+    profile: Profile | None = None,
+    fmt: str = "jsonl",
+    fast: bool = False,
+    chunk_ms: float = 20.0,
+    **options,
+) -> dict:
+    """Stream speech from a file (paced in real time, unless `fast`) or, for "-", raw
+    16 kHz mono 16-bit PCM from stdin as it comes; write each frame as soon as it is final to `out`
+    (an open text file, or a path written as PATH.part and renamed at the end) as a JSON line or a
+    Live Link CSV row. Returns what it measured: frames, first-frame time, latency, compute."""
+    import json
+    import sys
+    import time
+
+    from adamesh.audio import load_audio
+    from adamesh.export import LIVE_LINK_HEADER, live_link_rows
+    from adamesh.fileio import atomic_output, check_input_file
+    from adamesh.motion import Motion
+
+    stream = animator.stream(profile, **options)
+    size = int(round(chunk_ms / 1000 * SAMPLE_RATE))
+    if audio == "-":
+        source = sys.stdin.buffer
+
+        def chunks():
+            while block := source.read(2 * size):
+                yield np.frombuffer(block[: len(block) // 2 * 2], "<i2").astype(np.float32) / 32768.0
+    else:
+        check_input_file(audio, "speech", "an audio file", "give a recording, or - for PCM on stdin")
+        speech = load_audio(audio, SAMPLE_RATE)[0]
+
+        def chunks():
+            for i in range(0, len(speech), size):
+                yield speech[i : i + size]
+
+    names = ARKIT.channels
+    rot, trans = ARKIT.rotation, ARKIT.translation
+
+    def lines(frames: np.ndarray, first: int, latency: np.ndarray) -> list[str]:
+        if fmt == "csv":
+            rows = live_link_rows(Motion(frames, ARKIT, stream.fps), first)
+            return [",".join(str(v) for v in row) + "\n" for row in rows]
+        return [
+            json.dumps({
+                "frame": first + j,
+                "time": round((first + j) / stream.fps, 4),
+                "latency_ms": round(float(latency[j]), 1),
+                "blendshapes": {n: round(float(v), 4) for n, v in zip(names[: ARKIT.n_expression], f)},
+                "head_rotation": [round(float(v), 5) for v in f[rot[0] : rot[1]]],
+                "head_translation": [round(float(v), 5) for v in f[trans[0] : trans[1]]],
+            }) + "\n"
+            for j, f in enumerate(frames)
+        ]  # fmt: skip
+
+    def run(sink) -> dict:
+        if fmt == "csv":
+            sink.write(",".join(LIVE_LINK_HEADER) + "\n")
+        start = time.perf_counter()
+        arrivals, received, emitted, compute, latency, first = [], 0, 0, 0.0, [], None
+        for chunk in [*chunks(), None]:
+            if chunk is not None:
+                received += len(chunk)
+                if not fast and audio != "-":  # a live source has delivered this chunk by now
+                    time.sleep(max(0.0, start + received / SAMPLE_RATE - time.perf_counter()))
+                arrivals.append((received, time.perf_counter()))
+            t0 = time.perf_counter()
+            frames = stream.close() if chunk is None else stream.push(chunk)
+            now = time.perf_counter()
+            compute += now - t0
+            if not len(frames):
+                continue
+            first = now - start if first is None else first
+            moments = ((np.arange(emitted, emitted + len(frames)) + 0.5) / stream.fps * SAMPLE_RATE).astype(
+                int
+            )
+            ends = np.array([a for a, _ in arrivals])
+            heard = np.array([t for _, t in arrivals])[
+                np.minimum(np.searchsorted(ends, moments), len(ends) - 1)
+            ]
+            lat = 1000 * (now - heard)
+            latency.extend(lat)
+            sink.writelines(lines(frames, emitted, lat))
+            sink.flush()
+            emitted += len(frames)
+        seconds = received / SAMPLE_RATE
+        if not emitted:
+            raise AdameshError("no speech arrived; give a recording with speech in it")
+        return {
+            "frames": emitted,
+            "seconds": seconds,
+            "first_frame_ms": 1000 * first,
+            "latency_ms": np.asarray(latency),
+            "latency_ms_median": float(np.median(latency)),
+            "latency_ms_p95": float(np.percentile(latency, 95)),
+            "compute_per_second": compute / max(seconds, 1e-9),
+        }
+
+    if not isinstance(out, (str, bytes)) and hasattr(out, "write"):
+        return run(out)
+    with atomic_output(out) as tmp:
+        with open(tmp, "w", newline="") as f:
+            return run(f)

@@ -1,0 +1,159 @@
+"""`adamesh bench stream`: latency, compute and lip sync of streaming animation, per look-ahead."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def streamed(stream, speech: np.ndarray, chunk_ms: float = 20.0) -> np.ndarray:
+    """All frames of `speech` pushed in chunks of `chunk_ms` (what they are does not depend on when
+    the chunks come, only on their sizes)."""
+    from adamesh.audio import SAMPLE_RATE
+
+    size = int(round(chunk_ms / 1000 * SAMPLE_RATE))
+    return np.concatenate(
+        [stream.push(speech[i : i + size]) for i in range(0, len(speech), size)] + [stream.close()]
+    )
+
+
+def bench_stream(
+    model: str | None,
+    audio: list[str],
+    videos: list[str],
+    lookaheads=(80.0, 160.0, 320.0),
+    hop_ms: float = 240.0,
+    chunk_ms: float = 20.0,
+    out: str | None = None,
+    log=print,
+) -> dict:
+    """For each look-ahead: latency and compute on the `audio` files, each pushed in real time as a
+    live source delivers it (`stream.stream_to`); lip sync (Pearson r of the lip gap with the mouth opening tracked in the
+    `videos`, generic style) streamed beside `animate` on the same clips."""
+    from adamesh import api
+    from adamesh.audio import SAMPLE_RATE, load_audio
+    from adamesh.eval.lipsync import speaker_clips, tracked_opening
+    from adamesh.eval.metrics import lip_gap, pearson
+    from adamesh.fileio import atomic_output
+    from adamesh.motion import ARKIT
+    from adamesh.stream import stream_to
+
+    animator = api.load(model)
+    stream_to(animator, audio[0], io.StringIO(), fast=True)  # warm-up: threads started
+    rows = []
+    for lookahead in lookaheads:
+        runs = [
+            stream_to(animator, a, io.StringIO(), lookahead_ms=lookahead, hop_ms=hop_ms, chunk_ms=chunk_ms)
+            for a in audio
+        ]
+        latency = np.concatenate([r["latency_ms"] for r in runs])
+        seconds = sum(r["seconds"] for r in runs)
+        first = float(np.median([r["first_frame_ms"] for r in runs]))
+        rows.append({
+            "lookahead_ms": lookahead,
+            "hop_ms": hop_ms,
+            "chunk_ms": chunk_ms,
+            "first_frame_ms": first,
+            "first_frame_after_first_chunk_ms": first - chunk_ms,
+            "latency_ms": {"median": float(np.median(latency)), "p95": float(np.percentile(latency, 95))},
+            "compute_per_second": sum(r["compute_per_second"] * r["seconds"] for r in runs) / seconds,
+        })  # fmt: skip
+        r = rows[-1]
+        log(
+            f"look-ahead {lookahead:g} ms: first frame {r['first_frame_ms']:.0f} ms after the speech began, "
+            f"latency median {r['latency_ms']['median']:.0f} / p95 {r['latency_ms']['p95']:.0f} ms, "
+            f"{r['compute_per_second']:.3f} s of compute per s of speech"
+        )
+
+    names = ARKIT.channels[: ARKIT.n_expression]
+    clips = speaker_clips(videos)
+    columns = ["offline", *(f"stream {la:g} ms" for la in lookaheads)]
+    per_clip = []
+    for clip in clips:
+        opening, valid = tracked_opening(clip["path"])
+        heard = load_audio(clip["path"], SAMPLE_RATE)[0]
+        motions = {"offline": animator.animate(heard).params}
+        for la in lookaheads:
+            motions[f"stream {la:g} ms"] = streamed(animator.stream(lookahead_ms=la, hop_ms=hop_ms), heard)
+        r = {}
+        for name, params in motions.items():
+            n = min(len(params), len(opening))
+            gap = lip_gap(params[:n, : len(names)], names)
+            r[name] = pearson(gap[valid[:n]], opening[:n][valid[:n]])
+        per_clip.append(
+            {"clip": clip["path"].name, "group": clip["group"], "speaker": clip["speaker"], "r": r}
+        )
+        log(f"{clip['path'].name}: " + ", ".join(f"{k} r={v:.3f}" for k, v in r.items()))
+    speakers = {}
+    for row in per_clip:
+        speakers.setdefault((row["group"], row["speaker"]), []).append(row["r"])
+    per_speaker = [
+        {
+            "group": g,
+            "speaker": s,
+            "clips": len(v),
+            "r": {c: float(np.mean([x[c] for x in v])) for c in columns},
+        }
+        for (g, s), v in speakers.items()
+    ]
+    groups = {}
+    for sp in per_speaker:
+        groups.setdefault(sp["group"], []).append(sp["r"])
+    means = {g: {c: float(np.mean([x[c] for x in v])) for c in columns} for g, v in groups.items()}
+    result = {
+        "model": str(animator.folder),
+        "cores": os.cpu_count(),
+        "audio": audio,
+        "speed": rows,
+        "lipsync": {"columns": columns, "clips": per_clip, "speakers": per_speaker, "means": means},
+    }
+    table = _markdown(result)
+    log(table)
+    if out:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_output(folder / "results.json") as tmp:
+            tmp.write_text(json.dumps(result, indent=1))
+        with atomic_output(folder / "table.md") as tmp:
+            tmp.write_text(table)
+        log(f"wrote {folder / 'results.json'} and {folder / 'table.md'}")
+    return result
+
+
+def _markdown(result: dict) -> str:
+    speed = result["speed"]
+    lines = [
+        f"Streaming on {result['cores']} CPU cores, {len(result['audio'])} files pushed in real time in "
+        f"{speed[0]['chunk_ms']:g} ms chunks, a step every {speed[0]['hop_ms']:g} ms. First frame: after the "
+        "speech began (after its first chunk arrived); a frame's latency: from the arrival of the speech at "
+        "its moment to the frame.",
+        "",
+        "| look-ahead | first frame | latency median | latency p95 | compute per s of speech |",
+        "|---|---|---|---|---|",
+    ]
+    for r in speed:
+        lines.append(
+            f"| {r['lookahead_ms']:g} ms | {r['first_frame_ms']:.0f} ms ({r['first_frame_after_first_chunk_ms']:.0f} ms) | "
+            f"{r['latency_ms']['median']:.0f} ms | {r['latency_ms']['p95']:.0f} ms | "
+            f"{r['compute_per_second']:.3f} s |"
+        )
+    lip = result["lipsync"]
+    head = " | ".join(lip["columns"])
+    lines += [
+        "",
+        "Lip sync (Pearson r of the lip gap with the tracked mouth opening, generic style), mean per speaker:",
+        "",
+        f"| set | speaker | clips | {head} |",
+        "|---|---|---|" + "---|" * len(lip["columns"]),
+    ]
+    for sp in lip["speakers"]:
+        cells = " | ".join(f"{sp['r'][c]:.3f}" for c in lip["columns"])
+        lines.append(f"| {sp['group']} | {sp['speaker']} | {sp['clips']} | {cells} |")
+    lines += ["", f"| set (mean over speakers) | {head} |", "|---|" + "---|" * len(lip["columns"])]
+    for group, m in lip["means"].items():
+        lines.append(f"| {group} | " + " | ".join(f"{m[c]:.3f}" for c in lip["columns"]) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,180 @@
+"""`adamesh serve`: the live page in headless Chromium, and bad input over the socket and the forms."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import adamesh
+from adamesh import api
+from adamesh.audio import SAMPLE_RATE, load_audio
+from tests.browser import Page
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEECH = ROOT.parent / "shared" / "data" / "speech" / "a2f" / "Mark_joy.wav"
+pytestmark = pytest.mark.skipif(not SPEECH.is_file(), reason=f"needs real speech in {SPEECH.parent}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`adamesh serve` on a free port, as a user starts it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "adamesh", "serve", "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(base + "/api/state", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                raise RuntimeError(f"adamesh serve did not start: {log.read_text()}") from None
+            time.sleep(0.5)
+    yield base
+    proc.terminate()
+    proc.wait(30)
+
+
+def post_file(base: str, path: str, name: str, data: bytes) -> tuple[int, dict]:
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        base + path, data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    try:
+        with urllib.request.urlopen(request) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_bad_uploads_get_clear_messages_and_the_server_keeps_serving(server, tmp_path):
+    status, body = post_file(server, "/api/speech", "speech.wav", b"this is not audio at all")
+    assert status == 400 and "speech.wav" in body["error"] and "speech-" not in body["error"]
+    status, body = post_file(server, "/api/speech", "notes.txt", b"hello")
+    assert status == 400 and "not a speech file" in body["error"]
+    status, body = post_file(server, "/api/avatars", "face.glb", b"not a glb")
+    assert status == 400 and body["error"].startswith("face.glb is not a binary glTF")
+    # too long: 11 minutes of silence
+    long = tmp_path / "long.wav"
+    import soundfile as sf
+
+    sf.write(long, np.zeros(int(660 * 8000), np.int16), 8000)
+    status, body = post_file(server, "/api/speech", "long.wav", long.read_bytes())
+    assert status == 400 and "at most 600 s" in body["error"]
+    # a profile of another model: made on the shipped weights with one weight changed
+    other = tmp_path / "other"
+    shutil.copytree(api.WEIGHTS, other)
+    weights = other / "expression" / "model.safetensors"
+    state = load_file(str(weights))
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1000)
+    state[key] = state[key] + 1e-2 * torch.ones_like(state[key])
+    save_file(state, str(weights))
+    from tests.test_api import _clips
+
+    profile = adamesh.load(other).adapt(_clips(tmp_path, range(3)), method="style", progress=False)
+    status, body = post_file(
+        server, "/api/profiles", "theirs.profile", profile.save(tmp_path / "p.profile").read_bytes()
+    )
+    assert status == 400 and "another model" in body["error"]
+    with urllib.request.urlopen(server + "/api/state") as r:
+        assert json.loads(r.read())["avatars"][0]["name"] == "built-in head"
+
+
+def test_bad_socket_messages_get_clear_messages_and_a_stream_still_runs(server):
+    from websockets.sync.client import connect
+
+    with connect(server.replace("http", "ws") + "/ws") as ws:
+
+        def ask(message):
+            ws.send(message)
+            return json.loads(ws.recv(timeout=30))
+
+        assert "JSON" in ask("hello")["message"]
+        assert "before start" in ask(b"\0\0\0\0")["message"]
+        assert "unknown avatar" in ask(json.dumps({"type": "start", "avatar": "zz"}))["message"]
+        assert (
+            "unknown profile"
+            in ask(json.dumps({"type": "start", "avatar": "a0", "profile": "p9"}))["message"]
+        )
+        assert ask(json.dumps({"type": "start", "avatar": "a0"}))["type"] == "ready"
+        assert "multiple of 4" in ask(b"abc")["message"]
+        assert ask(json.dumps({"type": "start", "avatar": "a0", "lookahead_ms": 80}))["type"] == "ready"
+        speech = load_audio(SPEECH, SAMPLE_RATE)[0][: 2 * SAMPLE_RATE]
+        for i in range(0, len(speech), 320):
+            ws.send(speech[i : i + 320].tobytes())
+        ws.send(json.dumps({"type": "end"}))
+        frames, done = 0, None
+        while done is None:
+            m = json.loads(ws.recv(timeout=60))
+            if m["type"] == "frames":
+                assert m["first"] == frames
+                frames += len(m["jaw"])
+            elif m["type"] == "done":
+                done = m
+        assert frames == done["frames"] == 50
+
+
+def test_the_page_plays_speech_and_the_avatar_speaks_in_time(server, tmp_path):
+    if not shutil.which("chromium"):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    expected = round(len(load_audio(SPEECH, SAMPLE_RATE)[0]) / SAMPLE_RATE * 25)
+    with Page(server + "/", tmp_path) as page:
+        page.wait("window.adamesh && window.adamesh.loaded")
+        assert page.evaluate("document.getElementById('message').className") != "error"
+        page.set_files("#speechFile", SPEECH)
+        page.wait("window.adamesh.speech")
+        page.evaluate("document.getElementById('play').click()")
+        page.wait("window.adamesh.stats.framesShown > 20")
+        shot = tmp_path / "serve_page.png"
+        page.screenshot(shot)
+        stats = page.wait("window.adamesh.stats.done && window.adamesh.stats", timeout=60)
+        time.sleep(1.0)  # the last frames play out
+        stats = page.evaluate("window.adamesh.stats")
+    assert stats["errors"] == []
+    assert stats["framesReceived"] == expected
+    # each drawn frame shows the motion frame at the audio's time (headless software rendering draws
+    # only a few a second), and no frame was missing when its time came
+    assert stats["framesShown"] > 25 and stats["late"] <= 0.05 * expected
+    assert stats["jawMax"] - stats["jawMin"] > 0.2  # the mouth moves
+    assert shot.stat().st_size > 20_000
+    if os.environ.get("ADAMESH_SCREENSHOTS"):
+        shutil.copy(shot, Path(os.environ["ADAMESH_SCREENSHOTS"]) / shot.name)
+
+
+def test_the_vendored_three_js_is_the_pinned_npm_release():
+    from adamesh.serve import HERE
+
+    npm = ROOT / "tools" / "threejs" / "node_modules" / "three"
+    if not npm.is_dir():
+        pytest.skip("three.js from npm is not installed (make viewer)")
+    vendored = [p for p in (HERE / "three").rglob("*") if p.is_file()]
+    assert len(vendored) == 8
+    for path in vendored:
+        assert path.read_bytes() == (npm / path.relative_to(HERE / "three")).read_bytes(), path
+    assert json.loads((npm / "package.json").read_text())["version"] == "0.187.0"
