@@ -178,3 +178,39 @@ def test_the_vendored_three_js_is_the_pinned_npm_release():
     for path in vendored:
         assert path.read_bytes() == (npm / path.relative_to(HERE / "three")).read_bytes(), path
     assert json.loads((npm / "package.json").read_text())["version"] == "0.187.0"
+
+
+@pytest.mark.slow
+def test_a_profile_is_made_on_the_page_from_a_reference_video(server, tmp_path):
+    """Upload a real talking-face video on the page: its stages are shown, the profile is offered,
+    and a stream in its style runs."""
+    video = ROOT.parent / "shared" / "data" / "video" / "real" / "hdtf_WDA_BobMenendez_000.mp4"
+    if not shutil.which("chromium") or not video.is_file():
+        pytest.skip("needs Debian's chromium and ../shared/data/video/real")
+    stages = set()
+    with Page(server + "/", tmp_path) as page:
+        page.wait("window.adamesh && window.adamesh.loaded")
+        page.set_files("#referenceFile", video)
+        deadline = time.time() + 300
+        while "profile made" not in (text := page.evaluate("document.getElementById('message').textContent")):
+            assert page.evaluate("document.getElementById('message').className") != "error", text
+            assert time.time() < deadline, text
+            stages.add(text.split("(")[0].strip())
+            time.sleep(0.5)
+        chosen = page.evaluate("document.getElementById('profile').value")
+        name = page.evaluate("document.getElementById('profile').selectedOptions[0].textContent")
+    assert (
+        "making the profile: tracking the face" in stages
+        and "making the profile: learning the style" in stages
+    )
+    assert chosen.startswith("p") and name == video.stem
+    from websockets.sync.client import connect
+
+    with connect(server.replace("http", "ws") + "/ws") as ws:
+        ws.send(json.dumps({"type": "start", "avatar": "a0", "profile": chosen}))
+        assert json.loads(ws.recv(timeout=30))["type"] == "ready"
+        ws.send(load_audio(SPEECH, SAMPLE_RATE)[0][:SAMPLE_RATE].tobytes())
+        ws.send(json.dumps({"type": "end"}))
+        while (m := json.loads(ws.recv(timeout=60)))["type"] != "done":
+            assert m["type"] == "frames"
+        assert m["frames"] == 25
