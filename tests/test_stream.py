@@ -136,3 +136,35 @@ def test_bad_stream_use_gets_clear_errors(model, speech):
     assert len(s.close()) == 0  # nothing pushed, nothing to give
     with pytest.raises(AdameshError, match="closed"):
         s.push(speech[:320])
+
+
+def test_the_stream_command_writes_frames_from_a_file_and_from_stdin(speech, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    from adamesh.cli import main
+    from adamesh.export import LIVE_LINK_HEADER
+
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, speech, SAMPLE_RATE)
+    n = adamesh.load().animate(speech).n_frames
+    out = tmp_path / "frames.csv"
+    assert main(["stream", "--audio", str(wav), "--format", "csv", "--out", str(out), "--fast"]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0].split(",") == LIVE_LINK_HEADER and len(lines) == n + 1
+    assert lines[1].startswith("00:00:00:00.000,61,") and not (tmp_path / "frames.csv.part").exists()
+    # raw 16-bit PCM on stdin, read as it comes, JSON lines on stdout, latency on stderr
+    pcm = (np.clip(speech, -1, 1) * 32767).astype("<i2").tobytes()
+    run = subprocess.run([sys.executable, "-m", "adamesh", "stream", "--audio", "-", "--lookahead-ms", "80"],
+                         input=pcm, capture_output=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr.decode()
+    frames = [json.loads(line) for line in run.stdout.decode().splitlines()]
+    assert [f["frame"] for f in frames] == list(range(n))
+    assert set(frames[0]["blendshapes"]) == set(ARKIT.channels[:52]) and len(frames[0]["head_rotation"]) == 3
+    assert "frame latency median" in run.stderr.decode()
+    # a missing file: one clear line, no output
+    assert main(["stream", "--audio", str(tmp_path / "none.wav"), "--out", str(tmp_path / "x.jsonl")]) == 1
+    assert not (tmp_path / "x.jsonl").exists()
