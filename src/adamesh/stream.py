@@ -140,8 +140,7 @@ class Stream:
         speech = self.audio[start * spf - self.audio_start :]
         e_feats, p_feats = self.animator.speech_features(speech, known - start)
 
-        net = self.net
-        expr = net.predict(
+        expr = self.net.predict(
             torch.from_numpy(e_feats.features), style=self.style, style_strength=self.style_strength
         )
         expr = expr.numpy()[a - start : n_final - start]
