@@ -98,11 +98,12 @@ class Page:
         from websockets.sync.client import connect
 
         profile = self.folder / ".chromium-devtools"
+        (profile / "DevToolsActivePort").unlink(missing_ok=True)  # a stale one names a closed port
         self.browser = subprocess.Popen(
             ["chromium", "--headless=new", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
              "--autoplay-policy=no-user-gesture-required", "--remote-debugging-port=0", "--window-size=1100,700",
              f"--user-data-dir={profile}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
         port_file = profile / "DevToolsActivePort"
         deadline = time.time() + 30
         while not (port_file.is_file() and port_file.read_text().strip()):
@@ -118,8 +119,11 @@ class Page:
         return self
 
     def __exit__(self, *exc):
+        import os
+        import signal
+
         self.socket.close()
-        self.browser.kill()
+        os.killpg(self.browser.pid, signal.SIGKILL)  # its renderer and GPU processes too
         self.browser.wait()
 
     def send(self, method: str, **params) -> dict:

@@ -214,3 +214,24 @@ def test_a_profile_is_made_on_the_page_from_a_reference_video(server, tmp_path):
         while (m := json.loads(ws.recv(timeout=60)))["type"] != "done":
             assert m["type"] == "frames"
         assert m["frames"] == 25
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["rpm_brunette.glb", "vroid_perfect_sync.glb"])
+def test_a_third_party_avatar_uploaded_on_the_page_speaks(server, tmp_path, name):
+    avatar = ROOT.parent / "shared" / "data" / "avatars" / name
+    if not shutil.which("chromium") or not avatar.is_file():
+        pytest.skip("needs Debian's chromium and ../shared/data/avatars")
+    with Page(server + "/", tmp_path) as page:
+        page.wait("window.adamesh && window.adamesh.loaded")
+        page.set_files("#avatarFile", avatar)
+        page.wait("['avatar loaded', 'error'].some((k) => document.getElementById('message').textContent"
+                  ".includes(k) || document.getElementById('message').className === k)")  # fmt: skip
+        assert page.evaluate("document.getElementById('message').textContent") == "avatar loaded"
+        assert page.evaluate("document.getElementById('avatar').selectedOptions[0].textContent") == name
+        page.set_files("#speechFile", SPEECH)
+        page.wait("window.adamesh.speech")
+        page.evaluate("document.getElementById('play').click()")
+        stats = page.wait("window.adamesh.stats.done && window.adamesh.stats", timeout=60)
+    assert stats["errors"] == [] and stats["framesReceived"] == stats["done"]["frames"] > 100
+    assert stats["late"] == 0 and stats["jawMax"] - stats["jawMin"] > 0.2
