@@ -752,7 +752,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--videos", action="append", help="folders of real videos for lip sync (default: grid and real)"
     )
     bst.add_argument("--lookaheads", default="80,160,320", help="comma-separated look-aheads in ms")
-    bst.add_argument("--hop-ms", type=number(low=1, high=2000), default=240.0, help="a step every ... ms")
+    bst.add_argument(
+        "--hop-ms", type=number(low=1, high=2000), default=240.0, help="a step every ... ms (default 240)"
+    )
     bst.add_argument(
         "--chunk-ms", type=number(low=1, high=1000), default=20.0, help="size of the pushed chunks"
     )
@@ -983,7 +985,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=160.0,
         help="speech each frame hears after its moment (default 160)",
     )
-    st.add_argument("--hop-ms", type=number(low=1, high=2000), default=240.0, help="a step every ... ms")
+    st.add_argument(
+        "--hop-ms", type=number(low=1, high=2000), default=240.0, help="a step every ... ms (default 240)"
+    )
     st.add_argument("--seed", type=SEED, default=0)
     st.add_argument("--fast", action="store_true", help="do not pace a file in real time: as fast as it goes")
     st.set_defaults(func=cmd_stream)

@@ -24,6 +24,8 @@ the offline one; a short look-ahead trades lip sync for latency (`adamesh bench 
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -35,8 +37,21 @@ from adamesh.motion import ARKIT, blink_curve, finish_expression
 from adamesh.profile import Profile
 
 DECODE_CONTEXT = 8  # codes before the new frames the VQ decoder sees: its receptive field is ~4
-DEFAULT_HOP_MS = 240.0  # a step costs ~50 ms on 2 cores: ~0.26 s of compute per s of speech
+DEFAULT_HOP_MS = 240.0  # a step costs ~50 ms on 2 cores: ~0.24 s of compute per s of speech
+STEP_THREADS = 1
 BLINK_REACH = 0.5  # s: a blink's curve is zero this far from its centre
+
+
+@contextlib.contextmanager
+def step_threads():
+    """A step's matrices are small: on one thread a step costs less than on two (no thread wake-ups
+    between steps): 0.23 against 0.26 s per second of speech on 2 cores (docs/streaming.md)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(STEP_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class Stream:
@@ -96,7 +111,8 @@ class Stream:
         self.raw_pose = np.zeros((0, animator.pose.vq.config.pose_dim), np.float32)  # the last frames'
         self.pose_sum = np.zeros(self.raw_pose.shape[1], np.float64)
         self.closed = False
-        animator.speech_features(np.zeros(SAMPLE_RATE // 10, np.float32))  # loads the front-end now
+        with step_threads():  # loads the front-end now, not in the first push
+            animator.speech_features(np.zeros(SAMPLE_RATE // 10, np.float32))
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -133,6 +149,10 @@ class Stream:
 
     @torch.no_grad()
     def _step(self, n_final: int, end: bool) -> np.ndarray:
+        with step_threads():
+            return self._compute(n_final, end)
+
+    def _compute(self, n_final: int, end: bool) -> np.ndarray:
         spf, down, a = self.samples_per_frame, self.down, self.emitted
         known = frame_count(self.received, SAMPLE_RATE, self.fps) if end else self.received // spf
         start = max(0, known - self.window)
