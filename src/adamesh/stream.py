@@ -45,7 +45,7 @@ BLINK_REACH = 0.5  # s: a blink's curve is zero this far from its centre
 @contextlib.contextmanager
 def step_threads():
     """A step's matrices are small: on one thread a step costs less than on two (no thread wake-ups
-    between steps): 0.23 against 0.26 s per second of speech on 2 cores (docs/streaming.md)."""
+    between steps): 5-10% less on 2 cores (docs/streaming.md)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(STEP_THREADS)
     try:
