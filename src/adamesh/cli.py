@@ -259,14 +259,14 @@ def cmd_bench_pose(args) -> None:
 def cmd_bench_lipsync(args) -> None:
     from adamesh.eval.lipsync import bench_lipsync
 
-    videos = args.videos or [str(Path("..") / "shared" / "data" / "video" / d) for d in ("grid", "real")]
+    videos = _dev_videos(args.videos)
     bench_lipsync(args.model, videos, tuple(args.conditions.split(",")), args.out)
 
 
 def cmd_bench_probe(args) -> None:
     from adamesh.eval.frontends import bench_probe
 
-    videos = args.videos or [str(Path("..") / "shared" / "data" / "video" / d) for d in ("grid", "real")]
+    videos = _dev_videos(args.videos)
     bench_probe(
         args.frontend or ["mel", "whisper"],
         args.corpus,
@@ -274,6 +274,11 @@ def cmd_bench_probe(args) -> None:
         args.speakers,
         conditions=tuple(args.conditions.split(",")),
     )
+
+
+def _dev_videos(given: list[str] | None) -> list[str]:
+    """The real videos a lip-sync benchmark runs on: those given, else ../shared's grid and real."""
+    return given or [str(Path("..") / "shared" / "data" / "video" / d) for d in ("grid", "real")]
 
 
 def _bench_speech(given: list[str] | None) -> list[str]:
@@ -291,7 +296,7 @@ def cmd_bench_stream(args) -> None:
         lookaheads = [number(low=0, high=5000)(x) for x in args.lookaheads.split(",")]
     except argparse.ArgumentTypeError as e:
         raise AdameshError(f"--lookaheads: {e}") from None
-    videos = args.videos or [str(Path("..") / "shared" / "data" / "video" / v) for v in ("grid", "real")]
+    videos = _dev_videos(args.videos)
     bench_stream(
         args.model, _bench_speech(args.audio), videos, lookaheads, args.hop_ms, args.chunk_ms, args.out
     )

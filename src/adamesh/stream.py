@@ -29,7 +29,7 @@ import contextlib
 import numpy as np
 import torch
 
-from adamesh.api import Animator, blink_times, check_settings, speech_samples
+from adamesh.api import DEFAULT_LOOKAHEAD_MS, Animator, blink_times, check_settings, speech_samples
 from adamesh.audio import SAMPLE_RATE, frame_count
 from adamesh.errors import AdameshError
 from adamesh.models.pose import POSTURE_SECONDS, CodeSampler
@@ -61,7 +61,7 @@ class Stream:
         self,
         animator: Animator,
         profile: Profile | None = None,
-        lookahead_ms: float = 160.0,
+        lookahead_ms: float = DEFAULT_LOOKAHEAD_MS,
         hop_ms: float = DEFAULT_HOP_MS,
         window_s: float = 4.0,
         seed: int = 0,
@@ -196,8 +196,8 @@ class Stream:
         keep = int(round(POSTURE_SECONDS * self.fps))
         self.raw_pose = np.concatenate([self.raw_pose, raw])[-keep:]
         self.emitted = n_final
-        drop = (min(max(0, known - self.window), a) // down * down) * spf - self.audio_start
-        if drop > 0:  # the speech no later window will need
+        drop = start * spf - self.audio_start
+        if drop > 0:  # the speech no later window will need: later windows start here or after
             self.audio, self.audio_start = self.audio[drop:], self.audio_start + drop
         return frames.astype(np.float32)
 
@@ -230,6 +230,7 @@ def stream_to(
     import json
     import sys
     import time
+    from collections import deque
 
     from adamesh.audio import load_audio
     from adamesh.export import LIVE_LINK_HEADER, live_link_rows
@@ -275,7 +276,8 @@ def stream_to(
         if fmt == "csv":
             sink.write(",".join(LIVE_LINK_HEADER) + "\n")
         start = time.perf_counter()
-        arrivals, received, emitted, compute, latency, first = [], 0, 0, 0.0, [], None
+        # (samples received, when) of the chunks whose speech no frame has been given for yet
+        arrivals, received, emitted, compute, latency, first = deque(), 0, 0, 0.0, [], None
         for chunk in [*chunks(), None]:
             if chunk is not None:
                 received += len(chunk)
@@ -289,14 +291,12 @@ def stream_to(
             if not len(frames):
                 continue
             first = now - start if first is None else first
-            moments = ((np.arange(emitted, emitted + len(frames)) + 0.5) / stream.fps * SAMPLE_RATE).astype(
-                int
-            )
-            ends = np.array([a for a, _ in arrivals])
-            heard = np.array([t for _, t in arrivals])[
-                np.minimum(np.searchsorted(ends, moments), len(ends) - 1)
-            ]
-            lat = 1000 * (now - heard)
+            lat = []
+            for i in range(emitted, emitted + len(frames)):  # from the chunk that held frame i's moment
+                moment = int((i + 0.5) / stream.fps * SAMPLE_RATE)
+                while len(arrivals) > 1 and arrivals[0][0] < moment:
+                    arrivals.popleft()
+                lat.append(1000 * (now - arrivals[0][1]))
             latency.extend(lat)
             sink.writelines(lines(frames, emitted, lat))
             sink.flush()

@@ -299,8 +299,7 @@ class CodeSampler:
         with torch.no_grad():
             self.styles = [proj(style.reshape(1, -1))[:, None] for proj in gpt.style_proj]
         self.codes: list[int] = []
-        self.speech = torch.zeros(0, gpt.speech_in.in_channels)  # steps from `self.first` on
-        self.first = 0
+        self.heard: dict[int, torch.Tensor] = {}  # speech of each code step heard (from the window on)
         self.start = 0  # the window's first code
         self.caches: list[list] | None = None
         self.prev: list[int] = []
@@ -309,29 +308,16 @@ class CodeSampler:
     def hear(self, steps: torch.Tensor, first: int) -> None:
         """Speech steps (S, 2F) from `gpt.speech`, for codes first .. first + S - 1; a later call
         may revise steps (a stream's latest estimate of them is used)."""
-        end = max(self.first + len(self.speech), first + len(steps))
-        keep = min(self.start, first)
-        merged = torch.zeros(end - keep, self.speech.shape[1])
-        old = self.speech[max(0, keep - self.first) :]
-        merged[max(0, self.first - keep) : max(0, self.first - keep) + len(old)] = old
-        merged[first - keep : first - keep + len(steps)] = steps
-        self.speech, self.first = merged, keep
-
-    @property
-    def heard_until(self) -> int:
-        """The first code step whose speech has not been heard."""
-        return self.first + len(self.speech)
+        self.heard.update((first + i, step) for i, step in enumerate(steps))
 
     def _heard(self, a: int, b: int) -> torch.Tensor:
         """The speech input of window positions a .. b-1: a kernel-3 convolution over the steps
         within the window, zero outside it and where nothing has been heard."""
-        c = self.gpt.config
-        x = torch.zeros(b - a + 2, self.speech.shape[1])
+        c, conv = self.gpt.config, self.gpt.speech_in
+        x = torch.zeros(b - a + 2, conv.in_channels)
         for i, j in enumerate(range(a - 1, b + 1)):
-            step = self.start + j
-            if 0 <= j < c.context and self.first <= step < self.heard_until:
-                x[i] = self.speech[step - self.first]
-        conv = self.gpt.speech_in
+            if 0 <= j < c.context and self.start + j in self.heard:
+                x[i] = self.heard[self.start + j]
         return F.conv1d(x.T[None], conv.weight, conv.bias).transpose(1, 2)
 
     @torch.no_grad()
@@ -341,6 +327,9 @@ class CodeSampler:
         if self.caches is None or self.t >= c.context:  # a new window, primed with the last codes
             keep = self.codes[-self.overlap :] if self.codes else []
             self.start = len(self.codes) - len(keep)
+            self.heard = {
+                k: v for k, v in self.heard.items() if k >= self.start
+            }  # none before is heard again
             self.caches = [[] for _ in gpt.blocks]
             self.prev, self.t = [gpt.bos] + keep, 0
         # a step's input is the code before it: the primed codes in one pass, then each sampled one

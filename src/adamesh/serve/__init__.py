@@ -44,12 +44,13 @@ MAX_CHUNK_SAMPLES = SAMPLE_RATE  # one message carries at most a second of speec
 class Server:
     """What the page works on: the model, and the avatars, profiles, speech and jobs of this run."""
 
-    def __init__(self, model=None, profiles=(), avatars=(), lookahead_ms: float = 160.0, workdir=None):
+    def __init__(self, model=None, profiles=(), avatars=(), lookahead_ms: float | None = None, workdir=None):
         import adamesh
+        from adamesh.api import DEFAULT_LOOKAHEAD_MS
         from adamesh.profile import Profile
 
         self.animator = adamesh.load(model)
-        self.lookahead_ms = lookahead_ms
+        self.lookahead_ms = DEFAULT_LOOKAHEAD_MS if lookahead_ms is None else lookahead_ms
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="adamesh-serve-")
         self.workdir = Path(workdir or self._tmp.name)
         self.workdir.mkdir(parents=True, exist_ok=True)
