@@ -11,6 +11,7 @@ import adamesh
 from adamesh.audio import SAMPLE_RATE
 from adamesh.data.synthetic.corpus import CorpusConfig, make_speakers, synthesize_clip
 from adamesh.errors import AdameshError
+from adamesh.eval.stream import streamed
 from adamesh.models.pose import POSTURE_SECONDS, CodeSampler
 from adamesh.motion import ARKIT
 
@@ -31,11 +32,6 @@ def speech():
     return np.concatenate(
         [synthesize_clip(speakers[k], j, CFG, k)[0] for j in range(CFG.sentences - 3, CFG.sentences)]
     ).astype(np.float32)
-
-
-def streamed(stream, audio, chunk=320):
-    parts = [stream.push(audio[i : i + chunk]) for i in range(0, len(audio), chunk)]
-    return np.concatenate(parts + [stream.close()])
 
 
 def test_a_stream_gives_the_frames_animate_gives_in_bounds_and_repeatably(model, speech):

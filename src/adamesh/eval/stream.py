@@ -32,8 +32,8 @@ def bench_stream(
     log=print,
 ) -> dict:
     """For each look-ahead: latency and compute on the `audio` files, each pushed in real time as a
-    live source delivers it (`stream.stream_to`); lip sync (Pearson r of the lip gap with the mouth opening tracked in the
-    `videos`, generic style) streamed beside `animate` on the same clips."""
+    live source delivers it (`stream.stream_to`); lip sync (Pearson r of the lip gap with the mouth
+    opening tracked in the `videos`, generic style) streamed beside `animate` on the same clips."""
     from adamesh import api
     from adamesh.audio import SAMPLE_RATE, load_audio
     from adamesh.eval.lipsync import speaker_clips, tracked_opening
