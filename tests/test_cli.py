@@ -404,6 +404,24 @@ def test_a_killed_writer_nobody_has_reaped_counts_as_gone():
         os.waitpid(pid, 0)
 
 
+def _sigterm_disposition(_):
+    return signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, os.environ.get("POOL_INIT")
+
+
+def test_pool_workers_die_on_sigterm_whatever_the_command_installed():
+    """Python runs a SIGTERM handler only between bytecodes, so a worker that inherited one and got
+    SIGTERM just before blocking on the pool's queue would never die, and Pool.terminate would wait
+    for it for ever (it hung a test run): the workers get the default action back."""
+    from adamesh.fileio import worker_pool
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        with worker_pool(2, os.environ.__setitem__, ("POOL_INIT", "ran")) as pool:
+            assert pool.map(_sigterm_disposition, range(4)) == [(True, "ran")] * 4
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_help_imports_no_torch():
     # `adamesh --help` starts in a fraction of a second because nothing imports torch for it
     code = "import sys, runpy; sys.argv = ['adamesh', '--help']\ntry: runpy.run_module('adamesh', run_name='__main__')\nexcept SystemExit: pass\nprint('torch' in sys.modules)"

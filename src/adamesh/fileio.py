@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import multiprocessing as mp
 import os
 import shutil
+import signal
 import tempfile
 from glob import escape as glob_escape
 from pathlib import Path
@@ -125,6 +127,23 @@ def remove_partials(folder: str | os.PathLike) -> None:
     """Every partial output in `folder` whose writer no longer runs (workers killed with the run)."""
     for stale in Path(folder).glob(".*.partial-*"):
         _remove_orphans(stale.parent, stale.name[: stale.name.rindex(".partial-") + len(".partial-")])
+
+
+def worker_pool(workers: int | None, initializer=None, initargs=()) -> mp.pool.Pool:
+    """A pool of forked worker processes (spawned where fork is missing) that die at once on
+    SIGTERM. A forked worker would inherit the command's Python SIGTERM handler, and Python runs a
+    handler only between bytecodes: a SIGTERM that lands just before a worker blocks in the pool's
+    queue is never handled, and Pool.terminate waits for that worker for ever. The parent removes
+    what its workers left (`remove_partials`)."""
+    return mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(
+        workers, _start_worker, (initializer, initargs)
+    )
+
+
+def _start_worker(initializer, initargs) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if initializer is not None:
+        initializer(*initargs)
 
 
 def _running(pid: int) -> bool:

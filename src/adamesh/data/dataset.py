@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import json
-import multiprocessing as mp
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from adamesh.errors import AdameshError
+from adamesh.fileio import worker_pool
 from adamesh.frontends import FeatureCache, Features, FrontEnd
 from adamesh.motion import Motion, load_motion
 
@@ -123,7 +123,7 @@ def compute_features(
     workers = min(workers or os.cpu_count() or 1, max(1, len(todo)))
     if todo and workers > 1:
         tasks = [(frontend, audio_paths[i], fps, str(cache.root), variant) for i in todo]
-        with mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers) as pool:
+        with worker_pool(workers) as pool:
             for _ in tqdm(
                 pool.imap_unordered(_features_worker, tasks, chunksize=2),
                 total=len(tasks),

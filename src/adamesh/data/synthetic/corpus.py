@@ -13,7 +13,6 @@ where it stopped (a clip is done when its motion file exists; both files are wri
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -35,7 +34,7 @@ from adamesh.data.synthetic.animation import (
 from adamesh.data.synthetic.espeak import Espeak, Voice
 from adamesh.data.synthetic.text import make_sentence
 from adamesh.errors import AdameshError
-from adamesh.fileio import atomic_output, remove_partials
+from adamesh.fileio import atomic_output, remove_partials, worker_pool
 from adamesh.motion import ARKIT, Motion, load_motion, save_motion
 from adamesh.phones import espeak_phone
 
@@ -267,9 +266,7 @@ def _make_clips(cfg: CorpusConfig, out: Path, workers: int | None, progress: boo
     results = []
     with (
         tqdm(total=len(tasks), desc="corpus", unit="clip", disable=not progress) as bar,
-        mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(
-            workers, _init_worker, (cfg, str(out))
-        ) as pool,
+        worker_pool(workers, _init_worker, (cfg, str(out))) as pool,
     ):
         for r in pool.imap_unordered(_make_clip, tasks, chunksize=4):
             results.append(r)
