@@ -31,7 +31,6 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from adamesh.data.synthetic.sounds import smack_opening
 from adamesh.motion import ARKIT, blink_curve
 from adamesh.phones import VOWELS
 
@@ -316,10 +315,8 @@ def animate(
     pose: PoseStyle,
     kind: str,
     rng: np.random.Generator,
-    sounds: list | None = None,
 ) -> np.ndarray:
-    """(n_frames, 58) ARKit parameters for an utterance; `rng` draws blinks, gaze and sway phases;
-    `sounds` (sounds.MouthSound) open the lips where they smack."""
+    """(n_frames, 58) ARKit parameters for an utterance; `rng` draws blinks, gaze and sway phases."""
     t = (np.arange(n_frames) + 0.5) / fps
     p = ARKIT.neutral(n_frames)
     ch = ARKIT.index
@@ -327,8 +324,6 @@ def animate(
     a = articulation(phones, ahead, min_hold=1.0 / fps)
     e = expression
     jaw = a["jaw"] * e.articulation * (1 + 0.35 * e.jaw_lip_balance) + e.inhale * inhalation(phones, ahead)
-    if sounds:  # a smack is the sound of the lips parting: no lead
-        jaw = jaw + e.articulation * smack_opening(sounds, t)
     lip = e.articulation * (1 - 0.35 * e.jaw_lip_balance)
     left, right = 1 + 0.25 * e.asymmetry, 1 - 0.25 * e.asymmetry
     p[:, ch("jawOpen")] = jaw

@@ -32,7 +32,6 @@ from adamesh.data.synthetic.animation import (
     style_dict,
 )
 from adamesh.data.synthetic.espeak import Espeak, Voice
-from adamesh.data.synthetic.sounds import draw_sounds, sound_audio
 from adamesh.data.synthetic.text import make_sentence
 from adamesh.errors import AdameshError
 from adamesh.fileio import atomic_output, remove_partials, worker_pool
@@ -40,8 +39,8 @@ from adamesh.motion import ARKIT, Motion, load_motion, save_motion
 from adamesh.phones import espeak_phone
 
 FORMAT = "adamesh.corpus"
-VERSION = 5  # 2: breathing before phrases, longer lead silences; 3: the mouth leads the sound by 40 ms;
-# 4: long pauses before or after some sentences; 5: lip smacks and breaths in some clips' pauses
+VERSION = 4  # 2: breathing before phrases, longer lead silences; 3: the mouth leads the sound by 40 ms;
+# 4: long pauses before or after some sentences
 # Human-sounding espeak variants (no robots, whisper or croak) and English accents.
 VARIANTS = (
     "m1",
@@ -94,9 +93,6 @@ class CorpusConfig:
     # without speech keeps the mouth half open through one.
     long_pause_fraction: float = 0.25
     long_pause_seconds: float = 6.0
-    # Clips with mouth sounds (sounds.py) in their pauses; those without a long pause get one of
-    # 1-3 s to hold them.
-    mouth_sound_fraction: float = 0.3
 
     def check(self) -> None:
         if self.speakers < 2 or not 1 <= self.heldout < self.speakers:
@@ -182,28 +178,15 @@ def synthesize_clip(
     pause_rng = np.random.default_rng(
         [cfg.seed, speaker_index, index, 4]
     )  # the other clips stay as they were
-    long_pause = pause_rng.random() < cfg.long_pause_fraction
-    if long_pause:
+    if pause_rng.random() < cfg.long_pause_fraction:
         pause = pause_rng.uniform(1.0, cfg.long_pause_seconds)
         if pause_rng.random() < 0.5:
             lead += pause
         else:
             tail += pause
-    sound_rng = np.random.default_rng([cfg.seed, speaker_index, index, 5])
-    with_sounds = sound_rng.random() < cfg.mouth_sound_fraction
-    if with_sounds and not long_pause:
-        pause = sound_rng.uniform(1.0, 3.0)
-        if sound_rng.random() < 0.5:
-            lead += pause
-        else:
-            tail += pause
-    speech_audio = resample(syn.audio, syn.sample_rate, SAMPLE_RATE)
+    audio = resample(syn.audio, syn.sample_rate, SAMPLE_RATE)
     audio = np.concatenate(
-        [
-            np.zeros(int(lead * SAMPLE_RATE), np.float32),
-            speech_audio,
-            np.zeros(int(tail * SAMPLE_RATE), np.float32),
-        ]
+        [np.zeros(int(lead * SAMPLE_RATE), np.float32), audio, np.zeros(int(tail * SAMPLE_RATE), np.float32)]
     )
     speech_end = lead + len(syn.audio) / syn.sample_rate
     phones = [Phone("SIL", 0.0, lead)] + _phones(syn.phonemes, len(syn.audio), syn.sample_rate, lead)
@@ -216,18 +199,8 @@ def synthesize_clip(
         phones[-1].end = len(audio) / SAMPLE_RATE
     else:
         phones.append(Phone("SIL", speech_end, len(audio) / SAMPLE_RATE))
-    sounds = []
-    if with_sounds:  # in the lead and tail silences, and pauses of a second within the sentence
-        pauses = [(p.start, p.end, k) for k, p in enumerate(phones) if p.phone == "SIL"]
-        pauses = [(a, b, k) for a, b, k in pauses if k in (0, len(phones) - 1) or b - a >= 1.0]
-        sounds = draw_sounds(
-            sound_rng,
-            [(a, b) for a, b, _ in pauses],
-            [phones[k + 1].start if k + 1 < len(phones) else None for _, _, k in pauses],
-        )
-        audio = audio + sound_audio(sounds, len(audio), speech_audio, sound_rng)
     n = frame_count(len(audio), SAMPLE_RATE, cfg.fps)
-    params = animate(phones, n, cfg.fps, speaker.expression, speaker.pose, sentence.kind, rng, sounds)
+    params = animate(phones, n, cfg.fps, speaker.expression, speaker.pose, sentence.kind, rng)
     meta = {
         "producer": "adamesh corpus",
         "speaker": speaker.id,
@@ -235,8 +208,6 @@ def synthesize_clip(
         "kind": sentence.kind,
         "phones": [[p.phone, round(p.start, 4), round(p.end, 4), p.stress] for p in phones],
     }
-    if sounds:
-        meta["sounds"] = [s.row() for s in sounds]
     return audio, Motion(params, ARKIT, cfg.fps, meta=meta)
 
 
@@ -377,9 +348,8 @@ def generate_corpus(
 
 def timing_sentences(clips: int = 8) -> list[np.ndarray]:
     """16 kHz speech of the lip-timing term of adaptation (`adapt.timing`): the first sentence of
-    each of the first `clips` training speakers of the default corpus, one voice each, without
-    mouth sounds."""
-    cfg = CorpusConfig(mouth_sound_fraction=0.0)
+    each of the first `clips` training speakers of the default corpus, one voice each."""
+    cfg = CorpusConfig()
     speakers = [(i, s) for i, s in enumerate(make_speakers(cfg)) if s.split == "train"][:clips]
     return [synthesize_clip(s, 0, cfg, i)[0] for i, s in speakers]
 
