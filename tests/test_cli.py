@@ -3,6 +3,7 @@ The table of hostile and clumsy inputs is test_hostile.py."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -412,9 +413,11 @@ def test_pool_workers_die_on_sigterm_whatever_the_command_installed():
     """Python runs a SIGTERM handler only between bytecodes, so a worker that inherited one and got
     SIGTERM just before blocking on the pool's queue would never die, and Pool.terminate would wait
     for it for ever (it hung a test run): the workers get the default action back."""
+    from adamesh.cli import _terminate
     from adamesh.fileio import worker_pool
 
-    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    # the command's own handler: a worker still starting when the pool ends dies by it
+    previous = signal.signal(signal.SIGTERM, functools.partial(_terminate, os.getpid()))
     try:
         with worker_pool(2, os.environ.__setitem__, ("POOL_INIT", "ran")) as pool:
             assert pool.map(_sigterm_disposition, range(4)) == [(True, "ran")] * 4
