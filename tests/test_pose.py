@@ -14,6 +14,7 @@ from adamesh.data.dataset import ClipDataset
 from adamesh.errors import AdameshError
 from adamesh.models.checkpoint import load_model, load_pose_model
 from adamesh.models.pose import (
+    CodeSampler,
     PoseConfig,
     PoseVQVAE,
     blend_weights,
@@ -114,6 +115,27 @@ def test_the_same_seed_gives_the_same_motion(loaded, small_corpus):
     assert not np.array_equal(a, adapter.animate(feats, seed=4))
     style = adapter.gpt.styles.weight[1].detach()
     assert not np.array_equal(adapter.animate(feats, style, seed=3), a)  # the style changes the motion
+
+
+def test_codes_are_generated_on_one_thread_and_the_callers_threads_come_back(
+    loaded, small_corpus, monkeypatch
+):
+    adapter, frontend = loaded
+    feats = max((c.features.features for c in clips_of(small_corpus, frontend, ("test",))), key=len)
+    seen, step = [], CodeSampler.next
+    monkeypatch.setattr(CodeSampler, "next", lambda self: seen.append(torch.get_num_threads()) or step(self))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        adapter.animate(feats, seed=3)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+        monkeypatch.setattr(CodeSampler, "next", lambda self: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            adapter.animate(feats, seed=3)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_generation_with_the_key_value_cache_is_the_teacher_forced_model(loaded, small_corpus):

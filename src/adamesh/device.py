@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -9,6 +10,20 @@ import torch
 from adamesh.errors import AdameshError
 
 DEVICES = ("auto", "cpu", "cuda")
+
+
+@contextlib.contextmanager
+def single_thread():
+    """PyTorch on one CPU thread inside the block, the caller's count put back after it. For work
+    done in many small steps (PoseGPT's codes, a stream's steps): waking a second thread for every
+    small matrix costs more than it saves (animation on 2 cores: 23x real time with two threads
+    for PoseGPT, 47x with one; docs/numbers.md)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def resolve_device(spec: str = "auto") -> torch.device:

@@ -24,13 +24,12 @@ the offline one; a short look-ahead trades lip sync for latency (`adamesh bench 
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 
 from adamesh.api import DEFAULT_LOOKAHEAD_MS, Animator, blink_times, check_settings, speech_samples
 from adamesh.audio import SAMPLE_RATE, frame_count
+from adamesh.device import single_thread
 from adamesh.errors import AdameshError
 from adamesh.models.pose import POSTURE_SECONDS, CodeSampler
 from adamesh.motion import ARKIT, blink_curve, finish_expression
@@ -38,20 +37,7 @@ from adamesh.profile import Profile
 
 DECODE_CONTEXT = 8  # codes before the new frames the VQ decoder sees: its receptive field is ~4
 DEFAULT_HOP_MS = 240.0  # a step costs ~50 ms on 2 cores: ~0.24 s of compute per s of speech
-STEP_THREADS = 1
 BLINK_REACH = 0.5  # s: a blink's curve is zero this far from its centre
-
-
-@contextlib.contextmanager
-def step_threads():
-    """A step's matrices are small: on one thread a step costs less than on two (no thread wake-ups
-    between steps): 5-10% less on 2 cores (docs/streaming.md)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(STEP_THREADS)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 class Stream:
@@ -111,7 +97,7 @@ class Stream:
         self.raw_pose = np.zeros((0, animator.pose.vq.config.pose_dim), np.float32)  # the last frames'
         self.pose_sum = np.zeros(self.raw_pose.shape[1], np.float64)
         self.closed = False
-        with step_threads():  # loads the front-end now, not in the first push
+        with single_thread():  # loads the front-end now, not in the first push
             animator.speech_features(np.zeros(SAMPLE_RATE // 10, np.float32))
 
     @property
@@ -149,7 +135,7 @@ class Stream:
 
     @torch.no_grad()
     def _step(self, n_final: int, end: bool) -> np.ndarray:
-        with step_threads():
+        with single_thread():
             return self._compute(n_final, end)
 
     def _compute(self, n_final: int, end: bool) -> np.ndarray:

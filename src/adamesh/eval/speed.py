@@ -96,6 +96,8 @@ def bench_long(model: str | None, audio: list[str], minutes=(1, 10, 60), log=pri
     for m in minutes:
         with mp.get_context("spawn").Pool(1) as pool:
             rows.append(pool.apply(_animate_long, (model, audio, float(m))))
+            pool.close()  # the worker exits by itself: terminating it leaks its semaphores (a warning)
+            pool.join()
         r = rows[-1]
         log(
             f"{m:g} min: {r['seconds']:.1f} s ({r['realtime']:.1f}x real time), peak memory {r['peak_gb']:.2f} GB"

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from adamesh.device import single_thread
+
 
 @dataclass
 class PoseConfig:
@@ -268,7 +270,8 @@ class PoseGPT(nn.Module):
         sampler = CodeSampler(self, style, temperature, top_k, seed, overlap)
         speech = self.speech(features[None])[0]
         sampler.hear(speech, 0)
-        return torch.tensor([sampler.next() for _ in range(len(speech))], dtype=torch.long)
+        with single_thread():
+            return torch.tensor([sampler.next() for _ in range(len(speech))], dtype=torch.long)
 
 
 class CodeSampler:
