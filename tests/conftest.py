@@ -56,7 +56,7 @@ def small_corpus(tmp_path_factory) -> Path:
 
 # Tests over 10 s on 2 cores (pytest --durations): `make test` leaves them out, `make test-all` runs them.
 SLOW = {
-    "test_expression.py::test_training_killed_mid_run_resumes_to_the_same_weights",
+    "test_expression.py::test_training_killed_by_a_signal_resumes_where_an_unstopped_run_ends",
     "test_hostile.py::test_hostile_input[gltf_of_300k_nodes]",
     "test_hostile.py::test_hostile_input[gltf_node_chain_200k_deep]",
     "test_tracking.py::test_bench_video_on_two_grid_clips",

@@ -232,11 +232,6 @@ def training_state_truncated(t, base, mp, run):
     return resume(t, run, lambda out: _truncate(out / "train_state.pt", 500))
 
 
-@case
-def training_weights_truncated(t, base, mp, run):
-    return resume(t, run, lambda out: _truncate(out / "last.safetensors", 1000))
-
-
 # --------------------------------------------------------------------------- small files asking for a lot
 
 

@@ -4,7 +4,9 @@ A model folder holds:
     config.json              kind, model config, training config, space, front-end, data summary
     model.safetensors        the best weights (lowest validation loss)
     last.safetensors         the weights after the last finished epoch
-    train_state.pt           optimiser, schedule, epoch, history, RNG states: what resuming needs
+    train_state.pt           both weights, optimiser, schedule, epoch, history, RNG state: what
+                             resuming needs, in one file so that a kill at any moment leaves a whole
+                             epoch (the two .safetensors are written from it, again on resume)
     frontend.json            the speech front-end (and its fitted units, if any)
     log.txt, loss.png        a text log and the loss curves
 
@@ -27,8 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
@@ -100,13 +101,13 @@ def _schedule(step: int, total: int, warmup: int) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _save_weights(model: nn.Module, path: Path) -> None:
+def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+
+
+def _save_weights(weights: dict[str, torch.Tensor], path: Path) -> None:
     with atomic_output(path) as tmp:
-        save_file(
-            {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-            str(tmp),
-            metadata={"format": FORMAT},
-        )
+        save_file(weights, str(tmp), metadata={"format": FORMAT})
 
 
 def _write_json(path: Path, obj) -> None:
@@ -177,7 +178,7 @@ def _train(task, out: Path, cfg: TrainConfig, fresh: bool, progress: bool, log, 
     steps_per_epoch = max(1, len(task.train_set) // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: _schedule(s, total, cfg.warmup_steps))
-    history, start_epoch = [], 0
+    history, start_epoch, best_weights = [], 0, None
     if state_path.is_file() and not fresh:
         saved = json.loads((out / "config.json").read_text())
 
@@ -202,7 +203,8 @@ def _train(task, out: Path, cfg: TrainConfig, fresh: bool, progress: bool, log, 
             )
         try:  # tensors and plain types only: a crafted state file cannot run code
             state = torch.load(state_path, weights_only=True, map_location=device)
-            model.load_state_dict(load_file(str(out / "last.safetensors")))
+            model.load_state_dict(state["model"])
+            best_weights = state["best_model"]
             optimiser.load_state_dict(state["optimiser"])
             scheduler.load_state_dict(state["scheduler"])
             history, start_epoch = state["history"], int(state["epoch"])
@@ -213,11 +215,14 @@ def _train(task, out: Path, cfg: TrainConfig, fresh: bool, progress: bool, log, 
                 "plain values, which are refused (loading them could run code); use --fresh "
                 "to start over"
             ) from None
-        except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError, SafetensorError) as e:
+        except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError) as e:
             raise AdameshError(
                 f"cannot resume from {out} ({type(e).__name__}: {(str(e).splitlines() or [''])[0]}); "
                 "use --fresh to start over"
             ) from None
+        if rank == 0:  # a kill after the state was saved may have left them an epoch behind
+            _save_weights(_weights(model), out / "last.safetensors")
+            _save_weights(best_weights, out / "model.safetensors")
         log(f"resuming {out} after epoch {start_epoch}")
     else:
         if rank == 0:
@@ -288,12 +293,14 @@ def _train(task, out: Path, cfg: TrainConfig, fresh: bool, progress: bool, log, 
         if rank == 0:
             improved = val_loss < best
             best = min(best, val_loss)
-            _save_weights(model, out / "last.safetensors")
+            weights = _weights(model)
             if improved:
-                _save_weights(model, out / "model.safetensors")
+                best_weights = weights
             with atomic_output(state_path) as tmp:
                 torch.save(
                     {
+                        "model": weights,
+                        "best_model": best_weights,
                         "optimiser": optimiser.state_dict(),
                         "scheduler": scheduler.state_dict(),
                         "history": history,
@@ -302,6 +309,9 @@ def _train(task, out: Path, cfg: TrainConfig, fresh: bool, progress: bool, log, 
                     },
                     tmp,
                 )
+            _save_weights(weights, out / "last.safetensors")
+            if improved:
+                _save_weights(weights, out / "model.safetensors")
             line = (
                 f"epoch {epoch + 1:3d}  train {entry['train_loss']:.4f}  val {val_loss:.4f}"
                 f"{'  best' if improved else ''}  lr {entry['lr']:.2e}  {entry['seconds']:.0f} s"
