@@ -324,7 +324,7 @@ def test_a_kill_at_any_write_of_an_epoch_resumes_to_the_same_weights(corpus, tmp
     assert train(tmp_path / "whole") == 0
     states = [i for i, name in enumerate(written, 1) if name == "train_state.pt"]
     epoch2 = range(states[0] + 1, states[1] + 1)  # the writes after epoch 1's state, to epoch 2's
-    assert [written[i - 1] for i in epoch2][-1] == "train_state.pt" and len(epoch2) >= 3
+    assert len(epoch2) >= 3  # epoch 1's weights and plot, epoch 2's state
     whole = load_file(str(tmp_path / "whole" / "last.safetensors"))
     for n in [*epoch2, states[1] + 1]:  # and the weights file just after epoch 2's state
         written, kill_at, out = [], n, tmp_path / f"killed_at_{n}"
