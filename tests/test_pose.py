@@ -85,17 +85,19 @@ def test_vqvae_reconstructs_head_motion_and_uses_its_codebook(loaded, small_corp
     adapter, frontend = loaded
     clips = clips_of(small_corpus, frontend, ("val",))
     errors, spread, codes = [], [], []
-    with torch.no_grad():
-        for c in clips:
-            pose = torch.from_numpy(head(c))[None]
-            recon, code, _ = adapter.vq(pose)
-            errors.append((recon[0] - pose[0]).abs().mean(0).numpy())
-            spread.append((pose[0] - adapter.vq.pose_mean).abs().mean(0).numpy())
-            codes.append(code[0].numpy())
-    # better than the training data's mean pose (a tiny model and codebook: no more than that)
+    for c in clips:
+        pose = head(c)
+        errors.append(np.abs(adapter.vq.reconstruct(pose) - pose).mean(0))
+        spread.append(np.abs(pose - pose.mean(0)).mean(0))
+        with torch.no_grad():
+            code = adapter.vq(torch.from_numpy(adapter.vq.centre(pose))[None])[1][0]
+        assert code.shape == (-(-len(pose) // adapter.downsample), adapter.vq.config.quantizers)
+        codes.append(code.numpy())
+    # better than the clip's own mean pose (a tiny model and codebook: no more than that)
     assert np.mean(errors) < np.mean(spread)
-    usage = codebook_usage(np.concatenate(codes), adapter.vq.config.codebook_size)
-    assert usage["perplexity"] > 2
+    for level in range(adapter.vq.config.quantizers):
+        usage = codebook_usage(np.concatenate(codes)[:, level], adapter.vq.config.codebook_size)
+        assert usage["perplexity"] > 2
 
 
 def test_codebook_usage():
@@ -147,18 +149,17 @@ def test_generation_with_the_key_value_cache_is_the_teacher_forced_model(loaded,
     feats = torch.from_numpy(feats[: gpt.config.context * gpt.config.downsample])
     style = gpt.styles.weight[1]
     codes = gpt.generate(feats, style, temperature=0)
+    assert codes.shape == (len(feats) // gpt.config.downsample, gpt.config.quantizers) == (32, 2)
     speech = gpt.speech(feats[None])
-    prev = torch.cat([torch.tensor([gpt.bos]), codes[:-1]])[None]
     with torch.no_grad():
-        logits = gpt(prev, speech, style[None])[0]
+        logits = gpt(codes[None], speech, style[None])[0]  # (N, Q, K)
     np.testing.assert_array_equal(codes.numpy(), logits.argmax(-1).numpy())
-    assert len(set(codes.tolist())) > 1
+    assert all(len(set(codes[:, q].tolist())) > 1 for q in range(codes.shape[1]))
     # sampled codes follow the same distributions: a sampled code is never one the model rules out
     sampled = gpt.generate(feats, style, temperature=1.0, top_k=5, seed=1)
-    prev = torch.cat([torch.tensor([gpt.bos]), sampled[:-1]])[None]
     with torch.no_grad():
-        top5 = gpt(prev, speech, style[None])[0].topk(5).indices
-    assert all(int(c) in top5[i].tolist() for i, c in enumerate(sampled))
+        top5 = gpt(sampled[None], speech, style[None])[0].topk(5).indices  # (N, Q, 5)
+    assert all(int(c) in top5[i, q].tolist() for (i, q), c in np.ndenumerate(sampled.numpy()))
 
 
 def test_cached_generation_across_windows_is_the_teacher_forced_model(loaded, small_corpus):
@@ -175,9 +176,8 @@ def test_cached_generation_across_windows_is_the_teacher_forced_model(loaded, sm
     while start + overlap < len(codes) or start == 0:
         window = speech[:, start : start + c.context]
         own = codes[start : start + window.shape[1]]
-        prev = torch.cat([torch.tensor([gpt.bos]), own[:-1]])[None]
         with torch.no_grad():
-            greedy = gpt(prev, window, style[None])[0].argmax(-1)
+            greedy = gpt(own[None], window, style[None])[0].argmax(-1)
         first_new = 0 if start == 0 else overlap
         np.testing.assert_array_equal(own[first_new:].numpy(), greedy[first_new:].numpy())
         checked += 1
@@ -271,10 +271,11 @@ def test_units_per_code_step_are_a_majority_vote():
 
 def test_vqvae_shapes_for_any_length():
     torch.manual_seed(0)
-    vq = PoseVQVAE(PoseConfig(hidden=16, code_dim=8, codebook_size=16)).eval()
+    vq = PoseVQVAE(PoseConfig(hidden=16, code_dim=8, codebook_size=16, quantizers=3)).eval()
     for n in (1, 7, 8, 33):
         recon, codes, _ = vq(torch.randn(2, n, 6))
-        assert recon.shape == (2, n, 6) and codes.shape == (2, -(-n // 4))
+        assert recon.shape == (2, n, 6) and codes.shape == (2, -(-n // 4), 3)
+        torch.testing.assert_close(vq.decode(codes, n), recon)
 
 
 def test_pose_metrics_on_known_signals():
@@ -338,22 +339,20 @@ def test_bench_pose_table(pose_model, small_corpus, tmp_path):
     assert next(tmp_path.glob("side_by_side_*.mp4")).stat().st_size > 10_000
 
 
-def test_posture_replaces_the_slow_part_of_the_motion(loaded, small_corpus):
+def test_the_motion_is_placed_on_the_posture_and_scaled_about_it(loaded, small_corpus):
     adapter, frontend = loaded
     feats = np.concatenate([c.features.features for c in clips_of(small_corpus, frontend, ("test",))])
+    motion = adapter.animate(feats, seed=2)
+    rest = adapter.vq.pose_mean.numpy()
+    # the prior learned motion about the resting pose: PoseGPT's motion stays near it
+    assert np.abs(motion.mean(0) - rest).max() < 2 * motion.std(0).max()
+    np.testing.assert_allclose(adapter.place(motion), motion, atol=1e-6)
     posture = np.array([0.1, -0.05, 0.02, 0.0, 0.001, 0.0], np.float32)
-    free = adapter.animate(feats, seed=2)
-    held = adapter.animate(feats, seed=2, posture=posture)
-    from scipy.ndimage import uniform_filter1d
-
-    slow = uniform_filter1d(held, 100, axis=0, mode="nearest")
-    np.testing.assert_allclose(slow[50:-50].mean(0), posture, atol=2e-3)  # it rests where the reference does
-    # the motion about the resting pose is kept: the same frame-to-frame movement
-    np.testing.assert_allclose(
-        np.diff(held, axis=0),
-        np.diff(free - uniform_filter1d(free, 100, axis=0, mode="nearest"), axis=0),
-        atol=1e-6,
-    )
+    gain = np.array([2, 1, 0.5, 1, 1, 1], np.float32)
+    held = adapter.place(motion, posture, gain)
+    np.testing.assert_allclose(held - posture, gain * (motion - rest), atol=1e-6)
+    # frame by frame: any part placed alone is that part of the whole
+    np.testing.assert_allclose(adapter.place(motion[40:90], posture, gain), held[40:90], atol=1e-7)
 
 
 def test_pose_style_round_trip_and_model_check(loaded, small_corpus, tmp_path):
@@ -384,3 +383,90 @@ def test_pose_style_round_trip_and_model_check(loaded, small_corpus, tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"nonsense")
     with pytest.raises(AdameshError, match="cannot read pose style"):
         PoseProfile.load(tmp_path / "bad.safetensors")
+
+
+def test_the_reference_amplitude_is_its_motion_over_posegpts(loaded, small_corpus):
+    from adamesh.adapt.pose import AMPLITUDE_LIMITS, reference_amplitude
+
+    adapter, frontend = loaded
+    clip = clips_of(small_corpus, frontend, ("test",))[0]
+    feats, style, fps = clip.features.features, adapter.gpt.styles.weight[1].detach(), clip.motion.fps
+    made = [adapter.animate(feats, style, seed=s) for s in range(3)]
+    # twice PoseGPT's own motion (about any posture): a gain of 2 on every axis that moves
+    gain = reference_amplitude(adapter, [2 * m + 0.3 for m in made], [feats], style, fps)
+    np.testing.assert_allclose(gain, 2.0, rtol=1e-4)
+    gain = reference_amplitude(adapter, [10 * m for m in made], [feats], style, fps)
+    np.testing.assert_allclose(gain, AMPLITUDE_LIMITS[1])
+
+
+def test_head_motion_augmentation_scales_mirrors_and_moves_only_real_frames():
+    from adamesh.train.tasks import ROTATION_SCALE, TRANSLATION_SCALE, augment_head_motion
+
+    torch.manual_seed(0)
+    pose = torch.randn(64, 20, 6)
+    mask = torch.arange(20)[None].expand(64, -1) < 15
+    out = augment_head_motion(pose, mask, torch.full((6,), 0.1))
+    torch.testing.assert_close(out[:, 15:], pose[:, 15:])  # padding untouched
+    # each window: one scale for the rotation, one for the translation, a sign per axis and an
+    # offset; recover them from two frames
+    ratio = (out[:, 1, :] - out[:, 0, :]) / (pose[:, 1, :] - pose[:, 0, :])
+    offset = out[:, :15] - ratio[:, None] * pose[:, :15]
+    torch.testing.assert_close(offset, offset[:, :1].expand(-1, 15, -1), atol=1e-4, rtol=1e-4)
+    rot, trans = ratio[:, 0].abs(), ratio[:, 3].abs()
+    assert (rot >= ROTATION_SCALE[0] - 1e-4).all() and (rot <= ROTATION_SCALE[1] + 1e-4).all()
+    assert (trans >= TRANSLATION_SCALE[0] - 1e-4).all() and (trans <= TRANSLATION_SCALE[1] + 1e-4).all()
+    assert trans.max() > ROTATION_SCALE[1]  # the translation is scaled on its own, further
+    torch.testing.assert_close(ratio[:, :3].abs(), rot[:, None].expand(-1, 3), rtol=1e-4, atol=1e-4)
+    mirrored = ratio[:, 1] < 0
+    assert 10 < mirrored.sum() < 54  # about half, yaw, roll and the sideways translation together
+    assert (ratio[:, 0] > 0).all() and (ratio[:, 4:] > 0).all()
+    assert ((ratio[:, 2] < 0) == mirrored).all() and ((ratio[:, 3] < 0) == mirrored).all()
+
+
+def test_reconstruction_scores():
+    from adamesh.eval.pose import reconstruction_scores
+
+    rng = np.random.default_rng(0)
+    truth = np.cumsum(rng.normal(size=(300, 3)), 0)
+    perfect = reconstruction_scores(truth, truth)
+    assert perfect["r"] == pytest.approx([1, 1, 1]) and perfect["error_over_spread"] == 0
+    held = reconstruction_scores(truth, np.broadcast_to(truth.mean(0), truth.shape) + 0 * truth)
+    assert held["error_over_spread"] == pytest.approx(1)  # holding the mean: as bad as the spread
+    assert reconstruction_scores(truth, truth + 0.1 * rng.normal(size=truth.shape))["mean_r"] > 0.99
+
+
+def test_bench_prior_on_a_clip_folder(pose_model, small_corpus, tmp_path):
+    from adamesh.eval.pose import bench_prior
+
+    folder = small_corpus / "clips" / "spk000"
+    result = bench_prior(
+        [str(folder)], str(pose_model), out=str(tmp_path), min_seconds=5, log=lambda *a: None
+    )
+    (row,) = result["rows"]
+    assert row["speaker"] == "spk000" and row["seconds"] > 5
+    assert len(row["r"]) == 3 and 0 < row["error_over_spread"] < 1  # better than holding the mean
+    assert "| spk000 |" in (tmp_path / "table.md").read_text()
+    assert (tmp_path / "reconstruction.png").stat().st_size > 10_000
+    with pytest.raises(AdameshError, match="has 1000 s"):
+        bench_prior([str(folder)], str(pose_model), out=str(tmp_path), min_seconds=1000, log=lambda *a: None)
+
+
+def test_head_motion_measures_on_known_signals():
+    from adamesh.eval.metrics import head_motion_measures
+
+    fps = 25.0
+    t = np.arange(1500) / fps  # a minute
+    zero = np.zeros_like(t)
+    nods = head_motion_measures(np.c_[np.radians(3) * np.sin(2 * np.pi * t), zero, zero], fps)
+    assert nods["nods_per_min"] == pytest.approx(60, abs=1) and nods["turns_per_min"] == 0
+    assert nods["nod_share"] > 0.99 and nods["held"] < 0.1  # only the turning points are slow
+    assert nods["std_deg"] == pytest.approx([3 / np.sqrt(2), 0, 0], rel=0.01)
+    drift = head_motion_measures(np.c_[zero, np.radians(3) * np.sin(2 * np.pi * 0.1 * t), zero], fps)
+    assert drift["slow_share"] > 0.99 and drift["held"] == 1 and drift["turns_per_min"] == 0
+    # the head turns 0.2 s after each loud syllable: the lag and a strong correlation
+    loud = np.zeros_like(t)
+    loud[::50] = 1
+    loud = np.convolve(loud, np.ones(5), "same")
+    yaw = np.radians(np.cumsum(np.r_[np.zeros(5), loud[:-5]] * np.sign(np.sin(t * 8))))
+    follows = head_motion_measures(np.c_[zero, yaw, zero], fps, loudness=loud)
+    assert follows["speech_lag_s"] == pytest.approx(0.2) and follows["speech_r"] > 0.8

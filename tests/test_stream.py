@@ -5,14 +5,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from scipy.ndimage import uniform_filter1d
 
 import adamesh
 from adamesh.audio import SAMPLE_RATE
 from adamesh.data.synthetic.corpus import CorpusConfig, make_speakers, synthesize_clip
 from adamesh.errors import AdameshError
 from adamesh.eval.stream import streamed
-from adamesh.models.pose import POSTURE_SECONDS, CodeSampler
+from adamesh.models.pose import CodeSampler
 from adamesh.motion import ARKIT
 
 CFG = CorpusConfig()
@@ -91,15 +90,18 @@ def test_code_sampler_fed_step_by_step_gives_the_codes_of_generate(model, speech
     np.testing.assert_array_equal(np.array(sampler.codes), codes.numpy())
 
 
-def test_the_streamed_posture_average_is_animates_moving_average(model):
-    s = model.stream()
-    size = int(round(POSTURE_SECONDS * s.fps))
-    pose = np.random.default_rng(0).standard_normal((300, 6)).astype(np.float32).cumsum(0)
-    full = uniform_filter1d(pose, size=size, axis=0, mode="nearest")
-    s.emitted, s.raw_pose = 120, pose[120 - size : 120]
-    np.testing.assert_allclose(s._slow(pose[120:], 150), full[120:150], atol=1e-4)
-    s.emitted, s.raw_pose = 0, pose[:0]  # at the start the first pose stands for those before it
-    np.testing.assert_allclose(s._slow(pose, 30), full[:30], atol=1e-4)
+def test_the_stream_places_its_head_motion_as_animate_does(model, speech):
+    rest = model.pose.vq.pose_mean.numpy()
+    still = streamed(model.stream(pose_amplitude=0, seed=0), speech)[:, 52:]
+    np.testing.assert_allclose(still, np.broadcast_to(rest, still.shape), atol=1e-6)
+    np.testing.assert_allclose(
+        model.animate(speech, seed=0, pose_amplitude=0).params[:, 52:], still, atol=1e-6
+    )
+    # frame by frame: twice the amplitude is twice the motion about the resting pose
+    once = streamed(model.stream(seed=0), speech)[:, 52:55] - rest[:3]
+    twice = streamed(model.stream(seed=0, pose_amplitude=2), speech)[:, 52:55] - rest[:3]
+    assert np.abs(once).max() > np.radians(0.5)
+    np.testing.assert_allclose(twice, 2 * once, atol=1e-5)
 
 
 @pytest.mark.slow

@@ -118,6 +118,7 @@ class Animator:
         feats = [self.speech_features(a, m.n_frames) for m, a in clips]
         e_feats = [e.features for e, _ in feats]
         p_units = [p.units for _, p in feats]
+        p_feats = [p.features for _, p in feats]
         params = np.concatenate([m.params for m in motions])
         unobserved = tuple(sorted({n for m in motions for n in m.meta.get("unobserved", [])}))
         ref = Reference(
@@ -131,6 +132,7 @@ class Animator:
             p_units,
             self.fps,
             method=retrieval,
+            features=p_feats,
         )
         stats = {
             "seconds": round(seconds, 2),
@@ -267,12 +269,9 @@ class Animator:
         stages.set_description("head motion")
         stages.update()
 
-        pose_style, posture = self.pose_style(profile, style_strength)
-        pose = self.pose.animate(
-            p_feats.features, pose_style, temperature=temperature, seed=seed, posture=posture, fps=self.fps
-        )
-        centre = pose.mean(0) if posture is None else np.asarray(posture, pose.dtype)
-        pose = centre + pose_amplitude * (pose - centre)
+        pose_style, posture, gain = self.pose_style(profile, style_strength)
+        motion = self.pose.animate(p_feats.features, pose_style, temperature=temperature, seed=seed)
+        pose = self.pose.place(motion, posture, pose_amplitude * gain)
         stages.update()
         stages.close()
 
@@ -320,11 +319,16 @@ class Animator:
         return profile.expression.apply(self.expression, strength), profile.expression.style
 
     def pose_style(self, profile: Profile | None, strength: float):
-        """PoseGPT's style embedding (None: generic) and the resting posture for a profile."""
+        """PoseGPT's style embedding (None: generic), the posture (None: the model's resting pose)
+        and the gain (P,) on the motion about it, for a profile at `strength`."""
+        ones = np.ones(self.pose.vq.config.pose_dim, np.float32)
         if profile is None or strength <= 0:
-            return None, None
+            return None, None, ones
         null = self.pose.gpt.null_style.detach()
-        return torch.lerp(null, profile.pose.style, strength), profile.pose.posture
+        amplitude = ones if profile.pose.amplitude is None else profile.pose.amplitude
+        gain = np.maximum(ones + strength * (amplitude - ones), 0)
+        style = torch.lerp(null, profile.pose.style, strength)
+        return style, profile.pose.posture, gain
 
     def blinks_per_minute(self, profile: Profile | None, rate: float | None) -> float:
         """Blinks per minute: `rate` if given, else the reference's, else DEFAULT_BLINK_RATE."""

@@ -256,6 +256,13 @@ def cmd_bench_pose(args) -> None:
     )
 
 
+def cmd_bench_prior(args) -> None:
+    from adamesh.eval.pose import bench_prior
+
+    videos = args.videos or [str(Path("..") / "shared" / "data" / "video" / "real")]
+    bench_prior(videos, args.model, args.out, args.min_seconds)
+
+
 def cmd_bench_lipsync(args) -> None:
     from adamesh.eval.lipsync import bench_lipsync
 
@@ -703,6 +710,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bp.add_argument("--seed", type=SEED, default=0, help="sampling seed")
     bp.set_defaults(func=cmd_bench_pose)
+
+    bpr = b.add_parser(
+        "prior",
+        help="the pose prior on real heads: tracked head motion through the VQ-VAE, per speaker "
+        "(per-axis r, error / spread)",
+    )
+    bpr.add_argument(
+        "--videos",
+        action="append",
+        help="folder of talking-face videos (a clips.csv names speakers) or a clip folder from "
+        "`adamesh track` (repeat; default: ../shared/data/video/real)",
+    )
+    bpr.add_argument("--model", help="model, pose or VQ-VAE folder (default: the shipped model)")
+    bpr.add_argument(
+        "--min-seconds",
+        type=number(low=0.5, high=3600),
+        default=15.0,
+        help="speakers with less video are left out",
+    )
+    bpr.add_argument("--out", default="out/bench_prior", help="results.json, table.md and reconstruction.png")
+    bpr.set_defaults(func=cmd_bench_prior)
 
     bl = b.add_parser(
         "lipsync", help="lip sync on real video: predicted vs tracked mouth opening (Pearson r)"

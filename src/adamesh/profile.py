@@ -219,6 +219,9 @@ class PoseProfile:
     posture: np.ndarray  # (P,) the reference's mean head pose: the resting pose to animate about
 
     model_id: str = ""  # fingerprint of the PoseGPT whose style table the embedding comes from
+    # (P,) how much more (or less) the reference moves about its posture than PoseGPT does for the
+    # reference's own speech in this style: the gain animation applies to the motion
+    amplitude: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -227,11 +230,15 @@ class PoseProfile:
             "weights": self.weights,
             "distances": self.distances,
             "posture": [round(float(x), 5) for x in self.posture],
+            "amplitude": None if self.amplitude is None else [round(float(x), 3) for x in self.amplitude],
         }
 
     def parts(self) -> tuple[dict, dict[str, torch.Tensor]]:
         meta = {"format": POSE_PROFILE_FORMAT, "model_id": self.model_id, **self.to_dict()}
-        return meta, {"style": self.style, "posture": torch.as_tensor(self.posture)}
+        tensors = {"style": self.style, "posture": torch.as_tensor(self.posture)}
+        if self.amplitude is not None:
+            tensors["amplitude"] = torch.as_tensor(self.amplitude, dtype=torch.float32)
+        return meta, tensors
 
     @classmethod
     def from_parts(cls, meta: dict, tensors: dict[str, torch.Tensor]) -> "PoseProfile":
@@ -243,6 +250,7 @@ class PoseProfile:
             meta["distances"],
             tensors["posture"].numpy(),
             meta["model_id"],
+            tensors["amplitude"].numpy() if "amplitude" in tensors else None,
         )
 
     def save(self, path: str | os.PathLike) -> Path:

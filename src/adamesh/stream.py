@@ -14,8 +14,7 @@ The stream computes every `hop_ms` of speech, and the first frame as soon as it 
   over a whole file, and keeps the frames now final;
 - PoseGPT samples the codes of those frames with its key/value cache kept between steps
   (`CodeSampler`: the same codes as `animate` for the same speech and seed); the VQ decoder
-  decodes the last codes; the posture's moving average and the amplitude's centre use the pose
-  decoded so far;
+  decodes the last codes, and `PoseAdapter.place` puts them on the posture frame by frame;
 - blinks come from the same Poisson process as in `animate`.
 
 With a long look-ahead every frame hears what `animate` hears, so the streamed motion converges to
@@ -31,7 +30,7 @@ from adamesh.api import DEFAULT_LOOKAHEAD_MS, Animator, blink_times, check_setti
 from adamesh.audio import SAMPLE_RATE, frame_count
 from adamesh.device import single_thread
 from adamesh.errors import AdameshError
-from adamesh.models.pose import POSTURE_SECONDS, CodeSampler
+from adamesh.models.pose import CodeSampler
 from adamesh.motion import ARKIT, blink_curve, finish_expression
 from adamesh.profile import Profile
 
@@ -78,14 +77,14 @@ class Stream:
         if profile is not None:
             animator.check(profile)
         self.animator = animator
-        self.style_strength, self.pose_amplitude = style_strength, pose_amplitude
+        self.style_strength = style_strength
         self.net, self.style = animator.styled_expression(profile, style_strength)
-        pose_style, posture = animator.pose_style(profile, style_strength)
+        pose_style, self.posture, gain = animator.pose_style(profile, style_strength)
+        self.pose_scale = pose_amplitude * gain
         gpt = animator.pose.gpt
         self.codes = CodeSampler(
             gpt, gpt.null_style if pose_style is None else pose_style, temperature, 0, seed
         )
-        self.posture = None if posture is None else np.asarray(posture, np.float32)
         self.blink_rate = animator.blinks_per_minute(profile, blink_rate)
         self._blink_source = blink_times(self.blink_rate, seed)
         self.blinks: list[float] = []
@@ -94,8 +93,6 @@ class Stream:
         self.audio_start = 0  # sample index of audio[0]
         self.received = 0  # samples pushed so far
         self.emitted = 0  # frames returned so far
-        self.raw_pose = np.zeros((0, animator.pose.vq.config.pose_dim), np.float32)  # the last frames'
-        self.pose_sum = np.zeros(self.raw_pose.shape[1], np.float64)
         self.closed = False
         with single_thread():  # loads the front-end now, not in the first push
             animator.speech_features(np.zeros(SAMPLE_RATE // 10, np.float32))
@@ -158,11 +155,7 @@ class Stream:
         first = max(0, a // down - DECODE_CONTEXT)
         decoded = self.animator.pose.vq.decode(torch.tensor([self.codes.codes[first:]]))[0].numpy()
         decoded = decoded[a - first * down :]  # frame a on
-        raw = decoded[: n_final - a]
-        pose = raw if self.posture is None else raw - self._slow(decoded, n_final) + self.posture
-        self.pose_sum += raw.sum(0)
-        centre = self.pose_sum / n_final if self.posture is None else self.posture
-        pose = centre + self.pose_amplitude * (pose - centre)
+        pose = self.animator.pose.place(decoded[: n_final - a], self.posture, self.pose_scale)
 
         t = (np.arange(a, n_final) + 0.5) / self.fps
         until = t[-1] + BLINK_REACH
@@ -179,24 +172,11 @@ class Stream:
         lower, upper = ARKIT.lower[ARKIT.n_expression :], ARKIT.upper[ARKIT.n_expression :]
         frames = np.concatenate([finish_expression(expr, ARKIT), np.clip(pose, lower, upper)], 1)
 
-        keep = int(round(POSTURE_SECONDS * self.fps))
-        self.raw_pose = np.concatenate([self.raw_pose, raw])[-keep:]
         self.emitted = n_final
         drop = start * spf - self.audio_start
         if drop > 0:  # the speech no later window will need: later windows start here or after
             self.audio, self.audio_start = self.audio[drop:], self.audio_start + drop
         return frames.astype(np.float32)
-
-    def _slow(self, decoded: np.ndarray, n_final: int) -> np.ndarray:
-        """The moving average `PoseAdapter.animate` takes over POSTURE_SECONDS, for the new frames,
-        over the frames decoded so far (the edge value repeated past them, as at a file's ends)."""
-        size = max(1, int(round(POSTURE_SECONDS * self.fps)))
-        seq = np.concatenate([self.raw_pose, decoded])  # frame `offset` first
-        offset = self.emitted - len(self.raw_pose)
-        idx = np.arange(self.emitted - size // 2, n_final + (size - 1) // 2) - offset
-        values = seq[np.clip(idx, 0, len(seq) - 1)].astype(np.float64)
-        total = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(values, 0)])
-        return ((total[size:] - total[:-size]) / size).astype(np.float32)
 
 
 def stream_to(

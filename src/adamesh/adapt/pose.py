@@ -11,6 +11,28 @@ from adamesh.profile import PoseProfile, pose_fingerprint
 POSE_RETRIEVALS = ("top1", "blend")
 
 
+AMPLITUDE_LIMITS = (1 / 3, 3.0)
+
+
+def reference_amplitude(
+    adapter: PoseAdapter,
+    poses: list[np.ndarray],
+    features: list[np.ndarray],
+    style,
+    fps: float,
+    seeds: int = 3,
+) -> np.ndarray:
+    """(P,) gain on the motion about the posture: the standard deviation of the reference's own
+    head pose about its mean over that of PoseGPT's motion for the reference's speech in the
+    retrieved style (a few seeds), within AMPLITUDE_LIMITS. A person who moves more or less than
+    any training speaker still gets their own range of motion."""
+    own = np.concatenate([p - p.mean(0) for p in poses])
+    made = np.concatenate(
+        [(g := adapter.animate(f, style, seed=seed)) - g.mean(0) for f in features for seed in range(seeds)]
+    )
+    return np.clip(own.std(0) / np.maximum(made.std(0), 1e-6), *AMPLITUDE_LIMITS).astype(np.float32)
+
+
 def retrieve_pose_style(
     adapter: PoseAdapter,
     poses: list[np.ndarray],
@@ -19,12 +41,14 @@ def retrieve_pose_style(
     method: str = "blend",
     k: int = 3,
     min_seconds: float = 2.0,
+    features: list[np.ndarray] | None = None,
 ) -> PoseProfile:
     """Match the reference's semantic-aware pose style matrix against the gallery (no gradient step).
 
     `poses`: the reference's head-pose sequences (T, P); `units`: the front-end's speech unit per
     frame of each. top1 takes the nearest training video's style embedding (the paper); blend
-    mixes the k nearest by inverse distance (see models.pose.blend_weights).
+    mixes the k nearest by inverse distance (see models.pose.blend_weights). With `features`, the
+    speech features of each sequence, the profile also gets the reference's amplitude.
     """
     if method not in POSE_RETRIEVALS:
         raise AdameshError(f"unknown pose retrieval {method!r}; choose one of {', '.join(POSE_RETRIEVALS)}")
@@ -44,12 +68,15 @@ def retrieve_pose_style(
             "the reference shares no speech unit with any training video; is there speech in it?"
         )
     order, weights = blend_weights(distances, 1 if method == "top1" else k)
+    style = adapter.style_of(order, weights).detach()
+    amplitude = None if features is None else reference_amplitude(adapter, poses, features, style, fps)
     return PoseProfile(
-        adapter.style_of(order, weights).detach(),
+        style,
         method,
         [adapter.videos[i] for i in order],
         [round(float(w), 4) for w in weights],
         {v: round(float(d), 5) for v, d in zip(adapter.videos, distances)},
         np.concatenate(poses).mean(0),
         pose_fingerprint(adapter),
+        amplitude,
     )

@@ -184,3 +184,65 @@ def measuring_rig(spec: str | None = None):
         return load_rig("ict")
     except AdameshError:
         return load_rig("builtin")
+
+
+# ---------------------------------------------------------------- how real head motion looks
+
+HOLD_SPEED = 3.0  # deg/s: below it (smoothed over 0.2 s) the head counts as held still
+MOVE_DEGREES = 1.5  # a nod (pitch) or a turn (yaw) is an excursion of at least this, within 1.2 s
+SLOW_HZ, FAST_HZ = 0.5, 2.0  # drift below SLOW_HZ, nods between, jitter above FAST_HZ
+
+
+def head_motion_measures(rotations: np.ndarray, fps: float, loudness: np.ndarray | None = None) -> dict:
+    """What a viewer sees of head motion, for (T, 3) pitch/yaw/roll in radians (from 5 s on):
+
+    - std of each axis (degrees); angular speed (deg/s, of the angles smoothed over 0.2 s) median
+      and 95th percentile;
+    - the share of the motion's power (all axes, mean removed) below SLOW_HZ (slow drift) and
+      between SLOW_HZ and FAST_HZ (nods and turns);
+    - the share of time held still (speed under HOLD_SPEED);
+    - nods and turns per minute: pitch and yaw extrema standing out by MOVE_DEGREES from their
+      surroundings, at most 1.2 s wide, two to a nod (down and up) or a turn (there and back);
+    - with `loudness` (dB per frame): the lag (s) at which head speed follows loudness best
+      (cross-correlation within +-1 s; positive: the head moves after the voice), and that
+      correlation."""
+    from scipy.ndimage import uniform_filter1d
+    from scipy.signal import find_peaks, welch
+
+    d = np.degrees(np.asarray(rotations, np.float64))
+    minutes = len(d) / fps / 60
+    # speeds, holds and extrema of angles smoothed over 0.2 s: a tracker's frame-to-frame jitter
+    # is not movement a viewer sees, and generated motion has none
+    smooth_d = uniform_filter1d(d, max(1, int(round(0.2 * fps))), axis=0, mode="nearest")
+    speed = np.linalg.norm(np.diff(smooth_d, axis=0), axis=1) * fps
+    smooth = speed
+    f, power = welch(d - d.mean(0), fs=fps, nperseg=min(len(d), int(10 * fps)), axis=0)
+    power = power.sum(1)
+    total = max(power[f > 0].sum(), 1e-12)
+
+    def extrema(x):
+        width = (None, 1.2 * fps)
+        return sum(len(find_peaks(s * x, prominence=MOVE_DEGREES, width=width)[0]) for s in (1, -1)) / 2
+
+    out = {
+        "std_deg": [float(x) for x in d.std(0)],
+        "speed_median": float(np.median(speed)),
+        "speed_p95": float(np.percentile(speed, 95)),
+        "slow_share": float(power[(f > 0) & (f < SLOW_HZ)].sum() / total),
+        "nod_share": float(power[(f >= SLOW_HZ) & (f < FAST_HZ)].sum() / total),
+        "held": float((smooth < HOLD_SPEED).mean()),
+        "nods_per_min": extrema(smooth_d[:, 0]) / minutes,
+        "turns_per_min": extrema(smooth_d[:, 1]) / minutes,
+    }
+    if loudness is not None:
+        n = min(len(smooth), len(loudness) - 1)
+        a = smooth[:n] - smooth[:n].mean()
+        b = np.asarray(loudness[1 : n + 1], np.float64)
+        b = b - b.mean()
+        reach = int(round(fps))
+        lags = np.arange(-reach, reach + 1)
+        r = [pearson(a[max(0, k) : n + min(0, k)], b[max(0, -k) : n - max(0, k)]) for k in lags]
+        best = int(np.nanargmax(r)) if np.isfinite(r).any() else reach
+        out["speech_lag_s"] = float(lags[best] / fps)
+        out["speech_r"] = float(r[best])
+    return out

@@ -13,7 +13,9 @@ model animates, generic and through a profile of each adaptation method. Scored 
   error of their mean and standard deviation against the truth's; 0 is the person, and the
   generic model's error is reported beside each method's;
 - head pose: error of the per-axis standard deviation of head angles, of the resting posture (the
-  mean angles), and the Frechet distance of 1 s pose statistics;
+  mean angles), and the Frechet distance of 1 s pose statistics; and how the motion looks beside
+  the truth's (`metrics.head_motion_measures`: spread, speed, slow drift, holds, nods and turns,
+  lag behind the voice);
 - adaptation seconds.
 """
 
@@ -30,7 +32,14 @@ import numpy as np
 
 from adamesh.audio import SAMPLE_RATE
 from adamesh.errors import AdameshError
-from adamesh.eval.metrics import frechet_distance, lip_gap, pearson, pose_features, vertex_metrics
+from adamesh.eval.metrics import (
+    frechet_distance,
+    head_motion_measures,
+    lip_gap,
+    pearson,
+    pose_features,
+    vertex_metrics,
+)
 from adamesh.fileio import atomic_output
 from adamesh.motion import ARKIT, Motion, load_motion
 
@@ -163,8 +172,9 @@ def load_clip(path: Path) -> Clip:
 # ---------------------------------------------------------------- metrics
 
 
-def score(pred: np.ndarray, truth: np.ndarray, rig, fps: float) -> dict:
-    """Every measure of one prediction against the tracked truth (both (T, 58) ARKit params)."""
+def score(pred: np.ndarray, truth: np.ndarray, rig, fps: float, loudness: np.ndarray | None = None) -> dict:
+    """Every measure of one prediction against the tracked truth (both (T, 58) ARKit params);
+    `loudness` (dB per frame) of the speech for the head's lag behind the voice."""
     n = min(len(pred), len(truth))
     pred, truth = pred[:n], truth[:n]
     e = ARKIT.n_expression
@@ -182,6 +192,7 @@ def score(pred: np.ndarray, truth: np.ndarray, rig, fps: float) -> dict:
     out["pose_std_err_deg"] = float(np.abs(dp.std(0) - dt.std(0)).mean())
     out["posture_err_deg"] = float(np.linalg.norm(dp.mean(0) - dt.mean(0)))
     out["pose_fd"] = frechet_distance(pose_features(pred[:, rot], fps), pose_features(truth[:, rot], fps))
+    out["head"] = head_motion_measures(pred[:, rot], fps, loudness)
     return out
 
 
@@ -238,7 +249,9 @@ def bench_people(
         f"vertex metrics on rig {rig_obj.name}; methods {', '.join(methods)}; references "
         f"{', '.join(f'{r:g}' for r in reference_seconds)} s"
     )
-    rows, skipped, examples = [], {}, []
+    from adamesh.audio import energy_envelope
+
+    rows, skipped, examples, truth_head = [], {}, [], {}
     for speaker, items in speakers.items():
         t0 = time.perf_counter()
         clips, total = [], 0.0
@@ -275,6 +288,10 @@ def bench_people(
                 Motion(truth, ARKIT, fps, audio=str(folder / "test.wav"), meta={"speaker": speaker}),
                 folder / "truth.npz",
             )
+            loudness = energy_envelope(test_speech, SAMPLE_RATE, fps, db=True)
+            truth_head[f"{speaker} {seconds:g}"] = head_motion_measures(
+                truth[:, slice(*ARKIT.rotation)], fps, loudness
+            )
             predictions = {}
             for method in methods:
                 t1 = time.perf_counter()
@@ -294,7 +311,7 @@ def bench_people(
                     "test_s": round(len(truth) / fps, 2),
                     "method": method,
                     "adapt_s": round(adapt_s, 2),
-                    **score(motion.params, truth, rig_obj, fps),
+                    **score(motion.params, truth, rig_obj, fps, loudness),
                 }
                 rows.append(row)
                 log(
@@ -319,6 +336,7 @@ def bench_people(
         "rows": rows,
         "skipped": skipped,
         "mean": _means(rows),
+        "truth_head": truth_head,
     }
     table = markdown(result)
     with atomic_output(out / "results.json") as tmp:
@@ -433,9 +451,77 @@ def markdown(result: dict) -> str:
             )
             + " |"
         )
+    lines += ["", "Per speaker head pose (std err ° / posture err ° / pose FD):", ""]
+    lines += [
+        "| speaker | ref s | " + " | ".join(result["methods"]) + " |",
+        "|---|---|" + "---|" * len(result["methods"]),
+    ]
+    for key in dict.fromkeys((r["speaker"], r["reference_s"]) for r in result["rows"]):
+        rs = {r["method"]: r for r in result["rows"] if (r["speaker"], r["reference_s"]) == key}
+        lines.append(
+            f"| {key[0]} | {key[1]:g} | "
+            + " | ".join(
+                f"{rs[m]['pose_std_err_deg']:.2f} / {rs[m]['posture_err_deg']:.2f} / {rs[m]['pose_fd']:.1f}"
+                if m in rs
+                else ""
+                for m in result["methods"]
+            )
+            + " |"
+        )
+    lines += ["", *head_motion_table(result)]
     if result["skipped"]:
         lines += ["", "Skipped: " + "; ".join(f"{k} ({', '.join(v)})" for k, v in result["skipped"].items())]
     return "\n".join(lines) + "\n"
+
+
+HEAD_MEASURES = (
+    ("std pitch/yaw/roll °", lambda h: " / ".join(f"{x:.2f}" for x in h["std_deg"])),
+    ("speed median (p95) °/s", lambda h: f"{h['speed_median']:.1f} ({h['speed_p95']:.1f})"),
+    ("power < 0.5 Hz", lambda h: f"{h['slow_share']:.2f}"),
+    ("0.5-2 Hz", lambda h: f"{h['nod_share']:.2f}"),
+    ("held still", lambda h: f"{h['held']:.2f}"),
+    ("nods / min", lambda h: f"{h['nods_per_min']:.1f}"),
+    ("turns / min", lambda h: f"{h['turns_per_min']:.1f}"),
+    (
+        "lag behind voice s (r)",
+        lambda h: f"{h.get('speech_lag_s', np.nan):+.2f} ({h.get('speech_r', np.nan):.2f})",
+    ),
+)
+
+
+def _mean_head(measures: list[dict]) -> dict:
+    return {
+        k: (
+            np.mean([m[k] for m in measures], 0).tolist()
+            if k == "std_deg"
+            else float(np.mean([m[k] for m in measures]))
+        )
+        for k in measures[0]
+    }
+
+
+def head_motion_table(result: dict) -> list[str]:
+    """Head motion measures, mean over speakers, of the truth and of every method."""
+    lines = [
+        "Head motion, mean over speakers (metrics.head_motion_measures):",
+        "",
+        "| ref s | motion | " + " | ".join(h for h, _ in HEAD_MEASURES) + " |",
+        "|---|---|" + "---|" * len(HEAD_MEASURES),
+    ]
+    for seconds in result["reference_seconds"]:
+        truth = [v for k, v in result["truth_head"].items() if k.rsplit(" ", 1)[1] == f"{seconds:g}"]
+        if not truth:
+            continue
+        shown = {"tracked truth": truth}
+        for method in result["methods"]:
+            shown[method] = [
+                r["head"] for r in result["rows"] if r["reference_s"] == seconds and r["method"] == method
+            ]
+        for name, measures in shown.items():
+            if measures:
+                h = _mean_head(measures)
+                lines.append(f"| {seconds:g} | {name} | " + " | ".join(f(h) for _, f in HEAD_MEASURES) + " |")
+    return lines
 
 
 # ---------------------------------------------------------------- what to look at

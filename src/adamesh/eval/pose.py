@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import numpy as np
 
-POSE_METHODS = ("ground truth", "generic", "random style", "mean style", "top-1", "blend", "blend + posture")
+from adamesh.errors import AdameshError
+
+POSE_METHODS = (
+    "ground truth",
+    "generic",
+    "random style",
+    "mean style",
+    "top-1",
+    "blend",
+    "blend + posture",
+    "blend + posture + amplitude",
+)
 
 
 def _reference_clips(clips, seconds: float, fps: float):
-    """Head poses and units of a speaker's reference clips, cut to the first `seconds` in all."""
-    poses, units, left = [], [], int(round(seconds * fps))
+    """Head poses, units and speech features of a speaker's reference clips, cut to the first
+    `seconds` in all."""
+    poses, units, features, left = [], [], [], int(round(seconds * fps))
     for c in clips:
         if left <= 0:
             break
         n = min(left, c.motion.n_frames)
         poses.append(c.motion.params[:n, c.motion.space.n_expression :])
         units.append(c.features.units[:n])
+        features.append(c.features.features[:n])
         left -= n
-    return poses, units
+    return poses, units, features
 
 
 def bench_pose(
@@ -97,9 +110,9 @@ def bench_pose(
     for si, spk in enumerate(speakers):
         refs = [c for c in held.clips if c.info.speaker == spk and c.info.role == "reference"]
         tests = [c for c in held.clips if c.info.speaker == spk and c.info.role == "test"]
-        ref_poses, ref_units = _reference_clips(refs, reference_seconds, fps)
+        ref_poses, ref_units, ref_features = _reference_clips(refs, reference_seconds, fps)
         top1 = retrieve_pose_style(adapter, ref_poses, ref_units, fps, "top1")
-        blend = retrieve_pose_style(adapter, ref_poses, ref_units, fps, "blend", k=k)
+        blend = retrieve_pose_style(adapter, ref_poses, ref_units, fps, "blend", k=k, features=ref_features)
         nearest = sorted(adapter.videos, key=lambda v: np.abs(gallery_style[v] - true_style[spk]).mean())[:k]
         agreement.append(
             {
@@ -117,21 +130,20 @@ def bench_pose(
             "top-1": top1.style,
             "blend": blend.style,
             "blend + posture": blend.style,
+            "blend + posture + amplitude": blend.style,
         }
         for j, c in enumerate(tests):
             audio, sr = load_audio(c.info.audio)
             onsets.setdefault(spk, []).append(speech_onsets(audio, sr, fps))
             poses["ground truth"].setdefault(spk, []).append(c.motion.params[:, e:])
             for name, style in styles.items():
-                p = adapter.animate(
-                    c.features.features,
-                    style,
-                    seed=seed + j,
-                    fps=fps,
-                    posture=blend.posture if name.endswith("posture") else None,
+                p = adapter.place(
+                    adapter.animate(c.features.features, style, seed=seed + j),
+                    blend.posture if "posture" in name else None,
+                    blend.amplitude if "amplitude" in name else 1.0,
                 )
                 poses[name].setdefault(spk, []).append(p)
-                if si < renders and j == 0 and name == "blend + posture":
+                if si < renders and j == 0 and name == "blend + posture + amplitude":
                     examples[spk] = (c, p)
         log(
             f"speaker {spk} ({si + 1}/{len(speakers)}): top-1 {top1.chosen[0]} (nearest by true style: "
@@ -284,10 +296,134 @@ def _render_pose_example(clip, pose: np.ndarray, path) -> None:
         load_rig("builtin"),
         path,
         audio=str(clip.info.audio),
-        captions=["ground truth", "PoseGPT (blend + posture)"],
+        captions=["ground truth", "PoseGPT (blend + posture + amplitude)"],
         size=384,
         progress=False,
     )
+
+
+# ---------------------------------------------------------------- the prior on real heads
+
+
+def prior_vq(model: str | None):
+    """The pose VQ-VAE of a model folder (with pose/), a pose folder (with vqvae/) or a VQ-VAE
+    folder; None: the shipped model's."""
+    from pathlib import Path
+
+    from adamesh.api import WEIGHTS
+    from adamesh.models.checkpoint import load_model
+
+    folder = Path(model) if model else WEIGHTS
+    for sub in ("pose/vqvae", "vqvae", "."):
+        if (folder / sub / "config.json").is_file():
+            return load_model(folder / sub, kind="pose_vq")[0]
+    raise AdameshError(f"{folder} holds no pose VQ-VAE (looked for pose/vqvae, vqvae and the folder itself)")
+
+
+def reconstruction_scores(truth: np.ndarray, recon: np.ndarray) -> dict:
+    """Per-axis Pearson r of reconstructed against true (T, 3) rotations, and the mean absolute
+    error over the motion's mean absolute deviation (1: no better than holding the mean)."""
+    from adamesh.eval.metrics import pearson
+
+    r = [pearson(recon[:, i], truth[:, i]) for i in range(truth.shape[1])]
+    spread = np.abs(truth - truth.mean(0)).mean()
+    return {
+        "r": r,
+        "mean_r": float(np.mean(r)),
+        "error_over_spread": float(np.abs(recon - truth).mean() / spread),
+    }
+
+
+def bench_prior(
+    videos: list[str],
+    model: str | None = None,
+    out: str = "out/bench_prior",
+    min_seconds: float = 15.0,
+    log=print,
+) -> dict:
+    """How well the pose prior represents real heads: every clip of each speaker with at least
+    `min_seconds` of tracked video, its head pose moved to the resting posture and passed through
+    the VQ-VAE (encode, quantise, decode); per speaker, per-axis r and error / spread of the head
+    angles, and a plot of tracked against reconstructed angles."""
+    import json
+    from pathlib import Path
+
+    from adamesh.eval.people import find_speakers, load_clip, tracked_clip
+    from adamesh.fileio import atomic_output
+    from adamesh.motion import ARKIT
+
+    speakers = find_speakers(videos)
+    vq = prior_vq(model).eval()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rot = slice(0, 3)
+    rows, curves = [], {}
+    for speaker, items in speakers.items():
+        clips = [tracked_clip(p) if kind == "video" else load_clip(p) for kind, p in items]
+        seconds = sum(c.motion.duration for c in clips)
+        if seconds < min_seconds:
+            log(f"{speaker}: {seconds:.1f} s, under {min_seconds:g} s: left out")
+            continue
+        truth, recon = [], []
+        for c in clips:
+            head = c.motion.params[:, ARKIT.n_expression :].astype(np.float32)
+            truth.append(head[:, rot])
+            recon.append(vq.reconstruct(head)[:, rot])
+        truth, recon = np.concatenate(truth), np.concatenate(recon)
+        row = {"speaker": speaker, "seconds": round(seconds, 1), **reconstruction_scores(truth, recon)}
+        rows.append(row)
+        curves[speaker] = (truth, recon)
+        log(
+            f"{speaker}: {seconds:.1f} s, r {' / '.join(f'{x:.2f}' for x in row['r'])}, "
+            f"error / spread {row['error_over_spread']:.2f}"
+        )
+    if not rows:
+        raise AdameshError(f"no speaker in {', '.join(videos)} has {min_seconds:g} s of video")
+    result = {"model": str(model or "shipped"), "min_seconds": min_seconds, "rows": rows}
+    result["mean"] = {
+        "mean_r": float(np.mean([r["mean_r"] for r in rows])),
+        "error_over_spread": float(np.mean([r["error_over_spread"] for r in rows])),
+    }
+    lines = [
+        "| speaker | seconds | r pitch / yaw / roll | mean r | error / spread |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {r['speaker']} | {r['seconds']:g} | {' / '.join(f'{x:.2f}' for x in r['r'])} | "
+            f"{r['mean_r']:.3f} | {r['error_over_spread']:.2f} |"
+            for r in rows
+        ),
+        f"| mean | | | {result['mean']['mean_r']:.3f} | {result['mean']['error_over_spread']:.2f} |",
+    ]
+    table = "\n".join(lines)
+    with atomic_output(out / "results.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=1))
+    with atomic_output(out / "table.md") as tmp:
+        tmp.write_text(table + "\n")
+    _plot_reconstruction(out / "reconstruction.png", curves, 25.0)
+    log(table)
+    return result
+
+
+def _plot_reconstruction(path, curves: dict, fps: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from adamesh.fileio import atomic_output
+
+    fig, axes = plt.subplots(len(curves), 3, figsize=(15, 2.2 * len(curves)), squeeze=False)
+    for row, (speaker, (truth, recon)) in zip(axes, curves.items()):
+        t = np.arange(len(truth)) / fps
+        for k, (ax, name) in enumerate(zip(row, ("pitch", "yaw", "roll"))):
+            ax.plot(t, np.degrees(truth[:, k]), lw=1, label="tracked")
+            ax.plot(t, np.degrees(recon[:, k]), lw=1, label="through the prior")
+            ax.set_title(f"{speaker}: {name} (°)", fontsize=9)
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=70, format="png")
+    plt.close(fig)
 
 
 # ---------------------------------------------------------------- lip sync on real video

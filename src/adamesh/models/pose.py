@@ -1,17 +1,22 @@
 """The pose adapter: a discrete prior over head motion, PoseGPT, and the semantic-aware style matrix.
 
-    head pose (T, P) --encoder (strided convs)--> latents (T/4, C) --VQ (EMA codebook)--> codes
-    codes --decoder (upsampling convs)--> head pose
+    head pose (T, P) --encoder (strided convs)--> latents (T/4, C) --residual VQ (Q EMA codebooks)
+    --> codes (T/4, Q) --decoder (upsampling convs)--> head pose
 
-    PoseGPT: code[t-1] embedding + speech at the code rate (+1 step look-ahead) -> causal Transformer
-             with the pose style embedding added before every block -> logits of code[t]
+    PoseGPT: code[t-1] embeddings + speech at the code rate (+1 step look-ahead) -> causal Transformer
+             with the pose style embedding added before every block -> logits of code[t] level by
+             level, each level hearing the levels sampled below it
 
     Style matrix S of a video: row j = mean pre-quantisation latent over the code steps whose speech
     unit is j (units from the front-end, majority vote over the step's frames). Retrieval compares S
     of a reference with S of every training video over the units both cover.
 
+The prior models motion about a posture: every training clip is centred on the resting pose
+(`centre`), and so is every sequence encoded later; the posture itself comes from the reference.
 Poses are z-scored with statistics saved in the VQ-VAE's buffers. Temporal downsampling 4 gives
-6.25 codes a second at 25 fps: about one code per syllable, the rate at which heads nod.
+6.25 codes a second at 25 fps: about one code per syllable, the rate at which heads nod. Residual
+levels refine what the first codebook leaves, so a real head's holds, drifts and small nods are
+represented at the same code rate, and PoseGPT samples no more steps for them.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class PoseConfig:
     hidden: int = 128  # VQ-VAE channels
     code_dim: int = 32
     codebook_size: int = 256
+    quantizers: int = 8  # residual levels: each codebook quantises what the levels before it left
     ema_decay: float = 0.95
     dead_code_threshold: float = 1.0  # codes used less often than this (EMA count) are revived
     commitment: float = 0.25
@@ -70,7 +76,7 @@ class PoseVQVAE(nn.Module):
 
     def __init__(self, config: PoseConfig):
         super().__init__()
-        from vector_quantize_pytorch import VectorQuantize
+        from vector_quantize_pytorch import ResidualVQ
 
         c = self.config = config
         steps = int(math.log2(c.downsample))
@@ -92,8 +98,9 @@ class PoseVQVAE(nn.Module):
         self.decoder = nn.Sequential(*dec)
         # EMA codebook (no gradient through the codes), k-means initialised on the first batch,
         # dead codes replaced by random current latents: the codebook does not collapse
-        self.quantizer = VectorQuantize(
+        self.quantizer = ResidualVQ(
             dim=c.code_dim,
+            num_quantizers=c.quantizers,
             codebook_size=c.codebook_size,
             decay=c.ema_decay,
             commitment_weight=c.commitment,
@@ -122,7 +129,7 @@ class PoseVQVAE(nn.Module):
         return self.encoder(x.transpose(1, 2)).transpose(1, 2)
 
     def quantize(self, latents: torch.Tensor):
-        """latents -> (quantised latents, codes (B, N), commitment loss)."""
+        """latents -> (quantised latents, codes (B, N, Q), commitment losses (Q,))."""
         return self.quantizer(latents)
 
     def decode_latents(self, q: torch.Tensor, n_frames: int | None = None) -> torch.Tensor:
@@ -131,13 +138,24 @@ class PoseVQVAE(nn.Module):
         return pose if n_frames is None else pose[:, :n_frames]
 
     def decode(self, codes: torch.Tensor, n_frames: int | None = None) -> torch.Tensor:
-        """(B, N) codes -> (B, N * down, P) poses (cut to `n_frames`)."""
+        """(B, N, Q) codes -> (B, N * down, P) poses (cut to `n_frames`)."""
         return self.decode_latents(self.quantizer.get_output_from_indices(codes), n_frames)
 
     def forward(self, pose: torch.Tensor):
-        """Reconstruction of (B, T, P) poses: (poses, codes, commitment loss)."""
+        """Reconstruction of (B, T, P) poses: (poses, codes (B, N, Q), commitment losses)."""
         q, codes, commit = self.quantize(self.encode(pose))
         return self.decode_latents(q, pose.shape[1]), codes, commit
+
+    def centre(self, pose: np.ndarray) -> np.ndarray:
+        """A (T, P) pose sequence moved so that its mean is the resting pose: the motion the prior
+        models, about a posture that is given separately."""
+        return pose - pose.mean(0) + self.pose_mean.numpy()
+
+    @torch.no_grad()
+    def reconstruct(self, pose: np.ndarray) -> np.ndarray:
+        """(T, P) poses through encoder, quantiser and decoder, about the sequence's own mean."""
+        centred = torch.as_tensor(self.centre(pose), dtype=torch.float32)[None]
+        return self(centred)[0][0].numpy() - self.pose_mean.numpy() + pose.mean(0)
 
 
 def vq_loss(model: PoseVQVAE, pose: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -205,14 +223,20 @@ class _Block(nn.Module):
 
 
 class PoseGPT(nn.Module):
-    """Next-code prediction from speech and a pose style embedding (injected into every layer)."""
+    """Next-code prediction from speech and a pose style embedding (injected into every layer).
+
+    A step's codes are Q residual levels: the step's input is the sum of the previous step's level
+    embeddings; level 0 is predicted from the Transformer's output, level q from it plus the
+    embeddings of the levels below q of the same step (teacher-forced in training, sampled in turn
+    when generating), through a small head of its own."""
 
     def __init__(self, config: PoseConfig):
         super().__init__()
         c = self.config = config
-        d = c.d_model
-        self.bos = c.codebook_size  # the token before the first code
-        self.token = nn.Embedding(c.codebook_size + 1, d)
+        d, k, q = c.d_model, c.codebook_size, c.quantizers
+        self.register_buffer("offsets", torch.arange(q) * k, persistent=False)
+        self.token = nn.Embedding(q * k, d)  # level j's code i is row j * k + i
+        self.bos = nn.Parameter(torch.zeros(d))  # the input before the first step
         self.position = nn.Embedding(c.context, d)
         # speech at the code rate: mean and std of the step's frames; a kernel-3 conv lets step t
         # hear step t+1 too (heads move with, or just before, what is said)
@@ -222,7 +246,11 @@ class PoseGPT(nn.Module):
         self.style_proj = nn.ModuleList([nn.Linear(c.style_dim, d) for _ in range(c.layers)])
         self.blocks = nn.ModuleList([_Block(d, c.heads, c.ff, c.dropout) for _ in range(c.layers)])
         self.norm = nn.LayerNorm(d)
-        self.head = nn.Linear(d, c.codebook_size)
+        self.head = nn.Linear(d, k)
+        self.lower = nn.Embedding(max(q - 1, 1) * k, d)  # the codes below a level, in its head
+        self.level_heads = nn.ModuleList(
+            [nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, k)) for _ in range(q - 1)]
+        )
         self.register_buffer("feature_mean", torch.zeros(c.feature_dim))
         self.register_buffer("feature_std", torch.ones(c.feature_dim))
 
@@ -238,16 +266,36 @@ class PoseGPT(nn.Module):
         std = (pool_to_codes(x * x, down) - mean * mean).clamp_min(0).sqrt()
         return torch.cat([mean, std], -1)
 
-    def forward(self, prev: torch.Tensor, speech: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        """Logits (B, N, K) of code[t] given codes before t (`prev`, starting with BOS), speech
-        (B, >= N, 2F; steps beyond N are the look-ahead of the last ones) and style vectors (B, style_dim)."""
-        n = prev.shape[1]
-        pos = torch.arange(n, device=prev.device)
+    def embed(self, codes: torch.Tensor) -> torch.Tensor:
+        """(..., Q) codes -> (..., d): the input a step gives the step after it."""
+        return self.token(codes + self.offsets).sum(-2)
+
+    def inputs(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, N, Q) codes -> (B, N, d) inputs of their steps: BOS, then each step's predecessor."""
+        first = self.bos.expand(codes.shape[0], 1, -1)
+        return torch.cat([first, self.embed(codes[:, :-1])], 1)
+
+    def forward(self, codes: torch.Tensor, speech: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits (B, N, Q, K) of codes (B, N, Q), each step hearing the codes before
+        it and each level the levels below it; speech (B, >= N, 2F; steps beyond N are the
+        look-ahead of the last ones) and style vectors (B, style_dim)."""
+        n = codes.shape[1]
+        pos = torch.arange(n, device=codes.device)
         heard = self.speech_in(speech.transpose(1, 2)).transpose(1, 2)[:, :n]
-        x = self.token(prev) + self.position(pos) + heard
+        x = self.inputs(codes) + self.position(pos) + heard
         for proj, block in zip(self.style_proj, self.blocks):
             x = block(x + proj(style)[:, None])
-        return self.head(self.norm(x))
+        return torch.stack([self.level_logits(x, codes, q) for q in range(self.config.quantizers)], -2)
+
+    def level_logits(self, x: torch.Tensor, codes: torch.Tensor, level: int) -> torch.Tensor:
+        """Logits (..., K) of one level from the Transformer's output x (..., d) and the codes
+        (..., >= level) of the levels below it."""
+        h = self.norm(x)
+        if level == 0:
+            return self.head(h)
+        k = self.config.codebook_size
+        below = codes[..., :level] + torch.arange(level, device=codes.device) * k
+        return self.level_heads[level - 1](h + self.lower(below).sum(-2))
 
     def style_vectors(self, speakers: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
         s = self.styles(speakers)
@@ -265,13 +313,14 @@ class PoseGPT(nn.Module):
         seed: int = 0,
         overlap: int | None = None,
     ) -> torch.Tensor:
-        """Codes (N,) for (T, F) frame features of any length, sampled with `temperature` and
+        """Codes (N, Q) for (T, F) frame features of any length, sampled with `temperature` and
         `top_k` (0: all codes) from a generator seeded with `seed` (see `CodeSampler`)."""
         sampler = CodeSampler(self, style, temperature, top_k, seed, overlap)
         speech = self.speech(features[None])[0]
         sampler.hear(speech, 0)
         with single_thread():
-            return torch.tensor([sampler.next() for _ in range(len(speech))], dtype=torch.long)
+            codes = [sampler.next() for _ in range(len(speech))]
+        return torch.tensor(codes, dtype=torch.long).reshape(len(speech), self.config.quantizers)
 
 
 class CodeSampler:
@@ -301,11 +350,11 @@ class CodeSampler:
         self.generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             self.styles = [proj(style.reshape(1, -1))[:, None] for proj in gpt.style_proj]
-        self.codes: list[int] = []
+        self.codes: list[tuple[int, ...]] = []  # each step's Q levels
         self.heard: dict[int, torch.Tensor] = {}  # speech of each code step heard (from the window on)
         self.start = 0  # the window's first code
         self.caches: list[list] | None = None
-        self.prev: list[int] = []
+        self.prev: list = []  # the window's step inputs: BOS, then code tuples
         self.t = 0  # positions of the window fed so far
 
     def hear(self, steps: torch.Tensor, first: int) -> None:
@@ -324,8 +373,8 @@ class CodeSampler:
         return F.conv1d(x.T[None], conv.weight, conv.bias).transpose(1, 2)
 
     @torch.no_grad()
-    def next(self) -> int:
-        """Sample the next code."""
+    def next(self) -> tuple[int, ...]:
+        """Sample the next code (its Q levels)."""
         gpt, c = self.gpt, self.gpt.config
         if self.caches is None or self.t >= c.context:  # a new window, primed with the last codes
             keep = self.codes[-self.overlap :] if self.codes else []
@@ -334,18 +383,23 @@ class CodeSampler:
                 k: v for k, v in self.heard.items() if k >= self.start
             }  # none before is heard again
             self.caches = [[] for _ in gpt.blocks]
-            self.prev, self.t = [gpt.bos] + keep, 0
+            self.prev, self.t = [None] + keep, 0
         # a step's input is the code before it: the primed codes in one pass, then each sampled one
-        steps = len(self.prev) - self.t
+        new = self.prev[self.t :]
+        inputs = [gpt.bos if c is None else gpt.embed(torch.tensor(c)) for c in new]
         x = (
-            gpt.token(torch.tensor([self.prev[self.t :]]))
-            + gpt.position.weight[self.t : self.t + steps]
-            + self._heard(self.t, self.t + steps)
+            torch.stack(inputs)[None]
+            + gpt.position.weight[self.t : self.t + len(new)]
+            + self._heard(self.t, self.t + len(new))
         )
         for s, block, cache in zip(self.styles, gpt.blocks, self.caches):
             x = block(x + s, cache)
-        self.t += steps
-        code = _sample(gpt.head(gpt.norm(x[:, -1:]))[0, -1], self.temperature, self.top_k, self.generator)
+        self.t += len(new)
+        levels = torch.zeros(gpt.config.quantizers, dtype=torch.long)
+        for q in range(len(levels)):
+            logits = gpt.level_logits(x[0, -1], levels, q)
+            levels[q] = _sample(logits, self.temperature, self.top_k, self.generator)
+        code = tuple(levels.tolist())
         self.prev.append(code)
         self.codes.append(code)
         return code
@@ -364,12 +418,11 @@ def _sample(logits: torch.Tensor, temperature: float, top_k: int, gen: torch.Gen
 def gpt_loss(
     model: PoseGPT, codes: torch.Tensor, speech: torch.Tensor, style: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
-    """Teacher-forced cross-entropy of codes (B, N) over the unmasked steps."""
-    prev = torch.cat([torch.full_like(codes[:, :1], model.bos), codes[:, :-1]], 1)
-    logits = model(prev, speech, style)
+    """Teacher-forced cross-entropy of codes (B, N, Q) over the unmasked steps, summed over levels."""
+    logits = model(codes, speech, style)
     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), codes.reshape(-1), reduction="none")
-    m = mask.reshape(-1).float()
-    return (ce * m).sum() / m.sum().clamp_min(1)
+    m = mask[..., None].expand_as(codes).reshape(-1).float()
+    return (ce * m).sum() / mask.float().sum().clamp_min(1)
 
 
 # ---------------------------------------------------------------- semantic-aware pose style matrix
@@ -426,9 +479,6 @@ def blend_weights(distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray
     return order, w / w.sum()
 
 
-POSTURE_SECONDS = 4.0
-
-
 class PoseAdapter:
     """A trained pose adapter: VQ-VAE, PoseGPT and the gallery of training videos' style matrices."""
 
@@ -451,7 +501,7 @@ class PoseAdapter:
     @torch.no_grad()
     def latents(self, pose: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pre-quantisation latents (N, C) of a (T, P) pose sequence and the speech unit of each step."""
-        z = self.vq.encode(torch.as_tensor(pose, dtype=torch.float32)[None])[0].numpy()
+        z = self.vq.encode(torch.as_tensor(self.vq.centre(pose), dtype=torch.float32)[None])[0].numpy()
         return z, unit_steps(units, self.downsample, len(z))
 
     def style_matrix(self, poses: list[np.ndarray], units: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -471,24 +521,18 @@ class PoseAdapter:
         temperature: float = 0.8,
         top_k: int = 0,
         seed: int = 0,
-        posture: np.ndarray | None = None,
-        fps: float = 25.0,
     ) -> np.ndarray:
-        """(T, P) head poses for (T, F) speech features; `style` None is the generic (null) style.
-
-        `posture` (P,), the mean head pose of a reference, replaces the generated motion's slow
-        component (its moving average over POSTURE_SECONDS): PoseGPT's resting pose wanders over
-        long audio, while a person's posture is what their reference shows.
-        """
+        """(T, P) head motion about the resting pose for (T, F) speech features; `style` None is
+        the generic (null) style. `place` puts it on a person's posture."""
         style = self.gpt.null_style if style is None else style
         feats = torch.as_tensor(features, dtype=torch.float32)
         codes = self.gpt.generate(feats, style, temperature, top_k, seed)
-        pose = self.vq.decode(codes[None], len(feats))[0].numpy()
-        if posture is not None:
-            from scipy.ndimage import uniform_filter1d
+        return self.vq.decode(codes[None], len(feats))[0].numpy()
 
-            slow = uniform_filter1d(
-                pose, size=max(1, int(round(POSTURE_SECONDS * fps))), axis=0, mode="nearest"
-            )
-            pose = pose - slow + np.asarray(posture, dtype=pose.dtype)
-        return pose
+    def place(self, motion: np.ndarray, posture: np.ndarray | None = None, scale=1.0) -> np.ndarray:
+        """(T, P) generated motion about the resting pose -> head poses about `posture` (P,), a
+        person's mean head pose (None: the resting pose), the motion scaled by `scale` (a number
+        or (P,)). Frame by frame, so a stream and a whole file give the same poses."""
+        rest = self.vq.pose_mean.numpy()
+        centre = rest if posture is None else np.asarray(posture, dtype=motion.dtype)
+        return (centre + np.asarray(scale, dtype=motion.dtype) * (motion - rest)).astype(motion.dtype)

@@ -22,7 +22,15 @@ PRESETS = {
             postnet_channels=32,
         ),
         pose=dict(
-            hidden=32, code_dim=16, codebook_size=32, d_model=48, heads=2, layers=2, ff=96, style_dim=16
+            hidden=32,
+            code_dim=16,
+            codebook_size=32,
+            quantizers=2,
+            d_model=48,
+            heads=2,
+            layers=2,
+            ff=96,
+            style_dim=16,
         ),
         train=dict(
             epochs=3, batch_size=8, window=50, hop=50, reference_frames=100, warmup_steps=10, augment=0

@@ -171,6 +171,45 @@ def _head_pose(params: np.ndarray | torch.Tensor, space):
     return params[..., space.n_expression :]
 
 
+def _centre_head_poses(clips: ClipDataset) -> None:
+    """Each clip's head pose about its own mean: the pose prior models motion, the posture is given."""
+    for c in clips.clips:
+        e = c.motion.space.n_expression
+        c.motion.params[:, e:] -= c.motion.params[:, e:].mean(0)
+
+
+# Mirroring a head left-right negates yaw and roll (pitch/yaw/roll, or axis-angle x/y/z) and the
+# sideways translation. Real heads turn several times more than the synthetic ones, a tracker's
+# head translation (its depth above all) varies more still, and a long take wanders off its
+# mean: the VQ-VAE learns motion of either side, of every size and about any offset it may meet.
+MIRROR = (1.0, -1.0, -1.0, -1.0, 1.0, 1.0)
+ROTATION_SCALE = (0.5, 4.0)
+TRANSLATION_SCALE = (0.5, 8.0)
+OFFSET = 1.0  # standard deviation of a window's random offset, in units of the scaled motion's
+
+
+def augment_head_motion(pose: torch.Tensor, mask: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """(B, T, P) windows of head motion about the resting pose (zero) scaled by random factors
+    (log-uniform, one for the rotation and one for the translation), mirrored half the time, and
+    moved by a random offset of about OFFSET of their own scale (`std`, the training motion's)."""
+    b, _, p = pose.shape
+
+    def log_uniform(lo, hi):
+        return torch.exp(np.log(lo) + (np.log(hi) - np.log(lo)) * torch.rand(b, 1, 1))
+
+    scale = torch.cat(
+        [
+            log_uniform(*ROTATION_SCALE).expand(-1, -1, min(p, 3)),
+            log_uniform(*TRANSLATION_SCALE).expand(-1, -1, p - min(p, 3)),
+        ],
+        -1,
+    )
+    mirror = torch.tensor(MIRROR[:p], dtype=pose.dtype)
+    sign = torch.where(torch.rand(b, 1, 1) < 0.5, mirror, torch.ones(p))
+    offset = OFFSET * torch.randn(b, 1, p) * scale * std
+    return torch.where(mask[..., None], pose * scale * sign + offset, pose)
+
+
 class PoseVQTask:
     """Stage 1 of the pose adapter: the VQ-VAE over windows of head pose."""
 
@@ -181,6 +220,8 @@ class PoseVQTask:
         self.frontend = make_frontend(cfg.frontend, **cfg.frontend_options)
         self.train_clips, self.val_clips = _pose_clip_sets(data, cfg, self.frontend, progress)
         self.space = self.train_clips.clips[0].motion.space
+        for clips in (self.train_clips, self.val_clips):
+            _centre_head_poses(clips)
         with seeded(cfg.seed):
             self.model = PoseVQVAE(
                 pose_config(self.space, self.frontend, self.train_clips, cfg.preset, **model_overrides)
@@ -194,7 +235,11 @@ class PoseVQTask:
         self.val_set = WindowDataset(self.val_clips, cfg.window, cfg.window)
 
     def loss(self, model, batch: dict) -> torch.Tensor:
-        return vq_loss(model, _head_pose(batch["params"], self.space), batch["mask"])
+        pose = _head_pose(batch["params"], self.space)
+        if model.training:
+            core = model.module if hasattr(model, "module") else model
+            pose = augment_head_motion(pose, batch["mask"], core.pose_std)
+        return vq_loss(model, pose, batch["mask"])
 
     def describe(self) -> dict:
         return {
@@ -216,7 +261,8 @@ def pose_config(space, frontend: FrontEnd, clips: ClipDataset, preset: str, **ov
 
 
 class CodeWindows(torch.utils.data.Dataset):
-    """Windows of `length` code steps (hop half of it) over whole clips: codes, speech, speaker."""
+    """Windows of `length` code steps (hop half of it) over whole clips: codes (length, Q), speech,
+    speaker."""
 
     def __init__(
         self, codes: list[torch.Tensor], speech: list[torch.Tensor], speakers: list[int], length: int
@@ -232,7 +278,7 @@ class CodeWindows(torch.utils.data.Dataset):
                 pad = length - (e - a)
                 self.items.append(
                     {
-                        "codes": F.pad(c[a:e], (0, pad)),
+                        "codes": F.pad(c[a:e], (0, 0, 0, pad)),
                         "speech": F.pad(s[a:e], (0, 0, 0, pad)),
                         "mask": torch.arange(length) < e - a,
                         "speaker": torch.tensor(spk),
@@ -256,6 +302,8 @@ class PoseGPTTask:
         self.frontend = frontend  # the VQ stage's, with its units
         self.train_clips, self.val_clips = _pose_clip_sets(data, cfg, self.frontend, progress)
         self.space = self.train_clips.clips[0].motion.space
+        for clips in (self.train_clips, self.val_clips):
+            _centre_head_poses(clips)
         self.vq = vq.eval()
         with seeded(cfg.seed):
             self.model = PoseGPT(vq.config)

@@ -168,6 +168,11 @@ class PoseStyle:
     sway_freq: float = 0.3  # Hz, idle sway
     sway_amp: float = 0.02  # radians
     energy: float = 1.0  # 0.5..1.5, scales all head movement
+    # what real heads do besides (drawn after the fields above, so the rest of a corpus stays the same)
+    drift: float = 0.03  # radians, slow wandering of the posture (a few seconds per excursion)
+    shift: float = 0.04  # radians, a new held posture (pitch, yaw) at some phrase boundaries
+    shift_chance: float = 0.4  # of a phrase boundary bringing a posture shift
+    stress_shake: float = 0.015  # radians, a small turn of the head on the phrase's main stress
 
     RANGES = {
         "posture_pitch": (-0.12, 0.12),
@@ -178,8 +183,12 @@ class PoseStyle:
         "boundary_shake": (0.0, 0.06),
         "question_raise": (0.0, 0.12),
         "sway_freq": (0.15, 0.6),
-        "sway_amp": (0.005, 0.05),
+        "sway_amp": (0.0, 0.03),  # from none: many people hold their head between movements
         "energy": (0.5, 1.5),
+        "drift": (0.0, 0.07),
+        "shift": (0.0, 0.08),
+        "shift_chance": (0.1, 0.8),
+        "stress_shake": (0.0, 0.04),
     }
 
 
@@ -384,6 +393,16 @@ def _eyes(p: np.ndarray, t: np.ndarray, fps: float, blink_rate: float, boundarie
         p[:, ch(f"eyeLookDown{side}")] = np.maximum(-vert, 0) + 0.2 * blink
 
 
+def _slow_noise(t: np.ndarray, seconds: float, rng) -> np.ndarray:
+    """(T, 3) smooth random motion of unit standard deviation (low-passed noise, started before
+    the clip so that it is already wandering at its first frame), correlated over ~`seconds`."""
+    dt = t[1] - t[0] if len(t) > 1 else 0.04
+    k = np.exp(-np.arange(int(2 * seconds / dt) + 1) * dt / (0.5 * seconds))
+    k /= np.sqrt((k * k).sum())
+    x = rng.normal(0, 1, (len(t) + len(k) - 1, 3))
+    return np.stack([np.convolve(x[:, i], k, "valid") for i in range(3)], 1)
+
+
 def _head(
     p: np.ndarray, t: np.ndarray, s: PoseStyle, stresses, boundaries, speech_end: float, kind: str, rng
 ) -> None:
@@ -407,6 +426,20 @@ def _head(
         s.sway_amp * k * np.sin(2 * math.pi * s.sway_freq * f * t + ph)
         for k, f, ph in zip((1.0, 1.3, 0.6), (1.0, 0.77, 1.31), phases)
     ]
+    # drawn last, so that the older rules above see the same random numbers as before
+    drift = _slow_noise(t, 3.0, rng) * s.drift * np.array([1.0, 1.0, 0.5])
+    shift = np.zeros((len(t), 2))
+    level = np.zeros(2)
+    for b in boundaries:
+        if rng.random() < s.shift_chance:
+            new = rng.normal(0, s.shift, 2)
+            shift += (new - level) * _smoothstep(t, b - 0.15, 0.4)[:, None]
+            level = new
+    nuclear = [st for st, w in stresses if w == 1.0]
+    turn = sum((_bump(t, st + 0.05, 0.6) * rng.choice((-1.0, 1.0)) for st in nuclear), np.zeros_like(t))
+    pitch = pitch + drift[:, 0] + shift[:, 0]
+    yaw = yaw + drift[:, 1] + shift[:, 1] + s.stress_shake * turn
+    tilt = tilt + drift[:, 2]
     pitch, yaw, roll = (s.energy * (x + w) for x, w in zip((pitch, yaw, tilt), sway))
     p[:, ch("headPitch")] = s.posture_pitch + pitch
     p[:, ch("headYaw")] = s.posture_yaw + yaw

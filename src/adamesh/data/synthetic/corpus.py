@@ -39,8 +39,9 @@ from adamesh.motion import ARKIT, Motion, load_motion, save_motion
 from adamesh.phones import espeak_phone
 
 FORMAT = "adamesh.corpus"
-VERSION = 4  # 2: breathing before phrases, longer lead silences; 3: the mouth leads the sound by 40 ms;
-# 4: long pauses before or after some sentences
+VERSION = 6  # 2: breathing before phrases, longer lead silences; 3: the mouth leads the sound by 40 ms;
+# 4: long pauses before or after some sentences; 6: heads drift, shift posture and turn on stress
+# (speech and faces as in 4; 5 was an experiment not kept)
 # Human-sounding espeak variants (no robots, whisper or croak) and English accents.
 VARIANTS = (
     "m1",
