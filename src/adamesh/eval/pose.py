@@ -90,15 +90,16 @@ def bench_pose(
     e, fps = space.n_expression, held.clips[0].motion.fps
     rot = slice(space.rotation[0] - e, space.rotation[1] - e)
     training = ClipDataset(data, ("train", "val"), progress=False)
-    gallery_style = {
-        s: style_vector(PoseStyle(**training.speaker_style(s)["pose_style"])) for s in adapter.videos
-    }
+    # the gallery's synthetic speakers, whose true styles the corpus knows (a model may also have
+    # trained on tracked real video, which has none)
+    known = [s for s in adapter.videos if "pose_style" in training.speaker_style(s)]
+    gallery_style = {s: style_vector(PoseStyle(**training.speaker_style(s)["pose_style"])) for s in known}
     by_speaker: dict[str, list[np.ndarray]] = {}
     for c in training.clips:
         by_speaker.setdefault(c.info.speaker, []).append(c.motion.params[:, e:])
     probe = StyleProbe(
-        np.stack([motion_statistics(np.concatenate(by_speaker[s])) for s in adapter.videos]),
-        np.stack([gallery_style[s] for s in adapter.videos]),
+        np.stack([motion_statistics(np.concatenate(by_speaker[s])) for s in known]),
+        np.stack([gallery_style[s] for s in known]),
     )
     table = np.stack([adapter.gpt.styles.weight.detach()[i] for i in range(len(adapter.videos))])
     rng = np.random.default_rng(seed)
@@ -113,7 +114,7 @@ def bench_pose(
         ref_poses, ref_units, ref_features = _reference_clips(refs, reference_seconds, fps)
         top1 = retrieve_pose_style(adapter, ref_poses, ref_units, fps, "top1")
         blend = retrieve_pose_style(adapter, ref_poses, ref_units, fps, "blend", k=k, features=ref_features)
-        nearest = sorted(adapter.videos, key=lambda v: np.abs(gallery_style[v] - true_style[spk]).mean())[:k]
+        nearest = sorted(known, key=lambda v: np.abs(gallery_style[v] - true_style[spk]).mean())[:k]
         agreement.append(
             {
                 "speaker": spk,
@@ -225,18 +226,18 @@ def _train_vq(data, folder, preset: str, size: int, workers, log):
 
 
 def _vq_reconstruction(vq, held, rot: slice, name: str) -> dict:
-    """Mean absolute rotation error (degrees) of the VQ-VAE on the held-out clips, and code usage."""
+    """Mean absolute rotation error (degrees) of the VQ-VAE on the held-out clips, and the usage of
+    its first codebook (the coarse motion PoseGPT picks first)."""
     import torch
 
     from adamesh.models.pose import codebook_usage
 
     err, codes = [], []
     for c in held.clips:
-        pose = torch.from_numpy(c.motion.params[:, c.motion.space.n_expression :])[None]
+        pose = c.motion.params[:, c.motion.space.n_expression :]
+        err.append(np.degrees(np.abs(vq.reconstruct(pose)[:, rot] - pose[:, rot])).mean())
         with torch.no_grad():
-            recon, code, _ = vq(pose)
-        err.append(np.degrees((recon[0, :, rot] - pose[0, :, rot]).abs().numpy()).mean())
-        codes.append(code[0].numpy())
+            codes.append(vq(torch.from_numpy(vq.centre(pose))[None])[1][0, :, 0].numpy())
     return {
         "name": name,
         "codebook_size": vq.config.codebook_size,

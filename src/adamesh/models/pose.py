@@ -297,6 +297,23 @@ class PoseGPT(nn.Module):
         below = codes[..., :level] + torch.arange(level, device=codes.device) * k
         return self.level_heads[level - 1](h + self.lower(below).sum(-2))
 
+    def sample_levels(self, x: torch.Tensor, temperature: float, top_k: int, gen: torch.Generator) -> tuple:
+        """One step's Q codes sampled in turn from the Transformer's output x (d,): `level_logits`
+        level by level, each hearing the codes just sampled below it (the functional calls save
+        most of the per-level cost of generation on a CPU)."""
+        k = self.config.codebook_size
+        h = self.norm(x)
+        codes: list[int] = []
+        for q in range(self.config.quantizers):
+            if q == 0:
+                logits = F.linear(h, self.head.weight, self.head.bias)
+            else:
+                h = h + self.lower.weight[(q - 1) * k + codes[-1]]
+                inner, _, outer = self.level_heads[q - 1]
+                logits = F.linear(F.gelu(F.linear(h, inner.weight, inner.bias)), outer.weight, outer.bias)
+            codes.append(_sample(logits, temperature, top_k, gen))
+        return tuple(codes)
+
     def style_vectors(self, speakers: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
         s = self.styles(speakers)
         if drop is not None:
@@ -395,11 +412,7 @@ class CodeSampler:
         for s, block, cache in zip(self.styles, gpt.blocks, self.caches):
             x = block(x + s, cache)
         self.t += len(new)
-        levels = torch.zeros(gpt.config.quantizers, dtype=torch.long)
-        for q in range(len(levels)):
-            logits = gpt.level_logits(x[0, -1], levels, q)
-            levels[q] = _sample(logits, self.temperature, self.top_k, self.generator)
-        code = tuple(levels.tolist())
+        code = gpt.sample_levels(x[0, -1], self.temperature, self.top_k, self.generator)
         self.prev.append(code)
         self.codes.append(code)
         return code
