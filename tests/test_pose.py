@@ -367,10 +367,22 @@ def test_pose_style_round_trip_and_model_check(loaded, small_corpus, tmp_path):
         clips[0].motion.fps,
         method="blend",
         k=2,
+        features=[c.features.features for c in clips],
     )
     back = PoseProfile.load(found.save(tmp_path / "pose.safetensors"))
     torch.testing.assert_close(back.style, found.style)
     np.testing.assert_allclose(back.posture, found.posture, rtol=1e-6)
+    assert found.amplitude.shape == (6,) and (found.amplitude > 0).all()
+    np.testing.assert_array_equal(back.amplitude, found.amplitude)
+    found.amplitude[1] = np.nan  # a damaged file is refused when read, not animated as NaN
+    found.save(tmp_path / "nan.safetensors")
+    with pytest.raises(AdameshError, match="amplitude must be 6 finite gains"):
+        PoseProfile.load(tmp_path / "nan.safetensors")
+    found.amplitude = found.amplitude[:3]
+    found.save(tmp_path / "short.safetensors")
+    with pytest.raises(AdameshError, match="damaged"):
+        PoseProfile.load(tmp_path / "short.safetensors")
+    found.amplitude = back.amplitude
     assert back.to_dict() == found.to_dict() and sum(back.weights) == pytest.approx(1, abs=1e-3)
     back.check(adapter)
     table = adapter.gpt.styles.weight.data.clone()

@@ -250,7 +250,7 @@ class PoseProfile:
             meta["distances"],
             tensors["posture"].numpy(),
             meta["model_id"],
-            tensors["amplitude"].numpy() if "amplitude" in tensors else None,
+            _amplitude(tensors, len(tensors["posture"])),
         )
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -268,6 +268,19 @@ class PoseProfile:
             raise AdameshError(
                 "this pose style was retrieved with another pose model; adapt again with this model"
             )
+
+
+def _amplitude(tensors: dict[str, torch.Tensor], dims: int) -> np.ndarray | None:
+    """A pose style's amplitude, refused unless it is one finite gain a head-pose dimension."""
+    if "amplitude" not in tensors:
+        return None
+    gain = tensors["amplitude"].float().numpy()
+    if gain.shape != (dims,) or not np.isfinite(gain).all() or (gain < 0).any() or (gain > 10).any():
+        raise AdameshError(
+            f"the pose style's amplitude must be {dims} finite gains between 0 and 10; this profile "
+            "is damaged: make it again with `adamesh adapt`"
+        )
+    return gain
 
 
 def pose_fingerprint(adapter: PoseAdapter) -> str:

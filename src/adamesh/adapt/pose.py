@@ -12,6 +12,7 @@ POSE_RETRIEVALS = ("top1", "blend")
 
 
 AMPLITUDE_LIMITS = (1 / 3, 3.0)
+AMPLITUDE_SECONDS = 30.0  # of a long reference, the first this many seconds measure its amplitude
 
 
 def reference_amplitude(
@@ -26,9 +27,11 @@ def reference_amplitude(
     head pose about its mean over that of PoseGPT's motion for the reference's speech in the
     retrieved style (a few seeds), within AMPLITUDE_LIMITS. A person who moves more or less than
     any training speaker still gets their own range of motion."""
-    own = np.concatenate([p - p.mean(0) for p in poses])
+    ends = np.cumsum([len(p) for p in poses])
+    n = int(np.searchsorted(ends, AMPLITUDE_SECONDS * fps)) + 1  # whole sequences up to the limit
+    own = np.concatenate([p - p.mean(0) for p in poses[:n]])
     made = np.concatenate(
-        [(g := adapter.animate(f, style, seed=seed)) - g.mean(0) for f in features for seed in range(seeds)]
+        [(g := adapter.animate(f, style, seed=s)) - g.mean(0) for f in features[:n] for s in range(seeds)]
     )
     return np.clip(own.std(0) / np.maximum(made.std(0), 1e-6), *AMPLITUDE_LIMITS).astype(np.float32)
 
