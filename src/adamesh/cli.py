@@ -411,8 +411,11 @@ def cmd_adapt(args) -> None:
         if "steps" in stats
         else profile.expression.method
     )
+    head = ""
+    if pose.amplitude is not None:  # the reference's head motion against PoseGPT's, pitch/yaw/roll
+        head = f", head motion x{'/'.join(f'{g:.2g}' for g in pose.amplitude[:3])} (pitch/yaw/roll)"
     print(
-        f"expression: {expression}; pose style: {pose.method} of {chosen}; "
+        f"expression: {expression}; pose style: {pose.method} of {chosen}{head}; "
         f"adapted in {profile.provenance['adapt_seconds']:.1f} s"
     )
     print(f"wrote {args.out}")
