@@ -215,7 +215,6 @@ def head_motion_measures(rotations: np.ndarray, fps: float, loudness: np.ndarray
     # is not movement a viewer sees, and generated motion has none
     smooth_d = uniform_filter1d(d, max(1, int(round(0.2 * fps))), axis=0, mode="nearest")
     speed = np.linalg.norm(np.diff(smooth_d, axis=0), axis=1) * fps
-    smooth = speed
     f, power = welch(d - d.mean(0), fs=fps, nperseg=min(len(d), int(10 * fps)), axis=0)
     power = power.sum(1)
     total = max(power[f > 0].sum(), 1e-12)
@@ -230,13 +229,13 @@ def head_motion_measures(rotations: np.ndarray, fps: float, loudness: np.ndarray
         "speed_p95": float(np.percentile(speed, 95)),
         "slow_share": float(power[(f > 0) & (f < SLOW_HZ)].sum() / total),
         "nod_share": float(power[(f >= SLOW_HZ) & (f < FAST_HZ)].sum() / total),
-        "held": float((smooth < HOLD_SPEED).mean()),
+        "held": float((speed < HOLD_SPEED).mean()),
         "nods_per_min": extrema(smooth_d[:, 0]) / minutes,
         "turns_per_min": extrema(smooth_d[:, 1]) / minutes,
     }
     if loudness is not None:
-        n = min(len(smooth), len(loudness) - 1)
-        a = smooth[:n] - smooth[:n].mean()
+        n = min(len(speed), len(loudness) - 1)
+        a = speed[:n] - speed[:n].mean()
         b = np.asarray(loudness[1 : n + 1], np.float64)
         b = b - b.mean()
         reach = int(round(fps))

@@ -435,43 +435,40 @@ def markdown(result: dict) -> str:
         )
     lines += [
         "",
-        "Per speaker (lip r / LVE mm / style err):",
+        *_per_speaker(
+            result,
+            "Per speaker (lip r / LVE mm / style err):",
+            lambda r: f"{r['lip_r']:.3f} / {r['lve_mm']:.2f} / {r['style_err']:.4f}",
+            test_seconds=True,
+        ),
         "",
-        "| speaker | ref s | test s | " + " | ".join(result["methods"]) + " |",
-        "|---|---|---|" + "---|" * len(result["methods"]),
+        *_per_speaker(
+            result,
+            "Per speaker head pose (std err ° / posture err ° / pose FD):",
+            lambda r: f"{r['pose_std_err_deg']:.2f} / {r['posture_err_deg']:.2f} / {r['pose_fd']:.1f}",
+        ),
     ]
-    for key in dict.fromkeys((r["speaker"], r["reference_s"]) for r in result["rows"]):
-        rs = {r["method"]: r for r in result["rows"] if (r["speaker"], r["reference_s"]) == key}
-        test_s = next(iter(rs.values()))["test_s"]
-        lines.append(
-            f"| {key[0]} | {key[1]:g} | {test_s:.0f} | "
-            + " | ".join(
-                f"{rs[m]['lip_r']:.3f} / {rs[m]['lve_mm']:.2f} / {rs[m]['style_err']:.4f}" if m in rs else ""
-                for m in result["methods"]
-            )
-            + " |"
-        )
-    lines += ["", "Per speaker head pose (std err ° / posture err ° / pose FD):", ""]
-    lines += [
-        "| speaker | ref s | " + " | ".join(result["methods"]) + " |",
-        "|---|---|" + "---|" * len(result["methods"]),
-    ]
-    for key in dict.fromkeys((r["speaker"], r["reference_s"]) for r in result["rows"]):
-        rs = {r["method"]: r for r in result["rows"] if (r["speaker"], r["reference_s"]) == key}
-        lines.append(
-            f"| {key[0]} | {key[1]:g} | "
-            + " | ".join(
-                f"{rs[m]['pose_std_err_deg']:.2f} / {rs[m]['posture_err_deg']:.2f} / {rs[m]['pose_fd']:.1f}"
-                if m in rs
-                else ""
-                for m in result["methods"]
-            )
-            + " |"
-        )
     lines += ["", *head_motion_table(result)]
     if result["skipped"]:
         lines += ["", "Skipped: " + "; ".join(f"{k} ({', '.join(v)})" for k, v in result["skipped"].items())]
     return "\n".join(lines) + "\n"
+
+
+def _per_speaker(result: dict, title: str, cell, test_seconds: bool = False) -> list[str]:
+    """A table of every speaker and reference length, one `cell(row)` a method."""
+    methods = result["methods"]
+    lines = [
+        title,
+        "",
+        "| speaker | ref s | " + ("test s | " if test_seconds else "") + " | ".join(methods) + " |",
+        "|---|---|" + ("---|" if test_seconds else "") + "---|" * len(methods),
+    ]
+    for key in dict.fromkeys((r["speaker"], r["reference_s"]) for r in result["rows"]):
+        rs = {r["method"]: r for r in result["rows"] if (r["speaker"], r["reference_s"]) == key}
+        test_s = f"{next(iter(rs.values()))['test_s']:.0f} | " if test_seconds else ""
+        cells = " | ".join(cell(rs[m]) if m in rs else "" for m in methods)
+        lines.append(f"| {key[0]} | {key[1]:g} | {test_s}{cells} |")
+    return lines
 
 
 HEAD_MEASURES = (

@@ -373,7 +373,7 @@ def bench_prior(
         truth, recon = np.concatenate(truth), np.concatenate(recon)
         row = {"speaker": speaker, "seconds": round(seconds, 1), **reconstruction_scores(truth, recon)}
         rows.append(row)
-        curves[speaker] = (truth, recon)
+        curves[speaker] = (truth, recon, clips[0].motion.fps)
         log(
             f"{speaker}: {seconds:.1f} s, r {' / '.join(f'{x:.2f}' for x in row['r'])}, "
             f"error / spread {row['error_over_spread']:.2f}"
@@ -400,12 +400,12 @@ def bench_prior(
         tmp.write_text(json.dumps(result, indent=1))
     with atomic_output(out / "table.md") as tmp:
         tmp.write_text(table + "\n")
-    _plot_reconstruction(out / "reconstruction.png", curves, 25.0)
+    _plot_reconstruction(out / "reconstruction.png", curves)
     log(table)
     return result
 
 
-def _plot_reconstruction(path, curves: dict, fps: float) -> None:
+def _plot_reconstruction(path, curves: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -414,7 +414,7 @@ def _plot_reconstruction(path, curves: dict, fps: float) -> None:
     from adamesh.fileio import atomic_output
 
     fig, axes = plt.subplots(len(curves), 3, figsize=(15, 2.2 * len(curves)), squeeze=False)
-    for row, (speaker, (truth, recon)) in zip(axes, curves.items()):
+    for row, (speaker, (truth, recon, fps)) in zip(axes, curves.items()):
         t = np.arange(len(truth)) / fps
         for k, (ax, name) in enumerate(zip(row, ("pitch", "yaw", "roll"))):
             ax.plot(t, np.degrees(truth[:, k]), lw=1, label="tracked")

@@ -285,34 +285,21 @@ class PoseGPT(nn.Module):
         x = self.inputs(codes) + self.position(pos) + heard
         for proj, block in zip(self.style_proj, self.blocks):
             x = block(x + proj(style)[:, None])
-        return torch.stack([self.level_logits(x, codes, q) for q in range(self.config.quantizers)], -2)
+        return self.levels(x, lambda q, logits: codes[..., q])
 
-    def level_logits(self, x: torch.Tensor, codes: torch.Tensor, level: int) -> torch.Tensor:
-        """Logits (..., K) of one level from the Transformer's output x (..., d) and the codes
-        (..., >= level) of the levels below it."""
-        h = self.norm(x)
-        if level == 0:
-            return self.head(h)
-        k = self.config.codebook_size
-        below = codes[..., :level] + torch.arange(level, device=codes.device) * k
-        return self.level_heads[level - 1](h + self.lower(below).sum(-2))
-
-    def sample_levels(self, x: torch.Tensor, temperature: float, top_k: int, gen: torch.Generator) -> tuple:
-        """One step's Q codes sampled in turn from the Transformer's output x (d,): `level_logits`
-        level by level, each hearing the codes just sampled below it (the functional calls save
-        most of the per-level cost of generation on a CPU)."""
+    def levels(self, x: torch.Tensor, pick) -> torch.Tensor:
+        """Logits (..., Q, K) of a step's levels from the Transformer's output x (..., d), level by
+        level: `pick(q, logits)` gives level q's code (...,), the true one in training or a
+        sampled one when generating, and each level hears the codes picked below it."""
         k = self.config.codebook_size
         h = self.norm(x)
-        codes: list[int] = []
+        out = []
         for q in range(self.config.quantizers):
-            if q == 0:
-                logits = F.linear(h, self.head.weight, self.head.bias)
-            else:
-                h = h + self.lower.weight[(q - 1) * k + codes[-1]]
-                inner, _, outer = self.level_heads[q - 1]
-                logits = F.linear(F.gelu(F.linear(h, inner.weight, inner.bias)), outer.weight, outer.bias)
-            codes.append(_sample(logits, temperature, top_k, gen))
-        return tuple(codes)
+            out.append(self.head(h) if q == 0 else self.level_heads[q - 1](h))
+            code = pick(q, out[-1])
+            if q + 1 < self.config.quantizers:  # the levels above hear this one
+                h = h + self.lower(code + q * k)
+        return torch.stack(out, -2)
 
     def style_vectors(self, speakers: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
         s = self.styles(speakers)
@@ -412,7 +399,14 @@ class CodeSampler:
         for s, block, cache in zip(self.styles, gpt.blocks, self.caches):
             x = block(x + s, cache)
         self.t += len(new)
-        code = gpt.sample_levels(x[0, -1], self.temperature, self.top_k, self.generator)
+        picked: list[int] = []
+
+        def pick(level: int, logits: torch.Tensor) -> torch.Tensor:
+            picked.append(_sample(logits, self.temperature, self.top_k, self.generator))
+            return torch.tensor(picked[-1])
+
+        gpt.levels(x[0, -1], pick)
+        code = tuple(picked)
         self.prev.append(code)
         self.codes.append(code)
         return code
