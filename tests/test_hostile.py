@@ -332,6 +332,35 @@ def ict_url_that_is_not_ict(t, base, mp):
     return ["rig", "install", "ict-facekit", "--from", (t / "other.zip").as_uri(), "--cache", "rigs"]
 
 
+def shipped_model_profile(t: Path, header_ranks: list) -> str:
+    """A profile that fits the shipped model, with a MoLoRA adapter of ranks (1, 2, 4) whose header
+    claims `header_ranks`: applying it would build layers of the header's ranks first."""
+    import copy
+
+    from adamesh import api
+    from adamesh.adapt.expression import AdaptConfig
+    from adamesh.models.molora import adapter_state_dict, add_molora
+    from adamesh.profile import ExpressionProfile, PoseProfile, Profile
+
+    animator = api.load()
+    net, targets = copy.deepcopy(animator.expression), AdaptConfig().targets
+    add_molora(net, targets, (1, 2, 4))
+    style = animator.expression.null_style.detach()
+    expression = ExpressionProfile(
+        "molora", style, adapter_state_dict(net), tuple(header_ranks), targets=targets,
+        model_id=animator.ids["expression"],
+    )  # fmt: skip
+    null = animator.pose.gpt.null_style.detach()
+    pose = PoseProfile(null, "blend", [], [], {}, np.zeros(6, np.float32), animator.ids["pose"])
+    Profile(expression, pose, {}, {}).save(t / "ranks.profile")
+    return "ranks.profile"
+
+
+@case
+def profile_whose_ranks_ask_for_19_gb(t, base, mp):
+    return animate(t, base, "--profile", shipped_model_profile(t, [100000]))
+
+
 @case
 def profile_with_a_blink_rate_of_1e9(t, base, mp):
     return animate(
@@ -390,6 +419,19 @@ def obj_export_into_a_folder_of_other_files(t, base, mp):
     (t / "mine").mkdir()
     (t / "mine" / "notes.txt").write_text("keep me")
     return ["export", motion(t, base), "--format", "obj", "--rig", "builtin", "--out", "mine"]
+
+
+@case
+def stream_onto_its_speech(t, base, mp):
+    wav = motion(t, base).replace(".npz", ".wav")
+    return ["stream", "--fast", "--audio", wav, "--out", wav]
+
+
+@case
+def adapt_onto_its_reference(t, base, mp):
+    # long enough to adapt to: only the check keeps the motion
+    assert main(["motion", "demo", "--out", str(t / "ref.npz"), "--seconds", "2.5"]) == 0
+    return ["adapt", "--reference", "ref.npz", "--out", "ref.npz"]
 
 
 @case

@@ -388,9 +388,10 @@ def cmd_track(args) -> None:
 
 def cmd_adapt(args) -> None:
     from adamesh import api
-    from adamesh.fileio import check_writable
+    from adamesh.fileio import check_outputs, check_writable
 
     check_writable(args.out)
+    check_outputs([args.out], [args.reference])
     model = api.load(args.model)
     profile = model.adapt(
         args.reference, method=args.method, retrieval=args.retrieval, seed=args.seed, clip_dir=args.keep_clip
@@ -423,11 +424,14 @@ def cmd_adapt(args) -> None:
 
 def cmd_stream(args) -> None:
     import adamesh
+    from adamesh.fileio import check_outputs
     from adamesh.stream import stream_to
 
-    model = adamesh.load(args.model)
-    profile = adamesh.Profile.load(args.profile) if args.profile else None
     out = sys.stdout if args.out == "-" else None
+    if out is None:
+        check_outputs([args.out], [args.audio if args.audio != "-" else None])
+    profile = adamesh.Profile.load(args.profile) if args.profile else None  # before the model's seconds
+    model = adamesh.load(args.model)
     try:
         report = stream_to(
             model, args.audio, args.out if out is None else out, profile=profile, fmt=args.format,
@@ -472,8 +476,8 @@ def cmd_animate(args) -> None:
         check_writable(path)
     check_input_file(args.audio, "audio", "an audio or video file", "give a recording with speech in it")
     check_outputs(targets, [args.audio, args.profile, args.rig])
+    profile = api.Profile.load(args.profile) if args.profile else None  # before the model's seconds
     model = api.load(args.model)
-    profile = api.Profile.load(args.profile) if args.profile else None
     if profile is not None:
         model.check(profile)
     if args.rig.startswith("gltf:") and not args.render:

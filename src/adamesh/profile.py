@@ -143,11 +143,14 @@ class ExpressionProfile:
     @classmethod
     def from_parts(cls, meta: dict, tensors: dict[str, torch.Tensor]) -> "ExpressionProfile":
         adapter = {k[len("adapter.") :]: v for k, v in tensors.items() if k.startswith("adapter.")}
+        ranks = tuple(meta["ranks"])
+        if meta["method"] in ("molora", "lora"):
+            _check_ranks(ranks, adapter)
         return cls(
             meta["method"],
             tensors["style"],
             adapter,
-            tuple(meta["ranks"]),
+            ranks,
             meta["combine"],
             meta["targets"],
             meta["model_id"],
@@ -164,6 +167,21 @@ class ExpressionProfile:
         return cls.from_parts(
             *_load_tensors(path, EXPRESSION_PROFILE_FORMAT, "profile", "an adamesh expression profile")
         )
+
+
+def _check_ranks(ranks: tuple, adapter: dict[str, torch.Tensor]) -> None:
+    """The header's ranks must be those of the stored adapter tensors: applying a profile builds
+    layers of these ranks before loading the tensors, so a header's word alone must not decide
+    how much memory that takes."""
+    a = [v for k, v in adapter.items() if k.endswith("lora_A")]
+    if not (
+        ranks
+        and all(isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in ranks)
+        and a
+        and all(v.ndim == 2 and v.shape[0] == sum(ranks) for v in a)
+        and all(v.shape == (len(ranks),) for k, v in adapter.items() if k.endswith("gate"))
+    ):
+        raise ValueError(f"its ranks {list(ranks)} are not those of its adapter tensors")
 
 
 def _save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
