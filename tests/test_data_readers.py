@@ -148,6 +148,19 @@ def test_pickles_cannot_run_code(tmp_path):
 # --------------------------------------------------------------------------- trackers
 
 
+def test_tracker_pickles_name_numpy_exactly_and_ask_for_no_more_than_they_hold(tmp_path):
+    # GLOBAL numpy.f2py.__main__ _reconstruct: importing that module runs f2py (and exits)
+    (tmp_path / "f2py.pkl").write_bytes(b"\x80\x02cnumpy.f2py.__main__\n_reconstruct\n)R.")
+    with pytest.raises(AdameshError, match="numpy.f2py.__main__._reconstruct object"):
+        read_flame_params(tmp_path / "f2py.pkl")
+    # {"exp": _reconstruct(ndarray, (10**10,), "b")}: 10 GB that numpy reserves without filling
+    size = (10**10).to_bytes(5, "little")
+    array = b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n\x8a\x05" + size + b"\x85U\x01b\x87R"
+    (tmp_path / "big.pkl").write_bytes(b"\x80\x02}X\x03\x00\x00\x00exp" + array + b"s.")
+    with pytest.raises(AdameshError, match="array of 10,000,000,000 bytes"):
+        read_flame_params(tmp_path / "big.pkl")
+
+
 def tracker_arrays(n=20, n_exp=50, seed=0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {

@@ -219,6 +219,23 @@ def flame_pickle_importing_f2py(t, base, mp):
 
 
 @case
+def flame_pickle_of_a_19_gb_bytearray(t, base, mp):
+    # GLOBAL bytearray, LONG1 19 GiB, TUPLE1, REDUCE, STOP: 36 bytes
+    size = (19 << 30).to_bytes(5, "little")
+    (t / "bomb.pkl").write_bytes(b"\x80\x02c__builtin__\nbytearray\n\x8a\x05" + size + b"\x85R.")
+    return ["rig", "info", "flame:bomb.pkl"]
+
+
+@case
+def flame_pickle_of_a_10_gb_array(t, base, mp):
+    # {"v_template": _reconstruct(ndarray, (10**10,), "b")}: numpy reserves it untouched; a copy fills it
+    size = (10**10).to_bytes(5, "little")
+    array = b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n\x8a\x05" + size + b"\x85U\x01b\x87R"
+    (t / "bomb.pkl").write_bytes(b"\x80\x02}X\n\x00\x00\x00v_template" + array + b"s.")
+    return ["rig", "info", "flame:bomb.pkl"]
+
+
+@case
 def training_state_with_a_pickle(t, base, mp, run):
     return resume(t, run, lambda out: torch.save({"optimiser": Payload()}, out / "train_state.pt"))
 

@@ -3,7 +3,10 @@ conversion that agrees with the audio's frame count, and pickle loading that run
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import math
+import os
 import pickle
 import warnings
 from pathlib import Path
@@ -13,6 +16,7 @@ import soundfile as sf
 
 from adamesh.audio import frame_count
 from adamesh.errors import AdameshError, AdameshWarning
+from adamesh.safepickle import check_sizes, numpy_names
 
 MISMATCH_S = 0.25  # audio and motion lengths differing by more than this point at a pairing mistake
 
@@ -58,12 +62,13 @@ class _ArrayUnpickler(pickle.Unpickler):
     """Rebuilds numpy arrays and scalars and plain containers, and refuses every other class, so a
     downloaded pickle cannot run code. ``_codecs.encode`` is how Python 2 pickles store bytes."""
 
-    NUMPY = frozenset({"_reconstruct", "scalar", "ndarray", "dtype", "_frombuffer"})
+    NUMPY = numpy_names()
 
     def find_class(self, module: str, name: str):
-        numpy_array = module.split(".")[0] == "numpy" and name in self.NUMPY
-        if numpy_array or (module, name) == ("_codecs", "encode"):
-            return super().find_class(module, name)
+        if (module, name) in self.NUMPY:
+            return self.NUMPY[module, name]
+        if (module, name) == ("_codecs", "encode"):
+            return codecs.encode
         raise pickle.UnpicklingError(
             f"it contains a {module}.{name} object; only numpy arrays are accepted "
             "(convert tensors with .numpy() before saving)"
@@ -73,9 +78,9 @@ class _ArrayUnpickler(pickle.Unpickler):
 def load_pickle(path: Path, fh=None):
     """Unpickle `path` (or the rest of the open file `fh`) with `_ArrayUnpickler`."""
     try:
-        if fh is not None:
-            return _ArrayUnpickler(fh, encoding="latin1").load()
-        with open(path, "rb") as f:
-            return _ArrayUnpickler(f, encoding="latin1").load()
-    except Exception as e:  # noqa: BLE001 - a malformed pickle can fail in any way; all mean "unreadable"
+        with open(path, "rb") if fh is None else contextlib.nullcontext(fh) as f:
+            data = _ArrayUnpickler(f, encoding="latin1").load()
+            check_sizes(data, os.fstat(f.fileno()).st_size)
+            return data
+    except (Exception, SystemExit) as e:  # a malformed pickle can fail in any way; all mean "unreadable"
         raise AdameshError(f"cannot read {path}: {e}") from None

@@ -30,6 +30,7 @@ from adamesh.errors import RigError
 from adamesh.geometry import axis_angle_to_matrix
 from adamesh.motion import FLAME
 from adamesh.rigs.base import SKIN, Rig
+from adamesh.safepickle import bounded_bytearray, check_sizes, numpy_names
 
 N_JOINTS = 5
 N_SHAPE_OFFICIAL = 300  # official shapedirs: 300 identity then 100 expression columns
@@ -181,30 +182,16 @@ class _ChumpyArray:
         self.state = state if isinstance(state, dict) else {"x": state}
 
 
-def _numpy_names() -> dict:
-    """What numpy array pickles name: numpy.core in older files, numpy._core since numpy 2."""
-    core = getattr(np, "_core", None) or np.core
-    names = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
-    for prefix in ("numpy.core", "numpy._core"):
-        names |= {
-            (f"{prefix}.multiarray", "_reconstruct"): core.multiarray._reconstruct,
-            (f"{prefix}.multiarray", "scalar"): core.multiarray.scalar,
-            (f"{prefix}.numeric", "_frombuffer"): core.numeric._frombuffer,
-        }
-    return names
-
-
-_NUMPY_NAMES = _numpy_names()
-
-
 class _ModelUnpickler(pickle.Unpickler):
     """Resolves only what a FLAME model pickle contains: numpy arrays, scipy sparse matrices,
     chumpy arrays (as `_ChumpyArray`) and a few builtins. Names are as in Python 2 pickles."""
 
-    # Exact names, resolved here: the module a pickle names is never imported (importing
-    # numpy.f2py.__main__, say, runs a program).
-    NUMPY = _NUMPY_NAMES
-    BUILTINS = {"object", "set", "frozenset", "slice", "complex", "bytearray", "list", "dict", "tuple"}
+    NUMPY = numpy_names()
+    BUILTINS = {"object", "set", "frozenset", "slice", "complex", "list", "dict", "tuple"}
+
+    def __init__(self, fh, limit: int):
+        super().__init__(fh, encoding="latin1")
+        self.limit = limit
 
     def find_class(self, module: str, name: str):
         if module == "chumpy" or module.startswith("chumpy."):
@@ -218,6 +205,8 @@ class _ModelUnpickler(pickle.Unpickler):
             return self.NUMPY[module, name]
         if module in ("builtins", "__builtin__") and name in self.BUILTINS:
             return getattr(builtins, name)
+        if module in ("builtins", "__builtin__") and name == "bytearray":
+            return bounded_bytearray(self.limit)
         if module in ("copyreg", "copy_reg") and name == "_reconstructor":
             return copyreg._reconstructor
         if module == "_codecs" and name == "encode":
@@ -234,7 +223,9 @@ def _read(path: Path) -> dict:
                     data = {k: z[k] for k in z.files}
             else:
                 fh.seek(0)
-                data = _ModelUnpickler(fh, encoding="latin1").load()
+                size = os.fstat(fh.fileno()).st_size
+                data = _ModelUnpickler(fh, size).load()
+                check_sizes(data, size)
     except (Exception, SystemExit) as e:  # any failure to parse means the file is not a model we can read
         raise RigError(f"FLAME model {path} is not a readable FLAME pickle or .npz: {e}") from None
     if not isinstance(data, dict):
