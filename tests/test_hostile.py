@@ -253,6 +253,11 @@ def training_state_truncated(t, base, mp, run):
 
 
 @case
+def motion_whose_audio_is_etc_shadow(t, base, mp):
+    return render(raw_motion(t / "shadow.npz", audio="/etc/shadow"))
+
+
+@case
 def motion_of_a_million_frames_in_a_small_file(t, base, mp):
     name = raw_motion(t / "huge.npz", params=np.zeros((MAX_FRAMES + 1, ARKIT.dim), np.float32))
     assert (t / name).stat().st_size < 2e6

@@ -325,7 +325,12 @@ def _motion_from_arrays(data: dict, path: Path) -> Motion:
     order = [channels.index(c) for c in space.channels]
     params = params[:, order]
     audio = str(data.get("audio", "")) or None
-    if audio and not os.path.isabs(audio):
+    if audio and os.path.isabs(audio):  # a stranger's file must not make us read /etc/shadow
+        raise MotionError(
+            f"its audio is the absolute path {audio}, which adamesh does not read: motion files name "
+            "their speech relative to themselves; write it again with adamesh"
+        )
+    if audio:
         audio = str((path.parent / audio).resolve())
     try:
         meta = json.loads(str(data.get("meta", "{}")))
