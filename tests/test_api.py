@@ -354,3 +354,31 @@ def test_long_speech_shows_the_stages_of_animation(model, capsys):
     shown = model.animate(speech.astype(np.float32), progress=True)
     assert "speech features" in capsys.readouterr().err
     np.testing.assert_array_equal(shown.params, quiet.params)
+
+
+def test_a_failed_run_leaves_no_outputs_and_keeps_the_last_runs(held_out, tmp_path, monkeypatch):
+    """animate's outputs (motion, exports, video) appear together or not at all: a render that
+    fails (here: the disk fills up) or is interrupted after the motion and exports are written
+    leaves the earlier run's files as they were and no new or partial ones."""
+    import errno
+
+    import adamesh.render
+
+    test = held_out[2]
+    out = tmp_path / "speech.npz"
+    args = ["animate", "--audio", test.audio, "--out", str(out), "--export", "csv", "--export", "glb"]
+    assert main(args) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert set(before) >= {"speech.npz", "speech.csv", "speech.glb"}
+
+    def full_disk(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    for failure in (full_disk, lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt())):
+        monkeypatch.setattr(adamesh.render, "render_motion", failure)
+        try:
+            rc = main([*args, "--seed", "7", "--render", str(tmp_path / "speech.mp4")])
+        except KeyboardInterrupt:
+            rc = None
+        assert rc != 0
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -170,3 +170,27 @@ def test_a_vrm_is_driven_through_its_expressions(builtin, tmp_path, version):
         assert not others.any()
     if validator_available():
         assert validate_gltf(out)["numErrors"] == 0
+
+
+def test_rendering_beside_the_export_keeps_the_avatar(tmp_path):
+    """--render loads the avatar as a rig for the video; the glb export is still the avatar's own
+    file with the clip added, not the rig's merged mesh."""
+    source = AVATARS / "rpm_brunette.glb"
+    if not source.is_file() or not SPEECH.is_file():
+        pytest.skip(f"{source} or {SPEECH} not found (../shared/data is absent)")
+    out = tmp_path / "speech.npz"
+    args = [
+        "animate",
+        "--audio",
+        str(SPEECH),
+        "--out",
+        str(out),
+        "--rig",
+        f"gltf:{source}",
+        "--export",
+        "glb",
+    ]
+    assert main([*args, "--render", str(tmp_path / "speech.mp4")]) == 0
+    before, after = read_glb(source)[0], read_glb(out.with_suffix(".glb"))[0]
+    assert _counts(after) == _counts(before) and before["textures"]
+    assert (tmp_path / "speech.mp4").stat().st_size > 0

@@ -4,8 +4,8 @@ the file back into Blender. Skipped when no Python with bpy is found."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +16,18 @@ from adamesh.export import BLENDER_PYTHON, blender_python, export
 from adamesh.testmotion import demo_motion
 
 ROOT = Path(__file__).resolve().parents[1]
-LOCAL = ROOT / ".venv-fbx" / "bin" / "python"
+
+
+def test_make_fbx_environment_is_found_without_the_variable(monkeypatch):
+    monkeypatch.delenv(BLENDER_PYTHON, raising=False)
+    local = ROOT / ".venv-fbx" / "bin" / "python"
+    if not local.is_file():
+        pytest.skip("no .venv-fbx in this clone (`make fbx` makes it)")
+    assert blender_python() in (str(local), sys.executable)
 
 
 @pytest.fixture
-def blender(monkeypatch):
-    if not os.environ.get(BLENDER_PYTHON) and LOCAL.is_file():
-        monkeypatch.setenv(BLENDER_PYTHON, str(LOCAL))
+def blender():
     if blender_python() is None:
         pytest.skip(f"no Python with Blender's bpy: run `make fbx`, or set {BLENDER_PYTHON}")
     return blender_python()

@@ -457,6 +457,11 @@ def adapt_onto_its_reference(t, base, mp):
 
 
 @case
+def serve_on_an_address_that_is_not_one(t, base, mp):
+    return ["serve", "--host", "999.1.1.1"]
+
+
+@case
 def render_onto_its_motion(t, base, mp):
     return ["render", motion(t, base), "--out", "m.npz", "--size", "64"]
 

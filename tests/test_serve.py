@@ -238,3 +238,21 @@ def test_a_third_party_avatar_uploaded_on_the_page_speaks(server, tmp_path, name
     assert stats["errors"] == [] and stats["framesReceived"] == stats["done"]["frames"] > 100
     # software rendering of a textured avatar shares the 2 cores with the server: a frame may be late
     assert stats["late"] <= 0.05 * stats["framesReceived"] and stats["jawMax"] - stats["jawMin"] > 0.2
+
+
+def test_the_address_is_checked_before_the_model_loads_and_open_ones_are_named():
+    import socket
+
+    from adamesh.errors import AdameshError
+    from adamesh.serve import check_address
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(AdameshError, match=f"cannot listen on 127.0.0.1:{port}"):
+            check_address("127.0.0.1", port)
+    assert check_address("127.0.0.1", port) is True  # free again
+    assert check_address("0.0.0.0", port) is False  # every interface: serve warns
+    with pytest.raises(AdameshError, match="--host 999.1.1.1 is not an address"):
+        check_address("999.1.1.1", port)

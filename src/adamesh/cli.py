@@ -459,8 +459,8 @@ def cmd_serve(args) -> None:
 def cmd_animate(args) -> None:
     from adamesh import api
     from adamesh.audio import times_real_time
-    from adamesh.export import export
-    from adamesh.fileio import check_input_file, check_outputs, check_writable
+    from adamesh.export import FBX_HINT, blender_python, export
+    from adamesh.fileio import atomic_outputs, check_input_file, check_outputs, check_writable
     from adamesh.render import render_motion
     from adamesh.rigs import load_rig
 
@@ -480,13 +480,14 @@ def cmd_animate(args) -> None:
     model = api.load(args.model)
     if profile is not None:
         model.check(profile)
-    if args.rig.startswith("gltf:") and not args.render:
+    if "fbx" in (args.export or []) and blender_python() is None:
+        raise AdameshError(FBX_HINT)
+    avatar = args.rig.startswith("gltf:")  # its glb export is the avatar's own file, animated
+    if avatar:
         from adamesh.avatar import check_avatar
 
-        rig = args.rig  # its glb is the avatar's own file: nothing to load but the check
         check_avatar(args.rig[len("gltf:") :])
-    else:
-        rig = load_rig(args.rig)
+    rig = load_rig(args.rig) if args.render or not avatar else None
     t0 = time.perf_counter()
     motion = model.animate(
         args.audio,
@@ -499,16 +500,19 @@ def cmd_animate(args) -> None:
         progress=True,
     )
     seconds = time.perf_counter() - t0
-    motion.save(out)
+    folders = {out.with_suffix(".obj")} if "obj" in (args.export or []) else set()
+    with atomic_outputs(targets, folders) as partial:  # all appear together, or none
+        motion.save(partial[0])
+        for fmt, path in zip(args.export or [], partial[1:]):
+            export(motion, fmt, path, args.rig if avatar else rig)
+        if args.render:
+            render_motion([motion], [rig], partial[-1])
     print(
         f"wrote {out}: {motion.n_frames} frames ({motion.duration:.1f} s) in {seconds:.2f} s, "
         f"{times_real_time(motion.duration / max(seconds, 1e-9))} real time"
     )
-    for fmt in args.export or []:
-        print(f"wrote {export(motion, fmt, out.with_suffix(f'.{fmt}'), rig)}")
-    if args.render:
-        render_motion([motion], [rig], args.render)
-        print(f"wrote {args.render}")
+    for path in targets[1:]:
+        print(f"wrote {path}")
 
 
 def cmd_demo(args) -> None:

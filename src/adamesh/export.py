@@ -292,14 +292,18 @@ FBX_HINT = (
 
 
 def blender_python() -> str | None:
-    """The Python that runs Blender for FBX: $ADAMESH_BLENDER_PYTHON, else this one if it has bpy."""
+    """The Python that runs Blender for FBX: $ADAMESH_BLENDER_PYTHON, else this one if it has bpy,
+    else the .venv-fbx that `make fbx` makes in a clone of adamesh."""
     import importlib.util
     import shutil
     import sys
 
     if os.environ.get(BLENDER_PYTHON):
         return shutil.which(os.environ[BLENDER_PYTHON]) or None
-    return sys.executable if importlib.util.find_spec("bpy") else None
+    if importlib.util.find_spec("bpy"):
+        return sys.executable
+    made = Path(__file__).resolve().parents[2] / ".venv-fbx" / "bin" / "python"
+    return str(made) if made.is_file() else None
 
 
 def write_fbx(motion: Motion, rig: Rig | str, out: str | os.PathLike) -> Path:

@@ -110,6 +110,15 @@ def atomic_output(path: str | os.PathLike, directory: bool = False) -> Iterator[
         raise
 
 
+@contextlib.contextmanager
+def atomic_outputs(paths: list, directories: frozenset | set = frozenset()) -> Iterator[list[Path]]:
+    """`atomic_output` for several outputs at once (those in `directories` are folders): all are
+    moved into place together when the block succeeds, none if it fails or is killed, so a run's
+    outputs never mix with an earlier run's."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_output(p, directory=p in directories)) for p in paths]
+
+
 def _remove_orphans(folder: Path, prefix: str) -> None:
     """Partial outputs `prefix<pid>-...` left by a process that no longer runs (killed with -9)."""
     for stale in folder.glob(glob_escape(prefix) + "*"):

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
+import socket
+import sys
 import tempfile
 import threading
 import time
@@ -353,10 +356,39 @@ def _locked(server: Server, fn, *args):
         return fn(*args)
 
 
+def check_address(host: str, port: int) -> bool:
+    """Whether `host` is this machine only (a loopback address), after checking, before the model
+    loads, that the server can listen on host:port."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError, OverflowError) as e:
+        raise AdameshError(
+            f"--host {host} is not an address to listen on ({e}); the default 127.0.0.1 serves this "
+            "machine only"
+        ) from None
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            raise AdameshError(
+                f"cannot listen on {host}:{port} ({e.strerror}); choose another --port or --host"
+            ) from None
+    return ipaddress.ip_address(address[0]).is_loopback
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, **options) -> None:
     """Run the page's server until interrupted (see the module docstring)."""
     import uvicorn
 
+    if not check_address(host, port):
+        print(
+            f"adamesh: warning: --host {host} lets every machine that can reach this one use the "
+            "server, upload files and read its answers, with no log-in and no encryption; keep the "
+            "default 127.0.0.1 unless the network is yours",
+            file=sys.stderr,
+            flush=True,
+        )
     server = Server(**options)
     print(f"adamesh: serving on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
     uvicorn.run(create_app(server), host=host, port=port, log_level="warning")
