@@ -383,6 +383,55 @@ def profile_whose_ranks_ask_for_19_gb(t, base, mp):
     return animate(t, base, "--profile", shipped_model_profile(t, [100000]))
 
 
+def damaged_model(t: Path, base: Path, part: str, name: str, change) -> list[str]:
+    """animate with a copy of the shipped model whose `part`/`name` JSON is `change(doc)`."""
+    from adamesh.api import WEIGHTS
+
+    shutil.copytree(WEIGHTS, t / "model")
+    path = t / "model" / part / name
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+    return animate(t, base, "--model", "model")
+
+
+def _with_model(**settings):
+    return lambda doc: {**doc, "model": {**doc["model"], **settings}}
+
+
+@case
+def model_config_with_an_unknown_setting(t, base, mp):
+    return damaged_model(t, base, "expression", "config.json", _with_model(wings=2))
+
+
+@case
+def model_config_with_three_heads(t, base, mp):
+    return damaged_model(t, base, "pose/gpt", "config.json", _with_model(heads=3))
+
+
+@case
+def model_config_asking_for_a_billion_wide_layers(t, base, mp):
+    return damaged_model(t, base, "expression", "config.json", _with_model(d_model=2**30, ff=2**30))
+
+
+@case
+def model_config_with_words_for_sizes(t, base, mp):
+    return damaged_model(t, base, "pose/vqvae", "config.json", _with_model(hidden="wide"))
+
+
+@case
+def model_config_that_is_a_list(t, base, mp):
+    return damaged_model(t, base, "expression", "config.json", lambda doc: [doc])
+
+
+@case
+def model_frontend_without_a_name(t, base, mp):
+    return damaged_model(t, base, "expression", "frontend.json", lambda doc: {"options": {}})
+
+
+@case
+def model_frontend_that_is_a_list(t, base, mp):
+    return damaged_model(t, base, "pose/gpt", "frontend.json", lambda doc: ["whisper"])
+
+
 @case
 def profile_with_a_blink_rate_of_1e9(t, base, mp):
     return animate(

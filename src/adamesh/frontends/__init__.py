@@ -68,7 +68,15 @@ def load_frontend(folder: str | os.PathLike) -> FrontEnd:
         spec = json.loads((folder / "frontend.json").read_text())
     except (OSError, ValueError) as e:
         raise AdameshError(f"cannot read the speech front-end of {folder}: {e}") from None
-    frontend = make_frontend(spec["name"], **spec.get("options", {}))
+    options = spec.get("options", {}) if isinstance(spec, dict) else None
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not isinstance(options, dict):
+        raise AdameshError(
+            f"{folder}/frontend.json is damaged (it names no front-end); train the model again"
+        )
+    try:
+        frontend = make_frontend(spec["name"], **options)
+    except TypeError as e:
+        raise AdameshError(f"{folder}/frontend.json is damaged ({e}); train the model again") from None
     units = folder / "frontend_units.safetensors"
     if units.is_file():
         frontend.units_model = KMeansUnits(np.asarray(load_file(str(units))["centroids"]))

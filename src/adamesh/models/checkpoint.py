@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 
-from safetensors import SafetensorError
+import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
@@ -37,17 +39,54 @@ def load_model(
             f"{folder} is not a model folder (config.json: {e}); train one with "
             "`adamesh train expression` or `adamesh train pose`"
         ) from None
-    if config.get("format") != FORMAT or config.get("kind") not in MODELS or kind and config["kind"] != kind:
+    if (
+        not isinstance(config, dict)
+        or config.get("format") != FORMAT
+        or config.get("kind") not in MODELS
+        or kind
+        and config["kind"] != kind
+    ):
         raise AdameshError(f"{folder} does not hold {'an ' + kind if kind else 'a'} model of adamesh")
-    cls, config_cls = MODELS[config["kind"]]
-    model = cls(config_cls(**config["model"]))
     weights = folder / f"{which}.safetensors"
+    model = _build(folder, config, weights)
     try:
         model.load_state_dict(load_file(str(weights)))
     except (OSError, RuntimeError, SafetensorError) as e:
         raise AdameshError(f"cannot load {weights}: {e}") from None
     model.eval()
     return model, load_frontend(folder), config
+
+
+def _build(folder: Path, config: dict, weights: Path) -> nn.Module:
+    """The model config.json describes, built only once its shapes are known to be those of the
+    weights file: a few edited bytes of JSON must not ask for gigabytes."""
+    cls, config_cls = MODELS[config["kind"]]
+    settings, fields = config.get("model"), {f.name: f for f in dataclasses.fields(config_cls)}
+    damaged = f"{folder}/config.json is damaged"
+    if not isinstance(settings, dict) or set(settings) - set(fields):
+        unknown = sorted(set(settings) - set(fields)) if isinstance(settings, dict) else "not an object"
+        raise AdameshError(f"{damaged} (its model settings: {unknown}); train the model again")
+    numbers = {"int": (int,), "float": (int, float)}  # type(True) is bool: refused for both
+    for name, value in settings.items():
+        allowed = numbers.get(str(fields[name].type))
+        if allowed and type(value) not in allowed:
+            raise AdameshError(f"{damaged} ({name} is {value!r}, not a number of type {fields[name].type})")
+    try:
+        with safe_open(str(weights), "pt") as f:
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        with torch.device("meta"):  # shapes only, nothing allocated
+            shapes = {k: tuple(v.shape) for k, v in cls(config_cls(**settings)).state_dict().items()}
+    except (OSError, SafetensorError) as e:
+        raise AdameshError(f"cannot load {weights}: {e}") from None
+    except (TypeError, ValueError, RuntimeError, AssertionError, ZeroDivisionError) as e:
+        raise AdameshError(f"{damaged} (the model it describes cannot be built: {e})") from None
+    if shapes != stored:
+        wrong = sorted(k for k in shapes.keys() | stored.keys() if shapes.get(k) != stored.get(k))
+        raise AdameshError(
+            f"{damaged}, or {weights.name} is: their shapes differ ({', '.join(wrong[:3])}); "
+            "train the model again"
+        )
+    return cls(config_cls(**settings))
 
 
 def load_pose_model(folder: str | os.PathLike) -> tuple[PoseAdapter, FrontEnd]:
@@ -61,15 +100,13 @@ def load_pose_model(folder: str | os.PathLike) -> tuple[PoseAdapter, FrontEnd]:
         with safe_open(str(folder / "gallery.safetensors"), "pt") as f:
             meta = f.metadata()
         gallery = load_file(str(folder / "gallery.safetensors"))
-    except (OSError, SafetensorError) as e:
+        matrices, counts = gallery["matrices"].numpy(), gallery["counts"].numpy()
+        videos, n_units = json.loads(meta["videos"]), int(meta["n_units"])
+        if not (isinstance(videos, list) and len(videos) == len(matrices) == len(counts)):
+            raise ValueError("its videos, matrices and counts differ in number")
+    except (OSError, SafetensorError, KeyError, TypeError, ValueError) as e:
         raise AdameshError(
-            f"{folder} has no readable gallery.safetensors ({e}); train it with `adamesh train pose`"
+            f"{folder} has no readable gallery.safetensors ({type(e).__name__}: {e}); train it with "
+            "`adamesh train pose`"
         ) from None
-    return PoseAdapter(
-        vq,
-        gpt,
-        gallery["matrices"].numpy(),
-        gallery["counts"].numpy(),
-        json.loads(meta["videos"]),
-        int(meta["n_units"]),
-    ), frontend
+    return PoseAdapter(vq, gpt, matrices, counts, videos, n_units), frontend

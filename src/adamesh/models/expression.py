@@ -59,6 +59,10 @@ class ExpressionConfig:
     dropout: float = 0.1
     style_dropout: float = 0.1  # how often training uses null_style instead of the reference
 
+    def __post_init__(self):
+        if self.heads < 1 or self.d_model % self.heads:
+            raise ValueError(f"d_model {self.d_model} must be a multiple of heads {self.heads}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
