@@ -433,6 +433,27 @@ def model_frontend_that_is_a_list(t, base, mp):
 
 
 @case
+def profile_whose_header_is_a_list(t, base, mp):
+    save_file({"x": torch.zeros(1)}, str(t / "list.profile"), metadata={"adamesh": "[1, 2]"})
+    return animate(t, base, "--profile", "list.profile")
+
+
+@case
+def profile_whose_parts_are_lists(t, base, mp):
+    return animate(t, base, "--profile", profile(t, {"reference": {}, "expression": [1], "pose": [2]}))
+
+
+@case
+def glb_avatar_whose_json_is_a_list(t, base, mp):
+    text = b"[1, 2]  "
+    body = len(text).to_bytes(4, "little") + b"JSON" + text
+    (t / "list.glb").write_bytes(
+        b"glTF" + (2).to_bytes(4, "little") + (12 + len(body)).to_bytes(4, "little") + body
+    )
+    return ["export", motion(t, base), "--format", "glb", "--rig", "gltf:list.glb", "--out", "out.glb"]
+
+
+@case
 def profile_with_a_blink_rate_of_1e9(t, base, mp):
     return animate(
         t, base, "--profile", profile(t, {"reference": {"blink_rate": 1e9}, "expression": {}, "pose": {}})

@@ -55,6 +55,8 @@ def read_glb(path: str | os.PathLike) -> tuple[dict, bytes]:
             chunks.setdefault(kind, data[at + 8 : at + 8 + size])
             at += 8 + size
         doc = json.loads(chunks[_JSON])
+        if not isinstance(doc, dict):
+            raise ValueError(f"its JSON is a {type(doc).__name__}, not an object")
     except (ValueError, KeyError, struct.error) as e:
         raise AdameshError(
             f"{name} is a damaged .glb file ({type(e).__name__}: {e}); export the avatar again"

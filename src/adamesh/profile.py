@@ -83,7 +83,7 @@ class Profile:
                 reference,
                 meta.get("provenance", {}),
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise AdameshError(
                 f"profile {path} is damaged ({type(e).__name__}: {e}); make it again with `adamesh adapt`"
             ) from None
@@ -205,7 +205,7 @@ def _load_tensors(
         tensors = load_file(str(path))
     except (OSError, ValueError, SafetensorError) as e:
         raise AdameshError(f"cannot read {kind} {path}: {e}") from None
-    if meta.get("format") != fmt:
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
         raise AdameshError(f"{path} is not {what}")
     return meta, tensors
 
