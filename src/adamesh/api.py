@@ -25,6 +25,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from adamesh.adapt.expression import AdaptConfig, Reference, adapt
 from adamesh.adapt.pose import retrieve_pose_style
 from adamesh.adapt.timing import timing_speech
 from adamesh.audio import SAMPLE_RATE, frame_count, load_audio
+from adamesh.device import single_thread
 from adamesh.errors import AdameshError, AdameshWarning
 from adamesh.fileio import atomic_output, check_input_file
 from adamesh.frontends import Features
@@ -256,21 +258,26 @@ class Animator:
             raise AdameshError("the speech is shorter than one frame; give a recording with speech in it")
         if profile is not None:
             self.check(profile)
-        stages = tqdm(total=3, desc="speech features", unit="stage", leave=False,
+        stages = tqdm(total=2, desc="speech features", unit="stage", leave=False,
                       disable=not progress or len(samples) < LONG_SPEECH_SECONDS * SAMPLE_RATE)  # fmt: skip
         e_feats, p_feats = self.speech_features(samples)
-        stages.set_description("expression")
+        stages.set_description("expression and head motion")
         stages.update()
 
         net, style = self.styled_expression(profile, style_strength)
-        with torch.no_grad():
-            expr = net.predict(torch.from_numpy(e_feats.features), style=style, style_strength=style_strength)
-        expr = expr.numpy()
-        stages.set_description("head motion")
-        stages.update()
-
         pose_style, posture, gain = self.pose_style(profile, style_strength)
-        motion = self.pose.animate(p_feats.features, pose_style, temperature=temperature, seed=seed)
+
+        def expression() -> np.ndarray:
+            with torch.no_grad():
+                feats = torch.from_numpy(e_feats.features)
+                return net.predict(feats, style=style, style_strength=style_strength).numpy()
+
+        # the expression network on one core while PoseGPT samples its codes, step by step, on
+        # another (its steps are too small to share a core's worth of threads)
+        with single_thread(), ThreadPoolExecutor(1) as pool:
+            expr = pool.submit(expression)
+            motion = self.pose.animate(p_feats.features, pose_style, temperature=temperature, seed=seed)
+            expr = expr.result()
         pose = self.pose.place(motion, posture, pose_amplitude * gain)
         stages.update()
         stages.close()

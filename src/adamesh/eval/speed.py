@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 
-def bench_speed(models: list[str | None], audio: list[str], repeats: int = 3, log=print) -> list[dict]:
+def bench_speed(models: list[str | None], audio: list[str], repeats: int = 5, log=print) -> list[dict]:
     """Speech to ARKit + head pose (`Animator.animate`: front-ends, expression network, PoseGPT,
     VQ-VAE decoder, blinks), timed for every model on the same audio in one run, best of `repeats`;
     and each model's front-ends alone. Nothing is cached between repeats."""
