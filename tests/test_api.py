@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -382,3 +383,23 @@ def test_a_failed_run_leaves_no_outputs_and_keeps_the_last_runs(held_out, tmp_pa
             rc = None
         assert rc != 0
         assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_the_readme_python_snippet_runs(held_out, tmp_path, monkeypatch):
+    """The README's Python block, run as written: only its example file names are replaced by a
+    clip folder (one of the reference kinds it names) and a speech file."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert len(blocks) == 1
+    ref_dir, _, test = held_out
+    code = blocks[0].replace('"reference.mp4"', repr(str(ref_dir))).replace('"speech.wav"', repr(test.audio))
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the short reference's warning
+        exec(compile(code, "README.md", "exec"), namespace)
+    assert (tmp_path / "me.profile").is_file() and (tmp_path / "speech.npz").is_file()
+    assert namespace["verts"].shape[0] == namespace["motion"].n_frames
+    assert namespace["frames"].shape[1] == 58

@@ -13,6 +13,7 @@ _LAZY = {
     "Profile": "adamesh.profile",
     "AdaptConfig": "adamesh.adapt.expression",
     "load_rig": "adamesh.rigs",
+    "load_audio": "adamesh.audio",
 }
 
 
@@ -40,6 +41,7 @@ __all__ = [
     "load_motion",
     "save_motion",
     "load_rig",
+    "load_audio",
     "load",
     "Animator",
     "Profile",
