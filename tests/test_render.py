@@ -97,3 +97,16 @@ def test_contact_sheet_tiles_differ(builtin):
     neutral = tiles[0]
     for k, tile in enumerate(tiles[1:]):
         assert np.abs(tile - neutral).max() > 40, f"shape {k} is invisible in the contact sheet"
+
+
+def test_a_caption_stays_readable_over_a_dark_head():
+    from adamesh.render import caption
+
+    dark = np.zeros((384, 384, 3), np.uint8)  # a head (or hair) that reaches the top of the frame
+    out = caption(dark, "personalised")
+    top = out[:40]
+    assert np.median(top[top.any(-1)]) > 200  # the text sits on a light plate
+    ys, xs = np.where(top.max(-1) > 200)
+    plate = top[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    assert (plate.max(-1) < 100).sum() > 50  # and its dark letters show on it
+    assert not out[60:].any()  # nothing else is drawn

@@ -81,12 +81,16 @@ def _font(size: int):
 
 
 def caption(img: np.ndarray, text: str, size: int | None = None) -> np.ndarray:
-    """Draw a caption centred at the top of an image."""
+    """Draw a caption centred at the top of an image, on a plate of its own: a head that reaches
+    the top of the frame must not hide it."""
     pil = Image.fromarray(img)
     draw = ImageDraw.Draw(pil)
     font = _font(size or max(12, img.shape[0] // 24))
     box = draw.textbbox((0, 0), text, font=font)
     x = (img.shape[1] - (box[2] - box[0])) // 2
+    pad = 3
+    plate = (x + box[0] - pad, 6 + box[1] - pad, x + box[2] + pad, 6 + box[3] + pad)
+    draw.rectangle(plate, fill=(232, 234, 240))
     draw.text((x, 6), text, fill=(20, 20, 25), font=font)
     return np.asarray(pil)
 
