@@ -403,3 +403,14 @@ def test_the_readme_python_snippet_runs(held_out, tmp_path, monkeypatch):
     assert (tmp_path / "me.profile").is_file() and (tmp_path / "speech.npz").is_file()
     assert namespace["verts"].shape[0] == namespace["motion"].n_frames
     assert namespace["frames"].shape[1] == 58
+
+
+def test_speech_made_of_nan_is_refused_but_a_few_stray_samples_are_silenced(model):
+    speech = np.sin(np.arange(16000) * 0.05).astype(np.float32) * 0.1
+    with pytest.raises(AdameshError, match="16,000 of its 16,000 samples are NaN or infinite"):
+        model.animate(np.full(16000, np.nan, np.float32))
+    glitch = speech.copy()
+    glitch[::2000] = np.inf  # 8 of 16,000
+    np.testing.assert_array_equal(
+        model.animate(glitch).params, model.animate(np.where(np.isinf(glitch), 0, glitch)).params
+    )

@@ -532,6 +532,17 @@ def serve_on_an_address_that_is_not_one(t, base, mp):
 
 
 @case
+def speech_of_nan_samples(t, base, mp):
+    sf.write(t / "nan.wav", np.full(16000, np.nan, np.float32), 16000, subtype="FLOAT")
+    return ["animate", "--audio", "nan.wav", "--out", "out.npz"]
+
+
+@case
+def speech_that_is_dev_zero(t, base, mp):
+    return ["animate", "--audio", "/dev/zero", "--out", "out.npz"]
+
+
+@case
 def render_onto_its_motion(t, base, mp):
     return ["render", motion(t, base), "--out", "m.npz", "--size", "64"]
 

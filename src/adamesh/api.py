@@ -37,7 +37,7 @@ from tqdm import tqdm
 from adamesh.adapt.expression import AdaptConfig, Reference, adapt
 from adamesh.adapt.pose import retrieve_pose_style
 from adamesh.adapt.timing import timing_speech
-from adamesh.audio import SAMPLE_RATE, frame_count, load_audio
+from adamesh.audio import SAMPLE_RATE, check_finite, frame_count, load_audio
 from adamesh.device import single_thread
 from adamesh.errors import AdameshError, AdameshWarning
 from adamesh.fileio import atomic_output, check_input_file
@@ -379,13 +379,17 @@ def check_settings(
             raise AdameshError(f"{name} must be between {lo} and {hi}, not {value}")
 
 
-def speech_samples(audio: np.ndarray) -> np.ndarray:
-    """16 kHz mono float samples as float32, non-finite values silenced; refuses anything else."""
+def speech_samples(audio: np.ndarray, whole: bool = True) -> np.ndarray:
+    """16 kHz mono float samples as float32, non-finite values silenced; refuses anything else, and
+    a `whole` recording made mostly of non-finite values (a stream's chunk is not refused for a
+    glitch)."""
     if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.floating):
         raise AdameshError(
             f"speech samples must be mono float (n,) at {SAMPLE_RATE} Hz in [-1, 1], not "
             f"{audio.dtype} {audio.shape}; or pass a file"
         )
+    if whole:
+        check_finite(audio, "the speech samples")
     return np.nan_to_num(audio.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 

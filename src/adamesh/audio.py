@@ -43,6 +43,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = SAMPLE_RATE) -
             f"{name} is sampled at {rate} Hz, too low to hold speech (telephone speech is 8000 Hz); "
             f"give a recording at {MIN_RATE} Hz or more"
         )
+    check_finite(data, name)
     # Before averaging, so one bad channel does not wipe out the other.
     np.nan_to_num(data, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     mono = data.mean(axis=1)
@@ -50,6 +51,17 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = SAMPLE_RATE) -
         mono, rate = resample(mono, rate, sample_rate), sample_rate
     # Float files may exceed full scale, and the resampling filter rings past it next to clipped peaks.
     return np.ascontiguousarray(np.clip(mono, -1.0, 1.0), np.float32), int(rate)
+
+
+def check_finite(samples: np.ndarray, what: str) -> None:
+    """A few NaN or infinite samples are silenced where they are; audio made mostly of them is
+    damaged, and animating it would animate silence."""
+    bad = int(np.count_nonzero(~np.isfinite(samples)))
+    if bad > 0.01 * samples.size:
+        raise AdameshError(
+            f"{what}: {bad:,} of its {samples.size:,} samples are NaN or infinite; the audio is "
+            "damaged, give the recording again"
+        )
 
 
 def _decode_with_ffmpeg(name: str) -> tuple[np.ndarray, int]:

@@ -214,6 +214,10 @@ def check_input_file(path: str | os.PathLike, kind: str, accepted: str, empty_hi
     name = os.fspath(path)
     if os.path.isdir(name):
         raise AdameshError(f"{name} is a directory; give the path of {accepted}")
+    if os.path.exists(name) and not os.path.isfile(name):
+        raise AdameshError(
+            f"{name} is not a regular file (a device, FIFO or socket); give the path of {accepted}"
+        )
     if not os.path.isfile(name):
         raise AdameshError(f"{kind} file {name} does not exist; check the path")
     if os.path.getsize(name) == 0:

@@ -110,7 +110,7 @@ class Stream:
         """Add 16 kHz mono float speech; returns the frames that became final ((0, 58) if none)."""
         if self.closed:
             raise AdameshError("this stream is closed; start a new one with model.stream()")
-        samples = speech_samples(np.asarray(samples))
+        samples = speech_samples(np.asarray(samples), whole=False)
         self.audio = np.concatenate([self.audio, samples])
         self.received += len(samples)
         n = self.final_frames()
