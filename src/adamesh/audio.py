@@ -54,10 +54,10 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = SAMPLE_RATE) -
 
 
 def check_finite(samples: np.ndarray, what: str) -> None:
-    """A few NaN or infinite samples are silenced where they are; audio made mostly of them is
-    damaged, and animating it would animate silence."""
+    """NaN or infinite samples are silenced where they are; audio made mostly of them is damaged,
+    and animating it would animate silence."""
     bad = int(np.count_nonzero(~np.isfinite(samples)))
-    if bad > 0.01 * samples.size:
+    if bad > 0.5 * samples.size:
         raise AdameshError(
             f"{what}: {bad:,} of its {samples.size:,} samples are NaN or infinite; the audio is "
             "damaged, give the recording again"
