@@ -53,7 +53,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 def play_glb(path: Path, head: str | None = None, screenshot: Path | None = None) -> dict:
-    """What three.js sees when it plays the `adamesh` animation of `path` (head: the head node's
+    """What three.js sees when it plays the first clip of `path`, adamesh's `speech` (head: the head node's
     name); the face at its widest mouth saved to `screenshot` (PNG) when given."""
     results, done = [], threading.Event()
     files = {"avatar.glb": Path(path).resolve()}

@@ -58,10 +58,10 @@ def test_the_builtin_heads_glb_animated_as_an_avatar_gets_the_same_clip(builtin,
     out = animate_avatar(motion, source, tmp_path / "animated.glb")
     before, after = read_glb(source)[0], read_glb(out)[0]
     assert _counts(after) == _counts(before)
-    assert [a["name"] for a in after["animations"]] == ["speech", ANIMATION_NAME]
+    assert [a["name"] for a in after["animations"]] == [ANIMATION_NAME, ANIMATION_NAME]  # ours first
     # the file's own clip and ours drive the same node to the same head rotation
     doc, blob = read_glb(out)
-    ours = doc["animations"][1]
+    ours = doc["animations"][0]
     rotation = next(c for c in ours["channels"] if c["target"]["path"] == "rotation")
     assert rotation["target"]["node"] == head_node(doc) == 0
     np.testing.assert_allclose(_accessor(doc, blob, ours["samplers"][rotation["sampler"]]["output"]),
@@ -107,10 +107,10 @@ def test_a_third_party_avatar_comes_back_whole_with_the_speech_on_it(name, head,
     glb = out.with_suffix(".glb")
     before, after = read_glb(source)[0], read_glb(glb)[0]
     assert _counts(after) == _counts(before)
-    assert [a["name"] for a in after["animations"]] == [a["name"] for a in before.get("animations", [])] + [
-        ANIMATION_NAME
+    assert [a["name"] for a in after["animations"]] == [ANIMATION_NAME] + [
+        a["name"] for a in before.get("animations", [])
     ]
-    ours = after["animations"][-1]
+    ours = after["animations"][0]
     animated = {c["target"]["node"] for c in ours["channels"]}
     heads = [c["target"]["node"] for c in ours["channels"] if c["target"]["path"] == "rotation"]
     assert [after["nodes"][i]["name"] for i in heads] == [head]  # the head bone turns, no other node
@@ -157,7 +157,7 @@ def test_a_vrm_is_driven_through_its_expressions(builtin, tmp_path, version):
     source = write_glb(_as_vrm(doc, version), blob, tmp_path / "avatar.vrm")
     out = animate_avatar(motion, source, tmp_path / "animated.vrm")
     after, data = read_glb(out)
-    ours = after["animations"][-1]
+    ours = after["animations"][0]
     weights = next(c for c in ours["channels"] if c["target"]["path"] == "weights")
     w = _accessor(after, data, ours["samplers"][weights["sampler"]]["output"]).reshape(
         motion.n_frames, len(names)

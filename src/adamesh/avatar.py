@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from adamesh.errors import AdameshError, AdameshWarning
+from adamesh.export import ANIMATION_NAME
 from adamesh.fileio import atomic_output, check_input_file
 from adamesh.geometry import euler_to_matrix, matrix_to_quaternion, quaternion_to_matrix
 from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES, Motion
@@ -36,7 +37,6 @@ from adamesh.rigs.base import arkit_name
 
 _GLB_MAGIC, _JSON, _BIN = b"glTF", 0x4E4F534A, 0x004E4942
 _FLOAT, _SCALAR, _VEC4 = 5126, "SCALAR", "VEC4"
-ANIMATION_NAME = "adamesh"
 
 
 def read_glb(path: str | os.PathLike) -> tuple[dict, bytes]:
@@ -264,7 +264,8 @@ def animate_avatar(motion: Motion, source: str | os.PathLike, out: str | os.Path
         channels.append({"sampler": len(samplers) - 1, "target": {"node": head, "path": "rotation"}})
 
     _declare_ktx2_textures(doc, source)
-    doc.setdefault("animations", []).append({
+    # first: viewers and engines play an avatar's first clip unless told otherwise
+    doc.setdefault("animations", []).insert(0, {
         "name": ANIMATION_NAME, "samplers": samplers, "channels": channels,
         "extras": {"fps": motion.fps, "producer": "adamesh"},
     })  # fmt: skip

@@ -21,6 +21,8 @@ from adamesh.geometry import NormalComputer, euler_to_matrix, matrix_to_quaterni
 from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES, Motion
 from adamesh.rigs.base import BlendshapeRig, Rig
 
+ANIMATION_NAME = "speech"  # the clip's name in every glb adamesh writes (avatar.py adds it first)
+
 # Live Link Face's CSV orders two pairs differently from Apple's documentation.
 LIVE_LINK_ORDER = list(ARKIT_BLENDSHAPES)
 for a, b in (("jawLeft", "jawRight"), ("mouthLeft", "mouthRight")):
@@ -155,7 +157,7 @@ def write_glb(motion: Motion, rig: Rig, out: str | os.PathLike) -> Path:
         gl.AnimationChannel(sampler=1, target=gl.AnimationChannelTarget(node=0, path="rotation")),
         gl.AnimationChannel(sampler=2, target=gl.AnimationChannelTarget(node=0, path="translation")),
     ]
-    b.doc.animations.append(gl.Animation(name="speech", samplers=samplers, channels=channels,
+    b.doc.animations.append(gl.Animation(name=ANIMATION_NAME, samplers=samplers, channels=channels,
                                          extras={"fps": motion.fps, "meta": motion.meta}))  # fmt: skip
     b.doc.buffers.append(gl.Buffer(byteLength=len(b.blob)))
     b.doc.set_binary_blob(bytes(b.blob))
