@@ -430,3 +430,19 @@ def test_help_imports_no_torch():
     code = "import sys, runpy; sys.argv = ['adamesh', '--help']\ntry: runpy.run_module('adamesh', run_name='__main__')\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_reader_that_stops_reading_is_not_an_error(tmp_path):
+    """`adamesh motion info X | head -1`: the pipe closes before the output is written."""
+    import subprocess
+    import sys
+
+    assert main(["motion", "demo", "--out", str(tmp_path / "m.npz"), "--seconds", "0.4"]) == 0
+    run = subprocess.Popen(
+        [sys.executable, "-m", "adamesh", "motion", "info", str(tmp_path / "m.npz")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    run.stdout.close()  # the reader is gone before the first line
+    err = run.stderr.read().decode()
+    assert run.wait(timeout=120) == 0 and err == "", err

@@ -432,14 +432,17 @@ def cmd_stream(args) -> None:
         check_outputs([args.out], [args.audio if args.audio != "-" else None])
     profile = adamesh.Profile.load(args.profile) if args.profile else None  # before the model's seconds
     model = adamesh.load(args.model)
-    try:
-        report = stream_to(
-            model, args.audio, args.out if out is None else out, profile=profile, fmt=args.format,
-            lookahead_ms=args.lookahead_ms, hop_ms=args.hop_ms, seed=args.seed, fast=args.fast,
-        )  # fmt: skip
-    except BrokenPipeError:  # the reader has seen enough (| head): not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return
+    report = stream_to(
+        model,
+        args.audio,
+        args.out if out is None else out,
+        profile=profile,
+        fmt=args.format,
+        lookahead_ms=args.lookahead_ms,
+        hop_ms=args.hop_ms,
+        seed=args.seed,
+        fast=args.fast,
+    )  # fmt: skip; a reader that stops (| head) ends it as `main` says
     print(
         f"adamesh: {report['frames']} frames for {report['seconds']:.1f} s of speech; first frame "
         f"{report['first_frame_ms']:.0f} ms after the speech began; frame latency median "
@@ -1089,6 +1092,10 @@ def main(argv: list[str] | None = None) -> int:
         previous = signal.signal(signal.SIGTERM, functools.partial(_terminate, os.getpid()))
     try:
         args.func(args)
+        sys.stdout.flush()  # here, so that a reader who closed the pipe is seen below
+    except BrokenPipeError:  # `| head`: the reader has seen enough, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 0
     except AdameshError as e:
         print(f"adamesh: error: {e}", file=sys.stderr)
         return 1
