@@ -543,6 +543,20 @@ def speech_that_is_dev_zero(t, base, mp):
 
 
 @case
+def demo_into_a_folder_of_the_users_files(t, base, mp):
+    (t / "mine").mkdir()
+    (t / "mine" / "thesis.tex").write_text("keep me")
+    return ["demo", "--out", "mine"]
+
+
+@case
+def track_into_a_folder_of_the_users_files(t, base, mp):
+    (t / "mine").mkdir()
+    (t / "mine" / "holiday.mov").write_bytes(b"not tracked")
+    return ["track", str(base / "m.wav"), "--out", "mine"]
+
+
+@case
 def render_onto_its_motion(t, base, mp):
     return ["render", motion(t, base), "--out", "m.npz", "--size", "64"]
 

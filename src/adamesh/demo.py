@@ -25,13 +25,15 @@ import soundfile as sf
 
 from adamesh.audio import times_real_time
 from adamesh.errors import AdameshError
-from adamesh.fileio import atomic_output
+from adamesh.fileio import atomic_output, check_output_folder
 from adamesh.motion import ARKIT, Motion
 
 DEMO_SPEAKER = "spk011"  # held out of the shipped model's training corpus (CorpusConfig defaults)
 REFERENCE_SECONDS = 10.0
 TEST_SENTENCES = 3
 KEY_CHANNELS = ("jawOpen", "mouthClose", "mouthFunnel", "mouthSmileLeft", "browInnerUp")
+OUTPUTS = ("clips", "speech.wav", ".npz", "profile.profile", "personalised.glb", "personalised.csv",
+           "side_by_side.mp4", "channels.png", "report.md", "report.json")  # fmt: skip
 
 
 def _held_out_speaker(speaker_id: str):
@@ -147,7 +149,7 @@ def run_demo(
     from adamesh.render import render_motion
     from adamesh.rigs import load_rig
 
-    out = Path(out)
+    out = check_output_folder(out, OUTPUTS, "the demo's")
     out.mkdir(parents=True, exist_ok=True)
     rig = load_rig(rig_spec)
     t_start = time.perf_counter()

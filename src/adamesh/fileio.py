@@ -62,6 +62,22 @@ def check_writable(path: str | os.PathLike, directory: bool = False, probe: bool
     return path
 
 
+def check_output_folder(path: str | os.PathLike, own: tuple[str, ...], what: str) -> Path:
+    """A folder a command writes several files into, checked before any work: new, empty, or
+    holding only names that end as the command's own do (`own`: an earlier run's outputs). A
+    folder of other files (the user's videos, say) is refused rather than written into."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise AdameshError(f"output folder {path} is a file; give a folder for the {what}")
+    others = sorted(p.name for p in path.iterdir() if not p.name.endswith(own)) if path.is_dir() else []
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise AdameshError(
+            f"output folder {path} holds files that are not {what} ({shown}); give a new or empty folder"
+        )
+    return path
+
+
 def npz_reason(e: Exception) -> str:
     """Why np.load(allow_pickle=False) failed, without numpy's advice to allow pickles."""
     if "pickle" in str(e):

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from adamesh.audio import SAMPLE_RATE, load_audio
 from adamesh.errors import AdameshError, AdameshWarning
-from adamesh.fileio import atomic_output, check_companion, check_writable
+from adamesh.fileio import atomic_output, check_companion, check_output_folder, check_writable
 from adamesh.motion import ARKIT, Motion, save_motion
 from adamesh.rigs import BlendshapeRig, Rig, load_rig
 from adamesh.tracking.fit import fit_landmarks
@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 TRACKER = "mediapipe face mesh (478 points, refined) + adamesh.tracking.fit"
+TRACK_OUTPUTS = (".npz", ".wav", "_track.json", "_overlay.mp4")  # a clip folder's files, per video
 
 
 @dataclass
@@ -102,6 +103,8 @@ def track_video(video: str | os.PathLike, out_dir: str | os.PathLike | None, rig
     """
     t0 = time.perf_counter()
     check_fps(fps)
+    if out_dir is not None:
+        out = check_output_folder(out_dir, TRACK_OUTPUTS, "tracked clips")
     name = os.fspath(video)
     has_audio, origin, n_video = probe(name)
     rig = load_rig(rig)
@@ -111,9 +114,6 @@ def track_video(video: str | os.PathLike, out_dir: str | os.PathLike | None, rig
     stem = Path(name).stem
     created = False
     if out_dir is not None:
-        out = Path(out_dir)
-        if out.exists() and not out.is_dir():
-            raise AdameshError(f"output folder {out} is a file; give a folder for the tracked clip")
         created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
     try:
@@ -230,7 +230,7 @@ def track_videos(
     interrupted run resumes. A video that cannot be tracked (no face, damaged file) is left out and
     named in the returned failures. Returns (motion files of all tracked videos, failures)."""
     paths = video_files(videos)
-    out = Path(out_dir)
+    out = check_output_folder(out_dir, TRACK_OUTPUTS, "tracked clips")
     todo = [p for p in paths if not (out / f"{p.stem}.npz").is_file()]
     failures = []
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
