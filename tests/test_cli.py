@@ -446,3 +446,12 @@ def test_a_reader_that_stops_reading_is_not_an_error(tmp_path):
     run.stdout.close()  # the reader is gone before the first line
     err = run.stderr.read().decode()
     assert run.wait(timeout=120) == 0 and err == "", err
+
+
+def test_export_uses_the_builtin_head_when_no_rig_is_named(tmp_path):
+    from adamesh.avatar import read_glb
+
+    assert main(["motion", "demo", "--out", str(tmp_path / "m.npz"), "--seconds", "0.4"]) == 0
+    assert main(["export", str(tmp_path / "m.npz"), "--format", "glb", "--out", str(tmp_path / "m.glb")]) == 0
+    doc = read_glb(tmp_path / "m.glb")[0]
+    assert len(doc["meshes"][0]["extras"]["targetNames"]) == 52 and doc["animations"][0]["name"] == "speech"

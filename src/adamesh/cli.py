@@ -619,7 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="export a motion to glb, Live Link CSV, OBJ sequence or npz")
     e.add_argument("motion")
     e.add_argument("--format", required=True, choices=["glb", "fbx", "csv", "obj", "npz"])
-    e.add_argument("--rig", help=f"{rig_help} (not needed for csv)")
+    e.add_argument("--rig", default="builtin", help=f"{rig_help} (default builtin; csv needs none)")
     e.add_argument("--out", required=True, help="output file (a folder for obj)")
     e.add_argument(
         "--fps",
