@@ -48,7 +48,7 @@ def write_video(
                 aus.time_base = Fraction(1, AAC_RATE)
             a_pos = 0
             count = 0
-            with tqdm(total=n_frames, desc="render", unit="frame", disable=not progress, leave=False) as bar:
+            with tqdm(total=n_frames, desc="render", unit="frame", disable=not progress, leave=True) as bar:
                 # the bar closes on errors too, so an error message starts on a clean line
                 for img in frames:
                     if vs is None:
