@@ -122,6 +122,11 @@ def test_bad_socket_messages_get_clear_messages_and_a_stream_still_runs(server):
             "unknown profile"
             in ask(json.dumps({"type": "start", "avatar": "a0", "profile": "p9"}))["message"]
         )
+        for seed in ("abc", -1, 2**40, 1.5):
+            assert (
+                "seed must be a whole number"
+                in ask(json.dumps({"type": "start", "avatar": "a0", "seed": seed}))["message"]
+            )
         assert ask(json.dumps({"type": "start", "avatar": "a0"}))["type"] == "ready"
         assert "multiple of 4" in ask(b"abc")["message"]
         assert ask(json.dumps({"type": "start", "avatar": "a0", "lookahead_ms": 80}))["type"] == "ready"

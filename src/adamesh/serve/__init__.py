@@ -169,7 +169,8 @@ def create_app(server: Server):
     async def save(upload: UploadFile, kind: str, suffixes: tuple[str, ...]) -> Path:
         name = Path(upload.filename or "upload").name
         if not name.lower().endswith(suffixes):
-            raise AdameshError(f"{name} is not a {kind} file: give one of {', '.join(suffixes)}")
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise AdameshError(f"{name} is not {article} {kind} file: give one of {', '.join(suffixes)}")
         limit = LIMITS_MB[kind] * 2**20
         path = server.workdir / f"{kind}-{uuid.uuid4().hex[:12]}{Path(name).suffix.lower()}"
         size = 0
@@ -257,6 +258,11 @@ def create_app(server: Server):
                 except AdameshError as e:
                     session = None
                     await socket.send_json({"type": "error", "message": str(e)})
+                except Exception as e:  # a bug: said on the page, not a silently dropped connection
+                    session = None
+                    await socket.send_json(
+                        {"type": "error", "message": f"internal error: {type(e).__name__}: {e}"}
+                    )
         except WebSocketDisconnect:
             return
 
@@ -336,7 +342,10 @@ async def _start(server: Server, socket, command: dict) -> dict:
         lookahead = float(command.get("lookahead_ms", server.lookahead_ms))
     except (TypeError, ValueError):
         raise AdameshError("lookahead_ms must be a number of milliseconds") from None
-    stream = server.animator.stream(profile, lookahead_ms=lookahead, seed=int(command.get("seed", 0) or 0))
+    seed = command.get("seed", 0) or 0
+    if type(seed) is not int or not 0 <= seed < 2**32:
+        raise AdameshError(f"seed must be a whole number from 0 to {2**32 - 1}, not {seed!r}")
+    stream = server.animator.stream(profile, lookahead_ms=lookahead, seed=seed)
     session = {"stream": stream, "driver": avatar["driver"], "emitted": 0, "received": 0, "compute": 0.0,
                "latency": []}  # fmt: skip
     # the page delays playback by what a frame waits for: its look-ahead, a hop, and the compute
