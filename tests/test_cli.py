@@ -455,3 +455,21 @@ def test_export_uses_the_builtin_head_when_no_rig_is_named(tmp_path):
     assert main(["export", str(tmp_path / "m.npz"), "--format", "glb", "--out", str(tmp_path / "m.glb")]) == 0
     doc = read_glb(tmp_path / "m.glb")[0]
     assert len(doc["meshes"][0]["extras"]["targetNames"]) == 52 and doc["animations"][0]["name"] == "speech"
+
+
+def test_a_full_disk_names_the_file_it_could_not_write(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import adamesh.export
+
+    assert main(["motion", "demo", "--out", str(tmp_path / "m.npz"), "--seconds", "0.4"]) == 0
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as a library's write says it: no path
+
+    monkeypatch.setattr(adamesh.export.csv, "writer", full)
+    capsys.readouterr()
+    out = tmp_path / "m.csv"
+    assert main(["export", str(tmp_path / "m.npz"), "--format", "csv", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot use {out}: No space left on device" in err and not out.exists()

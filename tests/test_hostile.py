@@ -454,6 +454,21 @@ def glb_avatar_whose_json_is_a_list(t, base, mp):
 
 
 @case
+def profile_with_nan_weights(t, base, mp):
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    name = shipped_model_profile(t, [1, 2, 4])
+    with safe_open(str(t / name), "pt") as f:
+        header = f.metadata()
+    tensors = load_file(str(t / name))
+    key = next(k for k in tensors if k.endswith("lora_B"))
+    tensors[key] = torch.full_like(tensors[key], float("nan"))
+    save_file(tensors, str(t / name), metadata=header)
+    return animate(t, base, "--profile", name)
+
+
+@case
 def profile_with_a_blink_rate_of_1e9(t, base, mp):
     return animate(
         t, base, "--profile", profile(t, {"reference": {"blink_rate": 1e9}, "expression": {}, "pose": {}})

@@ -117,12 +117,14 @@ def atomic_output(path: str | os.PathLike, directory: bool = False) -> Iterator[
         else:
             os.chmod(tmp, 0o644)
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if directory:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+        if isinstance(e, OSError) and not e.filename and e.errno:  # a full disk says where
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
 
 

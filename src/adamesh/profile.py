@@ -205,6 +205,9 @@ def _load_tensors(
         tensors = load_file(str(path))
     except (OSError, ValueError, SafetensorError) as e:
         raise AdameshError(f"cannot read {kind} {path}: {e}") from None
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise AdameshError(f"{path} is damaged: {bad[0]} holds NaN or infinite values; make it again")
     if not isinstance(meta, dict) or meta.get("format") != fmt:
         raise AdameshError(f"{path} is not {what}")
     return meta, tensors
