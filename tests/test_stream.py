@@ -163,6 +163,11 @@ def test_the_stream_command_writes_frames_from_a_file_and_from_stdin(speech, tmp
     assert [f["frame"] for f in frames] == list(range(n))
     assert set(frames[0]["blendshapes"]) == set(ARKIT.channels[:52]) and len(frames[0]["head_rotation"]) == 3
     assert "frame latency median" in run.stderr.decode()
+    # three odd bytes, less than a frame of speech: one clear line, no frame
+    run = subprocess.run([sys.executable, "-m", "adamesh", "stream", "--audio", "-"], input=b"abc",
+                         capture_output=True, timeout=300)  # fmt: skip
+    assert run.returncode == 1 and run.stdout == b""
+    assert run.stderr.decode().strip().splitlines()[-1].startswith("adamesh: error: 1 samples of speech")
     # a missing file: one clear line, no output
     assert main(["stream", "--audio", str(tmp_path / "none.wav"), "--out", str(tmp_path / "x.jsonl")]) == 1
     assert not (tmp_path / "x.jsonl").exists()

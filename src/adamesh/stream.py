@@ -250,6 +250,11 @@ def stream_to(
                 if not fast and audio != "-":  # a live source has delivered this chunk by now
                     time.sleep(max(0.0, start + received / SAMPLE_RATE - time.perf_counter()))
                 arrivals.append((received, time.perf_counter()))
+            if chunk is None and received < SAMPLE_RATE / stream.fps:
+                raise AdameshError(
+                    f"{received} samples of speech arrived, less than one frame's; give a recording "
+                    "with speech in it (on stdin: 16 kHz mono 16-bit PCM)"
+                )
             t0 = time.perf_counter()
             frames = stream.close() if chunk is None else stream.push(chunk)
             now = time.perf_counter()
