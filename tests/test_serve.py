@@ -261,3 +261,26 @@ def test_the_address_is_checked_before_the_model_loads_and_open_ones_are_named()
     assert check_address("0.0.0.0", port) is False  # every interface: serve warns
     with pytest.raises(AdameshError, match="--host 999.1.1.1 is not an address"):
         check_address("999.1.1.1", port)
+
+
+def test_uploaded_speech_is_kept_for_the_last_few_files_only(server, tmp_path):
+    import io
+
+    import soundfile as sf
+
+    from adamesh.serve import KEEP_SPEECH
+
+    ids = []
+    for k in range(KEEP_SPEECH + 2):
+        wav = io.BytesIO()
+        sf.write(wav, np.full(1600, 0.01 * (k + 1), np.float32), SAMPLE_RATE, format="WAV")
+        status, body = post_file(server, "/api/speech", f"s{k}.wav", wav.getvalue())
+        assert status == 200
+        ids.append(body["id"])
+    for k, key in enumerate(ids):
+        try:
+            with urllib.request.urlopen(f"{server}/api/speech/{key}.f32") as r:
+                kept = np.frombuffer(r.read(), np.float32)
+            assert k >= 2 and np.allclose(kept, 0.01 * (k + 1), atol=1e-4)
+        except urllib.error.HTTPError as e:
+            assert k < 2 and e.code == 404

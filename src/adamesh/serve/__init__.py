@@ -39,6 +39,7 @@ from adamesh.audio import SAMPLE_RATE
 from adamesh.errors import AdameshError
 
 HERE = Path(__file__).parent
+KEEP_SPEECH = 4  # uploaded speech files kept for playing (again)
 LIMITS_MB = {"avatar": 64, "video": 200, "speech": 50, "profile": 16}
 MAX_SPEECH_SECONDS = 600.0
 MAX_CHUNK_SAMPLES = SAMPLE_RATE  # one message carries at most a second of speech
@@ -236,6 +237,8 @@ def create_app(server: Server):
             )
         key = uuid.uuid4().hex[:12]
         server.speech[key] = samples.astype(np.float32)
+        while len(server.speech) > KEEP_SPEECH:  # the oldest goes: memory stays bounded
+            server.speech.pop(next(iter(server.speech)))
         return {"id": key, "seconds": round(len(samples) / SAMPLE_RATE, 2)}
 
     @app.get("/api/speech/{key}.f32")
