@@ -572,6 +572,11 @@ def track_into_a_folder_of_the_users_files(t, base, mp):
 
 
 @case
+def output_name_that_is_not_utf8(t, base, mp):
+    return ["motion", "demo", "--out", os.fsdecode(b"\xfc.npz"), "--seconds", "0.4"]
+
+
+@case
 def render_onto_its_motion(t, base, mp):
     return ["render", motion(t, base), "--out", "m.npz", "--size", "64"]
 

@@ -1086,6 +1086,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if getattr(args, "rig", None) is None and args.func is cmd_render:
         args.rig = ["builtin"]
+    for value in vars(args).values():  # soundfile, PyAV and others open names as UTF-8 only
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and not text.isascii() and _undecodable(text):
+                print(
+                    f"adamesh: error: the name {ascii(text)} is not UTF-8; rename the file", file=sys.stderr
+                )
+                return 1
     warnings.showwarning = _warn
     previous = None
     if threading.current_thread() is threading.main_thread():  # only there can signals be handled
@@ -1123,6 +1130,14 @@ def main(argv: list[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _undecodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
 
 
 class Terminated(BaseException):
