@@ -339,12 +339,6 @@ def test_export_csv(demo, tmp_path, capsys):
     assert listing(tmp_path) == ["x.csv"]
 
 
-def test_export_needs_rig(demo, tmp_path, capsys):
-    rc = main(["export", str(demo), "--format", "npz", "--out", str(tmp_path / "v.npz")])
-    assert_one_error(capsys, rc, "--rig")
-    assert listing(tmp_path) == []
-
-
 def test_export_bad_motion_keeps_existing_output(bad_inputs, tmp_path, capsys):
     out = tmp_path / "x.csv"
     out.write_text("old,csv\n")
