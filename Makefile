@@ -5,11 +5,13 @@ BIN := $(VENV)/bin
 OUT ?= out
 # On a machine without an NVIDIA GPU, the CPU build of torch from PyTorch's CPU index, as PyTorch
 # documents it (PyPI's torch is the CUDA build, with several GB of CUDA packages); where that index
-# cannot be reached, pip finds the pinned version in the indexes it is configured with. A GPU
-# machine gets the regular CUDA build.
+# cannot be reached (a network with a mirror of its own), pip finds the pinned version in the
+# indexes it is configured with. A GPU machine gets the regular CUDA build.
 HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 TORCH := $(if $(HAS_CUDA),torch,torch==2.13.0)
-TORCH_INDEX := $(if $(HAS_CUDA),,--index-url https://download.pytorch.org/whl/cpu)
+CPU_INDEX := https://download.pytorch.org/whl/cpu
+REACHABLE = $(shell $(PYTHON) -c "import urllib.request as u; u.urlopen('$(CPU_INDEX)/', timeout=5)" >/dev/null 2>&1 && echo 1)
+TORCH_INDEX = $(if $(HAS_CUDA),,$(if $(REACHABLE),--index-url $(CPU_INDEX)))
 
 .PHONY: install test test-all demo validator viewer fbx clean
 

@@ -313,6 +313,62 @@ def gltf_node_chain_200k_deep(t, base, mp):
     return render(motion(t, base), "--rig", gltf(t, base, chain))
 
 
+def damaged_glb(t: Path, base: Path, change) -> list[str]:
+    """export onto the avatar glb after `change(doc, blob)` (returns the new blob, or None)."""
+    from adamesh.avatar import read_glb, write_glb
+
+    doc, blob = read_glb(base / "avatar.glb")
+    blob = change(doc, bytearray(blob)) or blob
+    doc["buffers"][0]["byteLength"] = len(blob)
+    write_glb(doc, blob, t / "bad.glb")
+    return ["export", motion(t, base), "--format", "glb", "--rig", "gltf:bad.glb", "--out", "out.glb"]
+
+
+@case
+def avatar_glb_cut_in_half(t, base, mp):
+    data = (base / "avatar.glb").read_bytes()
+    (t / "bad.glb").write_bytes(data[: len(data) // 2])
+    return ["export", motion(t, base), "--format", "glb", "--rig", "gltf:bad.glb", "--out", "out.glb"]
+
+
+@case
+def avatar_accessor_of_2_31_elements(t, base, mp):
+    return damaged_glb(t, base, lambda doc, blob: doc["accessors"][0].update(count=2**31))
+
+
+@case
+def avatar_accessor_of_an_unknown_component_type(t, base, mp):
+    return damaged_glb(t, base, lambda doc, blob: doc["accessors"][0].update(componentType=9999))
+
+
+@case
+def avatar_buffer_view_with_a_stride_of_3(t, base, mp):
+    return damaged_glb(t, base, lambda doc, blob: doc["bufferViews"][0].update(byteStride=3))
+
+
+@case
+def avatar_sparse_indices_of_a_billion(t, base, mp):
+    def change(doc, blob):
+        blob.extend(b"\0" * (-len(blob) % 4))
+        doc["bufferViews"].append({"buffer": 0, "byteOffset": len(blob), "byteLength": 16})
+        blob.extend(np.array([10**9], np.uint32).tobytes() + np.zeros(3, np.float32).tobytes())
+        view = len(doc["bufferViews"]) - 1
+        accessor = next(a for a in doc["accessors"] if a["type"] == "VEC3" and a["componentType"] == 5126)
+        accessor["sparse"] = {
+            "count": 1,
+            "indices": {"bufferView": view, "componentType": 5125},
+            "values": {"bufferView": view, "byteOffset": 4},
+        }
+        return blob
+
+    return damaged_glb(t, base, change)
+
+
+@case
+def avatar_node_with_a_nan_matrix(t, base, mp):
+    return damaged_glb(t, base, lambda doc, blob: doc["nodes"][0].update(matrix=[float("nan")] * 16))
+
+
 @case
 def gltf_with_nan_vertices(t, base, mp):
     spec = gltf(t, base, lambda d: None)

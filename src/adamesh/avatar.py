@@ -34,6 +34,7 @@ from adamesh.fileio import atomic_output, check_input_file
 from adamesh.geometry import euler_to_matrix, matrix_to_quaternion, quaternion_to_matrix
 from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES, Motion
 from adamesh.rigs.base import arkit_name
+from adamesh.rigs.gltf import check_gltf
 
 _GLB_MAGIC, _JSON, _BIN = b"glTF", 0x4E4F534A, 0x004E4942
 _FLOAT, _SCALAR, _VEC4 = 5126, "SCALAR", "VEC4"
@@ -198,6 +199,7 @@ def check_avatar(source: str | os.PathLike) -> tuple[dict, bytes, dict]:
     """The avatar's JSON, its binary chunk and what drives its morph targets (`arkit_targets`),
     once it is known that `animate_avatar` can animate it."""
     doc, blob = read_glb(source)
+    check_gltf(source)
     meshes = arkit_targets(doc)
     if not any(n.get("mesh") in meshes for n in doc.get("nodes", [])):
         raise AdameshError(

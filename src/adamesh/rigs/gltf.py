@@ -112,6 +112,10 @@ class _Reader:
             sp = acc.sparse
             idx = self._packed(sp.indices.bufferView, sp.indices.byteOffset or 0,
                                _DTYPES[sp.indices.componentType], sp.count, 1)[:, 0]  # fmt: skip
+            if len(idx) and not 0 <= int(idx.min()) <= int(idx.max()) < acc.count:
+                raise RigError(
+                    f"{self.path}: accessor {i}'s sparse indices reach beyond its {acc.count:,} elements"
+                )
             out[idx.astype(np.int64)] = self._packed(sp.values.bufferView, sp.values.byteOffset or 0,
                                                      dtype, sp.count, width)  # fmt: skip
         if dtype == np.float32:
@@ -257,6 +261,56 @@ def _load_file(path: Path) -> pygltflib.GLTF2:
             f"{path} has {len(gltf.nodes):,} nodes; an avatar has far fewer (at most {MAX_NODES:,})"
         )
     return gltf
+
+
+def check_gltf(path: str | Path) -> None:
+    """Refuse a damaged glTF before adamesh hands it back with a clip added: every buffer view
+    inside its buffer, every accessor of a known kind whose elements (and sparse indices) lie
+    inside its view, finite floats and node transforms. Views compressed with meshopt are left to
+    the reader that decodes them."""
+    path = Path(path)
+    try:
+        gltf = pygltflib.GLTF2.load_binary(str(path))
+    except Exception as e:  # pygltflib raises anything from JSON, struct or attribute errors
+        raise RigError(f"{path} is not a readable glTF/GLB file: {type(e).__name__}: {e}") from None
+    reader = _Reader(gltf, path)
+    for i, view in enumerate(gltf.bufferViews):
+        stride = view.byteStride
+        if not (
+            0 <= view.buffer < len(gltf.buffers)
+            and (view.byteOffset or 0) >= 0
+            and view.byteLength >= 0
+            and (stride is None or (4 <= stride <= 252 and stride % 4 == 0))
+        ):
+            raise RigError(f"{path}: buffer view {i} is damaged (its buffer, offset, length or stride)")
+        if "EXT_meshopt_compression" in (view.extensions or {}):
+            continue
+        if (view.byteOffset or 0) + view.byteLength > len(reader.buffer(view.buffer)):
+            raise RigError(f"{path}: buffer view {i} reaches beyond the end of its buffer")
+    compressed = {
+        i for i, v in enumerate(gltf.bufferViews) if "EXT_meshopt_compression" in (v.extensions or {})
+    }
+    for i, acc in enumerate(gltf.accessors):
+        if acc.componentType not in _DTYPES or acc.type not in _WIDTH or not 0 <= acc.count <= MAX_ELEMENTS:
+            raise RigError(f"{path}: accessor {i} is damaged (its component type, type or count)")
+        views = {acc.bufferView} | (
+            {acc.sparse.indices.bufferView, acc.sparse.values.bufferView} if acc.sparse else set()
+        )
+        if views & compressed or (acc.bufferView is None and not acc.sparse):
+            continue
+        if acc.bufferView is not None and not 0 <= acc.bufferView < len(gltf.bufferViews):
+            raise RigError(f"{path}: accessor {i} names a buffer view that does not exist")
+        try:
+            values = reader.accessor(i)
+        except (IndexError, KeyError, TypeError, ValueError) as e:
+            raise RigError(f"{path}: accessor {i} is damaged ({type(e).__name__}: {e})") from None
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise RigError(f"{path}: accessor {i} holds NaN or infinite values")
+    for i, node in enumerate(gltf.nodes):
+        for name in ("matrix", "translation", "rotation", "scale", "weights"):
+            value = getattr(node, name, None)
+            if value is not None and not np.isfinite(np.asarray(value, np.float64)).all():
+                raise RigError(f"{path}: node {i}'s {name} is not finite")
 
 
 def load_gltf(path: str | Path) -> BlendshapeRig:
