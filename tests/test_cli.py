@@ -467,3 +467,21 @@ def test_a_full_disk_names_the_file_it_could_not_write(tmp_path, monkeypatch, ca
     assert main(["export", str(tmp_path / "m.npz"), "--format", "csv", "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert f"cannot use {out}: No space left on device" in err and not out.exists()
+
+
+def test_a_library_failing_on_a_full_disk_is_reported_as_a_full_disk(tmp_path, monkeypatch):
+    """soundfile says "System error." and safetensors "I/O error" when the disk fills: with little
+    space left the failure is named for what it is, and no partial file stays."""
+    import shutil
+    from collections import namedtuple
+
+    from adamesh.errors import AdameshError
+    from adamesh.fileio import atomic_output
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(1 << 30, (1 << 30) - 4096, 4096))
+    with pytest.raises(AdameshError, match=r"cannot write .*x\.wav: its device is full \(4 KB free\)"):
+        with atomic_output(tmp_path / "x.wav") as tmp:
+            tmp.write_bytes(b"RIFF")
+            raise RuntimeError("System error.")
+    assert list(tmp_path.iterdir()) == []

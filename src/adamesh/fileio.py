@@ -20,6 +20,7 @@ from typing import Iterator
 
 from adamesh.errors import AdameshError
 
+LOW_SPACE = 16 << 20  # a write that fails with less free space than this is put down to a full disk
 OUTPUT_MARK = ".adamesh-output"  # in every folder atomic_output writes: only those are replaced whole
 
 
@@ -123,7 +124,13 @@ def atomic_output(path: str | os.PathLike, directory: bool = False) -> Iterator[
         else:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-        if isinstance(e, OSError) and not e.filename and e.errno:  # a full disk says where
+        if isinstance(e, Exception) and not isinstance(e, AdameshError):
+            free = shutil.disk_usage(parent).free
+            if free < LOW_SPACE:  # libraries say "System error." or name no file: say what it was
+                raise AdameshError(
+                    f"cannot write {path}: its device is full ({free // 1024:,} KB free); free some space"
+                ) from e
+        if isinstance(e, OSError) and not e.filename and e.errno:
             raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
 
