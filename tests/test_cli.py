@@ -485,3 +485,16 @@ def test_a_library_failing_on_a_full_disk_is_reported_as_a_full_disk(tmp_path, m
             tmp.write_bytes(b"RIFF")
             raise RuntimeError("System error.")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_folder_may_hold_an_earlier_runs_outputs_and_partials(tmp_path):
+    from adamesh.demo import OUTPUTS
+    from adamesh.errors import AdameshError
+    from adamesh.fileio import check_output_folder
+
+    for name in ("report.md", "clips", "generic.npz", ".side_by_side.partial-99999-x.mp4"):
+        (tmp_path / name).touch()
+    assert check_output_folder(tmp_path, OUTPUTS, "the demo's") == tmp_path
+    (tmp_path / "thesis.tex").touch()
+    with pytest.raises(AdameshError, match=r"holds files that are not the demo's \(thesis.tex\)"):
+        check_output_folder(tmp_path, OUTPUTS, "the demo's")

@@ -70,13 +70,24 @@ def check_output_folder(path: str | os.PathLike, own: tuple[str, ...], what: str
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise AdameshError(f"output folder {path} is a file; give a folder for the {what}")
-    others = sorted(p.name for p in path.iterdir() if not p.name.endswith(own)) if path.is_dir() else []
+    ours = own + (OUTPUT_MARK,)
+    others = (
+        [p.name for p in path.iterdir() if not p.name.endswith(ours) and not _partial(p.name)]
+        if path.is_dir()
+        else []
+    )
+    others.sort()
     if others:
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise AdameshError(
             f"output folder {path} holds files that are not {what} ({shown}); give a new or empty folder"
         )
     return path
+
+
+def _partial(name: str) -> bool:
+    """A partial output of `atomic_output` (one a killed run left is removed by the next)."""
+    return name.startswith(".") and ".partial-" in name
 
 
 def npz_reason(e: Exception) -> str:
