@@ -536,6 +536,12 @@ def test_bench_lipsync_on_real_videos_grouped_by_speaker(trained, tmp_path):
     pause = result["clips"][0]["pause"][model]
     assert set(pause) == {"silence", "room tone"} and all(np.isfinite(v) and v >= 0 for v in pause.values())
     assert "| videos | room tone |" in (tmp_path / "out" / "table.md").read_text()
+    # lip closures event by event: the speaker's counts are the sums of its clean clips'
+    clips = [r["closures"][model] for r in result["clips"][::2]]
+    pooled = clean["closures"][model]
+    assert pooled["closures"] == sum(c["closures"] for c in clips) > 0  # GRID sentences have p, b and m
+    assert pooled["recall"] == pytest.approx(sum(c["reproduced"] for c in clips) / pooled["closures"])
+    assert "| videos | anna |" in (tmp_path / "out" / "table.md").read_text().split("Lip closures")[1]
     with pytest.raises(AdameshError, match="no videos"):
         bench_lipsync([str(trained)], [str(tmp_path / "empty")])
 
@@ -554,3 +560,35 @@ def test_long_speech_is_predicted_in_cross_faded_windows(trained, corpus):
     gap_whole, gap_windowed = (lip_gap(x.numpy(), ARKIT.channels) for x in (whole, windowed))
     assert pearson(gap_whole, gap_windowed) > 0.99
     assert float((windowed - whole).abs().mean()) < 0.05 * float(whole.std())
+
+
+def test_closures_are_counted_event_by_event():
+    from adamesh.eval.metrics import closure_scores, speech_mask
+
+    n = 120
+    truth, model = np.ones(n), np.ones(n)
+    for t in (20, 50, 80):
+        truth[t - 1 : t + 2] = [0.3, 0.0, 0.3]  # three seals of the real lips
+    for t in (21, 52, 100):
+        model[t - 1 : t + 2] = [0.3, 0.05, 0.3]  # two of them, late by 1 and 2 frames, and one of its own
+    scores = closure_scores(truth, model, np.ones(n, bool))
+    assert scores == {
+        "closures": 3,
+        "reproduced": 2,
+        "model_closures": 3,
+        "real": 2,
+        "depth": (0.05 + 0.05 + 1.0) / 3,
+    }  # open at the missed one
+    # three frames too late is a miss; outside speech nothing counts
+    late = np.ones(n)
+    late[83] = 0.0
+    assert closure_scores(truth, late, np.ones(n, bool))["reproduced"] == 0
+    speech = np.ones(n, bool)
+    speech[70:90] = False
+    assert closure_scores(truth, model, speech)["closures"] == 2
+    # a silent stop closure inside a word stays speech; a long pause does not
+    loudness = np.full(60, -20.0)
+    loudness[10:14] = -80.0  # 160 ms: a closure
+    loudness[30:50] = -80.0  # 800 ms: a pause
+    mask = speech_mask(loudness)
+    assert mask[10:14].all() and not mask[35:45].any() and mask[:10].all() and mask[50:].all()

@@ -25,7 +25,7 @@ def bench_lipsync(
     from adamesh.api import WEIGHTS
     from adamesh.audio import SAMPLE_RATE, energy_envelope, load_audio
     from adamesh.data.augment import degrade
-    from adamesh.eval.metrics import pearson
+    from adamesh.eval.metrics import closure_scores, pearson, speech_mask
     from adamesh.fileio import atomic_output
     from adamesh.models.checkpoint import load_model
     from adamesh.motion import get_space
@@ -42,6 +42,7 @@ def bench_lipsync(
         opening, valid = tracked_opening(clip["path"])
         audio16, _ = load_audio(clip["path"], SAMPLE_RATE)
         seconds += len(audio16) / SAMPLE_RATE
+        speech = speech_mask(energy_envelope(audio16, SAMPLE_RATE, db=True)[: len(opening)]) & valid
         for condition in conditions:
             heard = degrade(audio16, condition, seed=0)
             loudness = energy_envelope(heard, SAMPLE_RATE, db=True)[: len(opening)]
@@ -53,6 +54,12 @@ def bench_lipsync(
                 "seconds": round(len(audio16) / SAMPLE_RATE, 2),
                 "r": {"loudness (dB)": pearson(loudness[valid], opening[valid])},
                 "late_ms": {"loudness (dB)": _best_lag(loudness, opening, valid) * 40},
+                # closures need a level that is 0 at a seal: the linear loudness, not its dB
+                "closures": {
+                    "loudness (dB)": closure_scores(
+                        opening, energy_envelope(heard, SAMPLE_RATE)[: len(opening)], speech
+                    )
+                },
             }
             for name, net, frontend, space in loaded:
                 t0 = time.perf_counter()
@@ -61,6 +68,7 @@ def bench_lipsync(
                     compute[name] += time.perf_counter() - t0
                 row["r"][name] = pearson(gap[valid], opening[valid])
                 row["late_ms"][name] = _best_lag(gap, opening, valid) * 40
+                row["closures"][name] = closure_scores(opening, gap, speech)
             if condition == conditions[0]:
                 row["pause"] = {
                     name: _mouth_in_pauses(heard, net, frontend, space)
@@ -147,15 +155,31 @@ def _speaker_means(rows: list[dict], names: list[str]) -> list[dict]:
                 "clips": 0,
                 "seconds": 0.0,
                 "r": {n: [] for n in names},
+                "closures": {n: [] for n in names},
             },
         )
         entry["clips"] += 1
         entry["seconds"] = round(entry["seconds"] + row["seconds"], 2)
         for n in names:
             entry["r"][n].append(row["r"][n])
+            entry["closures"][n].append(row["closures"][n])
     for entry in out.values():
         entry["r"] = {n: float(np.mean(v)) for n, v in entry["r"].items()}
+        entry["closures"] = {n: pooled_closures(v) for n, v in entry["closures"].items()}
     return list(out.values())
+
+
+def pooled_closures(scores: list[dict]) -> dict:
+    """Closure counts of several clips summed, with recall and precision of the sums (None when
+    there is nothing to count) and the mean depth of the lips at the true closures."""
+    total = {k: sum(s[k] for s in scores) for k in ("closures", "reproduced", "model_closures", "real")}
+    depths = [s["depth"] for s in scores if s["depth"] is not None]
+    return {
+        **total,
+        "recall": total["reproduced"] / total["closures"] if total["closures"] else None,
+        "precision": total["real"] / total["model_closures"] if total["model_closures"] else None,
+        "depth": float(np.mean(depths)) if depths else None,
+    }
 
 
 PAUSE_SECONDS = 5.0
@@ -243,6 +267,45 @@ def _lipsync_markdown(result: dict, names: list[str]) -> str:
                 + " | ".join(cells)
                 + " |"
             )
+
+    def fraction(value):
+        return "-" if value is None else f"{value:.2f}"
+
+    lines += [
+        "",
+        f"Lip closures ({first} audio), event by event against the tracked opening (metrics.closure_scores): "
+        "recall / precision (true closures; lip gap left at them over the 95th percentile, 0 a seal):",
+        "",
+        "| set | speaker " + head,
+        "|---|---|" + "---|" * len(names),
+    ]
+    for sp in result["speakers"]:
+        if sp["condition"] == first:
+            c = sp["closures"]
+            lines.append(
+                f"| {sp['group']} | {sp['speaker']} | "
+                + " | ".join(
+                    f"{fraction(c[n]['recall'])} / {fraction(c[n]['precision'])} ({c[n]['closures']}; "
+                    f"{fraction(c[n]['depth'])})"
+                    for n in names
+                )
+                + " |"
+            )
+    for group in sorted({sp["group"] for sp in result["speakers"]}):
+        pooled = {
+            n: pooled_closures(
+                [r["closures"][n] for r in result["clips"] if r["group"] == group and r["condition"] == first]
+            )
+            for n in names
+        }
+        lines.append(
+            f"| {group} | all clips | "
+            + " | ".join(
+                f"{fraction(pooled[n]['recall'])} / {fraction(pooled[n]['precision'])} ({pooled[n]['closures']})"
+                for n in names
+            )
+            + " |"
+        )
     lines += [
         "",
         "Mean over speakers; in brackets, speakers whose mean beats the loudness baseline:",

@@ -67,6 +67,54 @@ def closure_hits(expression: np.ndarray, channels, frames: np.ndarray) -> tuple[
     return int((lip_gap(expression, channels)[frames] < CLOSED_GAP).sum()), len(frames)
 
 
+CLOSURE_FRACTION = 0.15  # a closure: the lip gap under this share of the clip's 95th percentile
+CLOSURE_TOLERANCE = 2  # frames (80 ms) a reproduced closure may come early or late
+
+
+def speech_mask(loudness_db: np.ndarray, below_peak: float = 30.0, bridge: int = 9) -> np.ndarray:
+    """Frames inside speech: louder than `below_peak` dB under the clip's loud level, with gaps of
+    fewer than `bridge` frames filled, since a stop consonant's closure is itself silent."""
+    from scipy.ndimage import binary_closing
+
+    loud = loudness_db > np.percentile(loudness_db, 95) - below_peak
+    return binary_closing(np.pad(loud, bridge), np.ones(bridge, bool))[bridge:-bridge]
+
+
+def closure_events(gap: np.ndarray, speech: np.ndarray, fraction: float = CLOSURE_FRACTION):
+    """(frames of the closures, the frames below the closure level): a closure is a run of speech
+    frames whose gap is under `fraction` of the gap's 95th percentile over speech, at its deepest
+    frame (the run's local minimum)."""
+    level = fraction * np.percentile(gap[speech], 95) if speech.any() else -np.inf
+    low = (gap < level) & speech
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], low.astype(np.int8), [0]])))
+    events = [a + int(np.argmin(gap[a:b])) for a, b in zip(edges[::2], edges[1::2])]
+    return np.array(events, np.int64), low
+
+
+def closure_scores(
+    truth: np.ndarray, model: np.ndarray, speech: np.ndarray, tolerance: int = CLOSURE_TOLERANCE
+) -> dict:
+    """Lip closures of a clip, event by event: the true ones (`truth`, a tracked lip gap) the
+    model's gap reproduces (under its own closure level within `tolerance` frames: recall), the
+    model's own closures that are real (precision), and how far the model's lips stay apart at the
+    true closures (its smallest gap there over its 95th percentile: a seal is 0)."""
+    true_events, true_low = closure_events(truth, speech)
+    model_events, model_low = closure_events(model, speech)
+    ref = np.percentile(model[speech], 95) if speech.any() else 1.0
+
+    def near(low, t):
+        return bool(low[max(0, t - tolerance) : t + tolerance + 1].any())
+
+    depth = [model[max(0, t - tolerance) : t + tolerance + 1].min() / max(ref, 1e-9) for t in true_events]
+    return {
+        "closures": len(true_events),
+        "reproduced": sum(near(model_low, t) for t in true_events),
+        "model_closures": len(model_events),
+        "real": sum(near(true_low, t) for t in model_events),
+        "depth": float(np.mean(depth)) if depth else None,
+    }
+
+
 def motion_statistics(expression: np.ndarray) -> np.ndarray:
     """Per-channel mean and standard deviation over time: what the style probe reads."""
     return np.concatenate([expression.mean(0), expression.std(0)])
