@@ -633,6 +633,23 @@ def output_name_that_is_not_utf8(t, base, mp):
 
 
 @case
+def render_onto_a_recording_by_a_slip(t, base, mp):
+    (t / "speech.wav").write_bytes((base / "m.wav").read_bytes())  # someone's recording, not an input here
+    return ["render", motion(t, base), "--out", "speech.wav", "--size", "64"]
+
+
+@case
+def export_glb_onto_a_recording_by_a_slip(t, base, mp):
+    (t / "speech.wav").write_bytes((base / "m.wav").read_bytes())
+    return ["export", motion(t, base), "--format", "glb", "--out", "speech.wav"]
+
+
+@case
+def output_name_that_is_empty(t, base, mp):
+    return ["motion", "demo", "--out", ""]
+
+
+@case
 def render_onto_its_motion(t, base, mp):
     return ["render", motion(t, base), "--out", "m.npz", "--size", "64"]
 

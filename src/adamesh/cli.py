@@ -31,12 +31,13 @@ def _warn(message, category, filename, lineno, file=None, line=None):
 
 
 def cmd_render(args) -> None:
-    from adamesh.fileio import check_outputs, check_writable
+    from adamesh.fileio import VIDEO_SUFFIXES, check_outputs, check_suffix, check_writable
     from adamesh.motion import load_motion
     from adamesh.render import render_motion
     from adamesh.rigs import load_rig
 
     check_writable(args.out)
+    check_suffix(args.out, VIDEO_SUFFIXES, "a video")
     check_outputs([args.out], [*args.motion, *(args.rig or []), args.audio])
     motions = [load_motion(p) for p in args.motion]
     rigs = [load_rig(r) for r in args.rig]
@@ -55,10 +56,12 @@ def cmd_render(args) -> None:
 
 def cmd_export(args) -> None:
     from adamesh.export import export
-    from adamesh.fileio import check_outputs, check_writable
+    from adamesh.fileio import check_outputs, check_suffix, check_writable
     from adamesh.motion import load_motion
 
     check_writable(args.out, directory=args.format == "obj")
+    if args.format != "obj":
+        check_suffix(args.out, (f".{args.format}",), f"a {args.format} file")
     check_outputs([args.out], [args.motion, args.rig])
     motion = load_motion(args.motion)
     path = export(motion, args.format, args.out, args.rig, fps=args.fps)
@@ -86,11 +89,12 @@ def cmd_rig_install(args) -> None:
 def cmd_rig_show(args) -> None:
     from PIL import Image
 
-    from adamesh.fileio import atomic_output, check_writable
+    from adamesh.fileio import atomic_output, check_suffix, check_writable
     from adamesh.render import contact_sheet
     from adamesh.rigs import load_rig
 
     check_writable(args.out)
+    check_suffix(args.out, (".png",), "a PNG image")
     rig = load_rig(args.rig)
     sheet = contact_sheet(rig, tile=args.tile, backend=args.renderer)
     with atomic_output(args.out) as tmp:
@@ -108,12 +112,13 @@ def cmd_motion_demo(args) -> None:
     import soundfile as sf
 
     from adamesh.audio import SAMPLE_RATE
-    from adamesh.fileio import atomic_output, check_companion, check_writable
+    from adamesh.fileio import atomic_output, check_companion, check_suffix, check_writable
     from adamesh.testmotion import demo_motion
 
+    check_writable(args.out)
+    check_suffix(args.out, (".npz",), "an adamesh motion file")
     out = Path(args.out)
     wav = out.with_suffix(".wav")
-    check_writable(out)
     check_companion(wav, out)
     motion, audio = demo_motion(args.seconds, args.fps)
     with atomic_output(wav) as tmp:
@@ -424,11 +429,13 @@ def cmd_adapt(args) -> None:
 
 def cmd_stream(args) -> None:
     import adamesh
-    from adamesh.fileio import check_outputs
+    from adamesh.fileio import check_outputs, check_suffix
     from adamesh.stream import stream_to
 
     out = sys.stdout if args.out == "-" else None
     if out is None:
+        kinds = {"csv": (".csv",), "jsonl": (".jsonl", ".json", ".ndjson", ".txt")}[args.format]
+        check_suffix(args.out, kinds, f"{args.format} lines")
         check_outputs([args.out], [args.audio if args.audio != "-" else None])
     profile = adamesh.Profile.load(args.profile) if args.profile else None  # before the model's seconds
     model = adamesh.load(args.model)
@@ -463,7 +470,14 @@ def cmd_animate(args) -> None:
     from adamesh import api
     from adamesh.audio import times_real_time
     from adamesh.export import FBX_HINT, blender_python, export
-    from adamesh.fileio import atomic_outputs, check_input_file, check_outputs, check_writable
+    from adamesh.fileio import (
+        VIDEO_SUFFIXES,
+        atomic_outputs,
+        check_input_file,
+        check_outputs,
+        check_suffix,
+        check_writable,
+    )
     from adamesh.render import render_motion
     from adamesh.rigs import load_rig
 
@@ -477,6 +491,8 @@ def cmd_animate(args) -> None:
     )
     for path in targets:
         check_writable(path)
+    if args.render:
+        check_suffix(args.render, VIDEO_SUFFIXES, "a video")
     check_input_file(args.audio, "audio", "an audio or video file", "give a recording with speech in it")
     check_outputs(targets, [args.audio, args.profile, args.rig])
     profile = api.Profile.load(args.profile) if args.profile else None  # before the model's seconds

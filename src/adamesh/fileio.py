@@ -29,6 +29,8 @@ def check_writable(path: str | os.PathLike, directory: bool = False, probe: bool
     replace something that is not an earlier output: a link, a device, a FIFO, a folder where
     a file is meant, or a folder of someone else's files. `probe` creates and removes a file
     beside it: permission bits do not tell (root, /proc, read-only mounts)."""
+    if not os.fspath(path):
+        raise AdameshError("the output name is empty; give a file name")
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_symlink():
@@ -61,6 +63,16 @@ def check_writable(path: str | os.PathLike, directory: bool = False, probe: bool
         except OSError as e:
             raise AdameshError(f"cannot write {path}: {e.strerror} in folder {parent}") from None
     return path
+
+
+VIDEO_SUFFIXES = (".mp4", ".m4v")  # the renderer writes MP4
+
+
+def check_suffix(path: str | os.PathLike, suffixes: tuple[str, ...], what: str) -> None:
+    """An output must end as the kind of file it will be: a slip (--out speech.wav for a video)
+    must not turn someone's recording into something else."""
+    if Path(path).suffix.lower() not in suffixes:
+        raise AdameshError(f"output {path} must end in {' or '.join(suffixes)} ({what})")
 
 
 def check_output_folder(path: str | os.PathLike, own: tuple[str, ...], what: str) -> Path:
