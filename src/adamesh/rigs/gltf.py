@@ -274,6 +274,9 @@ def check_gltf(path: str | Path) -> None:
     except Exception as e:  # pygltflib raises anything from JSON, struct or attribute errors
         raise RigError(f"{path} is not a readable glTF/GLB file: {type(e).__name__}: {e}") from None
     reader = _Reader(gltf, path)
+    compressed = {
+        i for i, v in enumerate(gltf.bufferViews) if "EXT_meshopt_compression" in (v.extensions or {})
+    }
     for i, view in enumerate(gltf.bufferViews):
         stride = view.byteStride
         if not (
@@ -283,13 +286,8 @@ def check_gltf(path: str | Path) -> None:
             and (stride is None or (4 <= stride <= 252 and stride % 4 == 0))
         ):
             raise RigError(f"{path}: buffer view {i} is damaged (its buffer, offset, length or stride)")
-        if "EXT_meshopt_compression" in (view.extensions or {}):
-            continue
-        if (view.byteOffset or 0) + view.byteLength > len(reader.buffer(view.buffer)):
+        if i not in compressed and (view.byteOffset or 0) + view.byteLength > len(reader.buffer(view.buffer)):
             raise RigError(f"{path}: buffer view {i} reaches beyond the end of its buffer")
-    compressed = {
-        i for i, v in enumerate(gltf.bufferViews) if "EXT_meshopt_compression" in (v.extensions or {})
-    }
     for i, acc in enumerate(gltf.accessors):
         if acc.componentType not in _DTYPES or acc.type not in _WIDTH or not 0 <= acc.count <= MAX_ELEMENTS:
             raise RigError(f"{path}: accessor {i} is damaged (its component type, type or count)")
