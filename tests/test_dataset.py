@@ -15,7 +15,8 @@ from conftest import SHARED
 
 from adamesh.audio import SAMPLE_RATE, frame_count, load_audio
 from adamesh.cli import main
-from adamesh.data.dataset import ClipDataset, WindowDataset, compute_features, scan_clips
+from adamesh.clips import scan_clips
+from adamesh.data.dataset import ClipDataset, WindowDataset, compute_features
 from adamesh.data.synthetic.corpus import CorpusConfig, generate_corpus
 from adamesh.errors import AdameshError
 from adamesh.frontends import FeatureCache, make_frontend

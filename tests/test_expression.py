@@ -21,11 +21,11 @@ from adamesh.adapt.timing import timing_speech
 from adamesh.cli import main
 from adamesh.data.dataset import ClipDataset
 from adamesh.errors import AdameshError
-from adamesh.eval.metrics import lip_gap, pearson
+from adamesh.eval.metrics import pearson
 from adamesh.frontends import make_frontend
 from adamesh.models.checkpoint import load_model
 from adamesh.models.expression import ExpressionConfig, ExpressionModel, expression_loss
-from adamesh.motion import ARKIT
+from adamesh.motion import ARKIT, lip_gap
 from adamesh.profile import ExpressionProfile, model_fingerprint
 from adamesh.train.presets import PRESETS
 

@@ -7,6 +7,7 @@ motion = model.animate("speech.wav", profile)
 
 from adamesh.errors import AdameshError
 from adamesh.motion import ARKIT, FLAME, Motion, load_motion, save_motion
+from adamesh.version import __version__
 
 _LAZY = {
     "Animator": "adamesh.api",
@@ -32,8 +33,8 @@ def __getattr__(name):  # torch is imported on first use, so `import adamesh` st
     raise AttributeError(f"module 'adamesh' has no attribute {name!r}")
 
 
-__version__ = "0.1.0"
 __all__ = [
+    "__version__",
     "AdameshError",
     "ARKIT",
     "FLAME",

@@ -24,7 +24,6 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -37,13 +36,17 @@ from tqdm import tqdm
 from adamesh.adapt.expression import AdaptConfig, Reference, adapt
 from adamesh.adapt.pose import retrieve_pose_style
 from adamesh.adapt.timing import timing_speech
-from adamesh.audio import SAMPLE_RATE, check_finite, frame_count, load_audio
+from adamesh.audio import SAMPLE_RATE, frame_count, load_audio
+from adamesh.clips import scan_clips
 from adamesh.device import single_thread
 from adamesh.errors import AdameshError, AdameshWarning
 from adamesh.fileio import atomic_output, check_input_file
+from adamesh.frames import blink_times, check_settings, finish_frames, speech_samples
 from adamesh.frontends import Features
-from adamesh.motion import ARKIT, Motion, blink_curve, finish_expression, load_motion
+from adamesh.motion import ARKIT, Motion, load_motion
 from adamesh.profile import Profile, model_fingerprint, pose_fingerprint
+from adamesh.stream import DEFAULT_LOOKAHEAD_MS, Stream
+from adamesh.version import __version__
 
 WEIGHTS = Path(__file__).parent / "weights"
 PACKED_FORMAT = "adamesh.packed_model"
@@ -52,7 +55,6 @@ SHORT_REFERENCE_SECONDS = 8.0  # the method's references are ~10 s; shorter ones
 DEFAULT_BLINK_RATE = 15.0  # blinks per minute when nothing better is known
 BLINK_MIN_SECONDS = 20.0  # a shorter reference holds too few blinks (~5) to measure a rate
 LONG_SPEECH_SECONDS = 60.0  # animate shows its stages from here on (a minute takes about 1.5 s)
-DEFAULT_LOOKAHEAD_MS = 160.0  # streaming: speech a frame hears after its moment
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus")
 
 
@@ -149,7 +151,7 @@ class Animator:
             **tracking,
         }
         provenance = {
-            "adamesh": _version(),
+            "adamesh": __version__,
             "model": str(self.folder),
             "model_ids": self.ids,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -184,8 +186,6 @@ class Animator:
             return [(_arkit(m, "a reference motion"), _speech(m)) for m in motions], {}
         path = Path(reference)
         if path.is_dir():
-            from adamesh.data.dataset import scan_clips
-
             infos, _ = scan_clips(path)
             motions = [_arkit(load_motion(c.motion), str(c.motion)) for c in infos]
             return [(m, _speech(m)) for m in motions], {}
@@ -283,14 +283,9 @@ class Animator:
         stages.close()
 
         rate = self.blinks_per_minute(profile, blink_rate)
-        expr = set_blinks(expr, self.fps, rate, seed)
-        params = np.concatenate(
-            [
-                finish_expression(expr, ARKIT),
-                np.clip(pose, ARKIT.lower[ARKIT.n_expression :], ARKIT.upper[ARKIT.n_expression :]),
-            ],
-            1,
-        )
+        duration = len(expr) / self.fps
+        blinks = list(itertools.takewhile(lambda t: t < duration, blink_times(rate, seed)))
+        params = finish_frames(expr, pose, (np.arange(len(expr)) + 0.5) / self.fps, blinks)
         meta = {
             "generator": "adamesh.animate",
             "model_ids": self.ids,
@@ -315,8 +310,6 @@ class Animator:
         """A `Stream`: speech pushed as it arrives, the frames final so far back at once, each
         having heard `lookahead_ms` of speech after its moment. `options`: `hop_ms`, `window_s`
         and animate's style_strength, pose_amplitude, blink_rate and temperature."""
-        from adamesh.stream import Stream
-
         return Stream(self, profile, lookahead_ms=lookahead_ms, seed=seed, **options)
 
     def styled_expression(self, profile: Profile | None, strength: float):
@@ -366,33 +359,6 @@ def load(model: str | os.PathLike | None = None) -> Animator:
     return Animator(folder)
 
 
-def check_settings(
-    style_strength: float, pose_amplitude: float, blink_rate: float | None, temperature: float
-):
-    for name, value, lo, hi in (
-        ("style strength", style_strength, 0, 3),
-        ("pose amplitude", pose_amplitude, 0, 3),
-        ("blink rate", 0 if blink_rate is None else blink_rate, 0, 60),
-        ("temperature", temperature, 0.05, 3),
-    ):
-        if not (np.isfinite(value) and lo <= value <= hi):
-            raise AdameshError(f"{name} must be between {lo} and {hi}, not {value}")
-
-
-def speech_samples(audio: np.ndarray, whole: bool = True) -> np.ndarray:
-    """16 kHz mono float samples as float32, non-finite values silenced; refuses anything else, and
-    a `whole` recording made mostly of non-finite values (a stream's chunk is not refused for a
-    glitch)."""
-    if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.floating):
-        raise AdameshError(
-            f"speech samples must be mono float (n,) at {SAMPLE_RATE} Hz in [-1, 1], not "
-            f"{audio.dtype} {audio.shape}; or pass a file"
-        )
-    if whole:
-        check_finite(audio, "the speech samples")
-    return np.nan_to_num(audio.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-
-
 def blink_rate(params: np.ndarray, fps: float) -> float:
     """Blinks per minute in ARKit parameters: peaks of the mean eyeBlink above 0.35 (a tracked blink
     often stops short of 1), at least 0.2 s apart."""
@@ -401,28 +367,6 @@ def blink_rate(params: np.ndarray, fps: float) -> float:
     blink = params[:, [ARKIT.index("eyeBlinkLeft"), ARKIT.index("eyeBlinkRight")]].mean(1)
     peaks, _ = find_peaks(blink, height=0.35, distance=max(1, int(0.2 * fps)))
     return 60.0 * len(peaks) / max(len(params) / fps, 1e-9)
-
-
-def set_blinks(expr: np.ndarray, fps: float, rate: float, seed: int) -> np.ndarray:
-    """Replace the eyeBlink channels by blinks at `rate` per minute, at random times from `seed`:
-    speech does not say when a person blinks, so a model trained on it predicts only a blur."""
-    duration = len(expr) / fps
-    times = list(itertools.takewhile(lambda t: t < duration, blink_times(rate, seed)))
-    out = expr.copy()
-    curve = blink_curve((np.arange(len(expr)) + 0.5) / fps, times)
-    for name in ("eyeBlinkLeft", "eyeBlinkRight"):
-        out[:, ARKIT.index(name)] = curve
-    return out
-
-
-def blink_times(rate: float, seed: int) -> Iterator[float]:
-    """Blink times in seconds, a Poisson process of `rate` a minute drawn one gap at a time, so a
-    stream that draws them as it goes gets the times a whole file gets."""
-    rng = np.random.default_rng(seed)
-    t = 0.0
-    while rate > 0:
-        t += rng.exponential(60.0 / rate)
-        yield t
 
 
 def pack_model(folder: str | os.PathLike, out: str | os.PathLike) -> Path:
@@ -461,7 +405,7 @@ def pack_model(folder: str | os.PathLike, out: str | os.PathLike) -> Path:
             files[str(rel)] = hashlib.sha256(dst.read_bytes()).hexdigest()
         (tmp / "manifest.json").write_text(
             json.dumps(
-                {"format": PACKED_FORMAT, "source": folder.name, "adamesh": _version(), "files": files},
+                {"format": PACKED_FORMAT, "source": folder.name, "adamesh": __version__, "files": files},
                 indent=1,
             )
         )
@@ -485,9 +429,3 @@ def _speech(motion: Motion) -> np.ndarray:
         name = motion.meta.get("source") or motion.meta.get("id") or "a reference clip"
         raise AdameshError(f"{name} has no audio; adaptation needs the speech that goes with the motion")
     return load_audio(motion.audio, SAMPLE_RATE)[0]
-
-
-def _version() -> str:
-    from adamesh import __version__
-
-    return __version__

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import struct
 import warnings
 from pathlib import Path
@@ -29,15 +28,17 @@ from pathlib import Path
 import numpy as np
 
 from adamesh.errors import AdameshError, AdameshWarning
-from adamesh.export import ANIMATION_NAME
 from adamesh.fileio import atomic_output, check_input_file
 from adamesh.geometry import euler_to_matrix, matrix_to_quaternion, quaternion_to_matrix
 from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES, Motion
 from adamesh.rigs.base import arkit_name
-from adamesh.rigs.gltf import check_gltf
+from adamesh.rigs.gltf import check_gltf, head_node, node_parents
 
 _GLB_MAGIC, _JSON, _BIN = b"glTF", 0x4E4F534A, 0x004E4942
 _FLOAT, _SCALAR, _VEC4 = 5126, "SCALAR", "VEC4"
+
+
+ANIMATION_NAME = "speech"  # the clip's name in every glb adamesh writes (ours first in an avatar)
 
 
 def read_glb(path: str | os.PathLike) -> tuple[dict, bytes]:
@@ -144,55 +145,6 @@ def _vrm_expressions(doc: dict) -> dict[str, list[tuple[int, int, float]]]:
             (b["mesh"], b["index"], float(b.get("weight", 100.0)) / 100.0) for b in g.get("binds") or []
         ]
     return {k: v for k, v in out.items() if v}
-
-
-def head_node(doc: dict) -> int | None:
-    """The node whose rotation turns the head: VRM's humanoid head bone; else a node named Head
-    (not a mesh node) that, in an avatar without skins, holds every mesh; else, without skins, the
-    lowest node above every mesh (a head model whose eyes and teeth are siblings of the face)."""
-    ext = doc.get("extensions") or {}
-    bones = ((ext.get("VRMC_vrm") or {}).get("humanoid") or {}).get("humanBones") or {}
-    if isinstance(bones.get("head"), dict) and "node" in bones["head"]:
-        return int(bones["head"]["node"])
-    for bone in ((ext.get("VRM") or {}).get("humanoid") or {}).get("humanBones") or []:
-        if bone.get("bone") == "head" and "node" in bone:
-            return int(bone["node"])
-    nodes, parents = doc.get("nodes", []), _parents(doc)
-    below = _meshes_below(nodes, parents)
-    total = sum(n.get("mesh") is not None for n in nodes)
-    skinned = bool(doc.get("skins"))
-    for i, node in enumerate(nodes):
-        short = re.split(r"[:|]", str(node.get("name", "")))[-1].lower()
-        if node.get("mesh") is None and (short == "head" or short.endswith("_c_head")):
-            if skinned or below[i] == total:
-                return i
-    roots = [i for i in range(len(nodes)) if i not in parents and below[i] == total]
-    if skinned or not total or not roots:
-        return None
-    node = roots[0]
-    while True:  # down to the lowest node that still holds every mesh
-        inner = [c for c in nodes[node].get("children", []) if 0 <= c < len(nodes) and below[c] == total]
-        if not inner:
-            return node
-        node = inner[0]
-
-
-def _meshes_below(nodes: list, parents: dict[int, int]) -> list[int]:
-    """For each node, how many mesh nodes lie at or below it (one pass, whatever the depth)."""
-    count, order, seen = [0] * len(nodes), [], set()
-    stack = [i for i in range(len(nodes)) if i not in parents]
-    while stack:
-        i = stack.pop()
-        if i in seen or not 0 <= i < len(nodes):
-            continue
-        seen.add(i)
-        order.append(i)
-        stack.extend(nodes[i].get("children", []))
-    for i in reversed(order):  # children before their parents
-        count[i] += nodes[i].get("mesh") is not None
-        if i in parents:
-            count[parents[i]] += count[i]
-    return count
 
 
 def check_avatar(source: str | os.PathLike) -> tuple[dict, bytes, dict]:
@@ -318,7 +270,7 @@ class AvatarDriver:
             self.rest[mesh] = np.asarray(doc["meshes"][mesh].get("weights") or [0.0] * n_targets, np.float32)
         self.head = head_node(doc)
         if self.head is not None:
-            parents = _parents(doc)
+            parents = node_parents(doc)
             node = doc["nodes"][self.head]
             if "matrix" in node:
                 node = dict(node)
@@ -359,10 +311,6 @@ def _to_trs(node: dict) -> None:
     node["translation"] = m[:3, 3].tolist()
     node["rotation"] = matrix_to_quaternion(m[:3, :3] / scale).tolist()
     node["scale"] = scale.tolist()
-
-
-def _parents(doc: dict) -> dict[int, int]:
-    return {c: i for i, n in enumerate(doc.get("nodes", [])) for c in n.get("children", [])}
 
 
 def _world_rotation(doc: dict, parents: dict[int, int], node: int | None) -> np.ndarray:

@@ -430,7 +430,7 @@ def cmd_adapt(args) -> None:
 def cmd_stream(args) -> None:
     import adamesh
     from adamesh.fileio import check_outputs, check_suffix
-    from adamesh.stream import stream_to
+    from adamesh.live import stream_to
 
     out = sys.stdout if args.out == "-" else None
     if out is None:

@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from adamesh.audio import times_real_time
-from adamesh.errors import AdameshError
+from adamesh.data.synthetic.corpus import held_out_speaker, synthetic_reference
 from adamesh.fileio import atomic_output, check_output_folder
 from adamesh.motion import ARKIT, Motion
 
@@ -36,43 +36,12 @@ OUTPUTS = ("clips", "speech.wav", ".npz", "profile.profile", "personalised.glb",
            "side_by_side.mp4", "channels.png", "report.md", "report.json")  # fmt: skip
 
 
-def _held_out_speaker(speaker_id: str):
-    from adamesh.data.synthetic.corpus import CorpusConfig, make_speakers
-
-    cfg = CorpusConfig()
-    speakers = make_speakers(cfg)
-    index = next((i for i, s in enumerate(speakers) if s.id == speaker_id), None)
-    if index is None or speakers[index].split != "heldout":
-        raise AdameshError(f"{speaker_id} is not a held-out speaker of the default corpus")
-    return cfg, speakers[index], index
-
-
-def synthetic_reference(folder: Path, seconds: float, speaker_id: str) -> list[Motion]:
-    """The first clips of a held-out speaker of the default corpus, `seconds` at least, as motions
-    with their speech written to `folder` (what the shipped model never saw)."""
-    from adamesh.audio import SAMPLE_RATE
-    from adamesh.data.synthetic.corpus import synthesize_clip
-
-    cfg, speaker, index = _held_out_speaker(speaker_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    reference, total, k = [], 0.0, 0
-    while total < seconds:
-        audio, motion = synthesize_clip(speaker, k, cfg, index)
-        wav = folder / f"{speaker_id}_reference_{k:02d}.wav"
-        sf.write(wav, audio, SAMPLE_RATE, subtype="PCM_16")
-        motion.audio = str(wav)
-        reference.append(motion)
-        total += motion.duration
-        k += 1
-    return reference
-
-
 def _test_sentences(n_test: int, speaker_id: str):
     """Joined audio and ground truth of `n_test` sentences from the far end of the speaker's
     sentence list (never in the reference)."""
     from adamesh.data.synthetic.corpus import synthesize_clip
 
-    cfg, speaker, index = _held_out_speaker(speaker_id)
+    cfg, speaker, index = held_out_speaker(speaker_id)
     tests = [synthesize_clip(speaker, cfg.sentences - 1 - j, cfg, index) for j in range(n_test)]
     truth = Motion(
         np.concatenate([m.params for _, m in tests]),
@@ -116,7 +85,8 @@ def _plot(truth: Motion, generic: Motion, personal: Motion, path: Path) -> None:
 
 
 def _metrics(rig, truth: Motion, motion: Motion) -> dict:
-    from adamesh.eval.metrics import lip_gap, pearson, vertex_metrics
+    from adamesh.eval.metrics import pearson, vertex_metrics
+    from adamesh.motion import lip_gap
 
     e = ARKIT.n_expression
     n = min(truth.n_frames, motion.n_frames)

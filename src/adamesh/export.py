@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 import pygltflib as gl
 
-from adamesh import __version__
+from adamesh.avatar import ANIMATION_NAME, animate_avatar, read_glb
 from adamesh.errors import AdameshError
 from adamesh.fileio import atomic_output
 from adamesh.geometry import NormalComputer, euler_to_matrix, matrix_to_quaternion
 from adamesh.motion import ARKIT, ARKIT_BLENDSHAPES, Motion
 from adamesh.rigs.base import BlendshapeRig, Rig
-
-ANIMATION_NAME = "speech"  # the clip's name in every glb adamesh writes (avatar.py adds it first)
+from adamesh.version import __version__
 
 # Live Link Face's CSV orders two pairs differently from Apple's documentation.
 LIVE_LINK_ORDER = list(ARKIT_BLENDSHAPES)
@@ -315,8 +314,6 @@ def write_fbx(motion: Motion, rig: Rig | str, out: str | os.PathLike) -> Path:
     import tempfile
 
     if isinstance(rig, str) and rig.startswith("gltf:"):
-        from adamesh.avatar import read_glb
-
         if read_glb(rig[len("gltf:") :])[0].get("animations"):
             raise AdameshError(f"{rig[len('gltf:'):]} has animations of its own, which Blender would export "
                                "instead of adamesh's; use --export glb, or remove them from the avatar")  # fmt: skip
@@ -357,8 +354,6 @@ def export(
     if fmt == "fbx":
         return write_fbx(motion, rig, out)
     if fmt == "glb" and isinstance(rig, str) and rig.startswith("gltf:"):
-        from adamesh.avatar import animate_avatar
-
         return animate_avatar(motion, rig[len("gltf:") :], out)
     if isinstance(rig, str):
         from adamesh.rigs import load_rig

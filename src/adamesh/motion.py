@@ -339,6 +339,15 @@ def _motion_from_arrays(data: dict, path: Path) -> Motion:
     return Motion(params=params, space=space, fps=fps, audio=audio, meta=meta)
 
 
+CLOSURE_FRACTION = 0.15  # a closure: the lip gap under this share of the clip's 95th percentile
+
+
+def lip_gap(expression: np.ndarray, channels) -> np.ndarray:
+    """ARKit lip gap per frame: jawOpen - mouthClose."""
+    channels = list(channels)
+    return expression[:, channels.index("jawOpen")] - expression[:, channels.index("mouthClose")]
+
+
 def blink_curve(t: np.ndarray, blinks: list[float]) -> np.ndarray:
     """Eyelid closure in [0, 1] at times `t` for blinks centred at `blinks` (seconds): each closes
     fast (~80 ms) and opens slower (~170 ms)."""

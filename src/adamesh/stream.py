@@ -26,14 +26,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from adamesh.api import DEFAULT_LOOKAHEAD_MS, Animator, blink_times, check_settings, speech_samples
 from adamesh.audio import SAMPLE_RATE, frame_count
 from adamesh.device import single_thread
 from adamesh.errors import AdameshError
+from adamesh.frames import blink_times, check_settings, finish_frames, speech_samples
 from adamesh.models.pose import CodeSampler
-from adamesh.motion import ARKIT, blink_curve, finish_expression
+from adamesh.motion import ARKIT
 from adamesh.profile import Profile
 
+DEFAULT_LOOKAHEAD_MS = 160.0  # speech a frame hears after its moment
 DECODE_CONTEXT = 8  # codes before the new frames the VQ decoder sees: its receptive field is ~4
 DEFAULT_HOP_MS = 240.0  # a step costs ~50 ms on 2 cores: ~0.24 s of compute per s of speech
 BLINK_REACH = 0.5  # s: a blink's curve is zero this far from its centre
@@ -44,7 +45,7 @@ class Stream:
 
     def __init__(
         self,
-        animator: Animator,
+        animator,  # adamesh.api.Animator
         profile: Profile | None = None,
         lookahead_ms: float = DEFAULT_LOOKAHEAD_MS,
         hop_ms: float = DEFAULT_HOP_MS,
@@ -165,128 +166,11 @@ class Stream:
                 break
             self.blinks.append(nxt)
         last = n_final / self.fps if end else np.inf  # animate draws none after the speech
-        curve = blink_curve(t, [b for b in self.blinks if t[0] - BLINK_REACH < b < min(until, last)])
-        for name in ("eyeBlinkLeft", "eyeBlinkRight"):
-            expr[:, ARKIT.index(name)] = curve
-
-        lower, upper = ARKIT.lower[ARKIT.n_expression :], ARKIT.upper[ARKIT.n_expression :]
-        frames = np.concatenate([finish_expression(expr, ARKIT), np.clip(pose, lower, upper)], 1)
+        window = [b for b in self.blinks if t[0] - BLINK_REACH < b < min(until, last)]
+        frames = finish_frames(expr, pose, t, window)
 
         self.emitted = n_final
         drop = start * spf - self.audio_start
         if drop > 0:  # the speech no later window will need: later windows start here or after
             self.audio, self.audio_start = self.audio[drop:], self.audio_start + drop
-        return frames.astype(np.float32)
-
-
-def stream_to(
-    animator: Animator,
-    audio: str,
-    out,
-    profile: Profile | None = None,
-    fmt: str = "jsonl",
-    fast: bool = False,
-    chunk_ms: float = 20.0,
-    **options,
-) -> dict:
-    """Stream speech from a file (paced in real time, unless `fast`) or, for "-", raw
-    16 kHz mono 16-bit PCM from stdin as it comes; write each frame as soon as it is final to `out`
-    (an open text file, or a path written as PATH.part and renamed at the end) as a JSON line or a
-    Live Link CSV row. Returns what it measured: frames, first-frame time, latency, compute."""
-    import json
-    import sys
-    import time
-    from collections import deque
-
-    from adamesh.audio import load_audio
-    from adamesh.export import LIVE_LINK_HEADER, live_link_rows
-    from adamesh.fileio import atomic_output, check_input_file
-    from adamesh.motion import Motion
-
-    stream = animator.stream(profile, **options)
-    size = int(round(chunk_ms / 1000 * SAMPLE_RATE))
-    if audio == "-":
-        source = sys.stdin.buffer
-
-        def chunks():
-            while block := source.read(2 * size):
-                yield np.frombuffer(block[: len(block) // 2 * 2], "<i2").astype(np.float32) / 32768.0
-    else:
-        check_input_file(audio, "speech", "an audio file", "give a recording, or - for PCM on stdin")
-        speech = load_audio(audio, SAMPLE_RATE)[0]
-
-        def chunks():
-            for i in range(0, len(speech), size):
-                yield speech[i : i + size]
-
-    names = ARKIT.channels
-    rot, trans = ARKIT.rotation, ARKIT.translation
-
-    def lines(frames: np.ndarray, first: int, latency: np.ndarray) -> list[str]:
-        if fmt == "csv":
-            rows = live_link_rows(Motion(frames, ARKIT, stream.fps), first)
-            return [",".join(str(v) for v in row) + "\n" for row in rows]
-        return [
-            json.dumps({
-                "frame": first + j,
-                "time": round((first + j) / stream.fps, 4),
-                "latency_ms": round(float(latency[j]), 1),
-                "blendshapes": {n: round(float(v), 4) for n, v in zip(names[: ARKIT.n_expression], f)},
-                "head_rotation": [round(float(v), 5) for v in f[rot[0] : rot[1]]],
-                "head_translation": [round(float(v), 5) for v in f[trans[0] : trans[1]]],
-            }) + "\n"
-            for j, f in enumerate(frames)
-        ]  # fmt: skip
-
-    def run(sink) -> dict:
-        if fmt == "csv":
-            sink.write(",".join(LIVE_LINK_HEADER) + "\n")
-        start = time.perf_counter()
-        # (samples received, when) of the chunks whose speech no frame has been given for yet
-        arrivals, received, emitted, compute, latency, first = deque(), 0, 0, 0.0, [], None
-        for chunk in [*chunks(), None]:
-            if chunk is not None:
-                received += len(chunk)
-                if not fast and audio != "-":  # a live source has delivered this chunk by now
-                    time.sleep(max(0.0, start + received / SAMPLE_RATE - time.perf_counter()))
-                arrivals.append((received, time.perf_counter()))
-            if chunk is None and received < SAMPLE_RATE / stream.fps:
-                raise AdameshError(
-                    f"{received} samples of speech arrived, less than one frame's; give a recording "
-                    "with speech in it (on stdin: 16 kHz mono 16-bit PCM)"
-                )
-            t0 = time.perf_counter()
-            frames = stream.close() if chunk is None else stream.push(chunk)
-            now = time.perf_counter()
-            compute += now - t0
-            if not len(frames):
-                continue
-            first = now - start if first is None else first
-            lat = []
-            for i in range(emitted, emitted + len(frames)):  # from the chunk that held frame i's moment
-                moment = int((i + 0.5) / stream.fps * SAMPLE_RATE)
-                while len(arrivals) > 1 and arrivals[0][0] < moment:
-                    arrivals.popleft()
-                lat.append(1000 * (now - arrivals[0][1]))
-            latency.extend(lat)
-            sink.writelines(lines(frames, emitted, lat))
-            sink.flush()
-            emitted += len(frames)
-        seconds = received / SAMPLE_RATE
-        if not emitted:
-            raise AdameshError("no speech arrived; give a recording with speech in it")
-        return {
-            "frames": emitted,
-            "seconds": seconds,
-            "first_frame_ms": 1000 * first,
-            "latency_ms": np.asarray(latency),
-            "latency_ms_median": float(np.median(latency)),
-            "latency_ms_p95": float(np.percentile(latency, 95)),
-            "compute_per_second": compute / max(seconds, 1e-9),
-        }
-
-    if not isinstance(out, (str, bytes)) and hasattr(out, "write"):
-        return run(out)
-    with atomic_output(out) as tmp:
-        with open(tmp, "w", newline="") as f:
-            return run(f)
+        return frames

@@ -35,7 +35,6 @@ import torch
 
 from adamesh.adapt.timing import correlation
 from adamesh.errors import AdameshError
-from adamesh.eval.metrics import lip_gap
 from adamesh.models.expression import MOLORA_TARGETS, ExpressionModel, expression_loss, output_loss
 from adamesh.models.molora import (
     adapter_state_dict,
@@ -46,7 +45,7 @@ from adamesh.models.molora import (
     set_active_branches,
     train_only_adapters,
 )
-from adamesh.motion import ARKIT
+from adamesh.motion import ARKIT, lip_gap
 from adamesh.profile import ExpressionProfile, model_fingerprint
 
 METHODS = ("none", "style", "full", "lora", "molora")

@@ -1,9 +1,4 @@
-"""The clip dataset: a folder of clips (audio + motion + speaker), read for training and evaluation.
-
-The synthetic corpus is one such folder (with a manifest.json naming speakers, splits and roles);
-a folder made from real data is another: any tree of adamesh motion files (.npz) whose `audio`
-points at their speech. Without a manifest the speaker is the motion's meta["speaker"] or its
-parent folder's name, and every clip has the role "train".
+"""The clip dataset: the clips of clip folders (`adamesh.clips`), read for training and evaluation.
 
 `ClipDataset` loads motion and speech features (through the feature cache, computed in parallel
 on a miss) into memory; `WindowDataset` cuts training windows out of them for a torch DataLoader.
@@ -12,7 +7,6 @@ on a miss) into memory; `WindowDataset` cuts training windows out of them for a 
 from __future__ import annotations
 
 import functools
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,19 +15,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from adamesh.clips import ClipInfo, scan_clips
 from adamesh.errors import AdameshError
 from adamesh.fileio import worker_pool
 from adamesh.frontends import FeatureCache, Features, FrontEnd
 from adamesh.motion import Motion, load_motion
-
-
-@dataclass
-class ClipInfo:
-    id: str
-    speaker: str
-    motion: Path
-    audio: Path | None
-    role: str = "train"
 
 
 @dataclass
@@ -42,50 +28,6 @@ class Clip:
     motion: Motion
     features: Features | None  # one row per motion frame
     variants: list[Features] = field(default_factory=list)  # features of degraded copies of the audio
-
-
-def scan_clips(root: str | os.PathLike, hold_out: int = 0) -> tuple[list[ClipInfo], dict]:
-    """The clips of a folder and its manifest (an empty dict when there is none).
-
-    `hold_out` n > 0: in a folder without any "val" clip, every n-th "train" clip becomes "val",
-    so that every folder of a training set contributes to validation."""
-    infos, manifest = _scan(Path(root))
-    train = [c for c in infos if c.role == "train"]
-    if hold_out and len(train) > 1 and not any(c.role == "val" for c in infos):
-        for c in train[::hold_out]:
-            c.role = "val"
-    return infos, manifest
-
-
-def _scan(root: Path) -> tuple[list[ClipInfo], dict]:
-    if not root.is_dir():
-        raise AdameshError(f"clip folder {root} does not exist")
-    manifest_path = root / "manifest.json"
-    if manifest_path.is_file():
-        try:
-            manifest = json.loads(manifest_path.read_text())
-            clips = [
-                ClipInfo(
-                    c["id"],
-                    c["speaker"],
-                    root / c["motion"],
-                    root / c["audio"] if c.get("audio") else None,
-                    c.get("role", "train"),
-                )
-                for c in manifest["clips"]
-            ]
-        except (ValueError, KeyError, TypeError) as e:
-            raise AdameshError(f"{manifest_path} is damaged ({e}); regenerate the corpus") from None
-        return clips, manifest
-    clips = []
-    for path in sorted(root.rglob("*.npz")):
-        motion = load_motion(path)
-        audio = Path(motion.audio) if motion.audio else None
-        speaker = str(motion.meta.get("speaker") or path.parent.name)
-        clips.append(ClipInfo(path.stem, speaker, path, audio, str(motion.meta.get("role", "train"))))
-    if not clips:
-        raise AdameshError(f"{root} holds no motion files (.npz) and no manifest.json")
-    return clips, {}
 
 
 def _features_worker(args) -> Features:

@@ -198,11 +198,12 @@ def bench_probe(
     penalty chosen on the corpus's validation clips), then r of its prediction against the mouth
     opening tracked in real videos, as in `bench lipsync`. Front-ends as 'name:key=value,...'."""
     from adamesh.audio import SAMPLE_RATE, load_audio
+    from adamesh.clips import scan_clips
     from adamesh.data.augment import degrade
-    from adamesh.data.dataset import ClipDataset, scan_clips
-    from adamesh.eval.metrics import lip_gap, pearson
+    from adamesh.data.dataset import ClipDataset
+    from adamesh.eval.metrics import pearson
     from adamesh.frontends import make_frontend
-    from adamesh.motion import ARKIT
+    from adamesh.motion import ARKIT, lip_gap
 
     channels = ARKIT.channels[: ARKIT.n_expression]
     infos, _ = scan_clips(corpus)

@@ -203,8 +203,7 @@ def _predicted_gap(audio: np.ndarray, net, frontend, space, n_frames: int | None
     delivers it (`motion.finish_expression`)."""
     import torch
 
-    from adamesh.eval.metrics import lip_gap
-    from adamesh.motion import finish_expression
+    from adamesh.motion import finish_expression, lip_gap
 
     feats = frontend(audio, 25.0, n_frames=n_frames)
     with torch.no_grad():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from adamesh.motion import CLOSURE_FRACTION, lip_gap
 from adamesh.phones import BILABIALS
 from adamesh.rigs.base import Rig
 
@@ -48,12 +49,6 @@ def vertex_metrics(rig: Rig, pred: np.ndarray, true: np.ndarray) -> dict:
     }
 
 
-def lip_gap(expression: np.ndarray, channels) -> np.ndarray:
-    """ARKit lip gap per frame: jawOpen - mouthClose."""
-    channels = list(channels)
-    return expression[:, channels.index("jawOpen")] - expression[:, channels.index("mouthClose")]
-
-
 def bilabial_frames(phones: list, fps: float, n_frames: int) -> np.ndarray:
     """Centre frames of the p/b/m phones of a clip ([phone, start, end, stress] rows)."""
     frames = [int((s + e) / 2 * fps) for p, s, e, *_ in phones if p in BILABIALS]
@@ -67,7 +62,6 @@ def closure_hits(expression: np.ndarray, channels, frames: np.ndarray) -> tuple[
     return int((lip_gap(expression, channels)[frames] < CLOSED_GAP).sum()), len(frames)
 
 
-CLOSURE_FRACTION = 0.15  # a closure: the lip gap under this share of the clip's 95th percentile
 CLOSURE_TOLERANCE = 2  # frames (80 ms) a reproduced closure may come early or late
 
 

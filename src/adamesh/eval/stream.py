@@ -32,15 +32,17 @@ def bench_stream(
     log=print,
 ) -> dict:
     """For each look-ahead: latency and compute on the `audio` files, each pushed in real time as a
-    live source delivers it (`stream.stream_to`); lip sync (Pearson r of the lip gap with the mouth
-    opening tracked in the `videos`, generic style) streamed beside `animate` on the same clips."""
+    live source delivers it (`live.stream_to`); lip sync (Pearson r of the lip gap with the mouth
+    opening tracked in the `videos`, generic style) and lip closures (`bench lipsync`'s recall and
+    precision, all clips of a set pooled: a closure needs its look-ahead) streamed beside `animate`
+    on the same clips."""
     from adamesh import api
-    from adamesh.audio import SAMPLE_RATE, load_audio
-    from adamesh.eval.lipsync import speaker_clips, tracked_opening
-    from adamesh.eval.metrics import lip_gap, pearson
+    from adamesh.audio import SAMPLE_RATE, energy_envelope, load_audio
+    from adamesh.eval.lipsync import pooled_closures, speaker_clips, tracked_opening
+    from adamesh.eval.metrics import closure_scores, pearson, speech_mask
     from adamesh.fileio import atomic_output
-    from adamesh.motion import ARKIT
-    from adamesh.stream import stream_to
+    from adamesh.live import stream_to
+    from adamesh.motion import ARKIT, lip_gap
 
     animator = api.load(model)
     stream_to(animator, audio[0], io.StringIO(), fast=True)  # warm-up: threads started
@@ -76,17 +78,20 @@ def bench_stream(
     for clip in clips:
         opening, valid = tracked_opening(clip["path"])
         heard = load_audio(clip["path"], SAMPLE_RATE)[0]
+        speech = speech_mask(energy_envelope(heard, SAMPLE_RATE, db=True)[: len(opening)]) & valid
         motions = {"offline": animator.animate(heard).params}
         for la in lookaheads:
             motions[f"stream {la:g} ms"] = streamed(animator.stream(lookahead_ms=la, hop_ms=hop_ms), heard)
-        r = {}
+        r, closures = {}, {}
         for name, params in motions.items():
             n = min(len(params), len(opening))
             gap = lip_gap(params[:n, : len(names)], names)
             r[name] = pearson(gap[valid[:n]], opening[:n][valid[:n]])
-        per_clip.append(
-            {"clip": clip["path"].name, "group": clip["group"], "speaker": clip["speaker"], "r": r}
-        )
+            closures[name] = closure_scores(opening[:n], gap, speech[:n])
+        per_clip.append({
+            "clip": clip["path"].name, "group": clip["group"], "speaker": clip["speaker"], "r": r,
+            "closures": closures,
+        })  # fmt: skip
         log(f"{clip['path'].name}: " + ", ".join(f"{k} r={v:.3f}" for k, v in r.items()))
     speakers = {}
     for row in per_clip:
@@ -104,12 +109,24 @@ def bench_stream(
     for sp in per_speaker:
         groups.setdefault(sp["group"], []).append(sp["r"])
     means = {g: {c: float(np.mean([x[c] for x in v])) for c in columns} for g, v in groups.items()}
+    closures = {
+        g: {
+            c: pooled_closures([row["closures"][c] for row in per_clip if row["group"] == g]) for c in columns
+        }
+        for g in groups
+    }
     result = {
         "model": str(animator.folder),
         "cores": os.cpu_count(),
         "audio": audio,
         "speed": rows,
-        "lipsync": {"columns": columns, "clips": per_clip, "speakers": per_speaker, "means": means},
+        "lipsync": {
+            "columns": columns,
+            "clips": per_clip,
+            "speakers": per_speaker,
+            "means": means,
+            "closures": closures,
+        },
     }
     table = _markdown(result)
     log(table)
@@ -156,4 +173,19 @@ def _markdown(result: dict) -> str:
     lines += ["", f"| set (mean over speakers) | {head} |", "|---|" + "---|" * len(lip["columns"])]
     for group, m in lip["means"].items():
         lines.append(f"| {group} | " + " | ".join(f"{m[c]:.3f}" for c in lip["columns"]) + " |")
+
+    def pair(p):
+        fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+        return f"{fmt(p['recall'])} / {fmt(p['precision'])}"
+
+    lines += [
+        "",
+        "Lip closures (bench lipsync's), recall / precision, all clips of a set pooled:",
+        "",
+        f"| set (true closures) | {head} |",
+        "|---|" + "---|" * len(lip["columns"]),
+    ]
+    for group, by in lip["closures"].items():
+        count = by[lip["columns"][0]]["closures"]
+        lines.append(f"| {group} ({count}) | " + " | ".join(pair(by[c]) for c in lip["columns"]) + " |")
     return "\n".join(lines) + "\n"

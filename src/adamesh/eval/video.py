@@ -28,10 +28,10 @@ def bench_video(
     from pathlib import Path
 
     from adamesh import api
-    from adamesh.demo import synthetic_reference
-    from adamesh.eval.metrics import lip_gap, pearson
+    from adamesh.data.synthetic.corpus import synthetic_reference
+    from adamesh.eval.metrics import pearson
     from adamesh.fileio import atomic_output
-    from adamesh.motion import ARKIT
+    from adamesh.motion import ARKIT, lip_gap
     from adamesh.tracking import track_video, video_files
 
     paths = video_files([videos])

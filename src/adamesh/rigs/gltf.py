@@ -12,6 +12,7 @@ skinned avatar the head turns about its head bone, each vertex by its skin weigh
 from __future__ import annotations
 
 import base64
+import re
 import urllib.parse
 import warnings
 from pathlib import Path
@@ -158,9 +159,7 @@ def _mesh_instances(gltf: pygltflib.GLTF2) -> tuple[list[tuple[int, int, np.ndar
 
 
 def _head(gltf: pygltflib.GLTF2) -> tuple[int | None, set[int]]:
-    """The head bone (as `adamesh.avatar.head_node` finds it) and the nodes below it, itself included."""
-    from adamesh.avatar import head_node
-
+    """The head bone (as `head_node` finds it) and the nodes below it, itself included."""
     nodes = [{"name": n.name, "mesh": n.mesh, "children": n.children or []} for n in gltf.nodes]
     doc = {"extensions": gltf.extensions or {}, "nodes": nodes, "skins": gltf.skins or []}
     head = head_node(doc)
@@ -471,3 +470,57 @@ def _regions(neutral: np.ndarray, shapes: np.ndarray) -> tuple[dict[str, np.ndar
     depth = pts[:, 2].max() - pts[:, 2].min()
     pivot = np.array([centre[0], pts[:, 1].min(), centre[2] - 0.3 * depth], np.float32)
     return regions, pivot
+
+
+def head_node(doc: dict) -> int | None:
+    """The node whose rotation turns the head: VRM's humanoid head bone; else a node named Head
+    (not a mesh node) that, in an avatar without skins, holds every mesh; else, without skins, the
+    lowest node above every mesh (a head model whose eyes and teeth are siblings of the face)."""
+    ext = doc.get("extensions") or {}
+    bones = ((ext.get("VRMC_vrm") or {}).get("humanoid") or {}).get("humanBones") or {}
+    if isinstance(bones.get("head"), dict) and "node" in bones["head"]:
+        return int(bones["head"]["node"])
+    for bone in ((ext.get("VRM") or {}).get("humanoid") or {}).get("humanBones") or []:
+        if bone.get("bone") == "head" and "node" in bone:
+            return int(bone["node"])
+    nodes, parents = doc.get("nodes", []), node_parents(doc)
+    below = _meshes_below(nodes, parents)
+    total = sum(n.get("mesh") is not None for n in nodes)
+    skinned = bool(doc.get("skins"))
+    for i, node in enumerate(nodes):
+        short = re.split(r"[:|]", str(node.get("name", "")))[-1].lower()
+        if node.get("mesh") is None and (short == "head" or short.endswith("_c_head")):
+            if skinned or below[i] == total:
+                return i
+    roots = [i for i in range(len(nodes)) if i not in parents and below[i] == total]
+    if skinned or not total or not roots:
+        return None
+    node = roots[0]
+    while True:  # down to the lowest node that still holds every mesh
+        inner = [c for c in nodes[node].get("children", []) if 0 <= c < len(nodes) and below[c] == total]
+        if not inner:
+            return node
+        node = inner[0]
+
+
+def _meshes_below(nodes: list, parents: dict[int, int]) -> list[int]:
+    """For each node, how many mesh nodes lie at or below it (one pass, whatever the depth)."""
+    count, order, seen = [0] * len(nodes), [], set()
+    stack = [i for i in range(len(nodes)) if i not in parents]
+    while stack:
+        i = stack.pop()
+        if i in seen or not 0 <= i < len(nodes):
+            continue
+        seen.add(i)
+        order.append(i)
+        stack.extend(nodes[i].get("children", []))
+    for i in reversed(order):  # children before their parents
+        count[i] += nodes[i].get("mesh") is not None
+        if i in parents:
+            count[parents[i]] += count[i]
+    return count
+
+
+def node_parents(doc: dict) -> dict[int, int]:
+    """{child: parent} of a glTF document's nodes (a JSON dict)."""
+    return {c: i for i, n in enumerate(doc.get("nodes", [])) for c in n.get("children", [])}

@@ -49,11 +49,11 @@ class Server:
     """What the page works on: the model, and the avatars, profiles, speech and jobs of this run."""
 
     def __init__(self, model=None, profiles=(), avatars=(), lookahead_ms: float | None = None, workdir=None):
-        import adamesh
-        from adamesh.api import DEFAULT_LOOKAHEAD_MS
+        from adamesh.api import load
         from adamesh.profile import Profile
+        from adamesh.stream import DEFAULT_LOOKAHEAD_MS
 
-        self.animator = adamesh.load(model)
+        self.animator = load(model)
         self.lookahead_ms = DEFAULT_LOOKAHEAD_MS if lookahead_ms is None else lookahead_ms
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="adamesh-serve-")
         self.workdir = Path(workdir or self._tmp.name)

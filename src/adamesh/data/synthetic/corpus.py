@@ -364,3 +364,30 @@ def write_timing_speech(path: str | os.PathLike | None = None) -> Path:
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, *timing_sentences())
     return path
+
+
+def held_out_speaker(speaker_id: str):
+    """(the default corpus's config, the held-out speaker `speaker_id`, its index)."""
+    cfg = CorpusConfig()
+    speakers = make_speakers(cfg)
+    index = next((i for i, s in enumerate(speakers) if s.id == speaker_id), None)
+    if index is None or speakers[index].split != "heldout":
+        raise AdameshError(f"{speaker_id} is not a held-out speaker of the default corpus")
+    return cfg, speakers[index], index
+
+
+def synthetic_reference(folder: Path, seconds: float, speaker_id: str) -> list[Motion]:
+    """The first clips of a held-out speaker of the default corpus, `seconds` at least, as motions
+    with their speech written to `folder` (what the shipped model never saw)."""
+    cfg, speaker, index = held_out_speaker(speaker_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    reference, total, k = [], 0.0, 0
+    while total < seconds:
+        audio, motion = synthesize_clip(speaker, k, cfg, index)
+        wav = folder / f"{speaker_id}_reference_{k:02d}.wav"
+        sf.write(wav, audio, SAMPLE_RATE, subtype="PCM_16")
+        motion.audio = str(wav)
+        reference.append(motion)
+        total += motion.duration
+        k += 1
+    return reference
