@@ -1,4 +1,5 @@
-"""Shared fixtures. Tests that need ../shared/data skip with a reason when it is absent."""
+"""Shared fixtures. Tests that need the development data (../shared/data beside the checkout, or
+$ADAMESH_DATA) skip with a reason when it is absent."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(os.environ.get("ADAMESH_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
-ICT_SOURCE = SHARED / "data" / "ict-facekit"
+DATA = Path(os.environ.get("ADAMESH_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+os.environ["ADAMESH_DATA"] = str(DATA)  # the benchmarks' default folders, for commands run here
+ICT_SOURCE = DATA / "ict-facekit"
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from browser import missing, play_glb
-from conftest import SHARED
+from conftest import DATA
 
 from adamesh.avatar import ANIMATION_NAME, animate_avatar, head_node, read_glb
 from adamesh.cli import main
@@ -19,8 +19,8 @@ from adamesh.export import export, read_glb_animation
 from adamesh.gltf_validate import validate_gltf, validator_available
 from adamesh.motion import ARKIT, Motion
 
-AVATARS = SHARED / "data" / "avatars"
-SPEECH = SHARED / "data" / "video" / "grid" / "bbaf2n.mpg"
+AVATARS = DATA / "avatars"
+SPEECH = DATA / "video" / "grid" / "bbaf2n.mpg"
 
 
 def _motion(n: int = 50) -> Motion:

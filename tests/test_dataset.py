@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import SHARED
+from conftest import DATA
 
 from adamesh.audio import SAMPLE_RATE, frame_count, load_audio
 from adamesh.cli import main
@@ -22,7 +22,7 @@ from adamesh.errors import AdameshError
 from adamesh.frontends import FeatureCache, make_frontend
 from adamesh.motion import ARKIT, Motion, load_motion, save_motion
 
-LIBRIVOX = SHARED / "data" / "speech" / "librivox"
+LIBRIVOX = DATA / "speech" / "librivox"
 TINY = CorpusConfig(speakers=3, sentences=3, heldout=1)  # spk002 is held out
 
 

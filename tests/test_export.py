@@ -6,7 +6,7 @@ import csv
 
 import numpy as np
 import pytest
-from conftest import SHARED
+from conftest import DATA
 
 from adamesh.errors import AdameshError
 from adamesh.export import LIVE_LINK_ORDER, export, read_glb_animation
@@ -96,7 +96,7 @@ def test_export_refusals(builtin, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-TAKE = SHARED / "data" / "avatars" / "livelinkface_iphone_take.csv"
+TAKE = DATA / "avatars" / "livelinkface_iphone_take.csv"
 
 
 def test_live_link_eye_angles_follow_a_real_iphone_take(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SHARED
+from conftest import DATA
 
 from adamesh.audio import SAMPLE_RATE, frame_count, load_audio
 from adamesh.errors import AdameshError
@@ -20,7 +20,7 @@ from adamesh.frontends.mel import ANALYSIS_RATE
 from adamesh.frontends.phonetic import align_phones, prosody, recognise_phones
 from adamesh.phones import PHONES
 
-LIBRIVOX = SHARED / "data" / "speech" / "librivox"
+LIBRIVOX = DATA / "speech" / "librivox"
 SR = SAMPLE_RATE
 N_PHONES = len(PHONES)
 ENERGY, PITCH, VOICING = N_PHONES + 80, N_PHONES + 81, N_PHONES + 82  # phonetic columns (n_mels=80)

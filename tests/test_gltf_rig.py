@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pygltflib as g
 import pytest
-from conftest import SHARED
+from conftest import DATA
 from scipy.spatial.transform import Rotation
 
 from adamesh.errors import AdameshWarning, RigError
@@ -402,7 +402,7 @@ def test_a_compressed_avatar_is_refused_naming_the_compression(tmp_path):
 
 
 def test_a_skinned_avatar_turns_its_head_and_not_its_body():
-    path = SHARED / "data" / "avatars" / "rpm_brunette.glb"
+    path = DATA / "avatars" / "rpm_brunette.glb"
     if not path.is_file():
         pytest.skip(f"{path} not found (../shared/data is absent)")
     rig = load_gltf(path)

@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SHARED
+from conftest import DATA
 from PIL import Image
 
 from adamesh.audio import energy_envelope, frame_count, load_audio
@@ -25,7 +25,7 @@ from adamesh.tracking import (
     video_files,
 )
 
-GRID_CLIP = SHARED / "data" / "video" / "grid" / "lbax4n.mpg"  # "lay blue at x four now"
+GRID_CLIP = DATA / "video" / "grid" / "lbax4n.mpg"  # "lay blue at x four now"
 
 
 @pytest.fixture(scope="module")

@@ -159,7 +159,7 @@ def cmd_bench_frontends(args) -> None:
 
     ssl = {k: getattr(args, k) for k in ("hubert", "wav2vec2") if getattr(args, k)}
     bench_frontends(
-        args.speech,
+        args.speech or dev_data("speech", flag="--speech")[0],
         args.corpus,
         args.frontends.split(","),
         ssl,
@@ -264,7 +264,7 @@ def cmd_bench_pose(args) -> None:
 def cmd_bench_prior(args) -> None:
     from adamesh.eval.pose import bench_prior
 
-    videos = args.videos or [str(Path("..") / "shared" / "data" / "video" / "real")]
+    videos = args.videos or dev_data("video/real", flag="--videos")
     bench_prior(videos, args.model, args.out, args.min_seconds)
 
 
@@ -288,14 +288,32 @@ def cmd_bench_probe(args) -> None:
     )
 
 
+DATA_VARIABLE = "ADAMESH_DATA"  # where the development data lives (video/, speech/): the benchmarks' default
+
+
+def dev_data(*parts: str, flag: str) -> list[str]:
+    """Folders under $ADAMESH_DATA, for a benchmark run without `flag`; a clear error when unset."""
+    root = os.environ.get(DATA_VARIABLE)
+    if not root:
+        raise AdameshError(
+            f"no {flag} given, and {DATA_VARIABLE} is not set: pass {flag}, or set {DATA_VARIABLE} to "
+            f"the folder of the development data (video/, speech/; ../shared/data beside a checkout)"
+        )
+    folders = [Path(root) / p for p in parts]
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        raise AdameshError(f"{', '.join(missing)} does not exist ({DATA_VARIABLE}={root}); pass {flag}")
+    return [str(f) for f in folders]
+
+
 def _dev_videos(given: list[str] | None) -> list[str]:
-    """The real videos a lip-sync benchmark runs on: those given, else ../shared's grid and real."""
-    return given or [str(Path("..") / "shared" / "data" / "video" / d) for d in ("grid", "real")]
+    """The real videos a lip-sync benchmark runs on: those given, else the development data's grid and real."""
+    return given or dev_data("video/grid", "video/real", flag="--videos")
 
 
 def _bench_speech(given: list[str] | None) -> list[str]:
-    """The speech files a speed benchmark runs on: those given, else ../shared's a2f clips."""
-    audio = given or sorted(str(p) for p in (Path("..") / "shared" / "data" / "speech" / "a2f").glob("*.wav"))
+    """The speech files a speed benchmark runs on: those given, else the development data's a2f clips."""
+    audio = given or sorted(str(p) for p in Path(dev_data("speech/a2f", flag="--audio")[0]).glob("*.wav"))
     if not audio:
         raise AdameshError("no speech to time: pass --audio FILE (repeat for several)")
     return audio
@@ -334,7 +352,7 @@ def cmd_bench_speed(args) -> None:
 def cmd_bench_video(args) -> None:
     from adamesh.eval.video import bench_video
 
-    bench_video(args.videos, args.out, args.model, args.rig)
+    bench_video(args.videos or dev_data("video/grid", flag="--videos")[0], args.out, args.model, args.rig)
 
 
 def cmd_bench_people(args) -> None:
@@ -344,7 +362,7 @@ def cmd_bench_people(args) -> None:
         seconds = [number(above=0, high=600)(x) for x in args.reference_seconds.split(",")]
     except argparse.ArgumentTypeError as e:
         raise AdameshError(f"--reference-seconds: {e}") from None
-    videos = args.videos or [str(Path("..") / "shared" / "data" / "video" / "real")]
+    videos = args.videos or dev_data("video/real", flag="--videos")
     bench_people(
         videos,
         args.out,
@@ -689,8 +707,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bf.add_argument(
         "--speech",
-        default=str(Path("..") / "shared" / "data" / "speech"),
-        help="folder of real speech; LibriVox-style 'transcription' files give the reference phones",
+        help="folder of real speech; LibriVox-style 'transcription' files give the reference phones "
+        "(default: $ADAMESH_DATA/speech)",
     )
     bf.add_argument(
         "--corpus",
@@ -750,7 +768,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--videos",
         action="append",
         help="folder of talking-face videos (a clips.csv names speakers) or a clip folder from "
-        "`adamesh track` (repeat; default: ../shared/data/video/real)",
+        "`adamesh track` (repeat; default: $ADAMESH_DATA/video/real)",
     )
     bpr.add_argument("--model", help="model, pose or VQ-VAE folder (default: the shipped model)")
     bpr.add_argument(
@@ -774,7 +792,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--videos",
         action="append",
         help="folder of talking-face videos with their speech, a "
-        "clips.csv naming speakers (repeat; default: ../shared/data/video/grid and .../real)",
+        "clips.csv naming speakers (repeat; default: $ADAMESH_DATA/video/grid and .../real)",
     )
     bl.add_argument(
         "--conditions",
@@ -799,7 +817,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--speakers", type=COUNT, default=12, help="training speakers the regression is fitted on"
     )
     bq.add_argument(
-        "--videos", action="append", help="folders of real videos (default: grid and real in ../shared)"
+        "--videos",
+        action="append",
+        help="folders of real videos (default: grid and real in $ADAMESH_DATA/video)",
     )
     bq.add_argument("--conditions", default="clean", help="comma-separated: clean, telephone, noise10")
     bq.set_defaults(func=cmd_bench_probe)
@@ -809,7 +829,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bst.add_argument("--model", help="model folder (default: the model shipped with adamesh)")
     bst.add_argument(
-        "--audio", action="append", help="speech to time (repeat; default: ../shared/data/speech/a2f)"
+        "--audio", action="append", help="speech to time (repeat; default: $ADAMESH_DATA/speech/a2f)"
     )
     bst.add_argument(
         "--videos", action="append", help="folders of real videos for lip sync (default: grid and real)"
@@ -832,7 +852,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", action="append", help="model folder (repeat to compare; default: the shipped model)"
     )
     bs.add_argument(
-        "--audio", action="append", help="speech file (repeat; default: ../shared/data/speech/a2f/*.wav)"
+        "--audio", action="append", help="speech file (repeat; default: $ADAMESH_DATA/speech/a2f/*.wav)"
     )
     bs.add_argument("--repeats", type=COUNT, default=5, help="timed runs; the best is kept (default 5)")
     bs.set_defaults(func=cmd_bench_speed)
@@ -841,7 +861,7 @@ def build_parser() -> argparse.ArgumentParser:
     bg.add_argument(
         "--audio",
         action="append",
-        help="speech file, repeated to each length (repeat; default: ../shared/data/speech/a2f/*.wav)",
+        help="speech file, repeated to each length (repeat; default: $ADAMESH_DATA/speech/a2f/*.wav)",
     )
     bg.add_argument(
         "--minutes", default="1,10,60", help="comma-separated lengths in minutes (default 1,10,60)"
@@ -854,8 +874,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bv.add_argument(
         "--videos",
-        default=str(Path("..") / "shared" / "data" / "video" / "grid"),
-        help="folder of videos, one speaker each (default: the GRID clips in ../shared)",
+        help="folder of videos, one speaker each (default: $ADAMESH_DATA/video/grid)",
     )
     bv.add_argument("--model", help="model folder (default: the shipped model)")
     bv.add_argument("--rig", default="builtin", help="rig the tracker fits (builtin or ict)")
@@ -871,7 +890,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--videos",
         action="append",
         help="folder of videos (speakers from its clips.csv or subfolders) "
-        "or a clip folder of one speaker from `adamesh track` (repeat; default: ../shared/data/video/real)",
+        "or a clip folder of one speaker from `adamesh track` (repeat; default: $ADAMESH_DATA/video/real)",
     )
     bpe.add_argument(
         "--reference-seconds", default="10", help="comma-separated reference lengths, e.g. 2.5,5,10"

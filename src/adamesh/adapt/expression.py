@@ -10,9 +10,9 @@ Methods (the expression benchmark compares them all):
 The base model is never modified: adaptation works on a copy. `members` adapters (for `full`,
 fine-tuned copies) can be trained from different seeds (initial weights, crops) and averaged,
 adapters with their branches side by side in one adapter: on a 3 s reference single adapters
-differed by seed as much as by method (docs/video.md), and the mean keeps what they agree on.
+differed by seed as much as by method (docs/journal.md, Real video), and the mean keeps what they agree on.
 Within an 18 s budget one adapter trained longer did better than three shorter ones, on real
-people and on the synthetic demo (docs/people.md), so one is the default.
+people and on the synthetic demo (docs/journal.md, Adapting to real people), so one is the default.
 Each member holds out the tail of the reference (`val_fraction`) for early stopping; the adapter
 state with the lowest loss on it is kept, but only from `min_steps` on: on a 0.5-2 s slice the
 loss is too noisy to judge the first steps, and it stopped every method after 10-20 steps, before
@@ -68,7 +68,7 @@ class AdaptConfig:
     eval_every: int = 10
     min_steps: int = 60  # the held-out slice only decides from here on (see the module docstring)
     patience: int = 6  # evaluations without improvement before stopping
-    max_seconds: float = 18.0  # all members together (docs/people.md: one adapter for 18 s did best)
+    max_seconds: float = 18.0  # all members together (docs/journal.md: one adapter for 18 s did best)
     members: int = 1  # adapters trained from different seeds and averaged (see the module docstring)
     seed: int = 0
     min_frames: int = 25  # a reference shorter than 1 s is refused

@@ -6,7 +6,7 @@ clips' audio: r 0.54, the base model 0.61; 0.60-0.61 with this term). So every s
 crop of unrelated speech (a few corpus sentences, `timing_speech`) and penalises
 `timing_weight * (1 - r)`, r the correlation of the adapted and the base model's lip gap
 (jawOpen - mouthClose) there. r ignores scale and offset: the adapter may change how far and
-around which rest the lips move, not when (docs/video.md).
+around which rest the lips move, not when (docs/journal.md, Real video).
 """
 
 from __future__ import annotations

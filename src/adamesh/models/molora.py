@@ -16,7 +16,7 @@ update mixes coarse (low-rank) and finer corrections. Ours to choose, and chosen
   of one LoRA and share the work in proportion to their ranks. When each step trains only the
   first k branches (k drawn at random), the lowest rank must carry the main correction alone and
   the higher ranks learn what it leaves, as nested dropout orders a representation; on real people
-  this lowered the lip vertex error (docs/people.md: MoLoRA).
+  this lowered the lip vertex error (docs/journal.md: MoLoRA branches).
 
 Adapters wrap target modules by name (fnmatch patterns on ``model.named_modules()`` names), can be
 disabled, merged into the base weights for inference with no overhead, unmerged, and saved or
