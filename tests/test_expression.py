@@ -495,9 +495,9 @@ def test_room_tone_is_the_clips_quietest_background():
 
 
 def test_bench_lipsync_on_real_videos_grouped_by_speaker(trained, tmp_path):
-    from conftest import SHARED
+    from conftest import DATA
 
-    grid = SHARED / "data" / "video" / "grid"
+    grid = DATA / "video" / "grid"
     if not (grid / "lbax4n.mpg").is_file():
         pytest.skip(f"GRID clips not found at {grid} (../shared/data is absent)")
     pytest.importorskip("mediapipe")
