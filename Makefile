@@ -26,8 +26,9 @@ $(VENV)/.installed: pyproject.toml requirements/whisper.txt requirements/track.t
 	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/whisper.txt
 	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q -e ".[test]"
 # Face tracking: --no-deps, as mediapipe 0.10.21's metadata pulls jax, opencv-contrib and numpy<2 (~1 GB) it does not need.
-	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q --no-deps mediapipe==0.10.21
+# Its run-time needs go in first: installed after it, pip reports mediapipe's unmet metadata as ERROR lines.
 	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q -r requirements/track.txt
+	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q --no-deps mediapipe==0.10.21
 	touch $@
 
 install: $(VENV)/.installed

@@ -333,3 +333,24 @@ def test_tracking_keeps_a_recording_it_did_not_write(grid_clip, mediapipe, tmp_p
     ):
         track_video(grid_clip, tmp_path, overlay=False, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lbax4n.wav"]
+
+
+def test_tracking_prints_no_native_log_lines_unless_asked(grid_clip, mediapipe, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    def run(**env):
+        out = subprocess.run(
+            [sys.executable, "-m", "adamesh", "track", str(grid_clip), "--out", str(tmp_path / str(len(env))),
+             "--no-overlay"],
+            capture_output=True, text=True, env={**os.environ, **env},
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        return out.stderr
+
+    native = ("W0000", "XNNPACK", "absl::InitializeLog")
+    quiet = run()
+    assert not [line for line in quiet.splitlines() if any(n in line for n in native)], quiet
+    assert "face mesh" in quiet  # our own progress still shows
+    assert any(n in run(ADAMESH_VERBOSE="1") for n in native)  # they are there to drop

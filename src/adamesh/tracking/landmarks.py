@@ -1,12 +1,16 @@
 """MediaPipe Face Mesh on every video frame, and the mouth opening measured from its landmarks.
 
 mediapipe is imported only when tracking is asked for: it is a large optional dependency (see the
-Makefile's install rule for how it is installed).
+Makefile's install rule for how it is installed). Its C++ graph logs to the process's stderr from
+threads of its own (TensorFlow Lite delegates, calculator warnings); those lines say nothing to a
+user, so they are dropped unless ADAMESH_VERBOSE is set.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 
 import numpy as np
 from tqdm import tqdm
@@ -34,9 +38,8 @@ _AT = {int(m): k for k, m in enumerate(MEDIAPIPE_68)}  # mesh index -> position 
 
 _MEDIAPIPE_HINT = (
     "install it with `make install` in a clone of adamesh, or with pip: "
-    "`pip install --no-deps mediapipe==0.10.21`, then "
     '`pip install matplotlib absl-py attrs flatbuffers opencv-python-headless "protobuf<5"` '
-    "(adamesh's requirements/track.txt)"
+    "(adamesh's requirements/track.txt), then `pip install --no-deps mediapipe==0.10.21`"
 )
 
 
@@ -80,10 +83,13 @@ def face_landmarks(name: str, n_video: int | None, progress: bool) -> tuple[np.n
     face_mesh = face_mesh_module()
 
     times, marks, crowded = [], [], 0
-    with face_mesh.FaceMesh(static_image_mode=False, max_num_faces=2, refine_landmarks=True) as mesh:
+    with (
+        native_logs_dropped() as stderr,
+        face_mesh.FaceMesh(static_image_mode=False, max_num_faces=2, refine_landmarks=True) as mesh,
+    ):
         frames = read_video_frames(name)
         for t, image in tqdm(frames, total=n_video, desc="face mesh", unit="frame", disable=not progress,
-                             leave=False):  # fmt: skip
+                             leave=False, file=stderr):  # fmt: skip
             faces = mesh.process(image).multi_face_landmarks or []
             height, width = image.shape[:2]
             # normalised by width and height separately, depth like x: back to pixels
@@ -99,6 +105,32 @@ def face_landmarks(name: str, n_video: int | None, progress: bool) -> tuple[np.n
     # Decoders emit presentation order, but a damaged stream can repeat or reorder a timestamp.
     times, first = np.unique(times, return_index=True)
     return times, marks[first], crowded
+
+
+@contextlib.contextmanager
+def native_logs_dropped():
+    """While inside: what native code writes to the process's stderr (file descriptor 2) is dropped,
+    and the stream yielded writes to the real stderr (for our own progress bars). Python's
+    sys.stderr is left alone, so an exception's message still shows once the block has ended."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (captured, replaced): nothing to drop
+        fd = None
+    if os.environ.get("ADAMESH_VERBOSE") or fd is None:
+        yield sys.stderr
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    os.close(null)
+    stream = os.fdopen(os.dup(saved), "w", buffering=1)
+    try:
+        yield stream
+    finally:
+        stream.close()
+        os.dup2(saved, fd)
+        os.close(saved)
 
 
 def _box_area(points: np.ndarray) -> float:
