@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -360,9 +361,9 @@ def test_adaptation_improves_the_reference_and_leaves_the_base_alone(trained, co
     assert all(a < b for a, b in zip(profile.stats["val_loss_after"], profile.stats["val_loss_before"]))
     assert profile.stats["trainable"] > 0
     if method == "lora":
-        assert profile.ranks == (7,) * members
+        assert profile.spec.ranks == (7,) * members
     if method == "molora":  # the members' branches side by side
-        assert profile.ranks == (1, 2, 4) * members and profile.stats["trainable"] < 0.5 * members * sum(
+        assert profile.spec.ranks == (1, 2, 4) * members and profile.stats["trainable"] < 0.5 * members * sum(
             p.numel() for p in model.parameters()
         )
 
@@ -435,15 +436,19 @@ def test_channels_the_reference_cannot_teach_keep_the_base_prediction(trained, c
 def test_profile_round_trip_and_model_check(trained, corpus, tmp_path):
     model, frontend, _ = load_model(trained)
     ref, tests = held_out(corpus, frontend)
-    profile = adapt(model, ref, AdaptConfig(max_steps=20, alpha=4.0))  # branch scales 4, 2, 1
+    profile = adapt(
+        model, ref, AdaptConfig(max_steps=20, adapter=replace(AdaptConfig().adapter, alpha=4.0))
+    )  # scales 4, 2, 1
     path = profile.save(tmp_path / "p.safetensors")
     loaded = ExpressionProfile.load(path)
-    assert loaded.alpha == 4.0 and loaded.ranks == (1, 2, 4) * AdaptConfig().members
+    assert loaded.spec.alpha == 4.0 and loaded.spec.ranks == (1, 2, 4) * AdaptConfig().members
     feats = torch.from_numpy(tests[0].features.features)
     a = profile.apply(model).predict(feats, style=profile.style)
     b = loaded.apply(model).predict(feats, style=loaded.style)
     torch.testing.assert_close(a, b)
-    loaded.alpha = None  # the scales are part of the adapter: without them it is another one
+    loaded.spec = replace(
+        loaded.spec, alpha=None
+    )  # the scales are part of the adapter: without them it is another one
     assert not torch.allclose(a, loaded.apply(model).predict(feats, style=loaded.style))
     other = ExpressionModel(model.config)
     with pytest.raises(AdameshError, match="another model"):

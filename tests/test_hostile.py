@@ -17,6 +17,7 @@ import re
 import shutil
 import stat
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -421,11 +422,11 @@ def shipped_model_profile(t: Path, header_ranks: list) -> str:
     from adamesh.profile import ExpressionProfile, PoseProfile, Profile
 
     animator = api.load()
-    net, targets = copy.deepcopy(animator.expression), AdaptConfig().targets
-    add_molora(net, targets, (1, 2, 4))
+    net, spec = copy.deepcopy(animator.expression), AdaptConfig().adapter
+    add_molora(net, spec)
     style = animator.expression.null_style.detach()
     expression = ExpressionProfile(
-        "molora", style, adapter_state_dict(net), tuple(header_ranks), targets=targets,
+        "molora", style, adapter_state_dict(net), replace(spec, ranks=tuple(header_ranks)),
         model_id=animator.ids["expression"],
     )  # fmt: skip
     null = animator.pose.gpt.null_style.detach()

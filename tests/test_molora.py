@@ -11,6 +11,7 @@ from torch import nn
 from adamesh.errors import AdameshError
 from adamesh.models.expression import MOLORA_TARGETS, ExpressionConfig, ExpressionModel
 from adamesh.models.molora import (
+    AdapterSpec,
     MoLoRALayer,
     adapter_layers,
     adapter_state_dict,
@@ -49,7 +50,7 @@ def run(model, x):
 
 def test_wraps_every_target_kind_including_depthwise_convolutions():
     model = tiny_model()
-    names = add_molora(model, MOLORA_TARGETS, ranks=(1, 2, 4))
+    names = add_molora(model, AdapterSpec((1, 2, 4), targets=MOLORA_TARGETS))
     kinds = {type(adapter_layers(model)[n].base).__name__ for n in names}
     assert kinds == {"Linear", "Conv1d"}
     depthwise = [adapter_layers(model)[n] for n in names if n.endswith("depthwise")]
@@ -61,13 +62,13 @@ def test_wraps_every_target_kind_including_depthwise_convolutions():
         for n in names
     )
     with pytest.raises(AdameshError, match="no Linear or Conv1d"):
-        add_molora(tiny_model(), ["*.no_such_layer"])
+        add_molora(tiny_model(), AdapterSpec(targets=["*.no_such_layer"]))
 
 
 def test_untrained_adapter_leaves_the_output_unchanged():
     model, x = tiny_model(), torch.randn(2, 40, 12)
     before = run(model, x)
-    add_molora(model, MOLORA_TARGETS, ranks=(1, 2, 4))
+    add_molora(model, AdapterSpec((1, 2, 4), targets=MOLORA_TARGETS))
     torch.testing.assert_close(run(model, x), before, rtol=0, atol=0)
 
 
@@ -75,7 +76,7 @@ def test_merged_and_unmerged_give_the_same_output_and_unmerge_restores_the_base(
     model, x = tiny_model(), torch.randn(2, 40, 12)
     base_out = run(model, x)
     base_weights = {k: v.clone() for k, v in model.state_dict().items()}
-    add_molora(model, MOLORA_TARGETS, ranks=(1, 2, 4))
+    add_molora(model, AdapterSpec((1, 2, 4), targets=MOLORA_TARGETS))
     randomise_adapters(model)
     adapted = run(model, x)
     assert (adapted - base_out).abs().max() > 1e-3  # the adapter does something
@@ -93,7 +94,7 @@ def test_merged_and_unmerged_give_the_same_output_and_unmerge_restores_the_base(
 
 def test_only_adapter_parameters_receive_gradients():
     model, x = tiny_model(), torch.randn(2, 40, 12)
-    add_molora(model, MOLORA_TARGETS, ranks=(1, 2, 4))
+    add_molora(model, AdapterSpec((1, 2, 4), targets=MOLORA_TARGETS))
     randomise_adapters(model)  # with B = 0 the gradient of A would be zero
     trainable = train_only_adapters(model)
     run(model, x).square().mean().backward()
@@ -108,7 +109,7 @@ def test_only_adapter_parameters_receive_gradients():
 
 def test_plain_sum_freezes_the_gates_and_single_lora_is_one_branch():
     model = tiny_model()
-    add_molora(model, ["*.fc1"], ranks=(7,), combine="sum")
+    add_molora(model, AdapterSpec((7,), combine="sum", targets=["*.fc1"]))
     layer = next(iter(adapter_layers(model).values()))
     assert layer.ranks == (7,) and layer.lora_A.shape[0] == 7
     params = train_only_adapters(model)
@@ -130,17 +131,17 @@ def test_mixture_equals_the_sum_of_its_branches():
 
 def test_only_adapter_tensors_carry_an_adaptation_to_a_fresh_model():
     model, x = tiny_model(), torch.randn(1, 30, 12)
-    add_molora(model, MOLORA_TARGETS, ranks=(1, 2))
+    add_molora(model, AdapterSpec((1, 2), targets=MOLORA_TARGETS))
     randomise_adapters(model)
     expected = run(model, x)
     saved = adapter_state_dict(model)
     assert saved and all(k.endswith(("lora_A", "lora_B", "gate")) for k in saved)
     fresh = tiny_model()
-    add_molora(fresh, MOLORA_TARGETS, ranks=(1, 2))
+    add_molora(fresh, AdapterSpec((1, 2), targets=MOLORA_TARGETS))
     load_adapter_state(fresh, saved)
     torch.testing.assert_close(run(fresh, x), expected)
     other = tiny_model()
-    add_molora(other, MOLORA_TARGETS, ranks=(4,))
+    add_molora(other, AdapterSpec((4,), targets=MOLORA_TARGETS))
     with pytest.raises(AdameshError, match="does not fit"):
         load_adapter_state(other, saved)
 
@@ -150,12 +151,12 @@ def test_averaged_adapters_change_the_weights_by_the_mean_of_the_members():
     for seed in (1, 2, 3):
         torch.manual_seed(seed)  # each member its own A
         model = tiny_model()
-        add_molora(model, MOLORA_TARGETS, (1, 2), alpha=4.0)
+        add_molora(model, AdapterSpec((1, 2), alpha=4.0, targets=MOLORA_TARGETS))
         randomise_adapters(model, seed)
         members.append(adapter_state_dict(model))
         deltas.append({n: layer.delta() for n, layer in adapter_layers(model).items()})
     model = tiny_model()
-    add_molora(model, MOLORA_TARGETS, (1, 2) * 3, alpha=4.0)
+    add_molora(model, AdapterSpec((1, 2) * 3, alpha=4.0, targets=MOLORA_TARGETS))
     load_adapter_state(model, average_adapters(members))
     for name, layer in adapter_layers(model).items():
         torch.testing.assert_close(layer.delta(), sum(d[name] for d in deltas) / 3)
@@ -163,7 +164,7 @@ def test_averaged_adapters_change_the_weights_by_the_mean_of_the_members():
 
 def test_nested_training_uses_and_trains_only_the_first_branches():
     model = tiny_model()
-    add_molora(model, MOLORA_TARGETS, ranks=(1, 2, 4))
+    add_molora(model, AdapterSpec((1, 2, 4), targets=MOLORA_TARGETS))
     randomise_adapters(model)
     x = torch.rand(1, 20, 12, generator=torch.Generator().manual_seed(2))
     full = run(model, x)

@@ -13,6 +13,7 @@ _LAZY = {
     "Animator": "adamesh.api",
     "Profile": "adamesh.profile",
     "AdaptConfig": "adamesh.adapt.expression",
+    "AdapterSpec": "adamesh.models.molora",
     "load_rig": "adamesh.rigs",
     "load_audio": "adamesh.audio",
 }
@@ -47,4 +48,5 @@ __all__ = [
     "Animator",
     "Profile",
     "AdaptConfig",
+    "AdapterSpec",
 ]

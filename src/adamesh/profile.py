@@ -20,11 +20,7 @@ from safetensors.torch import load_file, save_file
 from adamesh.errors import AdameshError
 from adamesh.fileio import atomic_output, check_input_file
 from adamesh.models.expression import ExpressionModel
-from adamesh.models.molora import (
-    add_molora,
-    load_adapter_state,
-    merge_adapters,
-)
+from adamesh.models.molora import AdapterSpec, add_molora, load_adapter_state, merge_adapters
 from adamesh.models.pose import PoseAdapter
 
 PROFILE_FORMAT = "adamesh.profile"
@@ -94,11 +90,8 @@ class ExpressionProfile:
     method: str
     style: torch.Tensor  # (d,) the style embedding to animate with
     adapter: dict[str, torch.Tensor]  # adapter tensors (molora/lora), all weights (full), or {}
-    ranks: tuple[int, ...] = ()
-    combine: str = "gate"
-    targets: list[str] = field(default_factory=list)
+    spec: AdapterSpec | None = None  # the adapter's layout (molora/lora)
     model_id: str = ""
-    alpha: float | None = None
     stats: dict = field(default_factory=dict)  # steps, seconds, losses, trainable parameters
 
     def apply(self, base: ExpressionModel, strength: float = 1.0) -> ExpressionModel:
@@ -110,9 +103,7 @@ class ExpressionProfile:
             raise AdameshError("this profile was made for another model; adapt again with this model")
         model = copy.deepcopy(base)
         if self.method in ("molora", "lora"):
-            add_molora(
-                model, self.targets, self.ranks, self.alpha, combine=self.combine, generator=torch.Generator()
-            )  # overwritten by the profile's tensors
+            add_molora(model, self.spec, generator=torch.Generator())  # overwritten by the profile's tensors
             load_adapter_state(model, scaled_adapter(self.adapter, strength))
             merge_adapters(model)
         elif self.method == "full":
@@ -131,10 +122,7 @@ class ExpressionProfile:
         meta = {
             "format": EXPRESSION_PROFILE_FORMAT,
             "method": self.method,
-            "ranks": list(self.ranks),
-            "combine": self.combine,
-            "alpha": self.alpha,
-            "targets": self.targets,
+            **(self.spec.to_dict() if self.spec else {}),
             "model_id": self.model_id,
             "stats": self.stats,
         }
@@ -143,19 +131,15 @@ class ExpressionProfile:
     @classmethod
     def from_parts(cls, meta: dict, tensors: dict[str, torch.Tensor]) -> "ExpressionProfile":
         adapter = {k[len("adapter.") :]: v for k, v in tensors.items() if k.startswith("adapter.")}
-        ranks = tuple(meta["ranks"])
+        spec = None
         if meta["method"] in ("molora", "lora"):
-            _check_ranks(ranks, adapter)
+            _check_ranks(tuple(meta["ranks"]), adapter)
+            try:
+                spec = AdapterSpec.from_dict(meta)
+            except AdameshError as e:  # the caller names the file
+                raise ValueError(str(e)) from None
         return cls(
-            meta["method"],
-            tensors["style"],
-            adapter,
-            ranks,
-            meta["combine"],
-            meta["targets"],
-            meta["model_id"],
-            alpha=meta.get("alpha"),
-            stats=meta.get("stats", {}),
+            meta["method"], tensors["style"], adapter, spec, meta["model_id"], stats=meta.get("stats", {})
         )
 
     def save(self, path: str | os.PathLike) -> Path:

@@ -5,7 +5,7 @@ Methods (the expression benchmark compares them all):
     style    the style encoder's embedding of the reference; no weight changes
     full     every weight fine-tuned on the reference (the paper's baseline)
     lora     one LoRA branch per target layer, rank = the sum of MoLoRA's ranks (matched size)
-    molora   MoLoRA: branches of ranks `ranks` with learned gates (the method)
+    molora   MoLoRA: branches of ranks `adapter.ranks` with learned gates (the method)
 
 The base model is never modified: adaptation works on a copy. `members` adapters (for `full`,
 fine-tuned copies) can be trained from different seeds (initial weights, crops) and averaged,
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from adamesh.adapt.timing import correlation
 from adamesh.errors import AdameshError
 from adamesh.models.expression import MOLORA_TARGETS, ExpressionModel, expression_loss, output_loss
 from adamesh.models.molora import (
+    AdapterSpec,
     adapter_state_dict,
     add_molora,
     average_adapters,
@@ -54,10 +55,7 @@ METHODS = ("none", "style", "full", "lora", "molora")
 @dataclass
 class AdaptConfig:
     method: str = "molora"
-    ranks: tuple[int, ...] = (1, 2, 4)
-    combine: str = "gate"
-    alpha: float | None = None  # LoRA scaling alpha / r per branch; None: alpha = r (every scale 1)
-    targets: list[str] = field(default_factory=lambda: list(MOLORA_TARGETS))
+    adapter: AdapterSpec = field(default_factory=lambda: AdapterSpec((1, 2, 4), targets=MOLORA_TARGETS))
     lr: float = 3e-3  # adapters; full fine-tuning uses full_lr
     full_lr: float = 3e-4
     max_steps: int = 300
@@ -74,6 +72,15 @@ class AdaptConfig:
     min_frames: int = 25  # a reference shorter than 1 s is refused
     nested: bool = True  # MoLoRA: each step trains the first k branches only, k at random (models.molora)
     timing_weight: float = 1.0  # the lip-timing term on unrelated speech (module docstring); 0: off
+
+    def spec(self) -> AdapterSpec | None:
+        """The adapter `method` trains (None: none): MoLoRA's as set; LoRA's one branch of the
+        summed rank with alpha = r and a plain sum, the same size."""
+        if self.method == "molora":
+            return self.adapter
+        if self.method == "lora":
+            return replace(self.adapter, ranks=(sum(self.adapter.ranks),), alpha=None, combine="sum")
+        return None
 
 
 @dataclass
@@ -163,7 +170,7 @@ def adapt(
         return ExpressionProfile(
             "style", style, {}, model_id=model_id, stats={"seconds": time.perf_counter() - t0, "trainable": 0}
         )
-    ranks = cfg.ranks if cfg.method == "molora" else (sum(cfg.ranks),)
+    spec = cfg.spec()
     n_val = max(1, int(round(n * cfg.val_fraction)))
     split = (feats[: n - n_val], params[: n - n_val], feats[n - n_val :], params[n - n_val :])
     timing = None
@@ -175,7 +182,7 @@ def adapt(
             ]
     members = [
         _train_member(
-            frozen, split, cfg, ranks, cfg.seed + k, t0 + (k + 1) * cfg.max_seconds / cfg.members, timing
+            frozen, split, cfg, spec, cfg.seed + k, t0 + (k + 1) * cfg.max_seconds / cfg.members, timing
         )
         for k in range(cfg.members)
     ]
@@ -189,14 +196,7 @@ def adapt(
         model.load_state_dict(state)
     else:
         state = average_adapters(states)
-        add_molora(
-            model,
-            cfg.targets,
-            ranks * cfg.members,
-            cfg.alpha if cfg.method == "molora" else None,
-            combine=cfg.combine if cfg.method == "molora" else "sum",
-            generator=torch.Generator(),
-        )  # loaded below
+        add_molora(model, spec.repeated(cfg.members), generator=torch.Generator())  # loaded below
         load_adapter_state(model, state)
     model.eval()
     with torch.no_grad():
@@ -206,17 +206,14 @@ def adapt(
         cfg.method,
         style.detach(),
         state,
-        ranks * cfg.members if cfg.method != "full" else (),
-        cfg.combine if cfg.method == "molora" else "sum",
-        list(cfg.targets),
+        spec.repeated(cfg.members) if spec else None,
         model_id,
         stats={
             "seconds": round(time.perf_counter() - t0, 2),
             **per_member,
             "trainable": sum(stats["trainable"] for _, stats in members),  # every member's, all trained
-            "config": {k: v for k, v in asdict(cfg).items() if k != "targets"},
+            "config": asdict(cfg),
         },
-        alpha=cfg.alpha if cfg.method == "molora" else None,
     )
 
 
@@ -224,7 +221,7 @@ def _train_member(
     frozen: ExpressionModel,
     split,
     cfg: AdaptConfig,
-    ranks: tuple[int, ...],
+    spec: AdapterSpec | None,
     seed: int,
     deadline: float,
     timing: list | None = None,
@@ -238,17 +235,12 @@ def _train_member(
         trainable, lr = list(model.parameters()), cfg.full_lr
     else:
         add_molora(
-            model,
-            cfg.targets,
-            ranks,
-            cfg.alpha if cfg.method == "molora" else None,
-            combine=cfg.combine if cfg.method == "molora" else "sum",
-            generator=torch.Generator().manual_seed(seed),
+            model, spec, generator=torch.Generator().manual_seed(seed)
         )  # the adapters' initial weights
         trainable, lr = train_only_adapters(model), cfg.lr
     optimiser = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
-    nested = cfg.nested and cfg.method == "molora" and len(ranks) > 1
+    nested = cfg.nested and cfg.method == "molora" and len(spec.ranks) > 1
     branch_gen = torch.Generator().manual_seed(seed)  # its own stream: the crops are those of a plain run
 
     def state():
@@ -283,7 +275,7 @@ def _train_member(
             (oc,) = _crops(len(other), f.shape[1], 1, gen)
             f, style = torch.cat([f, other[oc][None]]), torch.cat([style, style[:1]])
         if nested:
-            set_active_branches(model, int(torch.randint(1, len(ranks) + 1, (1,), generator=branch_gen)))
+            set_active_branches(model, int(torch.randint(1, len(spec.ranks) + 1, (1,), generator=branch_gen)))
         head, post = model(f, style)
         loss = output_loss(head[: len(p)], post[: len(p)], model.normalise(p), mask)
         if timing:

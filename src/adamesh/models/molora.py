@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -35,6 +36,48 @@ from torch.nn import functional as F
 from adamesh.errors import AdameshError
 
 ADAPTER_KEYS = ("lora_A", "lora_B", "gate")
+COMBINES = ("gate", "sum")
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """The layout of an adapter, its one source of truth (as peft's LoraConfig): adaptation builds
+    layers from it, a profile file stores it beside the tensors and `add_molora` reads it.
+
+    `ranks`: one branch per rank (one rank: plain LoRA); `alpha`: LoRA's scaling alpha / r per
+    branch (None: alpha = r, every scale 1); `combine`: "gate" (learned gate per branch) or "sum"
+    (frozen gates); `targets`: fnmatch patterns of the layers that carry it."""
+
+    ranks: tuple[int, ...] = (1, 2, 4)
+    alpha: float | None = None
+    combine: str = "gate"
+    targets: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "ranks", tuple(int(r) for r in self.ranks))
+        object.__setattr__(self, "targets", tuple(str(t) for t in self.targets))
+        if not self.ranks or min(self.ranks) < 1:
+            raise AdameshError(f"adapter ranks must be positive integers, not {self.ranks}")
+        if self.combine not in COMBINES:
+            raise AdameshError(f"combine must be one of {', '.join(COMBINES)}, not {self.combine!r}")
+        if self.alpha is not None and not (math.isfinite(self.alpha) and self.alpha > 0):
+            raise AdameshError(f"alpha must be a positive number or None, not {self.alpha}")
+
+    def repeated(self, n: int) -> "AdapterSpec":
+        """n adapters of this layout side by side in one (members averaged: `average_adapters`)."""
+        return replace(self, ranks=self.ranks * n)
+
+    def to_dict(self) -> dict:
+        return {
+            "ranks": list(self.ranks),
+            "alpha": self.alpha,
+            "combine": self.combine,
+            "targets": list(self.targets),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AdapterSpec":
+        return cls(tuple(d["ranks"]), d.get("alpha"), d["combine"], tuple(d["targets"]))
 
 
 class MoLoRALayer(nn.Module):
@@ -114,30 +157,25 @@ class MoLoRALayer(nn.Module):
         return f"ranks={self.ranks}, combine={self.combine}"
 
 
-def add_molora(
-    model: nn.Module,
-    targets: list[str],
-    ranks: tuple[int, ...] = (1, 2, 4),
-    alpha: float | None = None,
-    combine: str = "gate",
-    generator: torch.Generator | None = None,
-) -> list[str]:
-    """Wrap every Linear/Conv1d whose name matches one of `targets` (fnmatch patterns); returns
-    the wrapped names. Raises if nothing matches (a typo must not silently adapt nothing).
-    `generator` draws the initial A matrices (None: torch's global generator)."""
+def add_molora(model: nn.Module, spec: AdapterSpec, generator: torch.Generator | None = None) -> list[str]:
+    """Wrap every Linear/Conv1d whose name matches one of `spec.targets` (fnmatch patterns) with
+    the adapter `spec` lays out; returns the wrapped names. Raises if nothing matches (a typo must
+    not silently adapt nothing). `generator` draws the initial A matrices (None: torch's global
+    generator)."""
     names = [
         n
         for n, m in model.named_modules()
         if isinstance(m, (nn.Linear, nn.Conv1d))
         and not _inside_adapter(n)
-        and any(fnmatch.fnmatchcase(n, t) for t in targets)
+        and any(fnmatch.fnmatchcase(n, t) for t in spec.targets)
     ]
     if not names:
-        raise AdameshError(f"no Linear or Conv1d layer matches {targets}")
+        raise AdameshError(f"no Linear or Conv1d layer matches {list(spec.targets)}")
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, MoLoRALayer(getattr(parent, child), ranks, alpha, combine, generator))
+        layer = MoLoRALayer(getattr(parent, child), spec.ranks, spec.alpha, spec.combine, generator)
+        setattr(parent, child, layer)
     return names
 
 
