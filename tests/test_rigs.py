@@ -225,3 +225,16 @@ def test_a_failed_url_install_leaves_no_copy(tmp_path, monkeypatch):
     with pytest.raises(RigError, match="holds no FaceXModel"):
         import_ict(not_ict.as_uri())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.zip"]
+
+
+def test_the_default_rig_is_ict_once_installed_else_the_builtin_head(ict_file, tmp_path, monkeypatch):
+    import shutil
+
+    from adamesh.rigs import default_rig
+    from adamesh.rigs.ict import CACHE_NAME
+
+    monkeypatch.setenv("ADAMESH_CACHE", str(tmp_path))
+    assert default_rig().name == "builtin" and default_rig("ict:" + str(ict_file)).name == "ict"
+    (tmp_path / "rigs").mkdir()
+    shutil.copy(ict_file, tmp_path / "rigs" / CACHE_NAME)
+    assert default_rig().name == "ict"

@@ -1089,7 +1089,9 @@ def build_parser() -> argparse.ArgumentParser:
         "glb, Live Link CSV, plots and a report in one folder",
     )
     dm.add_argument("--out", default="out/demo")
-    dm.add_argument("--rig", default="builtin", help=f"rig to render and export: {rig_help}")
+    dm.add_argument(
+        "--rig", help=f"rig to render and export (default: ict if installed, else builtin): {rig_help}"
+    )
     dm.add_argument("--speaker", help="held-out speaker of the default corpus (default spk011)")
     dm.add_argument("--model", help=model_help)
     dm.set_defaults(func=cmd_demo)

@@ -108,7 +108,7 @@ def _metrics(rig, truth: Motion, motion: Motion) -> dict:
 
 def run_demo(
     out: str | os.PathLike,
-    rig_spec: str = "builtin",
+    rig_spec: str | None = None,
     speaker: str = DEMO_SPEAKER,
     model: str | None = None,
     log=print,
@@ -117,11 +117,11 @@ def run_demo(
     from adamesh import api
     from adamesh.export import write_csv, write_glb
     from adamesh.render import render_motion
-    from adamesh.rigs import load_rig
+    from adamesh.rigs import default_rig
 
     out = check_output_folder(out, OUTPUTS, "the demo's")
     out.mkdir(parents=True, exist_ok=True)
-    rig = load_rig(rig_spec)
+    rig = default_rig(rig_spec)
     t_start = time.perf_counter()
     log(
         f"synthesising held-out speaker {speaker}: ~{REFERENCE_SECONDS:g} s of reference, {TEST_SENTENCES} "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from adamesh.eval.metrics import measuring_rig
+from adamesh.rigs import default_rig
 
 
 def _reference(clips, seconds: float):
@@ -66,7 +66,7 @@ def bench_expression(
             cfg = TrainConfig.for_preset(preset, workers=workers)
             train(ExpressionTask(data, cfg), model, cfg, log=log)
     net, frontend, config = load_model(model, kind="expression")
-    rig_obj = measuring_rig(rig)
+    rig_obj = default_rig(rig)
     log(f"vertex metrics on rig {rig_obj.name} ({rig_obj.n_vertices} vertices), millimetres")
 
     held = ClipDataset(data, ("reference", "test"), frontend=frontend, workers=workers, progress=False)

@@ -215,19 +215,6 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     )  # not -0.00 from rounding
 
 
-def measuring_rig(spec: str | None = None):
-    """The rig vertex errors are measured on: `spec`, else ICT-FaceKit when installed, else the built-in head."""
-    from adamesh.errors import AdameshError
-    from adamesh.rigs import load_rig
-
-    if spec:
-        return load_rig(spec)
-    try:
-        return load_rig("ict")
-    except AdameshError:
-        return load_rig("builtin")
-
-
 # ---------------------------------------------------------------- how real head motion looks
 
 HOLD_SPEED = 3.0  # deg/s: below it (smoothed over 0.2 s) the head counts as held still

@@ -233,8 +233,8 @@ def bench_people(
     """See the module docstring. Returns the results (also in `out`/results.json, table in table.md).
     `adapt_config` (an AdaptConfig) sets the adaptation's steps and time budget."""
     from adamesh import api
-    from adamesh.eval.metrics import measuring_rig
     from adamesh.motion import save_motion
+    from adamesh.rigs import default_rig
 
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -244,7 +244,7 @@ def bench_people(
     out.mkdir(parents=True, exist_ok=True)
     animator = api.load(model)
     fps = animator.fps
-    rig_obj = measuring_rig(rig)
+    rig_obj = default_rig(rig)
     log(
         f"vertex metrics on rig {rig_obj.name}; methods {', '.join(methods)}; references "
         f"{', '.join(f'{r:g}' for r in reference_seconds)} s"

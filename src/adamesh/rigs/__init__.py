@@ -37,4 +37,16 @@ def load_rig(spec: str | Rig) -> Rig:
     raise RigError(f"unknown rig {spec!r}; choose one of: {RIG_SPECS}")
 
 
-__all__ = ["BlendshapeRig", "Rig", "load_rig", "RIG_SPECS"]
+def default_rig(spec: str | Rig | None = None) -> Rig:
+    """`spec` if given, else the best face at hand: ICT-FaceKit when installed (a scanned human
+    head), else the built-in head. What the demo shows, the live page offers first and the
+    benchmarks measure vertex errors on."""
+    if spec:
+        return load_rig(spec)
+    try:
+        return load_rig("ict")
+    except RigError:
+        return load_rig("builtin")
+
+
+__all__ = ["BlendshapeRig", "Rig", "default_rig", "load_rig", "RIG_SPECS"]

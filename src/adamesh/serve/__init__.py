@@ -1,7 +1,8 @@
 """`adamesh serve`: a local page where an avatar speaks live, frames streamed as they are final.
 
-The page (page.html; three.js 0.187.0, MIT, vendored in ./three) loads an avatar (the built-in head
-or the user's .glb) and takes speech from an upload or the microphone. It sends the speech over a
+The page (page.html; three.js 0.187.0, MIT, vendored in ./three) loads an avatar (ICT-FaceKit's
+head when installed, else the built-in head, or the user's .glb) and takes speech from an upload
+or the microphone. It sends the speech over a
 WebSocket as 16 kHz mono float32 chunks, paced in real time, and plays it back delayed by the
 stream's latency; the server runs a `Stream` and sends every batch of final frames as the avatar's
 morph weights and head rotation (`AvatarDriver`), which the page shows at the audio's time.
@@ -51,6 +52,7 @@ class Server:
     def __init__(self, model=None, profiles=(), avatars=(), lookahead_ms: float | None = None, workdir=None):
         from adamesh.api import load
         from adamesh.profile import Profile
+        from adamesh.rigs import default_rig
         from adamesh.stream import DEFAULT_LOOKAHEAD_MS
 
         self.animator = load(model)
@@ -63,18 +65,22 @@ class Server:
         self.speech: dict[str, np.ndarray] = {}
         self.jobs: dict[str, dict] = {}
         self.lock = threading.Lock()  # one stream step at a time: 2 cores are few
-        self.add_avatar(self._builtin_glb(), "built-in head")
+        rig = default_rig()
+        self.add_avatar(
+            self._rig_glb(rig), "ICT-FaceKit head" if rig.name.startswith("ict") else "built-in head"
+        )
         for path in avatars:
             self.add_avatar(Path(path), Path(path).name)
         for path in profiles:
             self.add_profile(Profile.load(path), Path(path).name)
 
-    def _builtin_glb(self) -> Path:
+    def _rig_glb(self, rig) -> Path:
+        """The rig (ICT-FaceKit when installed, else the built-in head) as an avatar the page can drive."""
         from adamesh.export import export
         from adamesh.motion import ARKIT, Motion
 
-        path = self.workdir / "builtin.glb"
-        export(Motion(np.zeros((1, ARKIT.dim), np.float32), ARKIT, 25.0), "glb", path, "builtin")
+        path = self.workdir / "head.glb"
+        export(Motion(np.zeros((1, ARKIT.dim), np.float32), ARKIT, 25.0), "glb", path, rig)
         return path
 
     def add_avatar(self, path: Path, name: str) -> str:
