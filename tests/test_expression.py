@@ -21,7 +21,7 @@ from adamesh.adapt.expression import AdaptConfig, Reference, _learnable, adapt
 from adamesh.adapt.timing import timing_speech
 from adamesh.cli import main
 from adamesh.data.dataset import ClipDataset
-from adamesh.errors import AdameshError
+from adamesh.errors import AdameshError, AdameshWarning
 from adamesh.eval.metrics import pearson
 from adamesh.frontends import make_frontend
 from adamesh.models.checkpoint import load_model
@@ -368,20 +368,52 @@ def test_adaptation_improves_the_reference_and_leaves_the_base_alone(trained, co
         )
 
 
-def test_the_time_budget_holds_before_the_held_out_slice_may_judge(trained, corpus):
+def test_adaptation_gives_the_same_profile_on_a_busy_machine(trained, corpus, tmp_path):
+    """Steps decide how long adaptation trains, not the clock: with every core busy (and each step
+    slower) the same reference and seed give the same adapter tensors, bit for bit."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    model, frontend, _ = load_model(trained)
+    ref, _ = held_out(corpus, frontend)
+    cfg = AdaptConfig(max_steps=40, min_steps=20, eval_every=10)
+    quiet = adapt(model, ref, cfg)
+    spin = "import time\nend = time.time() + 120\nwhile time.time() < end: pass"
+    busy = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(os.cpu_count() or 2)]
+    try:
+        loaded = adapt(model, ref, cfg)
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    assert (
+        loaded.stats["steps"] == quiet.stats["steps"]
+        and loaded.stats["best_step"] == quiet.stats["best_step"]
+    )
+    files = [p.save(tmp_path / f"{n}.safetensors") for n, p in (("quiet", quiet), ("busy", loaded))]
+    a, b = (load_file(f) for f in files)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_time_limit_holds_before_the_held_out_slice_may_judge_and_warns(trained, corpus):
     """With no time left every member stops after its first step (before min_steps, where the
-    budget used to be checked only at evaluations) and keeps what that step learned."""
+    limit used to be checked only at evaluations), keeps what that step learned, and says that the
+    profile now depends on the machine's speed."""
     model, frontend, _ = load_model(trained)
     ref, _ = held_out(corpus, frontend)
     torch.manual_seed(123)
     caller_rng = torch.get_rng_state()
-    profile = adapt(model, ref, AdaptConfig(max_seconds=0.0, max_steps=300, min_steps=60, members=3))
+    with pytest.warns(AdameshWarning, match="time limit"):
+        profile = adapt(model, ref, AdaptConfig(max_seconds=0.0, max_steps=300, min_steps=60, members=3))
     assert torch.equal(torch.get_rng_state(), caller_rng)  # adaptation draws from its own generators only
     assert profile.stats["steps"] == [1, 1, 1] and profile.stats["best_step"] == [1, 1, 1]
     assert any(
         v.abs().sum() > 0 for k, v in profile.adapter.items() if "lora_B" in k
     )  # not the untrained adapter
-    again = adapt(model, ref, AdaptConfig(max_seconds=0.0, max_steps=300, min_steps=60, members=3))
+    with pytest.warns(AdameshWarning):
+        again = adapt(model, ref, AdaptConfig(max_seconds=0.0, max_steps=300, min_steps=60, members=3))
     assert all(
         torch.equal(v, again.adapter[k]) for k, v in profile.adapter.items()
     )  # the same seed, the same adapter
@@ -562,9 +594,18 @@ def test_long_speech_is_predicted_in_cross_faded_windows(trained, corpus):
     windowed = model.predict(feats)
     assert windowed.shape == whole.shape
     np.testing.assert_array_equal(model.predict(feats[:700]), model.predict(feats[:700], window=10**6))
+    # windows at 0, 650 and 1300: each one's own prediction alone where no other reaches, a
+    # cross-fade of the two where they overlap (frames 650-749 and 1300-1399)
+    first, second = model.predict(feats[:750]), model.predict(feats[650:1400])
+    torch.testing.assert_close(windowed[:650], first[:650], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(windowed[750:1300], second[100:650], atol=1e-5, rtol=1e-5)
+    ramp = ((torch.arange(100) + 0.5) / 100)[:, None]
+    torch.testing.assert_close(
+        windowed[650:750], (1 - ramp) * first[650:] + ramp * second[:100], atol=1e-5, rtol=1e-5
+    )
+    # and the whole follows the whole-sequence prediction (a full-size model: r 0.998 on 75 s of speech)
     gap_whole, gap_windowed = (lip_gap(x.numpy(), ARKIT.channels) for x in (whole, windowed))
-    assert pearson(gap_whole, gap_windowed) > 0.99
-    assert float((windowed - whole).abs().mean()) < 0.05 * float(whole.std())
+    assert pearson(gap_whole, gap_windowed) > 0.95
 
 
 def test_closures_are_counted_event_by_event():

@@ -11,8 +11,11 @@ The base model is never modified: adaptation works on a copy. `members` adapters
 fine-tuned copies) can be trained from different seeds (initial weights, crops) and averaged,
 adapters with their branches side by side in one adapter: on a 3 s reference single adapters
 differed by seed as much as by method (docs/journal.md, Real video), and the mean keeps what they agree on.
-Within an 18 s budget one adapter trained longer did better than three shorter ones, on real
-people and on the synthetic demo (docs/journal.md, Adapting to real people), so one is the default.
+In the same time one adapter trained longer did better than three shorter ones, on real people
+and on the synthetic demo (docs/journal.md, Adapting to real people), so one is the default.
+Steps, not the clock, decide how long it trains (at most `max_steps`, fewer when the held-out
+slice stops improving), so the same reference and seed give the same profile on any machine and
+under any load; `max_seconds` is only a safety net, and warns when it cuts training short.
 Each member holds out the tail of the reference (`val_fraction`) for early stopping; the adapter
 state with the lowest loss on it is kept, but only from `min_steps` on: on a 0.5-2 s slice the
 loss is too noisy to judge the first steps, and it stopped every method after 10-20 steps, before
@@ -27,14 +30,16 @@ target. The result is an `ExpressionProfile`: the adapter tensors and the style 
 from __future__ import annotations
 
 import copy
+import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
 
 from adamesh.adapt.timing import correlation
-from adamesh.errors import AdameshError
+from adamesh.errors import AdameshError, AdameshWarning
 from adamesh.models.expression import MOLORA_TARGETS, ExpressionModel, expression_loss, output_loss
 from adamesh.models.molora import (
     AdapterSpec,
@@ -58,7 +63,7 @@ class AdaptConfig:
     adapter: AdapterSpec = field(default_factory=lambda: AdapterSpec((1, 2, 4), targets=MOLORA_TARGETS))
     lr: float = 3e-3  # adapters; full fine-tuning uses full_lr
     full_lr: float = 3e-4
-    max_steps: int = 300
+    max_steps: int = 150  # a 10 s reference: early stopping ended at 130-150 steps (spk011, GRID s1)
     batch: int = 4
     crop: int = 50  # frames per training crop (2 s)
     style_crop: int = 100  # the style encoder sees a random 4 s of the reference per step
@@ -66,7 +71,9 @@ class AdaptConfig:
     eval_every: int = 10
     min_steps: int = 60  # the held-out slice only decides from here on (see the module docstring)
     patience: int = 6  # evaluations without improvement before stopping
-    max_seconds: float = 18.0  # all members together (docs/journal.md: one adapter for 18 s did best)
+    # A safety net, not the budget: steps decide, so a profile does not depend on the machine's load.
+    # Cut short by it, adaptation warns (all members together).
+    max_seconds: float | None = 120.0
     members: int = 1  # adapters trained from different seeds and averaged (see the module docstring)
     seed: int = 0
     min_frames: int = 25  # a reference shorter than 1 s is refused
@@ -181,9 +188,7 @@ def adapt(
                 for f in (torch.as_tensor(x, dtype=torch.float32) for x in speech if len(x) >= cfg.crop)
             ]
     members = [
-        _train_member(
-            frozen, split, cfg, spec, cfg.seed + k, t0 + (k + 1) * cfg.max_seconds / cfg.members, timing
-        )
+        _train_member(frozen, split, cfg, spec, cfg.seed + k, _deadline(t0, cfg, k), timing)
         for k in range(cfg.members)
     ]
     states = [state for state, _ in members]
@@ -215,6 +220,10 @@ def adapt(
             "config": asdict(cfg),
         },
     )
+
+
+def _deadline(t0: float, cfg: AdaptConfig, member: int) -> float:
+    return math.inf if cfg.max_seconds is None else t0 + (member + 1) * cfg.max_seconds / cfg.members
 
 
 def _train_member(
@@ -294,7 +303,14 @@ def _train_member(
                 waited += 1
             if waited >= cfg.patience:
                 break
-        if time.perf_counter() > deadline:  # checked every step: the budget holds on a busy machine too
+        if time.perf_counter() > deadline:  # checked every step: the limit holds on a busy machine too
+            warnings.warn(
+                f"adaptation stopped at step {step} of {cfg.max_steps} by its time limit "
+                f"({cfg.max_seconds:g} s): this profile depends on the machine's speed; raise "
+                "AdaptConfig.max_seconds (or set it to None) for the profile the steps give",
+                AdameshWarning,
+                stacklevel=3,
+            )
             if best_step == 0:  # out of time before the slice could judge: what was learned so far
                 best_loss, best_state, best_step = val_loss(), state(), step
             break
