@@ -27,6 +27,9 @@ SPEECH = ROOT.parent / "shared" / "data" / "speech" / "a2f" / "Mark_joy.wav"
 pytestmark = pytest.mark.skipif(not SPEECH.is_file(), reason=f"needs real speech in {SPEECH.parent}")
 
 
+PROCESS = {}  # the running `adamesh serve`, for tests that stall it
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`adamesh serve` on a free port, as a user starts it."""
@@ -48,6 +51,7 @@ def server(tmp_path_factory):
                 proc.kill()
                 raise RuntimeError(f"adamesh serve did not start: {log.read_text()}") from None
             time.sleep(0.5)
+    PROCESS["server"] = proc
     yield base
     proc.terminate()
     proc.wait(30)
@@ -172,6 +176,33 @@ def test_the_page_plays_speech_and_the_avatar_speaks_in_time(server, tmp_path):
     assert shot.stat().st_size > 20_000
     if os.environ.get("ADAMESH_SCREENSHOTS"):
         shutil.copy(shot, Path(os.environ["ADAMESH_SCREENSHOTS"]) / shot.name)
+
+
+def test_the_page_says_why_when_frames_come_too_late(server, tmp_path):
+    """The server stalled for two seconds mid-speech (as a machine busy with other work stalls it):
+    the audio plays on, the frames of those seconds miss their time, and the page says so once."""
+    import signal
+
+    if not shutil.which("chromium"):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with Page(server + "/", tmp_path) as page:
+        page.wait("window.adamesh && window.adamesh.loaded")
+        page.set_files("#speechFile", SPEECH)
+        page.wait("window.adamesh.speech")
+        page.evaluate("document.getElementById('play').click()")
+        page.wait("window.adamesh.stats.framesShown > 5")
+        os.kill(PROCESS["server"].pid, signal.SIGSTOP)
+        try:
+            time.sleep(2.0)
+        finally:
+            os.kill(PROCESS["server"].pid, signal.SIGCONT)
+        page.wait("window.adamesh.stats.done", timeout=60)
+        message = page.evaluate(
+            "[document.getElementById('message').className, document.getElementById('message').textContent]"
+        )
+        stats = page.evaluate("window.adamesh.stats")
+    assert stats["late"] >= 12 and stats["errors"] == []
+    assert message[0] == "warn" and "too late" in message[1] and "look-ahead" in message[1]
 
 
 def test_the_vendored_three_js_is_the_pinned_npm_release():
