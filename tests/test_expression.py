@@ -638,3 +638,20 @@ def test_closures_are_counted_event_by_event():
     loudness[30:50] = -80.0  # 800 ms: a pause
     mask = speech_mask(loudness)
     assert mask[10:14].all() and not mask[35:45].any() and mask[:10].all() and mask[50:].all()
+
+
+def test_the_seal_term_follows_the_lip_gap_and_weighs_closures_inside_speech():
+    from adamesh.models.expression import SEAL_CLOSURE_WEIGHT, seal_loss
+
+    target = torch.tensor([[0, 0, 0, 0, 0.5, 1, 1, 0.1, 0, 0.1, 1, 1, 0.5, 0, 0, 0, 0, 0, 0, 0]])
+    mask = torch.ones_like(target, dtype=torch.bool)
+    assert seal_loss(target, target, mask, 0.15) == 0
+
+    def cost(frame):  # an error of 0.1 (a tenth of the 95th percentile) at one frame
+        pred = target.clone()
+        pred[0, frame] += 0.1
+        return float(seal_loss(pred, target, mask, 0.15))
+
+    assert cost(8) == pytest.approx((1 + SEAL_CLOSURE_WEIGHT) * cost(5))  # a closure between openings
+    assert cost(1) == pytest.approx(cost(5))  # a pause is followed like any other frame
+    assert seal_loss(target + 0.1, target, ~mask, 0.15) == 0  # padding costs nothing

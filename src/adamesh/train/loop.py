@@ -55,6 +55,9 @@ class TrainConfig:
     frontend: str = "whisper"  # best lip sync on real video, and robust to noise (docs/speech.md)
     frontend_options: dict = field(default_factory=dict)  # e.g. model_dir of a hubert front-end
     workers: int | None = None  # feature extraction processes (default: all cores)
+    # the lip-gap term of the expression loss (models.expression.seal_loss); 0: the paper's loss.
+    # 1 seals GRID but costs lip sync on other real speakers (docs/journal.md), so it is off.
+    seal_weight: float = 0.0
     augment: int = (
         2  # degraded copies of every training clip's audio (data.augment); windows draw one at random
     )

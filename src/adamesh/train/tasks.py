@@ -20,8 +20,9 @@ from adamesh.data.dataset import ClipDataset, WindowDataset
 from adamesh.fileio import atomic_output
 from adamesh.frontends import FrontEnd, make_frontend
 from adamesh.models.checkpoint import load_model
-from adamesh.models.expression import ExpressionConfig, ExpressionModel, expression_loss
+from adamesh.models.expression import ExpressionConfig, ExpressionModel, output_loss, seal_loss
 from adamesh.models.pose import PoseAdapter, PoseConfig, PoseGPT, PoseVQVAE, gpt_loss, vq_loss
+from adamesh.motion import CLOSURE_FRACTION, JAW_OPEN, MOUTH_CLOSE
 from adamesh.train.loop import TrainConfig, seeded, train
 from adamesh.train.presets import preset as preset_settings
 
@@ -67,6 +68,10 @@ class ExpressionWindows(torch.utils.data.Dataset):
         return item
 
 
+def _lip_gap(params: torch.Tensor) -> torch.Tensor:
+    return params[..., JAW_OPEN] - params[..., MOUTH_CLOSE]
+
+
 class ExpressionTask:
     kind = "expression"
 
@@ -99,16 +104,23 @@ class ExpressionTask:
         drop = None
         if model.training and core.config.style_dropout > 0:
             drop = (torch.rand(len(batch["params"])) < core.config.style_dropout).to(batch["params"].device)
-        return expression_loss(
-            model,
+        params, mask = batch["params"], batch["mask"]
+        head, post = model(
             batch["features"],
-            core.normalise(batch["params"]),
             None,
-            batch["mask"],
+            mask=mask,
             reference=batch["reference"],
             reference_mask=batch["reference_mask"],
             drop_style=drop,
         )
+        loss = output_loss(head, post, core.normalise(params), mask)
+        if self.cfg.seal_weight and self.space.name == "arkit":
+            target = _lip_gap(params)
+            for out in (head, post):
+                loss = loss + self.cfg.seal_weight * seal_loss(
+                    _lip_gap(core.denormalise(out)), target, mask, CLOSURE_FRACTION
+                )
+        return loss
 
     def describe(self) -> dict:
         return {
