@@ -218,7 +218,9 @@ SEAL_REACH = 6  # frames: a closure inside speech has the lips open within this 
 SEAL_CLOSURE_WEIGHT = 4.0  # extra weight of a closure frame over any other frame
 
 
-def seal_loss(gap: torch.Tensor, target_gap: torch.Tensor, mask: torch.Tensor, fraction: float) -> torch.Tensor:
+def seal_loss(
+    gap: torch.Tensor, target_gap: torch.Tensor, mask: torch.Tensor, fraction: float
+) -> torch.Tensor:
     """The lip gap jawOpen - mouthClose followed frame by frame, closures most: its L1 error in
     units of the window's 95th percentile, averaged over the frames, where the target's closures
     inside speech (under `fraction` of that percentile, as bench lipsync counts them, with the
