@@ -106,6 +106,27 @@ def test_no_seam_over_70_seconds(fe, long_speech):
     assert hard_cut > 1.5 * np.median(step)
 
 
+def test_windows_side_by_side_give_the_rows_of_one_at_a_time(fe, long_speech):
+    """Several windows are encoded on one thread each at once; the rows are those of encoding
+    each window alone."""
+    import torch
+
+    mel = log_mel(long_speech[: 20 * SR])
+    chunks = [mel[:, a : a + 600] for a in range(0, 1800, 500)]
+    floor = mel.max() - 2
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        together = fe.encode_windows(chunks, floor)
+        torch.set_num_threads(1)
+        alone = [fe.encode_windows([c], floor)[0] for c in chunks]
+    finally:
+        torch.set_num_threads(threads)
+    assert len(together) == len(chunks)
+    for a, b in zip(together, alone):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
 def test_the_last_row_sees_the_end_of_the_clip(fe, long_speech):
     # The clip's final frame comes from its own last 40 ms: speech there moves it, silence does not.
     audio = long_speech[: 3 * SR].copy()

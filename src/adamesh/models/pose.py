@@ -316,7 +316,7 @@ class PoseGPT(nn.Module):
             s = torch.where(drop[:, None], self.null_style.expand_as(s), s)
         return s
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def generate(
         self,
         features: torch.Tensor,
@@ -361,7 +361,7 @@ class CodeSampler:
         if not 0 < self.overlap < c.context:
             raise ValueError(f"overlap must be between 1 and {c.context - 1} codes, not {self.overlap}")
         self.random = np.random.default_rng(seed)
-        with torch.no_grad():
+        with torch.inference_mode():
             self.styles = [proj(style.reshape(1, -1))[:, None] for proj in gpt.style_proj]
         self.codes: list[tuple[int, ...]] = []  # each step's Q levels
         self.heard: dict[int, torch.Tensor] = {}  # speech of each code step heard (from the window on)
@@ -376,7 +376,7 @@ class CodeSampler:
         # what each step gives the convolution's three taps (S, 3, d), in one product: a step's
         # input is then three additions, not a convolution over 2F channels
         w = self.gpt.speech_in.weight  # (d, 2F, 3)
-        with torch.no_grad():
+        with torch.inference_mode():
             taps = (steps @ w.permute(1, 2, 0).reshape(w.shape[1], -1)).view(len(steps), 3, -1)
         self.heard.update((first + i, tap) for i, tap in enumerate(taps))
 
@@ -392,7 +392,7 @@ class CodeSampler:
                     x[t - a] += self.heard[self.start + j][k]
         return x[None]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def next(self) -> tuple[int, ...]:
         """Sample the next code (its Q levels)."""
         gpt, c = self.gpt, self.gpt.config
@@ -538,7 +538,7 @@ class PoseAdapter:
         emb = self.gpt.styles.weight.detach()[torch.as_tensor(index)]
         return (torch.as_tensor(weights, dtype=torch.float32)[:, None] * emb).sum(0)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def animate(
         self,
         features: np.ndarray,
