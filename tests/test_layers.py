@@ -16,7 +16,7 @@ LAYERS = [
     ("fileio", "device"),
     ("audio", "motion"),
     ("clips", "frames", "frontends", "models", "rigs", "render", "testmotion"),
-    ("profile", "adapt", "tracking", "avatar", "export", "stream"),  # inference
+    ("profile", "adapt", "tracking", "avatar", "export", "stream", "senders"),  # inference
     ("api", "live"),
     ("data", "train"),  # corpus, training data and training
     ("eval", "demo", "serve"),  # benchmarks and applications

@@ -449,32 +449,38 @@ def cmd_stream(args) -> None:
     import adamesh
     from adamesh.fileio import check_outputs, check_suffix
     from adamesh.live import stream_to
+    from adamesh.senders import make_senders
 
-    out = sys.stdout if args.out == "-" else None
-    if out is None:
+    path = args.out if args.out is not None else None if args.send else "-"
+    if path not in (None, "-"):
         kinds = {"csv": (".csv",), "jsonl": (".jsonl", ".json", ".ndjson", ".txt")}[args.format]
-        check_suffix(args.out, kinds, f"{args.format} lines")
-        check_outputs([args.out], [args.audio if args.audio != "-" else None])
+        check_suffix(path, kinds, f"{args.format} lines")
+        check_outputs([path], [args.audio if args.audio != "-" else None])
     profile = adamesh.Profile.load(args.profile) if args.profile else None  # before the model's seconds
+    senders = make_senders(args.send or [], args.subject)  # an unknown host is said before loading
     model = adamesh.load(args.model)
     report = stream_to(
         model,
         args.audio,
-        args.out if out is None else out,
+        sys.stdout if path == "-" else path,
         profile=profile,
         fmt=args.format,
         lookahead_ms=args.lookahead_ms,
         hop_ms=args.hop_ms,
         seed=args.seed,
         fast=args.fast,
+        senders=senders,
     )  # fmt: skip; a reader that stops (| head) ends it as `main` says
     print(
         f"adamesh: {report['frames']} frames for {report['seconds']:.1f} s of speech; first frame "
         f"{report['first_frame_ms']:.0f} ms after the speech began; frame latency median "
         f"{report['latency_ms_median']:.0f} ms, p95 {report['latency_ms_p95']:.0f} ms "
-        f"(look-ahead {args.lookahead_ms:g} ms); {report['compute_per_second']:.3f} s of compute per s of speech",
+        f"(look-ahead {args.lookahead_ms:g} ms); {report['compute_per_second']:.3f} s of compute per s of speech"
+        + (f"; sent {report['frames']} frames to {', '.join(args.send)}, packet latency median "
+           f"{report['packet_latency_ms_median']:.0f} ms, p95 {report['packet_latency_ms_p95']:.0f} ms"
+           if senders else ""),
         file=sys.stderr,
-    )
+    )  # fmt: skip
 
 
 def cmd_serve(args) -> None:
@@ -1057,8 +1063,19 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="speech file (paced in real time), or - for raw 16 kHz mono 16-bit PCM on stdin",
     )
-    st.add_argument("--out", default="-", help="where the frames go (default -: stdout)")
+    st.add_argument(
+        "--out",
+        help="where the frame lines go (default -: stdout; none when --send is given and this is not)",
+    )
     st.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="JSON lines or Live Link CSV")
+    st.add_argument(
+        "--send",
+        action="append",
+        metavar="livelink[=HOST:PORT] | vmc[=HOST:PORT]",
+        help="also send each frame, at its moment, as Live Link Face UDP packets (Unreal; default "
+        "127.0.0.1:11111) or VMC protocol OSC messages (VTuber apps; default 127.0.0.1:39539); repeat for more",
+    )
+    st.add_argument("--subject", default="adamesh", help="the Live Link subject name (default adamesh)")
     st.add_argument("--profile", help="profile from `adamesh adapt` (default: the generic model)")
     st.add_argument("--model", help=model_help)
     st.add_argument(

@@ -233,13 +233,19 @@ LIVE_LINK_HEADER = (
 )
 
 
+def live_link_values(motion: Motion, order=LIVE_LINK_ORDER) -> np.ndarray:
+    """(T, 61) what Live Link Face carries per frame: the 52 weights in `order` (names: the CSV's
+    order, or Apple's for the network packet), head yaw, pitch, roll and the eye angles (radians)."""
+    cols = [ARKIT.index(n) for n in order]
+    head = motion.params[:, [ARKIT.index("headYaw"), ARKIT.index("headPitch"), ARKIT.index("headRoll")]]
+    return np.concatenate([motion.params[:, cols], head, eye_angles(motion)], 1)
+
+
 def live_link_rows(motion: Motion, first: int = 0) -> list[list[str]]:
     """Live Link Face CSV rows of an ARKit motion whose first frame is frame `first` of the take."""
-    cols = [ARKIT.index(n) for n in LIVE_LINK_ORDER]
-    head = motion.params[:, [ARKIT.index("headYaw"), ARKIT.index("headPitch"), ARKIT.index("headRoll")]]
-    values = np.concatenate([motion.params[:, cols], head, eye_angles(motion)], 1)
     return [
-        [_timecode(first + t, motion.fps), 61] + [f"{v:.6f}" for v in row] for t, row in enumerate(values)
+        [_timecode(first + t, motion.fps), 61] + [f"{v:.6f}" for v in row]
+        for t, row in enumerate(live_link_values(motion))
     ]
 
 

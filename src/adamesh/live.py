@@ -1,6 +1,7 @@
 """Driving a stream from outside: speech from a file (paced as a live source delivers it) or raw
-PCM on stdin, each frame written as soon as it is final, as a JSON line or a Live Link CSV row.
-`adamesh stream` and `bench stream` run on this; the stream itself is `stream.Stream`."""
+PCM on stdin, each frame written as soon as it is final, as a JSON line or a Live Link CSV row,
+and sent to Live Link or VMC receivers (`senders`). `adamesh stream` and `bench stream` run on
+this; the stream itself is `stream.Stream`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from adamesh.export import LIVE_LINK_HEADER, live_link_rows
 from adamesh.fileio import atomic_output, check_input_file
 from adamesh.motion import ARKIT, Motion
 from adamesh.profile import Profile
+from adamesh.senders import Pacer
 
 
 def stream_to(
@@ -27,12 +29,15 @@ def stream_to(
     fmt: str = "jsonl",
     fast: bool = False,
     chunk_ms: float = 20.0,
+    senders: list | None = None,
     **options,
 ) -> dict:
     """Stream speech from a file (paced in real time, unless `fast`) or, for "-", raw
     16 kHz mono 16-bit PCM from stdin as it comes; write each frame as soon as it is final to `out`
-    (an open text file, or a path written as PATH.part and renamed at the end) as a JSON line or a
-    Live Link CSV row. Returns what it measured: frames, first-frame time, latency, compute."""
+    (an open text file, a path written as PATH.part and renamed at the end, or None) as a JSON line
+    or a Live Link CSV row, and hand it to `senders` (see `senders.make_senders`), which send it at
+    its moment. Returns what it measured: frames, first-frame time, latency (to the frame, and to its
+    packet leaving when there are senders), compute."""
     stream = animator.stream(profile, **options)
     size = int(round(chunk_ms / 1000 * SAMPLE_RATE))
     if audio == "-":
@@ -69,11 +74,12 @@ def stream_to(
         ]  # fmt: skip
 
     def run(sink) -> dict:
-        if fmt == "csv":
+        if fmt == "csv" and sink:
             sink.write(",".join(LIVE_LINK_HEADER) + "\n")
         start = time.perf_counter()
         # (samples received, when) of the chunks whose speech no frame has been given for yet
         arrivals, received, emitted, compute, latency, first = deque(), 0, 0, 0.0, [], None
+        heard_at = []  # when the chunk holding each frame's moment arrived
         for chunk in [*chunks(), None]:
             if chunk is not None:
                 received += len(chunk)
@@ -98,14 +104,27 @@ def stream_to(
                 while len(arrivals) > 1 and arrivals[0][0] < moment:
                     arrivals.popleft()
                 lat.append(1000 * (now - arrivals[0][1]))
+                heard_at.append(arrivals[0][1])
             latency.extend(lat)
-            sink.writelines(lines(frames, emitted, lat))
-            sink.flush()
+            if pacer:
+                pacer.put(emitted, frames)
+            if sink:
+                sink.writelines(lines(frames, emitted, lat))
+                sink.flush()
             emitted += len(frames)
         seconds = received / SAMPLE_RATE
         if not emitted:
             raise AdameshError("no speech arrived; give a recording with speech in it")
+        sent = {}
+        if pacer:
+            pacer.close()
+            packet = [1000 * (pacer.sent_at[i] - heard_at[i]) for i in range(emitted)]
+            sent = {
+                "packet_latency_ms_median": float(np.median(packet)),
+                "packet_latency_ms_p95": float(np.percentile(packet, 95)),
+            }
         return {
+            **sent,
             "frames": emitted,
             "seconds": seconds,
             "first_frame_ms": 1000 * first,
@@ -115,8 +134,13 @@ def stream_to(
             "compute_per_second": compute / max(seconds, 1e-9),
         }
 
-    if not isinstance(out, (str, bytes)) and hasattr(out, "write"):
-        return run(out)
-    with atomic_output(out) as tmp:
-        with open(tmp, "w", newline="") as f:
-            return run(f)
+    pacer = Pacer(senders, stream.fps, paced=not fast) if senders else None
+    try:
+        if out is None or hasattr(out, "write"):
+            return run(out)
+        with atomic_output(out) as tmp:
+            with open(tmp, "w", newline="") as f:
+                return run(f)
+    finally:
+        if pacer:
+            pacer.close(drain=False)
