@@ -808,6 +808,9 @@ ARGUMENTS = {
     "lr_nan": ["train", "expression", "--data", "d", "--out", "o", "--lr", "nan"],
     "batch_size_zero": ["train", "expression", "--data", "d", "--out", "o", "--batch-size", "0"],
     "workers_negative": ["corpus", "--out", "c", "--workers", "-1"],
+    # found by tools/fuzz.py: 10^20 workers started processes until the machine ran out
+    "workers_huge": ["bench", "frontends", "--workers", "99999999999999999999"],
+    "workers_huge_corpus": ["corpus", "--out", "c", "--workers", "100000"],
     "frames_zero": ["bench", "render", "--frames", "0"],
     "audio_missing": ["animate", "--out", "a.npz"],
     "unknown_format": ["export", "m.npz", "--format", "fbx", "--out", "x.fbx"],

@@ -592,7 +592,7 @@ def _model_bench_arguments(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--out", default=f"out/bench_{kind}", help="results, table and renders go here")
     p.add_argument("--renders", type=COUNT, default=2, help="held-out speakers to render side by side")
     p.add_argument("--speakers", type=COUNT, default=None, help="at most this many held-out speakers")
-    p.add_argument("--workers", type=COUNT, default=None)
+    p.add_argument("--workers", type=WORKERS, default=None)
 
 
 class Parser(argparse.ArgumentParser):
@@ -630,7 +630,10 @@ def number(kind=float, low: float | None = None, high: float | None = None, abov
     return parse
 
 
-COUNT = number(int, low=1)  # frames, epochs, workers, sizes ...
+COUNT = number(int, low=1)  # frames, epochs, sizes ...
+# processes: each holds a model, so more than a few per core only costs memory (and a typo of
+# 10^20 would start processes until the machine runs out)
+WORKERS = number(int, low=1, high=8 * (os.cpu_count() or 1))
 SEED = number(int, low=0, high=2**32 - 1)
 
 
@@ -731,7 +734,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bf.add_argument("--units", type=COUNT, default=128, help="k-means units for mel/hubert/wav2vec2")
     bf.add_argument("--seed", type=SEED, default=0)
-    bf.add_argument("--workers", type=COUNT, default=None)
+    bf.add_argument("--workers", type=WORKERS, default=None)
     bf.set_defaults(func=cmd_bench_frontends)
 
     bc = b.add_parser(
@@ -959,7 +962,7 @@ def build_parser() -> argparse.ArgumentParser:
         te.add_argument("--lr", type=number(above=0, high=1))
         te.add_argument("--seed", type=SEED)
         te.add_argument(
-            "--workers", type=COUNT, default=None, help="feature extraction processes (default: all cores)"
+            "--workers", type=WORKERS, default=None, help="feature extraction processes (default: all cores)"
         )
         te.add_argument("--fresh", action="store_true", help="start over instead of resuming a run in --out")
         te.add_argument(
@@ -988,7 +991,7 @@ def build_parser() -> argparse.ArgumentParser:
         "give one name to the videos of one person, so training treats them as one style",
     )
     tr.add_argument(
-        "--workers", type=COUNT, help="tracking processes for several videos (default: all cores)"
+        "--workers", type=WORKERS, help="tracking processes for several videos (default: all cores)"
     )
     tr.add_argument(
         "--rig", default="builtin", help="rig whose parameters are fitted: builtin or ict (default builtin)"
@@ -1127,7 +1130,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--sentences", type=COUNT, default=50, help="sentences per speaker")
     c.add_argument("--heldout", type=number(int, low=1), default=8, help="speakers kept out of training")
     c.add_argument("--seed", type=SEED, default=0)
-    c.add_argument("--workers", type=COUNT, default=None, help="processes (default: all cores)")
+    c.add_argument("--workers", type=WORKERS, default=None, help="processes (default: all cores)")
     c.set_defaults(func=cmd_corpus)
     return p
 
