@@ -149,6 +149,47 @@ def test_bad_socket_messages_get_clear_messages_and_a_stream_still_runs(server):
         assert frames == done["frames"] == 50
 
 
+def test_the_server_also_sends_the_frames_to_live_link_and_says_when_a_receiver_is_not_there(server):
+    from pylivelinkface import FaceBlendShape, PyLiveLinkFace
+    from websockets.sync.client import connect
+
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(10)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as closed:
+        closed.bind(("127.0.0.1", 0))
+        nobody = closed.getsockname()[1]  # nothing listens there once closed
+    with connect(server.replace("http", "ws") + "/ws") as ws:
+
+        def ask(message):
+            ws.send(json.dumps(message))
+            return json.loads(ws.recv(timeout=30))
+
+        assert "list of at most" in ask({"type": "start", "avatar": "a0", "send": "livelink"})["message"]
+        assert (
+            "does not resolve"
+            in ask({"type": "start", "avatar": "a0", "send": ["vmc=nohost.invalid"]})["message"]
+        )
+        targets = [f"livelink=127.0.0.1:{receiver.getsockname()[1]}", f"vmc=127.0.0.1:{nobody}"]
+        assert ask({"type": "start", "avatar": "a0", "send": targets, "subject": "Page"})["type"] == "ready"
+        speech = load_audio(SPEECH, SAMPLE_RATE)[0][: 2 * SAMPLE_RATE]
+        for i in range(0, len(speech), 320):
+            ws.send(speech[i : i + 320].tobytes())
+        ws.send(json.dumps({"type": "end"}))
+        jaw, warnings, done = [], [], None
+        while done is None:
+            m = json.loads(ws.recv(timeout=60))
+            jaw += m["jaw"] if m["type"] == "frames" else []
+            warnings += [m["message"]] if m["type"] == "warning" else []
+            done = m if m["type"] == "done" else None
+    packets = [PyLiveLinkFace.decode(receiver.recv(4096))[1] for _ in range(done["frames"])]
+    receiver.close()
+    assert [p._frames for p in packets] == list(range(50)) and {p.name for p in packets} == {"Page"}
+    got = [p.get_blendshape(FaceBlendShape.JawOpen) for p in packets]
+    np.testing.assert_allclose(got, jaw, atol=2e-4)  # the page's jaw is rounded to 4 places
+    assert len(warnings) == 1 and f"127.0.0.1:{nobody}" in warnings[0] and "VMC" in warnings[0]
+
+
 def test_the_page_plays_speech_and_the_avatar_speaks_in_time(server, tmp_path):
     if not shutil.which("chromium"):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")

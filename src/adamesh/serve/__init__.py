@@ -10,11 +10,14 @@ Profiles come from `--profile` files, an uploaded profile, or a reference video 
 page (tracked and adapted in the background, its stage shown).
 
 WebSocket /ws protocol: the page sends {"type": "start", "avatar": ID, "profile": ID or null,
-"lookahead_ms": N}, then binary chunks, then {"type": "end"}; the server answers {"type": "ready",
+"lookahead_ms": N, "send": ["livelink=HOST:PORT", "vmc", ...] (optional: the frames also go to
+those receivers from the server, at their moments; `adamesh.senders`), "subject": NAME (optional)},
+then binary chunks, then {"type": "end"}; the server answers {"type": "ready",
 "fps": F, "delay_ms": D}, {"type": "frames", "first": I, "weights": {node: [[w, ...], ...]},
 "head": [[x, y, z, w], ...] or null, "jaw": [...]} as frames become final, and {"type": "done",
-...} with the latency it measured, or {"type": "error", "message": ...} for bad input (the socket
-stays open for the next start).
+...} with the latency it measured, {"type": "warning", "message": ...} when a receiver is not
+there, or {"type": "error", "message": ...} for bad input (the socket stays open for the next
+start).
 """
 
 from __future__ import annotations
@@ -38,12 +41,14 @@ from fastapi.staticfiles import StaticFiles
 
 from adamesh.audio import SAMPLE_RATE
 from adamesh.errors import AdameshError
+from adamesh.senders import DEFAULT_SUBJECT, Pacer, make_senders
 
 HERE = Path(__file__).parent
 KEEP_SPEECH = 4  # uploaded speech files kept for playing (again)
 LIMITS_MB = {"avatar": 64, "video": 200, "speech": 50, "profile": 16}
 MAX_SPEECH_SECONDS = 600.0
 MAX_CHUNK_SAMPLES = SAMPLE_RATE  # one message carries at most a second of speech
+MAX_TARGETS = 4  # receivers one stream may send to
 
 
 class Server:
@@ -263,17 +268,23 @@ def create_app(server: Server):
                 if message["type"] == "websocket.disconnect":
                     return
                 try:
-                    session = await _handle(server, socket, session, message)
+                    new = await _handle(server, socket, session, message)
                 except AdameshError as e:
-                    session = None
+                    new = None
                     await socket.send_json({"type": "error", "message": str(e)})
                 except Exception as e:  # a bug: said on the page, not a silently dropped connection
-                    session = None
+                    new = None
                     await socket.send_json(
                         {"type": "error", "message": f"internal error: {type(e).__name__}: {e}"}
                     )
+                if session is not None and new is not session:
+                    _stop_sending(session)
+                session = new
         except WebSocketDisconnect:
             return
+        finally:
+            if session is not None:
+                _stop_sending(session)
 
     return app
 
@@ -304,6 +315,9 @@ async def _handle(server: Server, socket, session: dict | None, message: dict) -
                 raise AdameshError("no stream to end: send start first")
             frames = await asyncio.to_thread(_locked, server, session["stream"].close)
             await _send_frames(server, socket, session, frames)
+            if session["pacer"]:  # the last frames leave at their moments
+                await asyncio.to_thread(session["pacer"].close)
+            await _send_warnings(socket, session)
             lat = np.asarray(session["latency"]) * 1000
             await socket.send_json({
                 "type": "done",
@@ -354,9 +368,21 @@ async def _start(server: Server, socket, command: dict) -> dict:
     seed = command.get("seed", 0) or 0
     if type(seed) is not int or not 0 <= seed < 2**32:
         raise AdameshError(f"seed must be a whole number from 0 to {2**32 - 1}, not {seed!r}")
+    targets, subject = command.get("send") or [], command.get("subject") or DEFAULT_SUBJECT
+    if not (
+        isinstance(targets, list) and len(targets) <= MAX_TARGETS and all(isinstance(t, str) for t in targets)
+    ):
+        raise AdameshError(
+            f'send must be a list of at most {MAX_TARGETS} targets such as "livelink=HOST:PORT"'
+        )
+    if not isinstance(subject, str):
+        raise AdameshError("subject must be a name (text)")
+    warnings: list[str] = []
+    senders = make_senders(targets, subject, warn=warnings.append)
     stream = server.animator.stream(profile, lookahead_ms=lookahead, seed=seed)
     session = {"stream": stream, "driver": avatar["driver"], "emitted": 0, "received": 0, "compute": 0.0,
-               "latency": []}  # fmt: skip
+               "latency": [], "pacer": Pacer(senders, stream.fps) if senders else None,
+               "warnings": warnings}  # fmt: skip
     # the page delays playback by what a frame waits for: its look-ahead, a hop, and the compute
     delay = lookahead + 1000 * stream.hop / stream.fps + 150
     await socket.send_json({"type": "ready", "fps": stream.fps, "delay_ms": delay})
@@ -365,8 +391,21 @@ async def _start(server: Server, socket, command: dict) -> dict:
 
 async def _send_frames(server: Server, socket, session: dict, frames: np.ndarray) -> None:
     if len(frames):
+        if session["pacer"]:
+            session["pacer"].put(session["emitted"], frames)
         await socket.send_json(server.frames_message(session["driver"], session["emitted"], frames))
         session["emitted"] += len(frames)
+    await _send_warnings(socket, session)
+
+
+async def _send_warnings(socket, session: dict) -> None:
+    while session["warnings"]:
+        await socket.send_json({"type": "warning", "message": session["warnings"].pop(0)})
+
+
+def _stop_sending(session: dict) -> None:
+    if session.get("pacer"):
+        session["pacer"].close(drain=False)
 
 
 def _locked(server: Server, fn, *args):
