@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from adamesh.data.dataset import ClipDataset
+from adamesh.data.synthetic.animation import ExpressionStyle, Phone, PoseStyle, animate
+from adamesh.motion import ARKIT
+
 
 def bench_corpus(corpus: str) -> dict:
     """How much the speaker styles matter in a corpus: mouth and brow error of a speaker-agnostic
@@ -12,10 +16,6 @@ def bench_corpus(corpus: str) -> dict:
     The oracle knows everything but the speaker, so its error is what ignoring the speaker costs at
     best; the model of issue 4 has to recover it from a 10 s reference.
     """
-    from adamesh.data.dataset import ClipDataset
-    from adamesh.data.synthetic.animation import ExpressionStyle, Phone, PoseStyle, animate
-    from adamesh.motion import ARKIT
-
     test = ClipDataset(corpus, roles=("test",), progress=False)
     mean_expr = ExpressionStyle(**{k: (lo + hi) / 2 for k, (lo, hi) in ExpressionStyle.RANGES.items()})
     mean_pose = PoseStyle(**{k: (lo + hi) / 2 for k, (lo, hi) in PoseStyle.RANGES.items()})

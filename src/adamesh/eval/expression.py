@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-import numpy as np
+import json
+from pathlib import Path
 
+import numpy as np
+import torch
+
+from adamesh.adapt.expression import AdaptConfig, Reference, adapt
+from adamesh.adapt.timing import timing_speech
+from adamesh.data.dataset import ClipDataset
+from adamesh.data.synthetic.animation import ExpressionStyle, style_vector
+from adamesh.data.synthetic.corpus import CorpusConfig, generate_corpus
+from adamesh.eval.metrics import StyleProbe, bilabial_frames, closure_hits, motion_statistics, vertex_metrics
+from adamesh.models.checkpoint import load_model
+from adamesh.motion import Motion
+from adamesh.render import render_motion
 from adamesh.rigs import default_rig
+from adamesh.train.loop import TrainConfig, train
+from adamesh.train.presets import preset as preset_settings
+from adamesh.train.tasks import ExpressionTask
 
 
 def _reference(clips, seconds: float):
     """The first `seconds` of a speaker's reference clips, joined, as an adaptation Reference."""
-    from adamesh.adapt.expression import Reference
-
     feats = np.concatenate([c.features.features for c in clips])
     params = np.concatenate([c.motion.params for c in clips])
     fps = clips[0].motion.fps
@@ -38,22 +52,6 @@ def bench_expression(
     Without `data` a corpus of the preset's size is generated in `out`; without `model` one is
     trained there with the preset. Vertex metrics use `rig` (ICT if installed, else builtin).
     """
-    import json
-    from pathlib import Path
-
-    import torch
-
-    from adamesh.adapt.expression import AdaptConfig, adapt
-    from adamesh.adapt.timing import timing_speech
-    from adamesh.data.dataset import ClipDataset
-    from adamesh.data.synthetic.animation import ExpressionStyle, style_vector
-    from adamesh.data.synthetic.corpus import CorpusConfig, generate_corpus
-    from adamesh.eval.metrics import StyleProbe, bilabial_frames, motion_statistics
-    from adamesh.models.checkpoint import load_model
-    from adamesh.train.loop import TrainConfig, train
-    from adamesh.train.presets import preset as preset_settings
-    from adamesh.train.tasks import ExpressionTask
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -156,8 +154,6 @@ def bench_expression(
 
 
 def _score(rig, preds, truth, bilabials, space, probe, true_style) -> dict:
-    from adamesh.eval.metrics import closure_hits, motion_statistics, vertex_metrics
-
     e = space.n_expression
     metrics = [vertex_metrics(rig, p, t) for p, t in zip(preds, truth)]
     score = {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
@@ -203,9 +199,6 @@ def _markdown(table: list[dict]) -> str:
 
 
 def _render_example(rig, example: dict, path, space) -> None:
-    from adamesh.motion import Motion
-    from adamesh.render import render_motion
-
     clip = example["clip"]
     motions = []
     for key in ("truth", "none", "molora"):

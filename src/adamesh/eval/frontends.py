@@ -4,12 +4,28 @@ real voices, before any training."""
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
+from adamesh.audio import SAMPLE_RATE, frame_count, load_audio
+from adamesh.clips import scan_clips
+from adamesh.data.augment import degrade
+from adamesh.data.dataset import ClipDataset
+from adamesh.data.synthetic.animation import viseme_of
+from adamesh.data.synthetic.corpus import CorpusConfig, generate_corpus
+from adamesh.errors import AdameshError
 from adamesh.eval.lipsync import speaker_clips, tracked_opening
+from adamesh.eval.metrics import pearson
+from adamesh.frontends import make_frontend
+from adamesh.frontends.base import frame_times, nearest_rows
+from adamesh.frontends.mel import ANALYSIS_RATE
+from adamesh.frontends.phonetic import align_phones
+from adamesh.motion import ARKIT, lip_gap
+from adamesh.phones import PHONE_INDEX, PHONES
 
 
 def _nmi(a: np.ndarray, b: np.ndarray) -> float:
@@ -41,20 +57,6 @@ def bench_frontends(
     frame by frame at 25 fps, with a forced alignment of their transcripts; k-means units (mel,
     hubert, wav2vec2) are fitted on the same corpus clips. NMI needs no mapping.
     """
-    import re
-    from pathlib import Path
-
-    from adamesh.audio import frame_count, load_audio
-    from adamesh.data.dataset import ClipDataset
-    from adamesh.data.synthetic.animation import viseme_of
-    from adamesh.data.synthetic.corpus import CorpusConfig, generate_corpus
-    from adamesh.errors import AdameshError
-    from adamesh.frontends import make_frontend
-    from adamesh.frontends.base import frame_times, nearest_rows
-    from adamesh.frontends.mel import ANALYSIS_RATE
-    from adamesh.frontends.phonetic import align_phones
-    from adamesh.phones import PHONE_INDEX, PHONES
-
     speech = Path(speech_dir)
     transcripts = {}
     for f in sorted(speech.rglob("transcription")) + sorted(speech.rglob("*.txt")):
@@ -165,8 +167,6 @@ def bench_frontends(
 
 def parse_frontend_spec(spec: str) -> tuple[str, dict]:
     """'whisper:model=base,compute_type=float32' -> ('whisper', {'model': 'base', 'compute_type': 'float32'})."""
-    from adamesh.errors import AdameshError
-
     name, _, rest = spec.partition(":")
     options = {}
     for item in filter(None, rest.split(",")):
@@ -197,14 +197,6 @@ def bench_probe(
     gap (jawOpen - mouthClose), fitted on the training clips of the first `speakers` speakers (the
     penalty chosen on the corpus's validation clips), then r of its prediction against the mouth
     opening tracked in real videos, as in `bench lipsync`. Front-ends as 'name:key=value,...'."""
-    from adamesh.audio import SAMPLE_RATE, load_audio
-    from adamesh.clips import scan_clips
-    from adamesh.data.augment import degrade
-    from adamesh.data.dataset import ClipDataset
-    from adamesh.eval.metrics import pearson
-    from adamesh.frontends import make_frontend
-    from adamesh.motion import ARKIT, lip_gap
-
     channels = ARKIT.channels[: ARKIT.n_expression]
     infos, _ = scan_clips(corpus)
     chosen = sorted({c.speaker for c in infos if c.role == "train"})[:speakers]

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
+import torch
+
+from adamesh.api import WEIGHTS
+from adamesh.audio import SAMPLE_RATE, energy_envelope, load_audio
+from adamesh.data.augment import degrade
+from adamesh.eval.metrics import closure_scores, pearson, speech_mask
+from adamesh.fileio import atomic_output, cache_dir
+from adamesh.frontends import FeatureCache
+from adamesh.models.checkpoint import load_model
+from adamesh.motion import finish_expression, get_space, lip_gap
+from adamesh.tracking import track_mouth_opening, video_files
 
 
 def bench_lipsync(
@@ -19,17 +33,6 @@ def bench_lipsync(
     by speaker (a folder's clips.csv names them; otherwise each clip is its own speaker), every
     speaker's mean beside the baseline's. `conditions` also degrades the audio (audio.CONDITIONS:
     telephone band, noise at 10 dB SNR) before the models hear it."""
-    import json
-    from pathlib import Path
-
-    from adamesh.api import WEIGHTS
-    from adamesh.audio import SAMPLE_RATE, energy_envelope, load_audio
-    from adamesh.data.augment import degrade
-    from adamesh.eval.metrics import closure_scores, pearson, speech_mask
-    from adamesh.fileio import atomic_output
-    from adamesh.models.checkpoint import load_model
-    from adamesh.motion import get_space
-
     clips = speaker_clips(videos)
     loaded = []
     for m in models or [str(WEIGHTS / "expression")]:
@@ -100,11 +103,6 @@ def bench_lipsync(
 
 def speaker_clips(folders: list[str]) -> list[dict]:
     """Every video of the folders, with its speaker (from the folder's clips.csv, else its own name)."""
-    import csv
-    from pathlib import Path
-
-    from adamesh.tracking import video_files
-
     clips = []
     for folder in folders:
         speakers = {}
@@ -124,10 +122,6 @@ OPENING_VERSION = 1  # bump when track_mouth_opening changes, so cached openings
 
 def tracked_opening(path) -> tuple[np.ndarray, np.ndarray]:
     """track_mouth_opening through a cache keyed by the video's content (tracking is the slow part)."""
-    from adamesh.fileio import atomic_output, cache_dir
-    from adamesh.frontends import FeatureCache
-    from adamesh.tracking import track_mouth_opening
-
     entry = cache_dir() / "opening" / f"{FeatureCache.audio_hash(path)}-25-v{OPENING_VERSION}.npz"
     if entry.is_file():
         try:
@@ -187,8 +181,6 @@ PAUSE_SECONDS = 5.0
 
 def _room_tone(audio: np.ndarray, seconds: float, rng: np.random.Generator) -> np.ndarray:
     """`seconds` of the clip's own background: its quietest 0.4 s, repeated from random points."""
-    from adamesh.audio import SAMPLE_RATE
-
     n = int(0.4 * SAMPLE_RATE)
     if len(audio) <= n:
         return np.zeros(int(seconds * SAMPLE_RATE), np.float32)
@@ -201,10 +193,6 @@ def _room_tone(audio: np.ndarray, seconds: float, rng: np.random.Generator) -> n
 def _predicted_gap(audio: np.ndarray, net, frontend, space, n_frames: int | None = None) -> np.ndarray:
     """The lip gap a model predicts from 16 kHz speech at 25 fps, generic style, as an animation
     delivers it (`motion.finish_expression`)."""
-    import torch
-
-    from adamesh.motion import finish_expression, lip_gap
-
     feats = frontend(audio, 25.0, n_frames=n_frames)
     with torch.no_grad():
         pred = net.predict(torch.from_numpy(feats.features)).numpy()
@@ -215,8 +203,6 @@ def _mouth_in_pauses(audio: np.ndarray, net, frontend, space) -> dict:
     """How far the predicted mouth stays open through a pause of PAUSE_SECONDS after the clip,
     of digital silence and of the clip's own room tone: the mean lip gap from 0.5 s into the
     pause over the mean lip gap of the clip itself (0: closed at rest)."""
-    from adamesh.audio import SAMPLE_RATE
-
     out = {}
     for kind in ("silence", "room tone"):
         pause = (
@@ -363,7 +349,6 @@ def _lipsync_markdown(result: dict, names: list[str]) -> str:
 def _best_lag(x: np.ndarray, opening: np.ndarray, valid: np.ndarray, most: int = 5) -> int:
     """The shift in frames (within +-`most`) at which `x` follows the opening best; positive when `x`
     comes late. A diagnostic only: lip sync is scored without any shift."""
-    from adamesh.eval.metrics import pearson
 
     def r(lag):
         a, b, v = (

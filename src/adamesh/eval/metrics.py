@@ -15,7 +15,11 @@ Vertex metrics take (T, V, 3) vertices in rig units; `mm` converts by the rig's 
 from __future__ import annotations
 
 import numpy as np
+from scipy import linalg
+from scipy.ndimage import binary_closing, uniform_filter1d
+from scipy.signal import find_peaks, welch
 
+from adamesh.audio import energy_envelope
 from adamesh.motion import CLOSURE_FRACTION, lip_gap
 from adamesh.phones import BILABIALS
 from adamesh.rigs.base import Rig
@@ -68,8 +72,6 @@ CLOSURE_TOLERANCE = 2  # frames (80 ms) a reproduced closure may come early or l
 def speech_mask(loudness_db: np.ndarray, below_peak: float = 30.0, bridge: int = 9) -> np.ndarray:
     """Frames inside speech: louder than `below_peak` dB under the clip's loud level, with gaps of
     fewer than `bridge` frames filled, since a stop consonant's closure is itself silent."""
-    from scipy.ndimage import binary_closing
-
     loud = loudness_db > np.percentile(loudness_db, 95) - below_peak
     return binary_closing(np.pad(loud, bridge), np.ones(bridge, bool))[bridge:-bridge]
 
@@ -157,8 +159,6 @@ def axis_std(rotations: list[np.ndarray]) -> np.ndarray:
 def speech_onsets(audio: np.ndarray, sr: int, fps: float, rise_db: float = 6.0) -> np.ndarray:
     """Frames where loudness jumps (syllable onsets): local maxima of the rise in dB over two
     frames that exceed `rise_db`, at least 4 frames apart."""
-    from adamesh.audio import energy_envelope
-
     level = np.maximum(energy_envelope(audio, sr, fps, db=True), -60.0)
     rise = np.r_[0, 0, level[2:] - level[:-2]]
     peaks = [
@@ -203,8 +203,6 @@ def pose_features(rotations: np.ndarray, fps: float, window: float = 1.0) -> np.
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Frechet distance between Gaussians fitted to two sets of feature rows."""
-    from scipy import linalg
-
     mu_a, mu_b = a.mean(0), b.mean(0)
     ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     covmean = linalg.sqrtm(ca @ cb)
@@ -235,9 +233,6 @@ def head_motion_measures(rotations: np.ndarray, fps: float, loudness: np.ndarray
     - with `loudness` (dB per frame): the lag (s) at which head speed follows loudness best
       (cross-correlation within +-1 s; positive: the head moves after the voice), and that
       correlation."""
-    from scipy.ndimage import uniform_filter1d
-    from scipy.signal import find_peaks, welch
-
     d = np.degrees(np.asarray(rotations, np.float64))
     minutes = len(d) / fps / 60
     # speeds, holds and extrema of angles smoothed over 0.2 s: a tracker's frame-to-frame jitter

@@ -29,8 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+from PIL import Image
 
-from adamesh.audio import SAMPLE_RATE
+from adamesh import api
+from adamesh.audio import SAMPLE_RATE, energy_envelope, load_audio
 from adamesh.errors import AdameshError
 from adamesh.eval.metrics import (
     frechet_distance,
@@ -40,8 +43,13 @@ from adamesh.eval.metrics import (
     pose_features,
     vertex_metrics,
 )
-from adamesh.fileio import atomic_output
-from adamesh.motion import ARKIT, Motion, load_motion
+from adamesh.fileio import atomic_output, cache_dir
+from adamesh.frontends import FeatureCache
+from adamesh.motion import ARKIT, Motion, load_motion, save_motion
+from adamesh.render import RigView, side_by_side
+from adamesh.render.video import write_video
+from adamesh.rigs import default_rig
+from adamesh.tracking import read_video_frames, track_video, video_files
 
 METHODS = ("none", "style", "lora", "molora", "full")
 MIN_TEST_SECONDS = 5.0
@@ -106,8 +114,6 @@ def find_speakers(folders: list[str]) -> dict[str, list[tuple[str, Path]]]:
     `adamesh track`), "video" for a video. A folder's clips.csv names each video's speaker (a
     video it does not list is a speaker of its own), else each subfolder is a speaker, else the
     folder is one; a clip folder is one speaker (its motions' speaker)."""
-    from adamesh.tracking import video_files
-
     speakers: dict[str, list[tuple[str, Path]]] = {}
     for folder in map(Path, folders):
         if not folder.is_dir():
@@ -138,11 +144,6 @@ def find_speakers(folders: list[str]) -> dict[str, list[tuple[str, Path]]]:
 
 def tracked_clip(path: Path, progress: bool = False) -> Clip:
     """A video's tracked motion and speech, tracked once and kept in the cache by the video's content."""
-    from adamesh.audio import load_audio
-    from adamesh.fileio import cache_dir
-    from adamesh.frontends import FeatureCache
-    from adamesh.tracking import track_video
-
     folder = cache_dir() / "tracked" / f"{FeatureCache.audio_hash(path)}-v{TRACK_VERSION}"
     motion_file = folder / f"{path.stem}.npz"
     if not motion_file.is_file():
@@ -159,8 +160,6 @@ def _clip(name: str, motion: Motion, speech: np.ndarray, video) -> Clip:
 
 
 def load_clip(path: Path) -> Clip:
-    from adamesh.audio import load_audio
-
     motion = load_motion(path)
     if motion.audio is None:
         raise AdameshError(f"{path} names no audio; the benchmark animates the person's own speech")
@@ -232,10 +231,6 @@ def bench_people(
 ) -> dict:
     """See the module docstring. Returns the results (also in `out`/results.json, table in table.md).
     `adapt_config` (an AdaptConfig) sets the adaptation's steps and time budget."""
-    from adamesh import api
-    from adamesh.motion import save_motion
-    from adamesh.rigs import default_rig
-
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise AdameshError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
@@ -249,7 +244,6 @@ def bench_people(
         f"vertex metrics on rig {rig_obj.name}; methods {', '.join(methods)}; references "
         f"{', '.join(f'{r:g}' for r in reference_seconds)} s"
     )
-    from adamesh.audio import energy_envelope
 
     rows, skipped, examples, truth_head = [], {}, [], {}
     for speaker, items in speakers.items():
@@ -363,8 +357,6 @@ def bench_people(
 
 
 def _write_wav(path: Path, samples: np.ndarray) -> Path:
-    import soundfile as sf
-
     with atomic_output(path) as tmp:
         sf.write(tmp, samples, SAMPLE_RATE, subtype="PCM_16")
     return path
@@ -554,10 +546,6 @@ def _plot(path: Path, speaker: str, truth: np.ndarray, predictions: dict, fps: f
 
 def _video_frames(clips: list[Clip], start: int, n: int, fps: float, size: int):
     """The real video's frames for stream frames start..start+n (nearest in time), square, `size`."""
-    from PIL import Image
-
-    from adamesh.tracking import read_video_frames
-
     ends = np.cumsum([c.motion.n_frames for c in clips])
     k = int(np.searchsorted(ends, start, side="right"))
     clip = clips[k]
@@ -594,9 +582,6 @@ def _render(
     most_seconds: float = 12.0,
 ) -> None:
     """The real video | the tracked rig | generic | personalised, with the test speech."""
-    from adamesh.render import RigView, side_by_side
-    from adamesh.render.video import write_video
-
     start = int(round(seconds * fps))
     n = min(len(truth), int(most_seconds * fps))
     real = _video_frames(clips, start, n, fps, size)

@@ -2,9 +2,40 @@
 
 from __future__ import annotations
 
-import numpy as np
+import json
+from pathlib import Path
 
+import numpy as np
+import torch
+
+from adamesh.adapt.pose import retrieve_pose_style
+from adamesh.api import WEIGHTS
+from adamesh.audio import load_audio
+from adamesh.data.dataset import ClipDataset
+from adamesh.data.synthetic.animation import PoseStyle, style_vector
+from adamesh.data.synthetic.corpus import CorpusConfig, generate_corpus
 from adamesh.errors import AdameshError
+from adamesh.eval.metrics import (
+    StyleProbe,
+    axis_std,
+    beat_alignment,
+    frechet_distance,
+    motion_statistics,
+    pearson,
+    pose_diversity,
+    pose_features,
+    speech_onsets,
+)
+from adamesh.eval.people import find_speakers, load_clip, tracked_clip
+from adamesh.fileio import atomic_output
+from adamesh.models.checkpoint import load_model, load_pose_model
+from adamesh.models.pose import codebook_usage
+from adamesh.motion import ARKIT, Motion
+from adamesh.render import render_motion
+from adamesh.rigs import load_rig
+from adamesh.train.loop import train
+from adamesh.train.presets import preset as preset_settings
+from adamesh.train.tasks import PoseVQTask, pose_train_config, train_pose
 
 POSE_METHODS = (
     "ground truth",
@@ -50,30 +81,6 @@ def bench_pose(
     """The pose comparison of issue 5 on held-out speakers: PoseGPT driven by each test clip's
     speech in the generic style, a random training style, the mean style, the top-1 retrieved
     style and the blend of the top-k; plus VQ-VAE reconstruction for each of `codebook_sizes`."""
-    import json
-    from pathlib import Path
-
-    import torch
-
-    from adamesh.adapt.pose import retrieve_pose_style
-    from adamesh.audio import load_audio
-    from adamesh.data.dataset import ClipDataset
-    from adamesh.data.synthetic.animation import PoseStyle, style_vector
-    from adamesh.data.synthetic.corpus import CorpusConfig, generate_corpus
-    from adamesh.eval.metrics import (
-        StyleProbe,
-        axis_std,
-        beat_alignment,
-        frechet_distance,
-        motion_statistics,
-        pose_diversity,
-        pose_features,
-        speech_onsets,
-    )
-    from adamesh.models.checkpoint import load_pose_model
-    from adamesh.train.presets import preset as preset_settings
-    from adamesh.train.tasks import train_pose
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
@@ -209,10 +216,6 @@ def bench_pose(
 
 def _train_vq(data, folder, preset: str, size: int, workers, log):
     """A VQ-VAE of the preset with a codebook of `size` codes, trained (or resumed) in `folder`."""
-    from adamesh.models.checkpoint import load_model
-    from adamesh.train.loop import train
-    from adamesh.train.tasks import PoseVQTask, pose_train_config
-
     cfg = pose_train_config("pose_vq", preset, workers=workers)
     train(
         PoseVQTask(data, cfg, progress=False, codebook_size=size),
@@ -228,10 +231,6 @@ def _train_vq(data, folder, preset: str, size: int, workers, log):
 def _vq_reconstruction(vq, held, rot: slice, name: str) -> dict:
     """Mean absolute rotation error (degrees) of the VQ-VAE on the held-out clips, and the usage of
     its first codebook (the coarse motion PoseGPT picks first)."""
-    import torch
-
-    from adamesh.models.pose import codebook_usage
-
     err, codes = [], []
     for c in held.clips:
         pose = c.motion.params[:, c.motion.space.n_expression :]
@@ -281,10 +280,6 @@ def _pose_markdown(result: dict, k: int) -> str:
 
 def _render_pose_example(clip, pose: np.ndarray, path) -> None:
     """Ground truth | generated head motion on the built-in head, with the true face motion."""
-    from adamesh.motion import Motion
-    from adamesh.render import render_motion
-    from adamesh.rigs import load_rig
-
     e = clip.motion.space.n_expression
     generated = clip.motion.params.copy()
     generated[:, e:] = pose
@@ -309,11 +304,6 @@ def _render_pose_example(clip, pose: np.ndarray, path) -> None:
 def prior_vq(model: str | None):
     """The pose VQ-VAE of a model folder (with pose/), a pose folder (with vqvae/) or a VQ-VAE
     folder; None: the shipped model's."""
-    from pathlib import Path
-
-    from adamesh.api import WEIGHTS
-    from adamesh.models.checkpoint import load_model
-
     folder = Path(model) if model else WEIGHTS
     for sub in ("pose/vqvae", "vqvae", "."):
         if (folder / sub / "config.json").is_file():
@@ -324,8 +314,6 @@ def prior_vq(model: str | None):
 def reconstruction_scores(truth: np.ndarray, recon: np.ndarray) -> dict:
     """Per-axis Pearson r of reconstructed against true (T, 3) rotations, and the mean absolute
     error over the motion's mean absolute deviation (1: no better than holding the mean)."""
-    from adamesh.eval.metrics import pearson
-
     r = [pearson(recon[:, i], truth[:, i]) for i in range(truth.shape[1])]
     spread = np.abs(truth - truth.mean(0)).mean()
     return {
@@ -346,13 +334,6 @@ def bench_prior(
     `min_seconds` of tracked video, its head pose moved to the resting posture and passed through
     the VQ-VAE (encode, quantise, decode); per speaker, per-axis r and error / spread of the head
     angles, and a plot of tracked against reconstructed angles."""
-    import json
-    from pathlib import Path
-
-    from adamesh.eval.people import find_speakers, load_clip, tracked_clip
-    from adamesh.fileio import atomic_output
-    from adamesh.motion import ARKIT
-
     speakers = find_speakers(videos)
     vq = prior_vq(model).eval()
     out = Path(out)
@@ -410,8 +391,6 @@ def _plot_reconstruction(path, curves: dict) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from adamesh.fileio import atomic_output
 
     fig, axes = plt.subplots(len(curves), 3, figsize=(15, 2.2 * len(curves)), squeeze=False)
     for row, (speaker, (truth, recon, fps)) in zip(axes, curves.items()):

@@ -6,17 +6,17 @@ import os
 import tempfile
 import time
 
+import soundfile as sf
+
+from adamesh.render import RigView, render_motion
+from adamesh.rigs import load_rig
+from adamesh.testmotion import demo_motion
+
 
 def bench_render(
     rig_spec: str = "builtin", size: int = 512, frames: int = 200, backend=None, antialias: int = 0
 ):
     """Frames per second of each rendering stage, and of a whole mp4 with audio."""
-    import soundfile as sf
-
-    from adamesh.render import RigView, render_motion
-    from adamesh.rigs import load_rig
-    from adamesh.testmotion import demo_motion
-
     rig = load_rig(rig_spec)
     motion, audio = demo_motion(frames / 25.0)
     view = RigView(rig, size, backend, antialias)

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
+import resource
 import time
+from pathlib import Path
 
 import numpy as np
+
+from adamesh import api
+from adamesh.audio import SAMPLE_RATE, load_audio
 
 
 def bench_speed(models: list[str | None], audio: list[str], repeats: int = 5, log=print) -> list[dict]:
     """Speech to ARKit + head pose (`Animator.animate`: front-ends, expression network, PoseGPT,
     VQ-VAE decoder, blinks), timed for every model on the same audio in one run, best of `repeats`;
     and each model's front-ends alone. Nothing is cached between repeats."""
-    from pathlib import Path
-
-    from adamesh import api
-    from adamesh.audio import SAMPLE_RATE, load_audio
-
     speech = [load_audio(a, SAMPLE_RATE)[0] for a in audio]
     seconds = sum(len(x) for x in speech) / SAMPLE_RATE
     rows = []
@@ -67,11 +68,6 @@ def bench_speed(models: list[str | None], audio: list[str], repeats: int = 5, lo
 
 def _animate_long(model: str | None, audio: list[str], minutes: float) -> dict:
     """In a fresh process: animate `minutes` of speech (the files repeated), wall time and peak memory."""
-    import resource
-
-    from adamesh import api
-    from adamesh.audio import SAMPLE_RATE, load_audio
-
     speech = np.concatenate([load_audio(a, SAMPLE_RATE)[0] for a in audio])
     samples = np.resize(speech, int(minutes * 60 * SAMPLE_RATE))
     animator = api.load(model)
@@ -90,8 +86,6 @@ def _animate_long(model: str | None, audio: list[str], minutes: float) -> dict:
 def bench_long(model: str | None, audio: list[str], minutes=(1, 10, 60), log=print) -> list[dict]:
     """Long speech: wall time and peak memory (the whole process's, model loading included) of one
     `Animator.animate` call for each length, each in a process of its own."""
-    import multiprocessing as mp
-
     rows = []
     for m in minutes:
         with mp.get_context("spawn").Pool(1) as pool:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import time
+import warnings
+from pathlib import Path
 
 import numpy as np
+
+from adamesh import api
+from adamesh.data.synthetic.corpus import synthetic_reference
+from adamesh.eval.metrics import pearson
+from adamesh.fileio import atomic_output
+from adamesh.motion import ARKIT, lip_gap
+from adamesh.tracking import track_video, video_files
 
 VIDEO_METHODS = ("style", "molora")
 
@@ -23,17 +33,6 @@ def bench_video(
     (jawOpen - mouthClose) and the mouth opening MediaPipe measures in the animated clip's frames
     (as in `bench lipsync`). As a control, profiles of held-out synthetic speakers (10 s references)
     animate the same clips. Also adaptation time and the real-time factor of animation."""
-    import json
-    import warnings
-    from pathlib import Path
-
-    from adamesh import api
-    from adamesh.data.synthetic.corpus import synthetic_reference
-    from adamesh.eval.metrics import pearson
-    from adamesh.fileio import atomic_output
-    from adamesh.motion import ARKIT, lip_gap
-    from adamesh.tracking import track_video, video_files
-
     paths = video_files([videos])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
