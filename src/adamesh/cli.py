@@ -327,8 +327,19 @@ def cmd_bench_stream(args) -> None:
     except argparse.ArgumentTypeError as e:
         raise AdameshError(f"--lookaheads: {e}") from None
     videos = _dev_videos(args.videos)
+    try:
+        streams = [number(int, low=1, high=64)(x) for x in args.streams.split(",")]
+    except argparse.ArgumentTypeError as e:
+        raise AdameshError(f"--streams: {e}") from None
     bench_stream(
-        args.model, _bench_speech(args.audio), videos, lookaheads, args.hop_ms, args.chunk_ms, args.out
+        args.model,
+        _bench_speech(args.audio),
+        videos,
+        lookaheads,
+        args.hop_ms,
+        args.chunk_ms,
+        args.out,
+        streams,
     )
 
 
@@ -849,6 +860,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bst.add_argument(
         "--chunk-ms", type=number(low=1, high=1000), default=20.0, help="size of the pushed chunks"
+    )
+    bst.add_argument(
+        "--streams",
+        default="1,2,4,8",
+        help="comma-separated numbers of streams run at once (default 1,2,4,8)",
     )
     bst.add_argument("--out", default="out/bench_stream", help="results.json and table.md go here")
     bst.set_defaults(func=cmd_bench_stream)

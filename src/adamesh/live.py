@@ -120,6 +120,7 @@ def stream_to(
             pacer.close()
             packet = [1000 * (pacer.sent_at[i] - heard_at[i]) for i in range(emitted)]
             sent = {
+                "packet_latency_ms": np.asarray(packet),
                 "packet_latency_ms_median": float(np.median(packet)),
                 "packet_latency_ms_p95": float(np.percentile(packet, 95)),
             }

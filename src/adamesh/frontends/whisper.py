@@ -229,13 +229,16 @@ class WhisperFrontEnd(FrontEnd):
         half = features.shape[1] // 2
         return 0.5 * (features[:, :half] + features[:, half:])
 
-    def _encode(self, mel: np.ndarray, replicas: int = 1) -> np.ndarray:
-        """(B, frames / 2, d) encoder rows for (B, 80, frames) of mel, frames even and at most 3000;
-        with `replicas` > 1, on a model whose calls each run on one thread, `replicas` at once."""
+    def _encode(self, mel: np.ndarray, wide: bool = False) -> np.ndarray:
+        """(B, frames / 2, d) encoder rows for (B, 80, frames) of mel, frames even and at most 3000.
+        `wide`: on all of torch's threads (one window, nothing else to do); else on one thread, up
+        to one such call per core at once (windows side by side, streams side by side)."""
         import ctranslate2
 
-        threads = 1 if replicas > 1 else max(1, torch.get_num_threads())
-        encoder = _encoder(str(self.folder), self.compute_type, threads, replicas, os.getpid())
+        if wide:
+            encoder = _encoder(str(self.folder), self.compute_type, torch.get_num_threads(), 1, os.getpid())
+        else:
+            encoder = _encoder(str(self.folder), self.compute_type, 1, os.cpu_count() or 1, os.getpid())
         return np.asarray(
             encoder.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel, np.float32)))
         )
@@ -259,12 +262,11 @@ class WhisperFrontEnd(FrontEnd):
         else:
             groups = [c[None] for c in chunks]  # lengths differ: one window a call
         if workers == 1:
-            outs = [rows for g in groups for rows in self._encode(g)]
+            wide = torch.get_num_threads() > 1
+            outs = [rows for g in groups for rows in self._encode(g, wide)]
         else:
             with ThreadPoolExecutor(workers) as pool:
-                outs = [
-                    rows for batch in pool.map(lambda g: self._encode(g, workers), groups) for rows in batch
-                ]
+                outs = [rows for batch in pool.map(self._encode, groups) for rows in batch]
         return [rows[: c.shape[1] // 2] for rows, c in zip(outs, chunks)]
 
     def encode(self, mel: np.ndarray) -> np.ndarray:

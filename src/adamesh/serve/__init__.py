@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import os
 import socket
 import sys
 import tempfile
@@ -69,7 +70,8 @@ class Server:
         self.profiles: dict[str, dict] = {}
         self.speech: dict[str, np.ndarray] = {}
         self.jobs: dict[str, dict] = {}
-        self.lock = threading.Lock()  # one stream step at a time: 2 cores are few
+        # stream steps run on one thread each: as many at once as there are cores, the others wait
+        self.lock = threading.Semaphore(os.cpu_count() or 1)
         rig = default_rig()
         self.add_avatar(
             self._rig_glb(rig), "ICT-FaceKit head" if rig.name.startswith("ict") else "built-in head"
