@@ -856,7 +856,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bst.add_argument("--lookaheads", default="80,160,320", help="comma-separated look-aheads in ms")
     bst.add_argument(
-        "--hop-ms", type=number(low=1, high=2000), default=240.0, help="a step every ... ms (default 240)"
+        "--hop-ms", type=number(low=1, high=2000), default=80.0, help="a step every ... ms (default 80)"
     )
     bst.add_argument(
         "--chunk-ms", type=number(low=1, high=1000), default=20.0, help="size of the pushed chunks"
@@ -1104,7 +1104,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="speech each frame hears after its moment (default 160)",
     )
     st.add_argument(
-        "--hop-ms", type=number(low=1, high=2000), default=240.0, help="a step every ... ms (default 240)"
+        "--hop-ms", type=number(low=1, high=2000), default=80.0, help="a step every ... ms (default 80)"
     )
     st.add_argument("--seed", type=SEED, default=0)
     st.add_argument("--fast", action="store_true", help="do not pace a file in real time: as fast as it goes")

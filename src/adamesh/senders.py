@@ -206,9 +206,11 @@ class Pacer:
     """Sends frames from a thread of its own, frame i at `start + (i - i0) / fps`, where frame i0 is
     the first one given and `start` when it was given: the frames a stream gives in batches leave
     one by one at the frame rate. A frame given after its moment leaves at once and moves `start`
-    on by its lateness, so the frames after it keep their spacing (a jitter buffer that grows to the
-    stream's batches). `paced` False sends each frame as soon as it is given. `sent_at[i]` is when
-    frame i left."""
+    on by its lateness, so the frames after it keep their spacing: a jitter buffer that grows to the
+    stream's batches. It shrinks again when every frame of the last second was given ahead of its
+    moment: `start` moves back by half the smallest margin (a hiccup costs latency for a while, not
+    for good). `paced` False sends each frame as soon as it is given. `sent_at[i]` is when frame i
+    left."""
 
     def __init__(self, senders: list, fps: float, paced: bool = True):
         self.senders, self.fps, self.paced = senders, fps, paced
@@ -216,6 +218,7 @@ class Pacer:
         self.sent_at: dict[int, float] = {}
         self.start: float | None = None
         self.first = 0
+        self.margins: list[float] = []  # how long before its moment each frame of this second was given
         self.error: BaseException | None = None
         self.closed = False
         self.thread = threading.Thread(target=self._run, name="adamesh-pacer", daemon=True)
@@ -226,15 +229,22 @@ class Pacer:
             raise self.error
         if self.start is None:
             self.start, self.first = time.perf_counter(), first
+        now = time.perf_counter()
         for j, frame in enumerate(frames):
-            self.queue.put((first + j, np.array(frame)))
+            self.queue.put((first + j, np.array(frame), now))
 
     def _run(self) -> None:
         try:
             while (item := self.queue.get()) is not None:
-                index, frame = item
+                index, frame, given = item
                 if self.paced:
-                    late = time.perf_counter() - (self.start + (index - self.first) / self.fps)
+                    due = self.start + (index - self.first) / self.fps
+                    self.margins.append(due - given)
+                    if len(self.margins) >= self.fps:
+                        self.start -= max(0.0, min(self.margins)) / 2
+                        self.margins.clear()
+                        due = self.start + (index - self.first) / self.fps
+                    late = time.perf_counter() - due
                     if late < 0:
                         time.sleep(-late)
                     else:  # the clock moves on from here, so the frames after it keep their spacing

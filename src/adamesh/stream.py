@@ -36,7 +36,11 @@ from adamesh.profile import Profile
 
 DEFAULT_LOOKAHEAD_MS = 160.0  # speech a frame hears after its moment
 DECODE_CONTEXT = 8  # codes before the new frames the VQ decoder sees: its receptive field is ~4
-DEFAULT_HOP_MS = 240.0  # a step costs ~50 ms on 2 cores: ~0.24 s of compute per s of speech
+# a step costs ~80 ms on one core, so a step every 80 ms keeps one core busy for the lowest latency
+# (p95 under 250 ms at an 80 ms look-ahead); several streams on few cores need longer hops (240 ms:
+# 8 streams on 2 cores keep real time; `serve` uses it, as the page's browser shares the cores)
+DEFAULT_HOP_MS = 80.0
+SHARED_HOP_MS = 240.0
 BLINK_REACH = 0.5  # s: a blink's curve is zero this far from its centre
 
 

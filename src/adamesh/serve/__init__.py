@@ -43,6 +43,7 @@ from fastapi.staticfiles import StaticFiles
 from adamesh.audio import SAMPLE_RATE
 from adamesh.errors import AdameshError
 from adamesh.senders import DEFAULT_SUBJECT, Pacer, make_senders
+from adamesh.stream import SHARED_HOP_MS
 
 HERE = Path(__file__).parent
 KEEP_SPEECH = 4  # uploaded speech files kept for playing (again)
@@ -381,7 +382,9 @@ async def _start(server: Server, socket, command: dict) -> dict:
         raise AdameshError("subject must be a name (text)")
     warnings: list[str] = []
     senders = make_senders(targets, subject, warn=warnings.append)
-    stream = server.animator.stream(profile, lookahead_ms=lookahead, seed=seed)
+    # the page's browser often runs on the same cores, and other pages may stream too: a step
+    # every 240 ms keeps them all in real time (every 80 ms, a page and its server on 2 cores did not)
+    stream = server.animator.stream(profile, lookahead_ms=lookahead, seed=seed, hop_ms=SHARED_HOP_MS)
     session = {"stream": stream, "driver": avatar["driver"], "emitted": 0, "received": 0, "compute": 0.0,
                "latency": [], "pacer": Pacer(senders, stream.fps) if senders else None,
                "warnings": warnings}  # fmt: skip
