@@ -811,6 +811,13 @@ ARGUMENTS = {
     # found by tools/fuzz.py: 10^20 workers started processes until the machine ran out
     "workers_huge": ["bench", "frontends", "--workers", "99999999999999999999"],
     "workers_huge_corpus": ["corpus", "--out", "c", "--workers", "100000"],
+    # found by tools/fuzz.py as internal errors (a parse error, an allocation that failed)
+    "lengths_not_numbers": ["bench", "expression", "--lengths", "folder"],
+    "codebooks_nan": ["bench", "pose", "--codebooks", "nan"],
+    "frames_huge": ["bench", "render", "--frames", "99999999999999999999"],
+    "batch_size_huge": ["train", "pose", "--data", "d", "--out", "o", "--batch-size", "99999999999999999999"],
+    "speakers_huge": ["corpus", "--out", "c", "--speakers", "99999999999999999999"],
+    "sentences_huge": ["corpus", "--out", "c", "--sentences", "99999999999999999999"],
     "frames_zero": ["bench", "render", "--frames", "0"],
     "audio_missing": ["animate", "--out", "a.npz"],
     "unknown_format": ["export", "m.npz", "--format", "fbx", "--out", "x.fbx"],

@@ -31,42 +31,6 @@ def on_alarm(*a):
     raise Timeout()
 
 
-signal.signal(signal.SIGALRM, on_alarm)
-
-cli = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-cli.add_argument("root", type=Path)
-cli.add_argument("--shard", default="1/1", help="K/N: every N-th command from the K-th")
-cli.add_argument("--only", action="append", help="a command (repeat); default all")
-opts = cli.parse_args()
-shard, shards = map(int, opts.shard.split("/"))
-root = opts.root.resolve()
-root.mkdir(parents=True, exist_ok=True)
-base = root / "base"
-base.mkdir(exist_ok=True)
-os.chdir(base)
-main(["motion", "demo", "--out", "m.npz", "--seconds", "1"])
-main(["export", "m.npz", "--format", "glb", "--rig", "builtin", "--out", "avatar.glb"])
-if not (base / "corpus").is_dir():
-    main(
-        [
-            "corpus",
-            "--out",
-            "corpus",
-            "--speakers",
-            "3",
-            "--sentences",
-            "2",
-            "--heldout",
-            "1",
-            "--workers",
-            "1",
-        ]
-    )
-(base / "text.txt").write_text("hello\n")
-(base / "empty.bin").write_bytes(b"")
-(base / "junk.bin").write_bytes(os.urandom(3000))
-(base / "folder").mkdir(exist_ok=True)
-
 HOSTILE = [
     "",
     "-1",
@@ -123,72 +87,100 @@ def snapshot(folder):
     }
 
 
-counts = {
-    "cases": 0,
-    "ok": 0,
-    "clean error": 0,
-    "internal error": 0,
-    "timeout": 0,
-    "other": 0,
-    "inputs changed": 0,
-}
-internal = []
-per_command = {}
-commands = [(p, sp) for p, sp in leaves(build_parser(), []) if not opts.only or " ".join(p) in opts.only]
-for path, sp in commands[shard - 1 :: shards]:
-    cmd = " ".join(path)
-    seconds = LONG_SECONDS if path[0] in LONG else CASE_SECONDS
-    mine = per_command.setdefault(cmd, dict.fromkeys(counts, 0))
-    slots = [a for a in sp._actions if a.dest != "help"]
-    required = [a for a in slots if a.required or not a.option_strings]
+cli = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+cli.add_argument("root", type=Path)
+cli.add_argument("--shard", default="1/1", help="K/N: every N-th command from the K-th")
+cli.add_argument("--only", action="append", help="a command (repeat); default all")
 
-    def argv(override_dest=None, value=None, path=path, slots=slots, required=required):
-        out = list(path)
-        for a in slots:
-            if a.dest == override_dest:
-                v = value
-            elif a in required:
-                v = VALID.get(a.dest, "x")
-                if a.choices:
-                    v = list(a.choices)[0]
-            else:
-                continue
-            out += ([a.option_strings[-1]] if a.option_strings else []) + ([] if a.nargs == 0 else [v])
-        return out
 
-    for slot in slots:
-        for value in HOSTILE if slot.nargs != 0 else [None]:
-            args = argv(slot.dest, value)
-            case = root / f"case{counts['cases']}"
-            shutil.copytree(base, case)
-            os.chdir(case)
-            before = snapshot(case)
-            err = io.StringIO()
-            signal.alarm(seconds)
-            try:
-                with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-                    rc = main([a for a in args if a is not None])
-            except Timeout:
-                rc = "timeout"
-            except SystemExit as e:
-                rc = f"exit {e.code}"
-            finally:
-                signal.alarm(0)
-            after = snapshot(case)
-            changed = [k for k in before if before[k] != after.get(k)]
-            key = {0: "ok", 1: "clean error", 3: "internal error", "timeout": "timeout"}.get(rc, "other")
-            for c in (counts, mine):
-                c["cases"] += 1
-                c[key] += 1
-                c["inputs changed"] += bool(changed)
-            if changed:
-                internal.append(("changed", args, changed))
-            if key in ("internal error", "other"):
-                internal.append((rc, args, err.getvalue().strip().splitlines()[-1:]))
-            os.chdir(root)
-            shutil.rmtree(case, ignore_errors=True)
-for cmd, c in per_command.items():
-    print(cmd, json.dumps(c))
-print("all", json.dumps(counts))
-for row in internal:
-    print(row)
+def fuzz(opts) -> None:
+    signal.signal(signal.SIGALRM, on_alarm)
+
+    shard, shards = map(int, opts.shard.split("/"))
+    root = opts.root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    base = root / "base"
+    base.mkdir(exist_ok=True)
+    os.chdir(base)
+    main(["motion", "demo", "--out", "m.npz", "--seconds", "1"])
+    main(["export", "m.npz", "--format", "glb", "--rig", "builtin", "--out", "avatar.glb"])
+    if not (base / "corpus").is_dir():
+        main("corpus --out corpus --speakers 3 --sentences 2 --heldout 1 --workers 1".split())
+    (base / "text.txt").write_text("hello\n")
+    (base / "empty.bin").write_bytes(b"")
+    (base / "junk.bin").write_bytes(os.urandom(3000))
+    (base / "folder").mkdir(exist_ok=True)
+    counts = {
+        "cases": 0,
+        "ok": 0,
+        "clean error": 0,
+        "internal error": 0,
+        "timeout": 0,
+        "other": 0,
+        "inputs changed": 0,
+    }
+    internal = []
+    per_command = {}
+    commands = [(p, sp) for p, sp in leaves(build_parser(), []) if not opts.only or " ".join(p) in opts.only]
+    for path, sp in commands[shard - 1 :: shards]:
+        cmd = " ".join(path)
+        seconds = LONG_SECONDS if path[0] in LONG else CASE_SECONDS
+        mine = per_command.setdefault(cmd, dict.fromkeys(counts, 0))
+        slots = [a for a in sp._actions if a.dest != "help"]
+        required = [a for a in slots if a.required or not a.option_strings]
+
+        def argv(override_dest=None, value=None, path=path, slots=slots, required=required):
+            out = list(path)
+            for a in slots:
+                if a.dest == override_dest:
+                    v = value
+                elif a in required:
+                    v = VALID.get(a.dest, "x")
+                    if a.choices:
+                        v = list(a.choices)[0]
+                else:
+                    continue
+                out += ([a.option_strings[-1]] if a.option_strings else []) + ([] if a.nargs == 0 else [v])
+            return out
+
+        for slot in slots:
+            for value in HOSTILE if slot.nargs != 0 else [None]:
+                args = argv(slot.dest, value)
+                case = root / f"case{counts['cases']}"
+                shutil.copytree(base, case)
+                os.chdir(case)
+                before = snapshot(case)
+                err = io.StringIO()
+                signal.alarm(seconds)
+                try:
+                    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                        rc = main([a for a in args if a is not None])
+                except Timeout:
+                    rc = "timeout"
+                except SystemExit as e:
+                    rc = f"exit {e.code}"
+                finally:
+                    signal.alarm(0)
+                after = snapshot(case)
+                changed = [k for k in before if before[k] != after.get(k)]
+                key = {0: "ok", 1: "clean error", 3: "internal error", "timeout": "timeout"}.get(rc, "other")
+                for c in (counts, mine):
+                    c["cases"] += 1
+                    c[key] += 1
+                    c["inputs changed"] += bool(changed)
+                if changed:
+                    internal.append(("changed", args, changed))
+                if key in ("internal error", "other"):
+                    internal.append((rc, args, err.getvalue().strip().splitlines()[-1:]))
+                os.chdir(root)
+                shutil.rmtree(case, ignore_errors=True)
+    for cmd, c in per_command.items():
+        print(cmd, json.dumps(c))
+    print("all", json.dumps(counts))
+    for row in internal:
+        print(row)
+
+
+# spawned workers of the commands import this file again: only the main process fuzzes
+if __name__ == "__main__":
+    fuzz(cli.parse_args())

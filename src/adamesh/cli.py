@@ -229,7 +229,7 @@ def frontend_options(name: str | None, model: str | None) -> dict:
 def cmd_bench_expression(args) -> None:
     from adamesh.eval.expression import bench_expression
 
-    lengths = tuple(float(x) for x in args.lengths.split(","))
+    lengths = tuple(listed(args.lengths, "--lengths", number(above=0, high=600)))
     bench_expression(
         args.data,
         args.model,
@@ -246,7 +246,7 @@ def cmd_bench_expression(args) -> None:
 def cmd_bench_pose(args) -> None:
     from adamesh.eval.pose import bench_pose
 
-    sizes = tuple(int(x) for x in args.codebooks.split(",") if x.strip())
+    sizes = tuple(listed(args.codebooks, "--codebooks", number(int, low=2, high=65536)))
     bench_pose(
         args.data,
         args.model,
@@ -322,15 +322,9 @@ def _bench_speech(given: list[str] | None) -> list[str]:
 def cmd_bench_stream(args) -> None:
     from adamesh.eval.stream import bench_stream
 
-    try:
-        lookaheads = [number(low=0, high=5000)(x) for x in args.lookaheads.split(",")]
-    except argparse.ArgumentTypeError as e:
-        raise AdameshError(f"--lookaheads: {e}") from None
+    lookaheads = listed(args.lookaheads, "--lookaheads", number(low=0, high=5000))
     videos = _dev_videos(args.videos)
-    try:
-        streams = [number(int, low=1, high=64)(x) for x in args.streams.split(",")]
-    except argparse.ArgumentTypeError as e:
-        raise AdameshError(f"--streams: {e}") from None
+    streams = listed(args.streams, "--streams", number(int, low=1, high=64))
     bench_stream(
         args.model,
         _bench_speech(args.audio),
@@ -347,10 +341,7 @@ def cmd_bench_long(args) -> None:
     from adamesh.eval.speed import bench_long
 
     audio = _bench_speech(args.audio)
-    try:
-        minutes = [number(low=0.05, high=600)(m) for m in args.minutes.split(",")]
-    except argparse.ArgumentTypeError as e:
-        raise AdameshError(f"--minutes: {e}") from None
+    minutes = listed(args.minutes, "--minutes", number(low=0.05, high=600))
     bench_long(args.model, audio, minutes)
 
 
@@ -369,10 +360,7 @@ def cmd_bench_video(args) -> None:
 def cmd_bench_people(args) -> None:
     from adamesh.eval.people import bench_people
 
-    try:
-        seconds = [number(above=0, high=600)(x) for x in args.reference_seconds.split(",")]
-    except argparse.ArgumentTypeError as e:
-        raise AdameshError(f"--reference-seconds: {e}") from None
+    seconds = listed(args.reference_seconds, "--reference-seconds", number(above=0, high=600))
     videos = args.videos or dev_data("video/real", flag="--videos")
     bench_people(
         videos,
@@ -642,6 +630,19 @@ def number(kind=float, low: float | None = None, high: float | None = None, abov
 
 
 COUNT = number(int, low=1)  # frames, epochs, sizes ...
+
+
+def listed(text: str, option: str, kind) -> list:
+    """A comma-separated list of values of argparse type `kind` (a `number`), else one clear error."""
+    try:
+        values = [kind(x.strip()) for x in text.split(",") if x.strip()]
+    except argparse.ArgumentTypeError as e:
+        raise AdameshError(f"{option}: {e}") from None
+    if not values and text.strip():
+        raise AdameshError(f"{option}: give comma-separated values")
+    return values
+
+
 # processes: each holds a model, so more than a few per core only costs memory (and a typo of
 # 10^20 would start processes until the machine runs out)
 WORKERS = number(int, low=1, high=8 * (os.cpu_count() or 1))
@@ -718,7 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
     br = b.add_parser("render", help="rendering speed (frames per second)")
     br.add_argument("--rig", default="builtin", help=rig_help)
     br.add_argument("--size", type=COUNT, default=512)
-    br.add_argument("--frames", type=COUNT, default=200)
+    br.add_argument("--frames", type=number(int, low=1, high=100_000), default=200)
     br.add_argument("--renderer", choices=["auto", "gl", "torch"], default=None)
     br.add_argument("--antialias", type=number(int, low=0, high=16), default=0)
     br.set_defaults(func=cmd_bench_render)
@@ -974,7 +975,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="degraded copies of each training clip's audio (noise, "
             "reverberation, telephone band, gain); each window hears one at random",
         )
-        te.add_argument("--batch-size", type=COUNT)
+        te.add_argument("--batch-size", type=number(int, low=1, high=4096))
         te.add_argument("--lr", type=number(above=0, high=1))
         te.add_argument("--seed", type=SEED)
         te.add_argument(
@@ -1142,8 +1143,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("corpus", help="generate the synthetic talking-face corpus (resumes if interrupted)")
     c.add_argument("--out", required=True, help="output folder")
-    c.add_argument("--speakers", type=COUNT, default=48)
-    c.add_argument("--sentences", type=COUNT, default=50, help="sentences per speaker")
+    c.add_argument("--speakers", type=number(int, low=1, high=10_000), default=48)
+    c.add_argument(
+        "--sentences", type=number(int, low=1, high=10_000), default=50, help="sentences per speaker"
+    )
     c.add_argument("--heldout", type=number(int, low=1), default=8, help="speakers kept out of training")
     c.add_argument("--seed", type=SEED, default=0)
     c.add_argument("--workers", type=WORKERS, default=None, help="processes (default: all cores)")
