@@ -257,6 +257,14 @@ def test_recognised_phones_do_not_depend_on_the_previous_file(speech):
             np.testing.assert_array_equal(again[id(a)], labels)
 
 
+def test_a_decoder_left_inside_an_utterance_still_recognises(speech):
+    from adamesh.frontends.phonetic import _phone_decoder
+
+    first = recognise_phones(speech[0])
+    _phone_decoder().start_utt()  # what an interrupted call leaves behind
+    np.testing.assert_array_equal(recognise_phones(speech[0]), first)
+
+
 @pytest.mark.parametrize("f0s", [(150, 300), (200, 100), (110, 330)])
 def test_pitch_in_semitones(phonetic, f0s):
     """A tone that jumps from f0s[0] to f0s[1] halfway: the pitch feature (semitones / 12 about the

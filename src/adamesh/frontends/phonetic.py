@@ -55,9 +55,15 @@ def recognise_phones(audio: np.ndarray) -> np.ndarray:
     decoder = _phone_decoder()
     decoder.reinit_feat()  # its front-end keeps state across utterances: results depended on the last file
     pcm = pcm.tobytes()
-    decoder.start_utt()
-    decoder.process_raw(pcm, full_utt=True)
-    decoder.end_utt()
+    try:
+        decoder.start_utt()
+    except RuntimeError:  # an interrupted call (Ctrl-C, a timeout) left the shared decoder in its utterance
+        decoder.end_utt()
+        decoder.start_utt()
+    try:
+        decoder.process_raw(pcm, full_utt=True)
+    finally:
+        decoder.end_utt()
     for seg in decoder.seg():
         labels[max(seg.start_frame, 0) : min(seg.end_frame + 1, n)] = PHONE_INDEX.get(seg.word, 0)
     return labels
