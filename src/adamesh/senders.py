@@ -207,7 +207,7 @@ class Pacer:
     the first one given and `start` when it was given: the frames a stream gives in batches leave
     one by one at the frame rate. A frame given after its moment leaves at once and moves `start`
     on by its lateness, so the frames after it keep their spacing: a jitter buffer that grows to the
-    stream's batches. It shrinks again when every frame of the last second was given ahead of its
+    stream's batches (this thread waking late on busy cores moves nothing). It shrinks again when every frame of the last second was given ahead of its
     moment: `start` moves back by half the smallest margin (a hiccup costs latency for a while, not
     for good). `paced` False sends each frame as soon as it is given. `sent_at[i]` is when frame i
     left."""
@@ -239,16 +239,15 @@ class Pacer:
                 index, frame, given = item
                 if self.paced:
                     due = self.start + (index - self.first) / self.fps
+                    if given > due:  # came late: the clock moves on, the frames after it keep their spacing
+                        self.start, due = self.start + given - due, given
                     self.margins.append(due - given)
-                    if len(self.margins) >= self.fps:
-                        self.start -= max(0.0, min(self.margins)) / 2
+                    if len(self.margins) >= self.fps:  # a calm second: give back half its smallest margin
+                        back = min(self.margins) / 2
+                        self.start, due = self.start - back, due - back
                         self.margins.clear()
-                        due = self.start + (index - self.first) / self.fps
-                    late = time.perf_counter() - due
-                    if late < 0:
-                        time.sleep(-late)
-                    else:  # the clock moves on from here, so the frames after it keep their spacing
-                        self.start += late
+                    # a late wake-up of this thread (busy cores) sends at once, but moves nothing
+                    time.sleep(max(0.0, due - time.perf_counter()))
                 for sender in self.senders:
                     sender.send(index, frame, self.fps)
                 self.sent_at[index] = time.perf_counter()
