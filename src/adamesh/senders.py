@@ -43,6 +43,8 @@ import uuid
 
 import numpy as np
 import torch
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message_builder import OscMessageBuilder
 
 from adamesh.errors import AdameshError
 from adamesh.export import live_link_values
@@ -99,12 +101,10 @@ class UdpTarget:
             self.sock.close()
             raise AdameshError(f"cannot send {what} to {self.where} ({e.strerror or e})") from None
         self.warned = False
-        self.sent = 0
 
     def send(self, data: bytes) -> None:
         try:
             self.sock.send(data)
-            self.sent += 1
         except OSError as e:
             if not self.warned:
                 self.warned = True
@@ -117,7 +117,22 @@ class UdpTarget:
         self.sock.close()
 
 
-class LiveLinkSender:
+class _Sender:
+    """Encodes a frame of an ARKit motion (`encode`) and sends it to its `target`."""
+
+    target: UdpTarget
+
+    def encode(self, index: int, frame: np.ndarray, fps: float) -> bytes:
+        raise NotImplementedError
+
+    def send(self, index: int, frame: np.ndarray, fps: float) -> None:
+        self.target.send(self.encode(index, frame, fps))
+
+    def close(self) -> None:
+        self.target.close()
+
+
+class LiveLinkSender(_Sender):
     """Live Link Face packets (see the module's doc) of frames of an ARKit motion."""
 
     def __init__(
@@ -132,16 +147,10 @@ class LiveLinkSender:
         )
         self.target = UdpTarget(host, port, "Live Link", warn)
 
-    def packet(self, index: int, frame: np.ndarray, fps: float) -> bytes:
+    def encode(self, index: int, frame: np.ndarray, fps: float) -> bytes:
         motion = Motion(frame[None].astype(np.float32), ARKIT, fps)
         values = live_link_values(motion, ARKIT_BLENDSHAPES)[0]
         return self.header + struct.pack(">ifiiB61f", index, 0.0, int(round(fps)), 1, 61, *values.tolist())
-
-    def send(self, index: int, frame: np.ndarray, fps: float) -> None:
-        self.target.send(self.packet(index, frame, fps))
-
-    def close(self) -> None:
-        self.target.close()
 
 
 def unity_head_rotation(frame: np.ndarray) -> np.ndarray:
@@ -154,16 +163,13 @@ def unity_head_rotation(frame: np.ndarray) -> np.ndarray:
     return np.array([x, -y, -z, w])
 
 
-class VMCSender:
+class VMCSender(_Sender):
     """VMC protocol bundles (see the module's doc) of frames of an ARKit motion."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = VMC_PORT, warn=None):
         self.target = UdpTarget(host, port, "VMC", warn)
 
-    def bundle(self, index: int, frame: np.ndarray, fps: float) -> bytes:
-        from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
-        from pythonosc.osc_message_builder import OscMessageBuilder
-
+    def encode(self, index: int, frame: np.ndarray, fps: float) -> bytes:
         def message(address: str, *args) -> object:
             m = OscMessageBuilder(address)
             for a in args:
@@ -179,12 +185,6 @@ class VMCSender:
         q = unity_head_rotation(frame)
         bundle.add_content(message("/VMC/Ext/Bone/Pos", "Head", 0.0, 0.0, 0.0, *map(float, q)))
         return bundle.build().dgram
-
-    def send(self, index: int, frame: np.ndarray, fps: float) -> None:
-        self.target.send(self.bundle(index, frame, fps))
-
-    def close(self) -> None:
-        self.target.close()
 
 
 def make_senders(specs: list[str], subject: str = DEFAULT_SUBJECT, warn=None) -> list:

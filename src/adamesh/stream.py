@@ -37,8 +37,9 @@ from adamesh.profile import Profile
 DEFAULT_LOOKAHEAD_MS = 160.0  # speech a frame hears after its moment
 DECODE_CONTEXT = 8  # codes before the new frames the VQ decoder sees: its receptive field is ~4
 # a step costs ~80 ms on one core, so a step every 80 ms keeps one core busy for the lowest latency
-# (p95 under 250 ms at an 80 ms look-ahead); several streams on few cores need longer hops (240 ms:
-# 8 streams on 2 cores keep real time; `serve` uses it, as the page's browser shares the cores)
+# (p95 under 250 ms at an 80 ms look-ahead); a stream that shares its cores with others steps less
+# often (240 ms; `serve` uses it, as the page's browser shares the cores). On 2 cores 4 streams
+# keep real time at either hop, 8 do not (docs/streaming.md).
 DEFAULT_HOP_MS = 80.0
 SHARED_HOP_MS = 240.0
 BLINK_REACH = 0.5  # s: a blink's curve is zero this far from its centre

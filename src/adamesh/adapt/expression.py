@@ -63,7 +63,7 @@ class AdaptConfig:
     adapter: AdapterSpec = field(default_factory=lambda: AdapterSpec((1, 2, 4), targets=MOLORA_TARGETS))
     lr: float = 3e-3  # adapters; full fine-tuning uses full_lr
     full_lr: float = 3e-4
-    max_steps: int = 100  # 14-16 s on 2 cores; the held-out tail chose steps 70 and 90 on 10-15 s references
+    max_steps: int = 100  # 7-11 s on 2 cores for 10-15 s references, whose held-out tails chose steps 70-90
     batch: int = 4
     crop: int = 50  # frames per training crop (2 s)
     style_crop: int = 100  # the style encoder sees a random 4 s of the reference per step

@@ -34,7 +34,7 @@ class _Sink:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.1)
         self.target = f"livelink=127.0.0.1:{self.sock.getsockname()[1]}"
-        self.open, self.packets = True, 0
+        self.open = True
         self.thread = threading.Thread(target=self._drain, daemon=True)
         self.thread.start()
         return self
@@ -43,7 +43,6 @@ class _Sink:
         while self.open:
             try:
                 self.sock.recv(4096)
-                self.packets += 1
             except TimeoutError:
                 pass
 
